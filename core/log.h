@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Logger internals used by the core; plugins see only ward/plugin.h. */
+#ifndef WARD_CORE_LOG_H
+#define WARD_CORE_LOG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <ward/plugin.h>
+
+struct ward_buf;
+
+int ward_log_level_parse(const char *name, enum ward_log_level *out);
+const char *ward_log_level_name(enum ward_log_level level);
+void ward_log_set_level(enum ward_log_level level);
+enum ward_log_level ward_log_get_level(void);
+
+/* Append to a file (created if missing); lines are flushed one by one. */
+int ward_log_open_file(const char *path, struct ward_error *err);
+/* Write to a stream the caller keeps owning (tests use a memory stream). */
+void ward_log_set_stream(FILE *stream);
+void ward_log_use_syslog(bool on);
+void ward_log_close(void);
+void ward_log_clear_secrets(void);
+
+/* True when a field of this name never shows its value. */
+bool ward_log_key_is_secret(const char *key);
+
+void ward_log_fieldsv(enum ward_log_level level, const char *component,
+                      const struct ward_log_field *fields, size_t nfields, const char *fmt,
+                      va_list ap);
+
+/* Append s to b as a JSON string literal, escaping quotes and control bytes. */
+void ward_json_escape(struct ward_buf *b, const char *s);
+
+#endif

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Registry lifetime and rendering; the recording API is public in ward/metrics.h. */
+#ifndef WARD_CORE_METRICS_H
+#define WARD_CORE_METRICS_H
+
+#include <ward/metrics.h>
+
+struct ward_buf;
+
+/* Most series one family keeps before folding new ones into "_overflow". */
+#define WARD_METRICS_MAX_SERIES 20000
+
+struct ward_metrics *ward_metrics_create(void);
+void ward_metrics_destroy(struct ward_metrics *reg);
+
+/* Append the Prometheus text exposition (format 0.0.4) of every family. */
+void ward_metrics_render(const struct ward_metrics *reg, struct ward_buf *out);
+
+/* Current value of one series (counter or gauge), or the count of a histogram; 0 if absent. */
+double ward_metric_value(const struct ward_metric *m, const char *const *values);
+
+#endif

@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "sandbox.h"
+#include "util.h"
+
+#define HOOK_STEP 1000
+
+struct sandbox {
+    struct ward_sandbox_alloc alloc;
+};
+
+/* Per-thread budget, kept in the registry keyed by the thread. */
+struct budget {
+    unsigned long left;
+    double deadline;
+    bool exhausted;
+};
+
+static const char budget_key = 'b';
+
+static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct ward_sandbox_alloc *a = ud;
+    if (ptr == NULL) {
+        osize = 0; /* osize encodes the object type when ptr is NULL */
+    }
+    if (nsize == 0) {
+        free(ptr);
+        a->used -= osize;
+        return NULL;
+    }
+    if (a->limit != 0 && nsize > osize && a->used + (nsize - osize) > a->limit) {
+        a->refused = true;
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (p != NULL) {
+        a->used = a->used - osize + nsize;
+        if (a->used > a->peak) {
+            a->peak = a->used;
+        }
+    }
+    return p;
+}
+
+struct ward_sandbox_alloc *ward_sandbox_alloc_of(lua_State *L)
+{
+    void *ud;
+    lua_getallocf(L, &ud);
+    return ud;
+}
+
+static int safe_load(lua_State *L)
+{
+    /* load(chunk [, chunkname [, mode [, env]]]) with mode forced to text */
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    const char *name = luaL_optstring(L, 2, "=(load)");
+    int has_env = !lua_isnone(L, 4);
+    if (len > 0 && s[0] == LUA_SIGNATURE[0]) {
+        luaL_pushfail(L);
+        lua_pushliteral(L, "binary chunks are not allowed in the sandbox");
+        return 2;
+    }
+    if (luaL_loadbufferx(L, s, len, name, "t") != LUA_OK) {
+        luaL_pushfail(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    if (has_env) {
+        lua_pushvalue(L, 4);
+        if (lua_setupvalue(L, -2, 1) == NULL) {
+            lua_pop(L, 1);
+        }
+    }
+    return 1;
+}
+
+static void open_lib(lua_State *L, const char *name, lua_CFunction open)
+{
+    luaL_requiref(L, name, open, 1);
+    lua_pop(L, 1);
+}
+
+static void remove_field(lua_State *L, const char *table, const char *field)
+{
+    if (lua_getglobal(L, table) == LUA_TTABLE) {
+        lua_pushnil(L);
+        lua_setfield(L, -2, field);
+    }
+    lua_pop(L, 1);
+}
+
+lua_State *ward_sandbox_new(size_t mem_limit)
+{
+    struct sandbox *sb = calloc(1, sizeof(*sb));
+    if (sb == NULL) {
+        return NULL;
+    }
+    sb->alloc.limit = 0; /* the libraries themselves are not counted against the cap */
+    lua_State *L = lua_newstate(sandbox_alloc, &sb->alloc);
+    if (L == NULL) {
+        free(sb);
+        return NULL;
+    }
+    open_lib(L, LUA_GNAME, luaopen_base);
+    open_lib(L, LUA_STRLIBNAME, luaopen_string);
+    open_lib(L, LUA_TABLIBNAME, luaopen_table);
+    open_lib(L, LUA_MATHLIBNAME, luaopen_math);
+    open_lib(L, LUA_UTF8LIBNAME, luaopen_utf8);
+
+    /* os: only the clock functions */
+    luaopen_os(L);
+    lua_newtable(L);
+    static const char *const os_keep[] = {"time", "clock", "date", "difftime"};
+    for (size_t i = 0; i < WARD_ARRAY_SIZE(os_keep); i++) {
+        lua_getfield(L, -2, os_keep[i]);
+        lua_setfield(L, -2, os_keep[i]);
+    }
+    lua_setglobal(L, "os");
+    lua_pop(L, 1);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_pushnil(L);
+    lua_setfield(L, -2, LUA_OSLIBNAME);
+    lua_pop(L, 1);
+
+    static const char *const base_drop[] = {"dofile", "loadfile", "require", "collectgarbage",
+                                            "print"};
+    for (size_t i = 0; i < WARD_ARRAY_SIZE(base_drop); i++) {
+        lua_pushnil(L);
+        lua_setglobal(L, base_drop[i]);
+    }
+    lua_pushcfunction(L, safe_load);
+    lua_setglobal(L, "load");
+    remove_field(L, LUA_STRLIBNAME, "dump");
+    /* math.random is fine; randomseed would let a policy make others predictable */
+    remove_field(L, LUA_MATHLIBNAME, "randomseed");
+
+    lua_gc(L, LUA_GCGEN, 0, 0);
+    sb->alloc.limit = mem_limit != 0 ? sb->alloc.used + mem_limit : 0;
+    return L;
+}
+
+void ward_sandbox_close(lua_State *L)
+{
+    if (L == NULL) {
+        return;
+    }
+    struct sandbox *sb = (struct sandbox *)ward_sandbox_alloc_of(L);
+    lua_close(L);
+    free(sb);
+}
+
+static struct budget *budget_of(lua_State *L, bool create)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &budget_key);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        if (!create) {
+            return NULL;
+        }
+        lua_newtable(L);
+        lua_createtable(L, 0, 1);
+        lua_pushliteral(L, "k");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &budget_key);
+    }
+    lua_pushthread(L);
+    lua_rawget(L, -2);
+    struct budget *b = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (b == NULL && create) {
+        lua_pushthread(L);
+        b = lua_newuserdatauv(L, sizeof(*b), 0);
+        lua_rawset(L, -3);
+    }
+    lua_pop(L, 1);
+    return b;
+}
+
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    struct budget *b = budget_of(L, false);
+    if (b == NULL) {
+        return;
+    }
+    if (!b->exhausted) {
+        b->left = b->left > HOOK_STEP ? b->left - HOOK_STEP : 0;
+        if (b->left > 0 && (b->deadline == 0 || ward_monotonic() < b->deadline)) {
+            return;
+        }
+        b->exhausted = true;
+        /* From now on fire on every instruction so pcall cannot swallow the stop. */
+        lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+    }
+    luaL_error(L, "instruction budget exhausted");
+}
+
+void ward_sandbox_arm(lua_State *L, unsigned long instructions, double deadline)
+{
+    struct budget *b = budget_of(L, true);
+    if (b == NULL) {
+        return;
+    }
+    b->left = instructions != 0 ? instructions : (unsigned long)-1;
+    b->deadline = deadline;
+    b->exhausted = false;
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_STEP);
+}
+
+void ward_sandbox_disarm(lua_State *L)
+{
+    lua_sethook(L, NULL, 0, 0);
+    struct budget *b = budget_of(L, false);
+    if (b != NULL) {
+        b->exhausted = false;
+    }
+}
+
+bool ward_sandbox_exhausted(lua_State *L)
+{
+    struct budget *b = budget_of(L, false);
+    return b != NULL && b->exhausted;
+}
+
+const char *ward_sandbox_error_string(lua_State *L, int index)
+{
+    index = lua_absindex(L, index);
+    if (lua_type(L, index) == LUA_TSTRING) {
+        return lua_tostring(L, index);
+    }
+    if (luaL_callmeta(L, index, "__tostring") && lua_type(L, -1) == LUA_TSTRING) {
+        lua_replace(L, index);
+        return lua_tostring(L, index);
+    }
+    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, index));
+    lua_replace(L, index);
+    return lua_tostring(L, index);
+}
+
+static int traceback_handler(lua_State *L)
+{
+    const char *msg = ward_sandbox_error_string(L, 1);
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+int ward_sandbox_pcall(lua_State *L, int nargs, int nresults, struct ward_error *err)
+{
+    struct ward_sandbox_alloc *a = ward_sandbox_alloc_of(L);
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, traceback_handler);
+    lua_insert(L, base);
+    a->refused = false;
+    int rc = lua_pcall(L, nargs, nresults, base);
+    lua_remove(L, base);
+    if (rc == LUA_OK) {
+        return 0;
+    }
+    int code = -EINVAL;
+    const char *what = "";
+    if (rc == LUA_ERRMEM || a->refused) {
+        code = -ENOMEM;
+        what = "memory limit exceeded: ";
+    } else if (ward_sandbox_exhausted(L)) {
+        code = -ETIME;
+        what = "stopped: ";
+    }
+    const char *msg = rc == LUA_ERRMEM ? "not enough memory" : ward_sandbox_error_string(L, -1);
+    ward_error_set(err, code, "%s%s", what, msg);
+    lua_pop(L, 1);
+    return code;
+}
+
+int ward_sandbox_load(lua_State *L, const char *text, size_t len, const char *name, int env_index,
+                      struct ward_error *err)
+{
+    env_index = lua_absindex(L, env_index);
+    if (len > 0 && text[0] == LUA_SIGNATURE[0]) {
+        return ward_error_set(err, -EINVAL, "%s: precompiled chunks are not accepted", name);
+    }
+    struct ward_buf chunk = {0};
+    ward_buf_printf(&chunk, "@%s", name);
+    int rc = luaL_loadbufferx(L, text, len, chunk.data, "t");
+    ward_buf_free(&chunk);
+    if (rc != LUA_OK) {
+        ward_error_set(err, rc == LUA_ERRMEM ? -ENOMEM : -EINVAL, "%s",
+                       ward_sandbox_error_string(L, -1));
+        lua_pop(L, 1);
+        return rc == LUA_ERRMEM ? -ENOMEM : -EINVAL;
+    }
+    lua_pushvalue(L, env_index);
+    if (lua_setupvalue(L, -2, 1) == NULL) {
+        lua_pop(L, 1);
+    }
+    return 0;
+}

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The Lua sandbox shared by configuration files and policies: a state with a
+ * counting allocator and a memory cap, only the safe libraries, and an
+ * instruction budget that pcall cannot swallow.
+ */
+#ifndef WARD_CORE_SANDBOX_H
+#define WARD_CORE_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <lua.h>
+
+#include <ward/plugin.h>
+
+struct ward_sandbox_alloc {
+    size_t used;  /* bytes currently allocated by the state */
+    size_t limit; /* 0: unlimited */
+    size_t peak;
+    bool refused; /* an allocation was refused since the last reset */
+};
+
+/*
+ * Create a state capped at mem_limit bytes (0: no cap) with base, string,
+ * table, math, utf8 and os.{time,clock,date}. dofile, loadfile, require,
+ * collectgarbage, string.dump and binary chunks are not available.
+ * Returns NULL on allocation failure.
+ */
+lua_State *ward_sandbox_new(size_t mem_limit);
+void ward_sandbox_close(lua_State *L);
+struct ward_sandbox_alloc *ward_sandbox_alloc_of(lua_State *L);
+
+/*
+ * Arm the budget on thread L: after `instructions` VM instructions or once
+ * the monotonic clock passes `deadline` (0: none), every further instruction
+ * raises "instruction budget exhausted", so a pcall in the script cannot
+ * swallow it. Call ward_sandbox_disarm before reusing the thread.
+ */
+void ward_sandbox_arm(lua_State *L, unsigned long instructions, double deadline);
+void ward_sandbox_disarm(lua_State *L);
+/* True when the budget on L was exhausted since it was armed. */
+bool ward_sandbox_exhausted(lua_State *L);
+
+/*
+ * lua_pcall with a message handler that adds a traceback; the error text
+ * (whatever the error object was: string, table, nil) goes into err.
+ * Returns 0 or -EINVAL (script error), -ENOMEM (memory cap), -ETIME (budget).
+ */
+int ward_sandbox_pcall(lua_State *L, int nargs, int nresults, struct ward_error *err);
+
+/*
+ * Load text (never bytecode) as a chunk named "@name", with the table at
+ * stack index env_index as its _ENV. Leaves the function on the stack.
+ */
+int ward_sandbox_load(lua_State *L, const char *text, size_t len, const char *name, int env_index,
+                      struct ward_error *err);
+
+/* Turn any error object at the top of the stack into a readable string. */
+const char *ward_sandbox_error_string(lua_State *L, int index);
+
+#endif

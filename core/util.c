@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util.h"
+
+/* Allocation failure while logging or formatting is not recoverable in a useful way. */
+static void grow(struct ward_buf *b, size_t need)
+{
+    if (b->len + need + 1 <= b->cap) {
+        return;
+    }
+    size_t cap = b->cap != 0 ? b->cap : 64;
+    while (cap < b->len + need + 1) {
+        cap *= 2;
+    }
+    char *p = realloc(b->data, cap);
+    if (p == NULL) {
+        abort();
+    }
+    b->data = p;
+    b->cap = cap;
+}
+
+void ward_buf_put(struct ward_buf *b, const char *s, size_t n)
+{
+    grow(b, n);
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void ward_buf_putc(struct ward_buf *b, char c)
+{
+    ward_buf_put(b, &c, 1);
+}
+
+void ward_buf_puts(struct ward_buf *b, const char *s)
+{
+    ward_buf_put(b, s, strlen(s));
+}
+
+void ward_buf_vprintf(struct ward_buf *b, const char *fmt, va_list ap)
+{
+    va_list copy;
+    va_copy(copy, ap);
+    int n = vsnprintf(NULL, 0, fmt, copy);
+    va_end(copy);
+    if (n < 0) {
+        return;
+    }
+    grow(b, (size_t)n);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+}
+
+void ward_buf_printf(struct ward_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ward_buf_vprintf(b, fmt, ap);
+    va_end(ap);
+}
+
+void ward_buf_splice(struct ward_buf *b, size_t at, size_t n, const char *s)
+{
+    size_t slen = strlen(s);
+    if (slen > n) {
+        grow(b, slen - n);
+    }
+    memmove(b->data + at + slen, b->data + at + n, b->len - at - n + 1);
+    memcpy(b->data + at, s, slen);
+    b->len = b->len - n + slen;
+}
+
+char *ward_buf_steal(struct ward_buf *b)
+{
+    char *s = b->data;
+    if (s == NULL) {
+        s = strdup("");
+    }
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return s;
+}
+
+void ward_buf_free(struct ward_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+double ward_monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int ward_error_set(struct ward_error *err, int code, const char *fmt, ...)
+{
+    if (err != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->text, sizeof(err->text), fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return code;
+}
+
+int ward_duration_parse(const char *text, double *out)
+{
+    static const struct {
+        const char *suffix;
+        double seconds;
+    } units[] = {{"ms", 0.001}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
+    if (text == NULL || *text == '\0') {
+        return -EINVAL;
+    }
+    double total = 0;
+    const char *p = text;
+    while (*p != '\0') {
+        char *end;
+        if (!(*p >= '0' && *p <= '9') && *p != '.') {
+            return -EINVAL;
+        }
+        errno = 0;
+        double v = strtod(p, &end);
+        if (end == p || errno != 0 || !isfinite(v) || v < 0) {
+            return -EINVAL;
+        }
+        p = end;
+        size_t best = 0;
+        double scale = 0;
+        for (size_t i = 0; i < WARD_ARRAY_SIZE(units); i++) {
+            size_t len = strlen(units[i].suffix);
+            if (strncmp(p, units[i].suffix, len) == 0 && len > best) {
+                best = len;
+                scale = units[i].seconds;
+            }
+        }
+        if (best == 0) {
+            return -EINVAL; /* a bare number is ambiguous: say the unit */
+        }
+        p += best;
+        total += v * scale;
+    }
+    if (!isfinite(total) || total > 10.0 * 365 * 86400) {
+        return -EINVAL;
+    }
+    *out = total;
+    return 0;
+}
