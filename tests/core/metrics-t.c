@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The metrics registry and its text exposition. */
+#include <stdio.h>
 #include <string.h>
 
 #include "../tap/basic.h"

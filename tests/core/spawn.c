@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include "autoconf.h"
+
 #include "spawn.h"
 
 #include <errno.h>
