@@ -150,6 +150,7 @@ struct store_item {
     ward_store_done_fn done;
     void *arg;
     int rc;
+    bool settled; /* its result is final (committed, failed alone, or lost with a commit) */
     int64_t version;
     struct ward_error err;
 };
@@ -1043,6 +1044,58 @@ static void watchers_stop(struct ward_store *st)
     }
 }
 
+/*
+ * One attempt at committing the undecided items of the group. Returns true when the
+ * group is settled, false when SQLite rolled the whole transaction back (it does that on
+ * a full database or an I/O error): the item that caused it is failed alone and the
+ * caller tries the rest again, so every round settles at least one item.
+ */
+static bool flush_round(struct ward_store *st, struct store_item *list, size_t *committed)
+{
+    struct ward_error err = {0};
+    int rc = exec_id(st, S_BEGIN, "begin a commit", &err);
+    if (rc == 0) {
+        for (struct store_item *it = list; it != NULL; it = it->next) {
+            if (it->settled) {
+                continue;
+            }
+            bool lost = false;
+            it->rc = apply_in_savepoint(st, &it->t, &it->version, &lost, &it->err);
+            if (lost) {
+                it->settled = true;
+                changes_truncate(st, 0);
+                return false;
+            }
+        }
+        rc = exec_id(st, S_COMMIT, "commit", &err);
+        if (rc < 0) {
+            write_rollback(st);
+        }
+    }
+    for (struct store_item *it = list; it != NULL; it = it->next) {
+        if (it->settled) {
+            continue;
+        }
+        it->settled = true;
+        if (rc < 0) {
+            it->rc = rc; /* nothing of this round is durable */
+            it->err = err;
+        } else if (it->rc == 0) {
+            (*committed)++;
+        }
+    }
+    if (rc < 0) {
+        changes_truncate(st, 0);
+        ward_log(WARD_LOG_ERROR, "store", "group commit failed: %s", err.text);
+    } else {
+        if (st->commits != NULL) {
+            ward_metric_add(st->commits, NULL, 1);
+        }
+        changes_emit(st);
+    }
+    return true;
+}
+
 void ward_store_flush(struct ward_store *st)
 {
     struct store_item *list = st->head;
@@ -1053,57 +1106,20 @@ void ward_store_flush(struct ward_store *st)
     st->tail = &st->head;
     watchers_stop(st);
 
-    struct ward_error err = {0};
-    size_t n = 0;
-    for (struct store_item *it = list; it != NULL; it = it->next) {
-        n++;
-    }
-    int rc = st->read_only ? write_begin(st, &err) : exec_id(st, S_BEGIN, "begin a commit", &err);
-    if (rc == 0) {
-        bool lost = false;
+    if (st->read_only) {
+        struct ward_error err = {0};
+        int rc = write_begin(st, &err);
         for (struct store_item *it = list; it != NULL; it = it->next) {
-            if (lost) {
-                it->rc = rc;
-                it->err = err;
-                continue;
-            }
-            it->rc = apply_in_savepoint(st, &it->t, &it->version, &lost, &it->err);
-            if (lost) {
-                /* everything applied so far is gone with the transaction */
-                rc = it->rc;
-                err = it->err;
-                for (struct store_item *p = list; p != it; p = p->next) {
-                    p->rc = rc;
-                    p->err = err;
-                }
-            }
+            it->rc = rc;
+            it->err = err;
         }
-        if (!lost) {
-            rc = exec_id(st, S_COMMIT, "commit", &err);
-        }
-        if (rc < 0) {
-            write_rollback(st);
-        }
-    }
-    if (rc < 0) {
-        /* the commit itself failed: nothing of the group is durable */
-        for (struct store_item *it = list; it != NULL; it = it->next) {
-            if (it->rc == 0) {
-                it->rc = rc;
-                it->err = err;
-            }
-        }
-        changes_truncate(st, 0);
-        ward_log(WARD_LOG_ERROR, "store", "group commit of %zu transitions failed: %s", n,
-                 err.text);
     } else {
-        if (st->commits != NULL) {
-            ward_metric_add(st->commits, NULL, 1);
+        size_t committed = 0;
+        while (!flush_round(st, list, &committed)) {
         }
-        if (st->group_size != NULL) {
-            ward_metric_observe(st->group_size, NULL, (double)n);
+        if (st->group_size != NULL && committed > 0) {
+            ward_metric_observe(st->group_size, NULL, (double)committed);
         }
-        changes_emit(st);
     }
     while (list != NULL) {
         struct store_item *it = list;
