@@ -1430,16 +1430,25 @@ int ward_store_claim(struct ward_store *st, const char *kind, const char *select
     struct candidate *cands = NULL;
     size_t n = 0, cap = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct ward_resource *r = row_resource(s);
-        if (eligible == NULL || eligible(arg, r)) {
-            if (n == cap) {
-                cap = cap != 0 ? cap * 2 : 64;
-                struct candidate *grown = realloc(cands, cap * sizeof(*cands));
-                if (grown == NULL) {
-                    abort();
-                }
-                cands = grown;
+        if (n == cap) {
+            cap = cap != 0 ? cap * 2 : 64;
+            struct candidate *grown = realloc(cands, cap * sizeof(*cands));
+            if (grown == NULL) {
+                abort();
             }
+            cands = grown;
+        }
+        if (eligible == NULL) {
+            /* the common case: no need to copy spec, status and labels of every host */
+            const char *cns = (const char *)sqlite3_column_text(s, 2);
+            const char *cname = (const char *)sqlite3_column_text(s, 3);
+            cands[n++] =
+                (struct candidate){claim_score(consumer, cns, cname), sqlite3_column_int64(s, 4),
+                                   dup_or_null(cns), dup_or_null(cname)};
+            continue;
+        }
+        struct ward_resource *r = row_resource(s);
+        if (eligible(arg, r)) {
             cands[n++] = (struct candidate){claim_score(consumer, r->ns, r->name), r->version,
                                             r->ns, r->name};
             r->ns = r->name = NULL;
