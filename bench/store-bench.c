@@ -4,7 +4,8 @@
  * concurrent in-loop writers (group commit), against one synchronous commit per
  * transition, and claims per second with 100 consumers over 1000 hosts, in one process
  * and spread over several processes sharing the database (real CAS contention).
- * Prints the median of several runs. Usage: store-bench [-d DIR] [-r RUNS] [-t SECONDS]
+ * Prints the median of several runs.
+ * Usage: store-bench [-d DIR] [-o sync|w1|w10|w1000|claims] [-r RUNS] [-t SECONDS]
  * DIR must be on the disk you care about (the default, ".", is the build directory).
  */
 #include <errno.h>
@@ -26,6 +27,12 @@ static const char *dir = ".";
 static int runs = 5;
 static double seconds = 1.5;
 static int seq;
+static const char *only; /* run one part: sync, w1, w10, w1000, claims */
+
+static bool wanted(const char *part)
+{
+    return only == NULL || strcmp(only, part) == 0;
+}
 
 static void fresh_path(char *out, size_t len)
 {
@@ -290,10 +297,13 @@ static double median(double *v, int n)
 int main(int argc, char **argv)
 {
     int opt;
-    while ((opt = getopt(argc, argv, "d:r:t:")) != -1) {
+    while ((opt = getopt(argc, argv, "d:o:r:t:")) != -1) {
         switch (opt) {
         case 'd':
             dir = optarg;
+            break;
+        case 'o':
+            only = optarg;
             break;
         case 'r':
             runs = atoi(optarg);
@@ -302,7 +312,8 @@ int main(int argc, char **argv)
             seconds = atof(optarg);
             break;
         default:
-            fprintf(stderr, "usage: store-bench [-d DIR] [-r RUNS] [-t SECONDS]\n");
+            fprintf(stderr, "usage: store-bench [-d DIR] [-o sync|w1|w10|w1000|claims] [-r RUNS] "
+                            "[-t SECONDS]\n");
             return 2;
         }
     }
@@ -311,16 +322,25 @@ int main(int argc, char **argv)
         return 2;
     }
     ward_log_set_level(WARD_LOG_WARN);
+    setvbuf(stdout, NULL, _IOLBF, 0);
     double v[99];
     printf("store-bench: %d runs of %.1f s each, database in %s, synchronous=FULL, WAL\n", runs,
            seconds, dir);
-    for (int i = 0; i < runs; i++) {
-        v[i] = run_unbatched();
+    double base = 0;
+    if (wanted("sync") || only == NULL) {
+        for (int i = 0; i < runs; i++) {
+            v[i] = run_unbatched();
+        }
+        base = median(v, runs);
+        printf("%-44s %10.0f /s (median)\n", "transitions, one commit each (no grouping)", base);
     }
-    double base = median(v, runs);
-    printf("%-44s %10.0f /s (median)\n", "transitions, one commit each (no grouping)", base);
     const int writers[] = {1, 10, 1000};
     for (size_t w = 0; w < WARD_ARRAY_SIZE(writers); w++) {
+        char part[16];
+        snprintf(part, sizeof(part), "w%d", writers[w]);
+        if (!wanted(part)) {
+            continue;
+        }
         for (int i = 0; i < runs; i++) {
             v[i] = run_grouped(writers[w]);
         }
@@ -328,10 +348,14 @@ int main(int argc, char **argv)
         char label[64];
         snprintf(label, sizeof(label), "durable transitions, %d concurrent writer%s", writers[w],
                  writers[w] == 1 ? "" : "s");
-        printf("%-44s %10.0f /s (median)  x%.1f vs one commit each\n", label, m, m / base);
+        if (base > 0) {
+            printf("%-44s %10.0f /s (median)  x%.1f vs one commit each\n", label, m, m / base);
+        } else {
+            printf("%-44s %10.0f /s (median)\n", label, m);
+        }
     }
     const int procs[] = {1, 4};
-    for (size_t p = 0; p < WARD_ARRAY_SIZE(procs); p++) {
+    for (size_t p = 0; p < WARD_ARRAY_SIZE(procs) && wanted("claims"); p++) {
         double conflicts[99];
         for (int i = 0; i < runs; i++) {
             v[i] = run_claims(procs[p], &conflicts[i]);
