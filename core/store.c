@@ -1498,8 +1498,11 @@ int ward_store_claim(struct ward_store *st, const char *kind, const char *select
         }
         if (rc == 0) {
             count_attempt(st, "success", "none");
-            if (claimed != NULL) {
-                rc = load(st, kind, t.ns, t.name, NULL, claimed, err);
+            struct ward_error reread = {0};
+            if (claimed != NULL && load(st, kind, t.ns, t.name, NULL, claimed, &reread) < 0) {
+                /* the claim is committed: report it even if the re-read failed */
+                ward_log(WARD_LOG_WARN, "store", "claimed %s %s/%s but could not re-read it: %s",
+                         kind, t.ns, t.name, reread.text);
             }
             goto out;
         }
