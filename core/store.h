@@ -178,6 +178,7 @@ int ward_store_prune(struct ward_store *st, int max_rows, struct ward_error *err
  * Available->Claimed with a history record (actor = consumer) in ONE transaction. Counted
  * in ward_host_claim_attempts_total{outcome,conflict_reason}. -ENOENT when nothing is
  * eligible, -ESTALE when every try conflicted. *claimed (may be NULL) is the caller's.
+ * eligible() runs while candidates are read: it must not call ward_store_claim on @p st.
  */
 int ward_store_claim(struct ward_store *st, const char *kind, const char *selector_json,
                      const char *consumer,
@@ -185,7 +186,8 @@ int ward_store_claim(struct ward_store *st, const char *kind, const char *select
                      struct ward_resource **claimed, struct ward_error *err);
 /*
  * Clear the consumer and move lifecycle Claimed -> Available with history. Idempotent:
- * an unclaimed host is 0. -EPERM when another consumer holds it; -ENOENT when absent.
+ * an unclaimed host is 0. -EPERM when another consumer holds it; -EBUSY when its lifecycle
+ * has moved past Claimed (deprovision it instead); -ENOENT when absent.
  */
 int ward_store_release(struct ward_store *st, const char *kind, const char *ns, const char *name,
                        const char *consumer, struct ward_error *err);
