@@ -1831,6 +1831,23 @@ fail:
     return NULL;
 }
 
+char *ward_store_path(const char *state_dir)
+{
+#ifdef WARD_STATEDIR
+    const char *dir = state_dir != NULL ? state_dir : WARD_STATEDIR;
+#else
+    const char *dir = state_dir != NULL ? state_dir : "/var/lib/ward";
+#endif
+    size_t len = strlen(dir) + sizeof(WARD_STORE_FILE) + 2;
+    char *path = malloc(len);
+    if (path != NULL) {
+        size_t dl = strlen(dir);
+        snprintf(path, len, "%s%s%s", dir, dl > 0 && dir[dl - 1] == '/' ? "" : "/",
+                 WARD_STORE_FILE);
+    }
+    return path;
+}
+
 void ward_store_close(struct ward_store *st)
 {
     if (st == NULL) {

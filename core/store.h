@@ -33,6 +33,9 @@
 #define WARD_STORE_AVAILABLE "Available"
 #define WARD_STORE_CLAIMED "Claimed"
 
+/* The database's file name inside the configured state_dir. */
+#define WARD_STORE_FILE "ward.db"
+
 struct ward_store;
 
 /* All strings owned by the struct; free with ward_resource_free. */
@@ -75,6 +78,10 @@ struct ward_store_options {
  */
 struct ward_store *ward_store_open(struct ev_loop *loop, const struct ward_store_options *o,
                                    struct ward_error *err);
+/* "<state_dir>/ward.db" (caller frees); state_dir NULL = the built-in default
+ * ($localstatedir/lib/ward). NULL when out of memory. */
+char *ward_store_path(const char *state_dir);
+
 /* Commits anything pending first (running its done callbacks), then closes. */
 void ward_store_close(struct ward_store *st);
 

@@ -2,6 +2,7 @@
 /* History retention: a count per resource (inline) and an age (in bounded steps). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../tap/basic.h"
@@ -49,7 +50,7 @@ static size_t history_len(struct ward_store *st, const char *name, long long *fi
 
 int main(void)
 {
-    plan(9);
+    plan(11);
     char path[512];
     struct clock clk = {1000};
     struct ward_error err = {0};
@@ -87,5 +88,12 @@ int main(void)
     st = ward_store_open(NULL, &(struct ward_store_options){.path = path}, &err);
     is_int(0, ward_store_prune(st, 10, &err), "without an age setting nothing is pruned");
     ward_store_close(st);
+
+    char *p = ward_store_path("/srv/ward/");
+    is_string("/srv/ward/ward.db", p, "the database lives in the configured state_dir");
+    free(p);
+    p = ward_store_path(NULL);
+    contains(p, "/lib/ward/ward.db", "and under localstatedir by default");
+    free(p);
     return 0;
 }
