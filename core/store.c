@@ -895,14 +895,6 @@ static int apply(struct ward_store *st, const struct ward_transition *t, bool re
         return rc;
     }
     const char *where_ns = ns_of(t->ns);
-    if (t->expected_version != 0 && cur->version != t->expected_version) {
-        *why = CONFLICT_VERSION;
-        rc = ward_error_set(err, -ESTALE,
-                            "%s %s/%s changed: version is %" PRId64 ", not %" PRId64
-                            "; re-read it and retry",
-                            t->kind, where_ns, t->name, cur->version, t->expected_version);
-        goto out;
-    }
     if (require_unclaimed && cur->consumer != NULL) {
         *why = CONFLICT_CLAIMED;
         rc =
@@ -927,6 +919,15 @@ static int apply(struct ward_store *st, const struct ward_transition *t, bool re
         *why = CONFLICT_STATE;
         rc = ward_error_set(err, -ESTALE, "%s %s/%s: %s is \"%s\", not \"%s\"", t->kind, where_ns,
                             t->name, t->dimension, from, t->from);
+        goto out;
+    }
+    /* checked last so a conflict reports the most telling reason (claimed, state, version) */
+    if (t->expected_version != 0 && cur->version != t->expected_version) {
+        *why = CONFLICT_VERSION;
+        rc = ward_error_set(err, -ESTALE,
+                            "%s %s/%s changed: version is %" PRId64 ", not %" PRId64
+                            "; re-read it and retry",
+                            t->kind, where_ns, t->name, cur->version, t->expected_version);
         goto out;
     }
     double now = store_now(st);
