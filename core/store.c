@@ -1673,7 +1673,12 @@ static int check_dir(struct ward_store *st, struct ward_error *err)
     }
     struct stat sb;
     int rc = 0;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+    if (stat(dir, &sb) != 0 && errno != ENOENT && errno != ENOTDIR) {
+        rc = ward_error_set(err, -EACCES,
+                            "cannot reach the state directory %s (%s); check the permissions of "
+                            "it and its parents for the user wardd runs as",
+                            dir, strerror(errno));
+    } else if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
         rc = ward_error_set(err, -ENOENT,
                             "the state directory %s does not exist; create it (owned by the user "
                             "wardd runs as) or point state_dir elsewhere",
@@ -1686,6 +1691,57 @@ static int check_dir(struct ward_store *st, struct ward_error *err)
     }
     free(dir);
     return rc;
+}
+
+/*
+ * SQLite can read a WAL database without write access only when its -wal and -shm files
+ * exist (or can be created). In a read-only state directory after a clean shutdown they
+ * do not, so the file is reopened "immutable": safe then, because with no -wal file every
+ * commit is in the main file, and nobody can write there.
+ */
+static int read_only_fallback(struct ward_store *st, struct ward_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(s);
+    }
+    sqlite3_finalize(s);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE || rc == SQLITE_OK ||
+        ((rc & 0xff) != SQLITE_READONLY && (rc & 0xff) != SQLITE_CANTOPEN)) {
+        return 0; /* readable as it is, or a failure the version read will report */
+    }
+    struct ward_buf wal = {0};
+    ward_buf_printf(&wal, "%s-wal", st->path);
+    bool has_wal = access(wal.data, F_OK) == 0;
+    ward_buf_free(&wal);
+    if (has_wal) {
+        return 0;
+    }
+    struct ward_buf uri = {0};
+    ward_buf_puts(&uri, "file:");
+    for (const unsigned char *c = (const unsigned char *)st->path; *c != '\0'; c++) {
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+            strchr("/._-~", *c) != NULL) {
+            ward_buf_putc(&uri, (char)*c);
+        } else {
+            ward_buf_printf(&uri, "%%%02X", *c);
+        }
+    }
+    ward_buf_puts(&uri, "?immutable=1");
+    sqlite3_close(st->db);
+    st->db = NULL;
+    rc = sqlite3_open_v2(uri.data, &st->db,
+                         SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+    ward_buf_free(&uri);
+    if (rc != SQLITE_OK) {
+        return db_fail(st, rc, "open the store read-only", err);
+    }
+    sqlite3_extended_result_codes(st->db, 1);
+    ward_log(WARD_LOG_WARN, "store",
+             "%s is in a directory wardd cannot write: serving it read-only as a snapshot",
+             st->path);
+    return 0;
 }
 
 struct ward_store *ward_store_open(struct ev_loop *loop, const struct ward_store_options *o,
@@ -1728,6 +1784,9 @@ struct ward_store *ward_store_open(struct ev_loop *loop, const struct ward_store
     /* Read the version before anything that could write: a newer file stays untouched. */
     int64_t version = 0;
     char check[256];
+    if (st->read_only && read_only_fallback(st, err) < 0) {
+        goto fail;
+    }
     if (pragma_int(st, "PRAGMA user_version", &version, err) < 0) {
         goto fail;
     }
