@@ -1913,7 +1913,26 @@ void ward_store_close(struct ward_store *st)
     if (st == NULL) {
         return;
     }
-    ward_store_flush(st);
+    /* done() callbacks may queue more: a few rounds commit, then the rest is cancelled */
+    for (int round = 0; st->head != NULL; round++) {
+        if (round < 16) {
+            ward_store_flush(st);
+            continue;
+        }
+        struct store_item *list = st->head;
+        st->head = NULL;
+        st->tail = &st->head;
+        while (list != NULL) {
+            struct store_item *it = list;
+            list = it->next;
+            struct ward_error err = {0};
+            ward_error_set(&err, -ECANCELED, "the store closed before this transition committed");
+            if (it->done != NULL && round < 32) {
+                it->done(it->arg, -ECANCELED, 0, &err);
+            }
+            item_free(it);
+        }
+    }
     if (st->loop != NULL) {
         watchers_stop(st);
         if (ev_is_active(&st->prune_timer)) {

@@ -82,7 +82,8 @@ struct ward_store *ward_store_open(struct ev_loop *loop, const struct ward_store
  * ($localstatedir/lib/ward). NULL when out of memory. */
 char *ward_store_path(const char *state_dir);
 
-/* Commits anything pending first (running its done callbacks), then closes. */
+/* Commits anything pending first (running its done callbacks; transitions those queue
+ * again are committed too, up to a bound, then cancelled with -ECANCELED), then closes. */
 void ward_store_close(struct ward_store *st);
 
 /*
