@@ -473,16 +473,27 @@ static void changes_emit(struct ward_store *st)
     size_t n = st->nchanges;
     st->changes = NULL;
     st->nchanges = st->capchanges = 0;
+    /* a snapshot of the subscribers: a callback may (un)subscribe */
+    size_t nsubs = st->nsubs;
+    struct store_sub *subs = NULL;
+    if (n > 0 && nsubs > 0) {
+        subs = malloc(nsubs * sizeof(*subs));
+        if (subs == NULL) {
+            abort();
+        }
+        memcpy(subs, st->subs, nsubs * sizeof(*subs));
+    }
     for (size_t i = 0; i < n; i++) {
         struct ward_store_change c = {list[i].kind, list[i].ns, list[i].name, list[i].version,
                                       list[i].what};
-        for (size_t k = 0; k < st->nsubs; k++) {
-            st->subs[k].cb(st->subs[k].arg, &c);
+        for (size_t k = 0; k < nsubs && subs != NULL; k++) {
+            subs[k].cb(subs[k].arg, &c);
         }
         free(list[i].kind);
         free(list[i].ns);
         free(list[i].name);
     }
+    free(subs);
     free(list);
 }
 
