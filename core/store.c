@@ -1138,6 +1138,10 @@ void ward_store_flush(struct ward_store *st)
         list = it->next;
         if (it->done != NULL) {
             it->done(it->arg, it->rc, it->rc == 0 ? it->version : 0, it->rc == 0 ? NULL : &it->err);
+        } else if (it->rc < 0) {
+            /* nobody is waiting for this result: it must still not vanish silently */
+            ward_log(WARD_LOG_WARN, "store", "transition of %s %s/%s to %s failed: %s", it->t.kind,
+                     ns_of(it->t.ns), it->t.name, it->t.to, it->err.text);
         }
         item_free(it);
     }
