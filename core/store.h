@@ -8,7 +8,10 @@
  * was written), -EEXIST, -EINVAL (bad argument or JSON that does not parse), -ENOSPC
  * (database or disk full), -EROFS (read-only store), -EIO (corrupt database or I/O
  * error), -ENOTSUP (database written by a newer ward), -EBUSY (locked by another
- * process past the busy timeout). The text in struct ward_error says what to do.
+ * process past the busy timeout; also a release of a host past Claimed), -EPERM (release
+ * by a consumer that does not hold the host), -ECANCELED (batch item rolled back because
+ * another failed). The text in struct ward_error says what to do and never quotes a spec.
+ * Reads see committed data only: a queued transition is invisible until its group commits.
  */
 #ifndef WARD_CORE_STORE_H
 #define WARD_CORE_STORE_H
