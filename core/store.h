@@ -12,6 +12,7 @@
  * by a consumer that does not hold the host), -ECANCELED (batch item rolled back because
  * another failed). The text in struct ward_error says what to do and never quotes a spec.
  * Reads see committed data only: a queued transition is invisible until its group commits.
+ * A store must not cross fork(): close it first and open one in each process (SQLite rule).
  */
 #ifndef WARD_CORE_STORE_H
 #define WARD_CORE_STORE_H
