@@ -122,13 +122,11 @@ static const struct field transition_fields[] = {{"to", FIELD_STRING, true},
                                                  {"version", FIELD_VERSION, false},
                                                  {"dimension", FIELD_STRING, false},
                                                  {NULL, 0, false}};
-static const struct field reset_fields[] = {{"reason", FIELD_STRING, true},
-                                            {"version", FIELD_VERSION, false},
-                                            {NULL, 0, false}};
+static const struct field reset_fields[] = {
+    {"reason", FIELD_STRING, true}, {"version", FIELD_VERSION, false}, {NULL, 0, false}};
 static const struct field release_fields[] = {{"consumer", FIELD_STRING, true}, {NULL, 0, false}};
-static const struct field claim_fields[] = {{"consumer", FIELD_STRING, true},
-                                            {"selector", FIELD_LABELS, false},
-                                            {NULL, 0, false}};
+static const struct field claim_fields[] = {
+    {"consumer", FIELD_STRING, true}, {"selector", FIELD_LABELS, false}, {NULL, 0, false}};
 static const struct field no_fields[] = {{NULL, 0, false}};
 
 static int check_labels(const cJSON *obj, const char *what, struct ward_error *err)
@@ -137,9 +135,8 @@ static int check_labels(const cJSON *obj, const char *what, struct ward_error *e
     cJSON_ArrayForEach(item, obj)
     {
         if (!valid_label(item->string, true)) {
-            return ward_error_set(err, 400,
-                                  "%s: label keys are 1-253 letters, digits, '-', '_', '.' or '/'",
-                                  what);
+            return ward_error_set(
+                err, 400, "%s: label keys are 1-253 letters, digits, '-', '_', '.' or '/'", what);
         }
         if (!cJSON_IsString(item) || !valid_label(item->valuestring, false)) {
             return ward_error_set(err, 400,
@@ -179,15 +176,15 @@ static int check_body(const cJSON *body, const struct field *fields, struct ward
             }
             break;
         case FIELD_VERSION:
-            if (!cJSON_IsNumber(item) || item->valuedouble < 1 || item->valuedouble > 9007199254740992.0 ||
+            if (!cJSON_IsNumber(item) || item->valuedouble < 1 ||
+                item->valuedouble > 9007199254740992.0 ||
                 item->valuedouble != floor(item->valuedouble)) {
                 return ward_error_set(err, 400, "field 'version' must be a positive integer");
             }
             break;
         case FIELD_LABELS:
             if (!cJSON_IsObject(item)) {
-                return ward_error_set(err, 400, "field '%s' must be an object of strings",
-                                      f->name);
+                return ward_error_set(err, 400, "field '%s' must be an object of strings", f->name);
             }
             if (check_labels(item, f->name, err) != 0) {
                 return 400;
@@ -383,8 +380,8 @@ static int parse_body(struct ward_api_call *call, const struct field *fields, co
         return ward_error_set(err, 400, "malformed JSON near byte %zu", at);
     }
     if (end != NULL) {
-        while ((size_t)(end - body) < len && (*end == ' ' || *end == '\n' || *end == '\r' ||
-                                               *end == '\t')) {
+        while ((size_t)(end - body) < len &&
+               (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')) {
             end++;
         }
         if ((size_t)(end - body) < len) {
@@ -433,8 +430,7 @@ static int fill_from_body(struct ward_api_call *call, struct ward_error *err)
     }
     if ((s = body_string(b, "reason")) != NULL) {
         if (!valid_text(s, WARD_API_REASON_MAX)) {
-            return ward_error_set(err, 422,
-                                  "reason: 1-%d characters without control characters",
+            return ward_error_set(err, 422, "reason: 1-%d characters without control characters",
                                   WARD_API_REASON_MAX);
         }
         call->reason = s;
@@ -665,8 +661,7 @@ static void version_error(struct ward_api *api, struct ward_http_response *res, 
     int64_t v = current_version(api, call);
     res->status = status;
     res->body.len = 0;
-    ward_buf_printf(&res->body,
-                    "{\"error\":{\"code\":%d,\"reason\":\"%s\",\"message\":", status,
+    ward_buf_printf(&res->body, "{\"error\":{\"code\":%d,\"reason\":\"%s\",\"message\":", status,
                     status == 428 ? "Precondition Required" : "Conflict");
     ward_json_escape(&res->body, why);
     ward_buf_printf(&res->body, ",\"currentVersion\":%lld}}\n", (long long)v);
@@ -703,9 +698,8 @@ static double wall_now(void)
 static void do_list(struct ward_api *api, struct ward_api_call *call,
                     struct ward_http_response *res)
 {
-    struct ward_store_filter f = {.kind = WARD_API_KIND,
-                                  .label_key = call->label_key,
-                                  .label_value = call->label_value};
+    struct ward_store_filter f = {
+        .kind = WARD_API_KIND, .label_key = call->label_key, .label_value = call->label_value};
     if (call->state != NULL) {
         f.dimension = WARD_STORE_LIFECYCLE;
         f.state = call->state;
@@ -731,8 +725,7 @@ static void do_list(struct ward_api *api, struct ward_api_call *call,
     ward_resource_list_free(list, n);
 }
 
-static void do_add(struct ward_api *api, struct ward_api_call *call,
-                   struct ward_http_response *res)
+static void do_add(struct ward_api *api, struct ward_api_call *call, struct ward_http_response *res)
 {
     struct ward_resource r = {.kind = WARD_API_KIND,
                               .ns = call->ns,
@@ -762,8 +755,7 @@ static void do_add(struct ward_api *api, struct ward_api_call *call,
     }
 }
 
-static void do_get(struct ward_api *api, struct ward_api_call *call,
-                   struct ward_http_response *res)
+static void do_get(struct ward_api *api, struct ward_api_call *call, struct ward_http_response *res)
 {
     struct ward_resource *r = NULL;
     struct ward_error err = {0};
@@ -838,8 +830,8 @@ static void do_history(struct ward_api *api, struct ward_api_call *call,
     double since = call->since < 0 ? wall_now() + call->since : call->since;
     struct ward_history *h = NULL;
     size_t n = 0;
-    rc = ward_store_history(api->store, WARD_API_KIND, call->ns, call->name, since, 0, &h, &n,
-                            &err);
+    rc =
+        ward_store_history(api->store, WARD_API_KIND, call->ns, call->name, since, 0, &h, &n, &err);
     if (rc != 0) {
         store_error(res, rc, &err);
         return;
@@ -922,8 +914,8 @@ static void do_release(struct ward_api *api, struct ward_api_call *call,
                        struct ward_http_response *res)
 {
     struct ward_error err = {0};
-    int rc = ward_store_release(api->store, WARD_API_KIND, call->ns, call->name, call->consumer,
-                                &err);
+    int rc =
+        ward_store_release(api->store, WARD_API_KIND, call->ns, call->name, call->consumer, &err);
     if (rc != 0) {
         if (rc == -ENOENT) {
             ward_http_error(res, 404, "no host named %s", call->name);
@@ -945,8 +937,8 @@ static void do_claim(struct ward_api *api, struct ward_api_call *call,
     struct ward_resource *r = NULL;
     struct ward_error err = {0};
     double started = ward_monotonic();
-    int rc = ward_store_claim(api->store, WARD_API_KIND, call->selector, call->consumer, NULL,
-                              NULL, &r, &err);
+    int rc = ward_store_claim(api->store, WARD_API_KIND, call->selector, call->consumer, NULL, NULL,
+                              &r, &err);
     ward_metric_observe(api->claim_duration, NULL, ward_monotonic() - started);
     if (rc == -ENOENT) {
         ward_http_error(res, 404, "no available host matches the selector");
@@ -973,8 +965,8 @@ static void do_events(struct ward_api *api, struct ward_api_call *call,
     struct ward_events_filter f = {.kind = call->kind,
                                    .name = call->name[0] != '\0' ? call->name : NULL,
                                    .type = call->type,
-                                   .since = call->since < 0 ? wall_now() + call->since
-                                                            : call->since,
+                                   .since =
+                                       call->since < 0 ? wall_now() + call->since : call->since,
                                    .limit = (size_t)call->limit};
     ward_events_to_json(api->events, &f, &res->body);
 }
@@ -1057,9 +1049,8 @@ static void execute(struct ward_api *api, struct ward_api_call *call,
     case WARD_API_LEADER:
         if (api->hooks.leader_status == NULL) {
             /* without a coordinator this agent is the only one deciding claims */
-            ward_buf_puts(&res->body,
-                          "{\"leader\":true,\"mode\":\"standalone\",\"holder\":null,"
-                          "\"transitions\":0}\n");
+            ward_buf_puts(&res->body, "{\"leader\":true,\"mode\":\"standalone\",\"holder\":null,"
+                                      "\"transitions\":0}\n");
             return;
         }
         api->hooks.leader_status(api->hooks.arg, &res->body);
@@ -1137,9 +1128,8 @@ static void on_scrape(void *arg, struct ward_metrics *metrics)
         const cJSON *states = cJSON_GetObjectItemCaseSensitive(status, "states");
         const cJSON *lc = cJSON_GetObjectItemCaseSensitive(states, WARD_STORE_LIFECYCLE);
         /* state names are bounded by the machine; anything else is folded to keep labels small */
-        const char *state = cJSON_IsString(lc) && valid_token(lc->valuestring, 32)
-                                ? lc->valuestring
-                                : "None";
+        const char *state =
+            cJSON_IsString(lc) && valid_token(lc->valuestring, 32) ? lc->valuestring : "None";
         remember_state(api, state);
         ward_metric_add(api->hosts_gauge, (const char *const[]){state}, 1);
         cJSON_Delete(status);
@@ -1166,12 +1156,12 @@ struct ward_api *ward_api_create(struct ward_http *http, struct ward_store *stor
     if (hooks != NULL) {
         api->hooks = *hooks;
     }
-    api->hosts_gauge = ward_metrics_gauge(metrics, "ward_hosts",
-                                          "Hosts in the inventory by lifecycle state.",
-                                          (const char *[]){"state", NULL});
-    api->claim_duration = ward_metrics_histogram(metrics, "ward_host_claim_duration_seconds",
-                                                 "Time from a claim request to its answer.", NULL,
-                                                 NULL, 0);
+    api->hosts_gauge =
+        ward_metrics_gauge(metrics, "ward_hosts", "Hosts in the inventory by lifecycle state.",
+                           (const char *[]){"state", NULL});
+    api->claim_duration =
+        ward_metrics_histogram(metrics, "ward_host_claim_duration_seconds",
+                               "Time from a claim request to its answer.", NULL, NULL, 0);
     api->requests_invalid = ward_metrics_counter(
         metrics, "ward_api_invalid_requests_total",
         "API requests refused by validation (bad route, JSON, fields or names).", NULL);

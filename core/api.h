@@ -76,14 +76,14 @@ struct ward_api_call {
     const char *dimension; /* default "lifecycle" */
     const char *reason;
     const char *consumer;
-    char *selector;        /* owned JSON text of a label selector, or NULL */
-    char *labels;          /* owned JSON text */
-    char *spec;            /* owned JSON text */
-    int64_t version;       /* 0: not given */
-    const char *state;     /* list filter */
+    char *selector;                /* owned JSON text of a label selector, or NULL */
+    char *labels;                  /* owned JSON text */
+    char *spec;                    /* owned JSON text */
+    int64_t version;               /* 0: not given */
+    const char *state;             /* list filter */
     char *label_key, *label_value; /* owned; list filter */
-    const char *type;      /* events filter */
-    const char *kind;      /* events filter */
+    const char *type;              /* events filter */
+    const char *kind;              /* events filter */
     double since;
     long limit;
 };

@@ -56,8 +56,9 @@ struct ward_events *ward_events_create(const struct ward_events_options *o)
     ev->now = o != NULL && o->now != NULL ? o->now : real_now;
     ev->now_arg = o != NULL ? o->now_arg : NULL;
     if (o != NULL && o->metrics != NULL) {
-        ev->total = ward_metrics_counter(o->metrics, "ward_events_total", "Events recorded by type.",
-                                         (const char *[]){"type", NULL});
+        ev->total =
+            ward_metrics_counter(o->metrics, "ward_events_total", "Events recorded by type.",
+                                 (const char *[]){"type", NULL});
     }
     return ev;
 }

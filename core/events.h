@@ -21,20 +21,20 @@ struct ward_events;
 #define WARD_EVENT_MESSAGE_MAX 1024
 
 struct ward_event {
-    const char *type; /* "Normal" or "Warning" (static) */
-    char *reason;     /* owned by the event set */
-    char *message;    /* owned */
+    const char *type;       /* "Normal" or "Warning" (static) */
+    char *reason;           /* owned by the event set */
+    char *message;          /* owned */
     char *kind, *ns, *name; /* owned: the involved object */
     long count;
     double first, last; /* unix seconds */
 };
 
 struct ward_events_options {
-    size_t capacity;                 /* 0: WARD_EVENTS_DEFAULT_CAPACITY */
-    double max_age;                  /* seconds; 0: keep until the capacity pushes them out */
-    double (*now)(void *arg);        /* NULL: real time; tests inject a fake clock */
+    size_t capacity;          /* 0: WARD_EVENTS_DEFAULT_CAPACITY */
+    double max_age;           /* seconds; 0: keep until the capacity pushes them out */
+    double (*now)(void *arg); /* NULL: real time; tests inject a fake clock */
     void *now_arg;
-    struct ward_metrics *metrics;    /* may be NULL; ward_events_total{type} counted here */
+    struct ward_metrics *metrics; /* may be NULL; ward_events_total{type} counted here */
 };
 
 struct ward_events *ward_events_create(const struct ward_events_options *o);

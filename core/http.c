@@ -67,15 +67,15 @@ struct ward_http {
     uint16_t port;
     size_t max_body;
     bool auth_reads;
-    char *token_file;                   /* owned; NULL: no token, mutations refused */
-    unsigned char token_digest[32];     /* SHA-256 of the token; the token itself is not kept */
+    char *token_file;               /* owned; NULL: no token, mutations refused */
+    unsigned char token_digest[32]; /* SHA-256 of the token; the token itself is not kept */
     bool have_token;
-    char *tls_cert_pem, *tls_key_pem;   /* owned; MHD reads them at start */
-    struct route *routes;               /* owned */
+    char *tls_cert_pem, *tls_key_pem; /* owned; MHD reads them at start */
+    struct route *routes;             /* owned */
     size_t nroutes;
-    struct ready_check *checks;         /* owned */
+    struct ready_check *checks; /* owned */
     size_t nchecks;
-    struct scrape_hook *scrapes;        /* owned */
+    struct scrape_hook *scrapes; /* owned */
     size_t nscrapes;
     struct ward_metric *unauthorized, *requests;
     struct ward_metric *p_start, *p_rss, *p_vsize, *p_fds, *p_max_fds, *p_cpu;
@@ -111,7 +111,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     pump(ward_container_of(w, struct ward_http, timer));
 }
 
-static void mhd_log(void *arg, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *arg, const char *fmt, va_list ap)
 {
     char text[512];
     vsnprintf(text, sizeof(text), fmt, ap);
@@ -151,9 +151,9 @@ static enum MHD_Result send_response(struct ward_http *h, struct MHD_Connection 
 {
     size_t len = res->body.len;
     char *body = ward_buf_steal(&res->body);
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, body != NULL ? body : (char *)"",
-                                        body != NULL ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body != NULL ? body : (char *)"",
+                                                             body != NULL ? MHD_RESPMEM_MUST_FREE
+                                                                          : MHD_RESPMEM_PERSISTENT);
     if (r == NULL) {
         free(body);
         return MHD_NO;
@@ -189,7 +189,8 @@ static bool token_ok(const struct ward_http *h, struct MHD_Connection *c)
     if (!h->have_token) {
         return false;
     }
-    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *auth =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0) {
         return false;
     }
@@ -332,7 +333,8 @@ static void update_process_metrics(struct ward_http *h)
         unsigned long long start = 0;
         long rss = 0;
         /* fields from 3 on: state ppid pgrp session tty tpgid flags minflt cminflt majflt
-           cmajflt utime stime cutime cstime priority nice threads itrealvalue starttime vsize rss */
+           cmajflt utime stime cutime cstime priority nice threads itrealvalue starttime vsize rss
+         */
         if (p != NULL && sscanf(p + 1,
                                 " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d "
                                 "%*d %*d %*d %*d %llu %lu %ld",
@@ -396,8 +398,7 @@ static bool method_is(const char *method, const char *want)
 
 static bool mutating(const char *method)
 {
-    return !method_is(method, "GET") && !method_is(method, "HEAD") &&
-           !method_is(method, "OPTIONS");
+    return !method_is(method, "GET") && !method_is(method, "HEAD") && !method_is(method, "OPTIONS");
 }
 
 static bool path_matches(const struct route *r, const char *path)
@@ -755,9 +756,9 @@ struct ward_http *ward_http_create(struct ev_loop *loop, struct ward_metrics *me
         }
     }
 
-    h->unauthorized = ward_metrics_counter(metrics, "ward_api_unauthorized_total",
-                                           "API requests refused for a missing or wrong token.",
-                                           NULL);
+    h->unauthorized =
+        ward_metrics_counter(metrics, "ward_api_unauthorized_total",
+                             "API requests refused for a missing or wrong token.", NULL);
     h->requests = ward_metrics_counter(metrics, "ward_http_requests_total",
                                        "HTTP requests answered, by handler and status code.",
                                        (const char *[]){"handler", "code", NULL});
@@ -767,8 +768,8 @@ struct ward_http *ward_http_create(struct ev_loop *loop, struct ward_metrics *me
                                   "Resident memory size in bytes.", NULL);
     h->p_vsize = ward_metrics_gauge(metrics, "process_virtual_memory_bytes",
                                     "Virtual memory size in bytes.", NULL);
-    h->p_fds = ward_metrics_gauge(metrics, "process_open_fds", "Number of open file descriptors.",
-                                  NULL);
+    h->p_fds =
+        ward_metrics_gauge(metrics, "process_open_fds", "Number of open file descriptors.", NULL);
     h->p_max_fds = ward_metrics_gauge(metrics, "process_max_fds",
                                       "Maximum number of open file descriptors.", NULL);
     h->p_cpu = ward_metrics_counter(metrics, "process_cpu_seconds_total",
@@ -793,6 +794,8 @@ struct ward_http *ward_http_create(struct ev_loop *loop, struct ward_metrics *me
         flags |= MHD_USE_TLS;
     }
     struct MHD_OptionItem opts[] = {
+        /* first, so MHD's own early messages go to it too */
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, h},
         {MHD_OPTION_SOCK_ADDR, 0, &addr},
         {MHD_OPTION_CONNECTION_LIMIT,
          o->max_connections != 0 ? o->max_connections : WARD_HTTP_DEFAULT_MAX_CONNECTIONS, NULL},
@@ -801,7 +804,6 @@ struct ward_http *ward_http_create(struct ev_loop *loop, struct ward_metrics *me
         /* headers and the read buffer live in this; bodies are copied out as they arrive */
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h},
-        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, h},
         {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
         {tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, h->tls_cert_pem},
         {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, h->tls_key_pem},
@@ -831,8 +833,8 @@ struct ward_http *ward_http_create(struct ev_loop *loop, struct ward_metrics *me
     char port[8];
     snprintf(port, sizeof(port), "%u", h->port);
     ward_log_fields(WARD_LOG_INFO, "http",
-                    (struct ward_log_field[]){{"listen", listen}, {"port", port},
-                                              {"tls", tls ? "true" : "false"}},
+                    (struct ward_log_field[]){
+                        {"listen", listen}, {"port", port}, {"tls", tls ? "true" : "false"}},
                     3, "serving /metrics, /healthz, /readyz and /api/v1");
     return h;
 }
@@ -933,8 +935,9 @@ static int option_one(lua_State *L, const char *key, struct ward_http_options *o
     }
     if (strcmp(key, "timeout") == 0) {
         double seconds;
-        if (lua_type(L, -1) != LUA_TSTRING || ward_duration_parse(lua_tostring(L, -1), &seconds) != 0 ||
-            seconds < 1 || seconds > 3600) {
+        if (lua_type(L, -1) != LUA_TSTRING ||
+            ward_duration_parse(lua_tostring(L, -1), &seconds) != 0 || seconds < 1 ||
+            seconds > 3600) {
             return ward_error_set(err, -EINVAL,
                                   "http.timeout must be a duration from 1s to 1h, like \"30s\"");
         }

@@ -35,11 +35,11 @@ struct ward_http;
 #define WARD_HTTP_DEFAULT_TIMEOUT 30u
 
 struct ward_http_options {
-    const char *listen;     /* "127.0.0.1:9580", "[::1]:0" (0: any free port); NULL: default */
-    const char *token_file; /* file holding the API bearer token; NULL: mutations refused */
-    const char *tls_cert;   /* PEM certificate file; with tls_key turns on HTTPS */
-    const char *tls_key;    /* PEM private key file */
-    size_t max_body;        /* request bodies above this are 413; 0: default 1 MiB */
+    const char *listen;       /* "127.0.0.1:9580", "[::1]:0" (0: any free port); NULL: default */
+    const char *token_file;   /* file holding the API bearer token; NULL: mutations refused */
+    const char *tls_cert;     /* PEM certificate file; with tls_key turns on HTTPS */
+    const char *tls_key;      /* PEM private key file */
+    size_t max_body;          /* request bodies above this are 413; 0: default 1 MiB */
     unsigned max_connections; /* 0: default */
     unsigned timeout;         /* idle connection timeout, seconds; 0: default */
     bool auth_reads;          /* also require the token for GET under /api/ (forced when the
@@ -49,11 +49,11 @@ struct ward_http_options {
 /* One request as a handler sees it; everything is owned by the server and valid during the call. */
 struct ward_http_request {
     const char *method;
-    const char *path;     /* decoded URL path without the query string */
-    const char *body;     /* NUL-terminated (the body may itself hold NULs: use body_len) */
+    const char *path; /* decoded URL path without the query string */
+    const char *body; /* NUL-terminated (the body may itself hold NULs: use body_len) */
     size_t body_len;
-    bool authorized;      /* a valid bearer token came with it */
-    void *conn;           /* the libmicrohttpd connection, for ward_http_query() */
+    bool authorized; /* a valid bearer token came with it */
+    void *conn;      /* the libmicrohttpd connection, for ward_http_query() */
 };
 
 /* What a handler fills; the server frees body. */

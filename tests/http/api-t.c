@@ -100,9 +100,14 @@ static long status_of(const char *method, const char *path, const char *body, bo
 static void make_available(const char *name)
 {
     struct ward_error err;
-    struct ward_transition t = {.kind = WARD_API_KIND, .ns = "default", .name = name,
-                                .dimension = "lifecycle", .to = "Available", .trigger = "test",
-                                .reason = "enrolled", .actor = "test"};
+    struct ward_transition t = {.kind = WARD_API_KIND,
+                                .ns = "default",
+                                .name = name,
+                                .dimension = "lifecycle",
+                                .to = "Available",
+                                .trigger = "test",
+                                .reason = "enrolled",
+                                .actor = "test"};
     if (ward_store_transition_sync(store, &t, NULL, &err) != 0) {
         bail("make %s available: %s", name, err.text);
     }
@@ -117,8 +122,8 @@ int main(void)
     struct ward_error err = {0};
     char path[512];
     snprintf(path, sizeof(path), "%s/state.db", test_tmpdir());
-    store = ward_store_open(loop, &(struct ward_store_options){.path = path, .metrics = metrics},
-                            &err);
+    store =
+        ward_store_open(loop, &(struct ward_store_options){.path = path, .metrics = metrics}, &err);
     if (store == NULL) {
         bail("store: %s", err.text);
     }
@@ -126,7 +131,8 @@ int main(void)
     FILE *f = fopen(path, "w");
     fputs(TOKEN "\n", f);
     fclose(f);
-    struct ward_events *events = ward_events_create(&(struct ward_events_options){.metrics = metrics});
+    struct ward_events *events =
+        ward_events_create(&(struct ward_events_options){.metrics = metrics});
     struct ward_http *http = ward_http_create(
         loop, metrics,
         &(struct ward_http_options){.listen = "127.0.0.1:0", .token_file = path, .max_body = 4096},
@@ -148,16 +154,18 @@ int main(void)
     /* adding hosts */
     is_int(401, status_of("POST", "/api/v1/hosts", "{\"name\":\"h1\"}", false),
            "adding a host without the token is 401");
-    is_int(201, req("POST", "/api/v1/hosts",
-                    "{\"name\":\"h1\",\"labels\":{\"rack\":\"r1\"},\"spec\":{\"bmc\":\"10.0.0.1\"}}",
-                    true, &r),
+    is_int(201,
+           req("POST", "/api/v1/hosts",
+               "{\"name\":\"h1\",\"labels\":{\"rack\":\"r1\"},\"spec\":{\"bmc\":\"10.0.0.1\"}}",
+               true, &r),
            "a host is added");
     contains(r.body.data, "\"name\":\"h1\",\"version\":1,\"labels\":{\"rack\":\"r1\"}",
              "the answer is the stored host with its version");
     http_reply_free(&r);
-    is_int(201, status_of("POST", "/api/v1/hosts", "{\"name\":\"h2\",\"labels\":{\"rack\":\"r2\"}}",
-                          true),
-           "a second host is added");
+    is_int(
+        201,
+        status_of("POST", "/api/v1/hosts", "{\"name\":\"h2\",\"labels\":{\"rack\":\"r2\"}}", true),
+        "a second host is added");
     is_int(409, status_of("POST", "/api/v1/hosts", "{\"name\":\"h1\"}", true),
            "adding an existing host is 409");
     is_int(422, req("POST", "/api/v1/hosts", "{\"name\":\"Bad_Name\"}", true, &r),
@@ -177,7 +185,8 @@ int main(void)
            "trailing data after the JSON is 400");
     is_int(400, status_of("POST", "/api/v1/hosts", "{\"name\":\"h3\",\"name\":\"h4\"}", true),
            "a duplicated field is 400");
-    is_int(400, status_of("POST", "/api/v1/hosts", "{\"name\":\"h3\",\"labels\":{\"rack\":7}}", true),
+    is_int(400,
+           status_of("POST", "/api/v1/hosts", "{\"name\":\"h3\",\"labels\":{\"rack\":7}}", true),
            "a non-string label value is 400");
     is_int(400, status_of("POST", "/api/v1/hosts", "{\"name\":42}", true), "a wrong type is 400");
     is_int(400, status_of("POST", "/api/v1/hosts", "", true), "a missing body is 400");
@@ -224,14 +233,16 @@ int main(void)
     /* claims */
     is_int(401, status_of("POST", "/api/v1/claims", "{\"consumer\":\"c1\"}", false),
            "claiming without the token is 401");
-    is_int(200, req("POST", "/api/v1/claims",
-                    "{\"consumer\":\"c1\",\"selector\":{\"rack\":\"r1\"}}", true, &r),
+    is_int(200,
+           req("POST", "/api/v1/claims", "{\"consumer\":\"c1\",\"selector\":{\"rack\":\"r1\"}}",
+               true, &r),
            "a claim with a selector succeeds");
     contains(r.body.data, "\"name\":\"h1\"", "it got the host matching the selector");
     contains(r.body.data, "\"consumer\":\"c1\"", "the host carries the consumer");
     http_reply_free(&r);
-    is_int(404, req("POST", "/api/v1/claims", "{\"consumer\":\"c2\",\"selector\":{\"rack\":\"r1\"}}",
-                    true, &r),
+    is_int(404,
+           req("POST", "/api/v1/claims", "{\"consumer\":\"c2\",\"selector\":{\"rack\":\"r1\"}}",
+               true, &r),
            "a claim with nothing available is 404");
     contains(r.body.data, "no available host", "the error says so");
     http_reply_free(&r);
@@ -239,54 +250,64 @@ int main(void)
            "an invalid consumer name is 422");
 
     /* transitions through the guarded path */
-    is_int(428, req("POST", "/api/v1/hosts/h2/transition",
-                    "{\"to\":\"Provisioning\",\"reason\":\"go\"}", true, &r),
+    is_int(428,
+           req("POST", "/api/v1/hosts/h2/transition", "{\"to\":\"Provisioning\",\"reason\":\"go\"}",
+               true, &r),
            "a transition without a version is 428");
     contains(r.body.data, "\"currentVersion\":2", "and says the current version");
     http_reply_free(&r);
-    is_int(409, req("POST", "/api/v1/hosts/h2/transition",
-                    "{\"to\":\"Provisioning\",\"reason\":\"go\",\"version\":2}", true, &r),
+    is_int(409,
+           req("POST", "/api/v1/hosts/h2/transition",
+               "{\"to\":\"Provisioning\",\"reason\":\"go\",\"version\":2}", true, &r),
            "a refused guard is 409");
     contains(r.body.data, "the host has no consumer reference", "with the guard's reason");
     http_reply_free(&r);
-    is_int(422, status_of("POST", "/api/v1/hosts/h2/transition",
-                          "{\"to\":\"Nowhere\",\"reason\":\"x\",\"version\":2}", true),
+    is_int(422,
+           status_of("POST", "/api/v1/hosts/h2/transition",
+                     "{\"to\":\"Nowhere\",\"reason\":\"x\",\"version\":2}", true),
            "a transition the machine does not know is 422");
-    is_int(409, req("POST", "/api/v1/hosts/h1/transition",
-                    "{\"to\":\"Provisioning\",\"reason\":\"go\",\"version\":1}", true, &r),
+    is_int(409,
+           req("POST", "/api/v1/hosts/h1/transition",
+               "{\"to\":\"Provisioning\",\"reason\":\"go\",\"version\":1}", true, &r),
            "a stale version is 409");
     contains(r.body.data, "\"currentVersion\":3", "with the version to retry with");
     http_reply_free(&r);
-    is_int(200, req("POST", "/api/v1/hosts/h1/transition",
-                    "{\"to\":\"Provisioning\",\"reason\":\"image ready\",\"version\":3}", true, &r),
+    is_int(200,
+           req("POST", "/api/v1/hosts/h1/transition",
+               "{\"to\":\"Provisioning\",\"reason\":\"image ready\",\"version\":3}", true, &r),
            "a transition with the right version goes through");
     contains(r.body.data, "\"version\":4", "and returns the new version");
     http_reply_free(&r);
-    is_int(400, status_of("POST", "/api/v1/hosts/h1/transition",
-                          "{\"to\":\"Provisioned\",\"reason\":\"x\",\"version\":-1}", true),
+    is_int(400,
+           status_of("POST", "/api/v1/hosts/h1/transition",
+                     "{\"to\":\"Provisioned\",\"reason\":\"x\",\"version\":-1}", true),
            "a negative version is 400");
-    is_int(422, status_of("POST", "/api/v1/hosts/h1/transition",
-                          "{\"to\":\"Provisioned\",\"reason\":\"a\\nb\",\"version\":4}", true),
+    is_int(422,
+           status_of("POST", "/api/v1/hosts/h1/transition",
+                     "{\"to\":\"Provisioned\",\"reason\":\"a\\nb\",\"version\":4}", true),
            "a reason with control characters is 422");
     is_int(200, req("GET", "/api/v1/hosts/h1/history", NULL, false, &r), "history is read");
     ok(strstr(r.body.data, "\"from\":\"Available\",\"to\":\"Claimed\"") &&
-           strstr(r.body.data, "\"to\":\"Provisioning\",\"trigger\":\"api\",\"reason\":\"image ready\""),
+           strstr(r.body.data,
+                  "\"to\":\"Provisioning\",\"trigger\":\"api\",\"reason\":\"image ready\""),
        "history has the claim and the transition in order");
     http_reply_free(&r);
     is_int(400, status_of("GET", "/api/v1/hosts/h1/history?since=yesterday", NULL, false),
            "a bad since is 400");
 
     /* reset and release */
-    is_int(200, status_of("POST", "/api/v1/hosts/h1/reset", "{\"reason\":\"stuck\",\"version\":4}",
-                          true),
-           "host reset goes through the guarded path");
+    is_int(
+        200,
+        status_of("POST", "/api/v1/hosts/h1/reset", "{\"reason\":\"stuck\",\"version\":4}", true),
+        "host reset goes through the guarded path");
     ok(last_transition.reset && strcmp(last_transition.to, "Enrolling") == 0,
        "reset asks for re-enrollment with the claim cleared");
     req("GET", "/api/v1/hosts/h1", NULL, false, &r);
     contains(r.body.data, "\"consumer\":null", "the claim is gone after the reset");
     http_reply_free(&r);
     make_available("h1");
-    status_of("POST", "/api/v1/claims", "{\"consumer\":\"c3\",\"selector\":{\"rack\":\"r1\"}}", true);
+    status_of("POST", "/api/v1/claims", "{\"consumer\":\"c3\",\"selector\":{\"rack\":\"r1\"}}",
+              true);
     is_int(409, status_of("POST", "/api/v1/hosts/h1/release", "{\"consumer\":\"c9\"}", true),
            "releasing someone else's claim is 409");
     is_int(409, status_of("DELETE", "/api/v1/hosts/h1?version=7", NULL, true),

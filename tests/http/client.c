@@ -69,7 +69,8 @@ void http_request(struct ev_loop *loop, const char *method, const char *url, con
                   const char *const *headers, struct http_reply *out)
 {
     memset(out, 0, sizeof(*out));
-    struct job j = {.loop = loop, .method = method, .url = url, .body = body, .headers = headers, .out = out};
+    struct job j = {
+        .loop = loop, .method = method, .url = url, .body = body, .headers = headers, .out = out};
     ev_async_init(&j.done, on_done);
     ev_async_start(loop, &j.done);
     pthread_t t;

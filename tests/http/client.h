@@ -16,7 +16,7 @@ struct http_reply {
     long status;          /* 0 when the transfer failed */
     struct ward_buf body; /* owned; free with http_reply_free */
     struct ward_buf headers;
-    char error[256];      /* curl's message when status is 0 */
+    char error[256]; /* curl's message when status is 0 */
 };
 
 /* headers: NULL-terminated "Name: value" strings or NULL; body NULL for none. */

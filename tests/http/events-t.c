@@ -25,12 +25,14 @@ int main(void)
     struct ward_events *ev = ward_events_create(&(struct ward_events_options){
         .capacity = 3, .max_age = 3600, .now = fake_now, .metrics = m});
 
-    is_int(0, ward_events_record(ev, "Normal", "Transition", "Available -> Claimed",
-                                 "PhysicalHost", "default", "h1"),
+    is_int(0,
+           ward_events_record(ev, "Normal", "Transition", "Available -> Claimed", "PhysicalHost",
+                              "default", "h1"),
            "an event is recorded");
     clock_now += 30;
-    is_int(0, ward_events_record(ev, "Normal", "Transition", "Available -> Claimed",
-                                 "PhysicalHost", "default", "h1"),
+    is_int(0,
+           ward_events_record(ev, "Normal", "Transition", "Available -> Claimed", "PhysicalHost",
+                              "default", "h1"),
            "the same event again is recorded");
     is_int(1, (long long)ward_events_count(ev), "repeats are aggregated, not duplicated");
     const struct ward_event **list;
@@ -41,8 +43,9 @@ int main(void)
     is_double(1795456830, list[0]->last, 0, "last timestamp is the latest occurrence");
     free(list);
 
-    is_int(0, ward_events_record(ev, "Warning", "GuardRefused", "no consumer reference",
-                                 "PhysicalHost", "default", "h1"),
+    is_int(0,
+           ward_events_record(ev, "Warning", "GuardRefused", "no consumer reference",
+                              "PhysicalHost", "default", "h1"),
            "a warning is recorded");
     is_int(2, (long long)ward_events_count(ev), "another reason is another event");
     clock_now += 5;
@@ -127,9 +130,10 @@ int main(void)
     ward_buf_free(&json);
 
     const char *const warning[] = {"Warning"};
-    is_double(4, ward_metric_value(ward_metrics_counter(m, "ward_events_total", "x",
-                                                        (const char *[]){"type", NULL}),
-                                   warning),
+    is_double(4,
+              ward_metric_value(
+                  ward_metrics_counter(m, "ward_events_total", "x", (const char *[]){"type", NULL}),
+                  warning),
               0, "warnings are counted in ward_events_total");
 
     double t;

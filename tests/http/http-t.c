@@ -82,8 +82,8 @@ int main(void)
     struct ward_metrics *metrics = ward_metrics_create();
     char *token_file = write_file("token", TOKEN "\n");
     struct ward_error err = {0};
-    struct ward_http_options o = {.listen = "127.0.0.1:0", .token_file = token_file,
-                                  .max_body = 1024};
+    struct ward_http_options o = {
+        .listen = "127.0.0.1:0", .token_file = token_file, .max_body = 1024};
     struct ward_http *h = ward_http_create(loop, metrics, &o, &err);
     if (h == NULL) {
         bail("cannot start the server: %s", err.text);

@@ -96,8 +96,8 @@ static bool exported(const char *fams, const char *name)
 
 static bool ident_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == ':';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == ':';
 }
 
 /*
@@ -178,9 +178,9 @@ int main(void)
     ward_metric_add(ward_metrics_counter(reg, "ward_host_claim_attempts_total", "x",
                                          (const char *[]){"outcome", "conflict_reason", NULL}),
                     (const char *[]){"conflict", "version"}, 2);
-    ward_metric_observe(ward_metrics_histogram(reg, "ward_host_claim_duration_seconds", "x", NULL,
-                                               NULL, 0),
-                        NULL, 0.003);
+    ward_metric_observe(
+        ward_metrics_histogram(reg, "ward_host_claim_duration_seconds", "x", NULL, NULL, 0), NULL,
+        0.003);
     ward_metric_add(ward_metrics_counter(reg, "ward_bmc_cooldown_waits_total", "x",
                                          (const char *[]){"bmc", NULL}),
                     (const char *[]){"bmc \"7\"\\rack\n2"}, 1);
@@ -294,7 +294,8 @@ int main(void)
     /* the checker itself notices a name nobody exports */
     missing = (struct ward_buf){0};
     ward_buf_puts(&missing, "");
-    check_names("rate(ward_made_up_total[5m]) + ward_hosts_bucket + ward_host_claim_duration_seconds_bucket",
+    check_names("rate(ward_made_up_total[5m]) + ward_hosts_bucket + "
+                "ward_host_claim_duration_seconds_bucket",
                 fams, &missing);
     is_string(" ward_made_up_total ward_hosts_bucket", missing.data,
               "an unexported name (or a histogram suffix on a gauge) is reported");
@@ -316,7 +317,8 @@ int main(void)
         p = e - 1;
     }
     ok(defined, "every recording rule the alerts use is defined");
-    ok(strstr(exprs.data, "ward_build_info") != NULL, "the dashboard's agent variable uses build info");
+    ok(strstr(exprs.data, "ward_build_info") != NULL,
+       "the dashboard's agent variable uses build info");
 
     ward_buf_free(&exprs);
     cJSON_Delete(dash);
