@@ -32,7 +32,7 @@ struct ward_api {
     struct ward_events *events; /* borrowed; may be NULL */
     struct ward_metrics *metrics;
     struct ward_api_hooks hooks;
-    struct ward_metric *hosts_gauge, *claim_duration, *requests_invalid;
+    struct ward_metric *hosts_gauge, *claim_duration, *claim_attempts, *requests_invalid;
     bool hosts_dirty;
     char **seen_states; /* owned: states the gauge has reported, to zero them when empty */
     size_t nseen;
@@ -931,21 +931,38 @@ static void do_release(struct ward_api *api, struct ward_api_call *call,
     ward_buf_puts(&res->body, "}\n");
 }
 
+/* Claim answers carry the attempts and conflicts this claim cost, as counted in the metrics. */
+static void claim_error(struct ward_http_response *res, int status, const char *message,
+                        double attempts, double conflicts)
+{
+    ward_http_error(res, status, "%s", message);
+    /* reopen the top-level object to add the figures */
+    res->body.len -= 2;
+    res->body.data[res->body.len] = '\0';
+    ward_buf_printf(&res->body, ",\"attempts\":%.0f,\"conflicts\":%.0f}\n", attempts, conflicts);
+}
+
 static void do_claim(struct ward_api *api, struct ward_api_call *call,
                      struct ward_http_response *res)
 {
     struct ward_resource *r = NULL;
     struct ward_error err = {0};
+    double attempts = ward_metric_sum(api->claim_attempts, NULL, NULL);
+    double conflicts = ward_metric_sum(api->claim_attempts, "outcome", "conflict");
     double started = ward_monotonic();
     int rc = ward_store_claim(api->store, WARD_API_KIND, call->selector, call->consumer, NULL, NULL,
                               &r, &err);
     ward_metric_observe(api->claim_duration, NULL, ward_monotonic() - started);
+    /* single-threaded: the deltas are exactly this claim's */
+    attempts = ward_metric_sum(api->claim_attempts, NULL, NULL) - attempts;
+    conflicts = ward_metric_sum(api->claim_attempts, "outcome", "conflict") - conflicts;
     if (rc == -ENOENT) {
-        ward_http_error(res, 404, "no available host matches the selector");
+        claim_error(res, 404, "no available host matches the selector", attempts, conflicts);
         return;
     }
     if (rc == -ESTALE) {
-        ward_http_error(res, 409, "every candidate host was taken concurrently; retry");
+        claim_error(res, 409, "every candidate host was taken concurrently; retry", attempts,
+                    conflicts);
         return;
     }
     if (rc != 0) {
@@ -955,7 +972,9 @@ static void do_claim(struct ward_api *api, struct ward_api_call *call,
     record_event(api, "Normal", "Claimed", r->name, "claimed by %s", call->consumer);
     api->hosts_dirty = true;
     put_host(api, &res->body, r, false);
-    ward_buf_putc(&res->body, '\n');
+    res->body.len -= 1;
+    res->body.data[res->body.len] = '\0';
+    ward_buf_printf(&res->body, ",\"attempts\":%.0f,\"conflicts\":%.0f}\n", attempts, conflicts);
     ward_resource_free(r);
 }
 
@@ -1162,6 +1181,10 @@ struct ward_api *ward_api_create(struct ward_http *http, struct ward_store *stor
     api->claim_duration =
         ward_metrics_histogram(metrics, "ward_host_claim_duration_seconds",
                                "Time from a claim request to its answer.", NULL, NULL, 0);
+    api->claim_attempts =
+        ward_metrics_counter(metrics, "ward_host_claim_attempts_total",
+                             "Host claim attempts by outcome and conflict reason.",
+                             (const char *[]){"outcome", "conflict_reason", NULL});
     api->requests_invalid = ward_metrics_counter(
         metrics, "ward_api_invalid_requests_total",
         "API requests refused by validation (bad route, JSON, fields or names).", NULL);

@@ -115,7 +115,7 @@ static void make_available(const char *name)
 
 int main(void)
 {
-    plan(74);
+    plan(76);
     ward_log_set_level(WARD_LOG_ERROR);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
@@ -239,12 +239,14 @@ int main(void)
            "a claim with a selector succeeds");
     contains(r.body.data, "\"name\":\"h1\"", "it got the host matching the selector");
     contains(r.body.data, "\"consumer\":\"c1\"", "the host carries the consumer");
+    contains(r.body.data, "\"attempts\":1,\"conflicts\":0}", "the claim reports what it cost");
     http_reply_free(&r);
     is_int(404,
            req("POST", "/api/v1/claims", "{\"consumer\":\"c2\",\"selector\":{\"rack\":\"r1\"}}",
                true, &r),
            "a claim with nothing available is 404");
     contains(r.body.data, "no available host", "the error says so");
+    contains(r.body.data, "\"attempts\":1,\"conflicts\":0}", "a failed claim reports its cost too");
     http_reply_free(&r);
     is_int(422, status_of("POST", "/api/v1/claims", "{\"consumer\":\"C 1\"}", true),
            "an invalid consumer name is 422");
