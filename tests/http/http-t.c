@@ -72,7 +72,7 @@ static void get(struct ev_loop *loop, const char *base, const char *method, cons
 
 int main(void)
 {
-    plan(51);
+    plan(56);
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     char *logbuf = NULL;
     size_t loglen = 0;
@@ -208,6 +208,44 @@ int main(void)
     bad.tls_cert = "/nonexistent/cert.pem";
     ok(ward_http_create(loop, metrics, &bad, &err) == NULL && err.code == -EINVAL,
        "a certificate without a key is refused");
+
+    /* TLS: a self-signed certificate made for the test; non-loopback needs it plus a token */
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+             "-keyout '%s/key.pem' -out '%s/cert.pem' >/dev/null 2>&1",
+             test_tmpdir(), test_tmpdir());
+    if (system(cmd) != 0) {
+        bail("openssl could not make a test certificate");
+    }
+    char cert[512], key[512];
+    snprintf(cert, sizeof(cert), "%s/cert.pem", test_tmpdir());
+    snprintf(key, sizeof(key), "%s/key.pem", test_tmpdir());
+    struct ward_http_options tls = {.listen = "127.0.0.1:0", .tls_cert = cert, .tls_key = key};
+    h = ward_http_create(loop, metrics, &tls, &err);
+    ok(h != NULL, "serves HTTPS with a certificate and key (%s)", h == NULL ? err.text : "ok");
+    if (h != NULL) {
+        snprintf(base, sizeof(base), "https://127.0.0.1:%u", ward_http_port(h));
+        get(loop, base, "GET", "/healthz", NULL, NULL, &r);
+        is_int(200, r.status, "/healthz answers over TLS");
+        http_reply_free(&r);
+        snprintf(base, sizeof(base), "http://127.0.0.1:%u", ward_http_port(h));
+        get(loop, base, "GET", "/healthz", NULL, NULL, &r);
+        ok(r.status != 200, "plain HTTP to the TLS port gets no answer");
+        http_reply_free(&r);
+        ward_http_destroy(h);
+    } else {
+        ok(false, "no TLS server");
+        ok(false, "no TLS server");
+    }
+    struct ward_http_options bad_pem = {.listen = "127.0.0.1:0", .tls_cert = token_file,
+                                        .tls_key = token_file};
+    ok(ward_http_create(loop, metrics, &bad_pem, &err) == NULL,
+       "a certificate that is not PEM is refused");
+    struct ward_http_options public_tls = {.listen = "0.0.0.0:0", .tls_cert = cert,
+                                           .tls_key = key};
+    ok(ward_http_create(loop, metrics, &public_tls, &err) == NULL && err.code == -EPERM,
+       "a public listener with TLS but no token is refused");
 
     /* configuration section */
     struct ward_config *cfg = ward_config_load_string(
