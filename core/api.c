@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "daemon.h"
 #include "events.h"
 #include "http.h"
 #include "log.h"
@@ -1213,4 +1214,87 @@ void ward_api_destroy(struct ward_api *api)
     }
     free(api->seen_states);
     free(api);
+}
+
+/* --- daemon wiring ---------------------------------------------------------------------------- */
+
+struct ward_operator {
+    struct ward_daemon *daemon; /* borrowed */
+    struct ward_store *store;   /* borrowed */
+    struct ward_events *events; /* owned */
+    struct ward_http *http;     /* owned */
+    struct ward_api *api;       /* owned */
+};
+
+static int store_ready(void *arg, struct ward_error *err)
+{
+    struct ward_operator *op = arg;
+    return op->store != NULL ? 0 : ward_error_set(err, -ENODEV, "the state store is not open");
+}
+
+static int on_reload(struct ward_daemon *d, const struct ward_config *next, void *arg,
+                     struct ward_error *err)
+{
+    struct ward_operator *op = arg;
+    /* the listener cannot move under a running loop; the token can rotate */
+    return ward_http_reload_token(op->http, err);
+}
+
+struct ward_operator *ward_operator_start(struct ward_daemon *d, struct ward_store *store,
+                                          const struct ward_api_hooks *hooks,
+                                          struct ward_error *err)
+{
+    struct ward_operator *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        ward_error_set(err, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    op->daemon = d;
+    op->store = store;
+    struct ward_http_options o;
+    if (ward_http_options_from_config(ward_daemon_config(d), &o, err) != 0) {
+        free(op);
+        return NULL;
+    }
+    struct ward_metrics *metrics = ward_daemon_metrics(d);
+    op->events = ward_events_create(&(struct ward_events_options){.metrics = metrics});
+    if (op->events == NULL) {
+        ward_error_set(err, -ENOMEM, "out of memory");
+    } else {
+        op->http = ward_http_create(ward_daemon_loop(d), metrics, &o, err);
+    }
+    ward_http_options_free(&o);
+    if (op->http != NULL) {
+        op->api = ward_api_create(op->http, store, op->events, metrics, hooks, err);
+    }
+    if (op->api == NULL || ward_http_ready_check(op->http, "store", store_ready, op) != 0 ||
+        ward_daemon_on_reload(d, on_reload, op) != 0) {
+        if (op->api != NULL) {
+            ward_error_set(err, -ENOMEM, "out of memory");
+        }
+        ward_operator_stop(op);
+        return NULL;
+    }
+    return op;
+}
+
+void ward_operator_stop(struct ward_operator *op)
+{
+    if (op == NULL) {
+        return;
+    }
+    ward_http_destroy(op->http);
+    ward_api_destroy(op->api);
+    ward_events_destroy(op->events);
+    free(op);
+}
+
+struct ward_http *ward_operator_http(const struct ward_operator *op)
+{
+    return op->http;
+}
+
+struct ward_events *ward_operator_events(const struct ward_operator *op)
+{
+    return op->events;
 }

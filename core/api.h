@@ -135,4 +135,25 @@ struct ward_api *ward_api_create(struct ward_http *http, struct ward_store *stor
                                  const struct ward_api_hooks *hooks, struct ward_error *err);
 void ward_api_destroy(struct ward_api *api);
 
+/*
+ * The whole operator surface for wardd in one call, for the daemon's wiring:
+ * reads the `http` section of the daemon's configuration, starts the event
+ * set (ward_events_total), the HTTP server and the API on the daemon's loop
+ * and registry, adds the readiness check "store" (open when store is not
+ * NULL), and a reload hook that re-reads the API token on SIGHUP. store is
+ * borrowed; hooks are copied (NULL: those routes answer 503). Other modules
+ * add their readiness checks with ward_http_ready_check(ward_operator_http()).
+ */
+struct ward_daemon;
+struct ward_operator;
+struct ward_operator *ward_operator_start(struct ward_daemon *d, struct ward_store *store,
+                                          const struct ward_api_hooks *hooks,
+                                          struct ward_error *err);
+/* Stop serving and free everything: after the loop has ended (the daemon keeps the reload
+   hook until it is destroyed) and before the store closes. */
+void ward_operator_stop(struct ward_operator *op);
+struct ward_http *ward_operator_http(const struct ward_operator *op);
+/* Where modules record events (transitions, refusals, stuck hosts, BMC failures, reloads). */
+struct ward_events *ward_operator_events(const struct ward_operator *op);
+
 #endif

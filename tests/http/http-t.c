@@ -238,12 +238,11 @@ int main(void)
         ok(false, "no TLS server");
         ok(false, "no TLS server");
     }
-    struct ward_http_options bad_pem = {.listen = "127.0.0.1:0", .tls_cert = token_file,
-                                        .tls_key = token_file};
+    struct ward_http_options bad_pem = {
+        .listen = "127.0.0.1:0", .tls_cert = token_file, .tls_key = token_file};
     ok(ward_http_create(loop, metrics, &bad_pem, &err) == NULL,
        "a certificate that is not PEM is refused");
-    struct ward_http_options public_tls = {.listen = "0.0.0.0:0", .tls_cert = cert,
-                                           .tls_key = key};
+    struct ward_http_options public_tls = {.listen = "0.0.0.0:0", .tls_cert = cert, .tls_key = key};
     ok(ward_http_create(loop, metrics, &public_tls, &err) == NULL && err.code == -EPERM,
        "a public listener with TLS but no token is refused");
 
