@@ -145,12 +145,14 @@ static void *read_hosts(void *arg)
 /* A registry holding what an agent managing `hosts` hosts exports. */
 static void fill_metrics(struct ward_metrics *m, int hosts)
 {
-    static const char *const states[] = {"Enrolling", "Available", "Claimed", "Provisioning",
-                                         "Provisioned", "Error", "Deprovisioning", "None"};
-    static const char *const ops[] = {"get", "patch", "post", "power", "insert_media",
-                                      "eject_media", "set_boot", "action"};
-    struct ward_metric *tr = ward_metrics_counter(m, "ward_physicalhost_state_transitions_total",
-                                                  "x", (const char *[]){"from", "to", "reason", NULL});
+    static const char *const states[] = {"Enrolling",      "Available",   "Claimed",
+                                         "Provisioning",   "Provisioned", "Error",
+                                         "Deprovisioning", "None"};
+    static const char *const ops[] = {"get",          "patch",       "post",     "power",
+                                      "insert_media", "eject_media", "set_boot", "action"};
+    struct ward_metric *tr =
+        ward_metrics_counter(m, "ward_physicalhost_state_transitions_total", "x",
+                             (const char *[]){"from", "to", "reason", NULL});
     struct ward_metric *dur = ward_metrics_histogram(m, "ward_physicalhost_state_duration_seconds",
                                                      "x", (const char *[]){"state", NULL}, NULL, 0);
     struct ward_metric *cool = ward_metrics_counter(m, "ward_bmc_cooldown_waits_total", "x",
@@ -159,7 +161,8 @@ static void fill_metrics(struct ward_metrics *m, int hosts)
                                                      (const char *[]){"operation", NULL}, NULL, 0);
     for (size_t i = 0; i < 8; i++) {
         for (size_t j = 0; j < 8; j++) {
-            ward_metric_add(tr, (const char *[]){states[i], states[j], "reconcile"}, (double)(i + j));
+            ward_metric_add(tr, (const char *[]){states[i], states[j], "reconcile"},
+                            (double)(i + j));
         }
         ward_metric_observe(dur, (const char *[]){states[i]}, 12.5 * (double)(i + 1));
         ward_metric_observe(bop, (const char *[]){ops[i]}, 0.2 * (double)(i + 1));
@@ -224,21 +227,25 @@ int main(int argc, char **argv)
     }
     double t0 = ward_monotonic();
     struct ward_transition *enroll = calloc((size_t)hosts, sizeof(*enroll));
-    char (*names)[32] = calloc((size_t)hosts, sizeof(*names));
+    char(*names)[32] = calloc((size_t)hosts, sizeof(*names));
     for (int i = 0; i < hosts; i++) {
         snprintf(names[i], sizeof(names[i]), "host-%05d", i);
         char labels[64];
         snprintf(labels, sizeof(labels), "{\"rack\":\"r%02d\"}", i % 40);
-        struct ward_resource r = {.kind = WARD_API_KIND, .ns = WARD_API_DEFAULT_NS,
-                                  .name = names[i], .labels = labels};
+        struct ward_resource r = {
+            .kind = WARD_API_KIND, .ns = WARD_API_DEFAULT_NS, .name = names[i], .labels = labels};
         if (ward_store_create(store, &r, &err) != 0) {
             fprintf(stderr, "create: %s\n", err.text);
             return 1;
         }
-        enroll[i] = (struct ward_transition){.kind = WARD_API_KIND, .ns = WARD_API_DEFAULT_NS,
-                                             .name = names[i], .dimension = "lifecycle",
-                                             .to = "Available", .trigger = "bench",
-                                             .reason = "enrolled", .actor = "bench"};
+        enroll[i] = (struct ward_transition){.kind = WARD_API_KIND,
+                                             .ns = WARD_API_DEFAULT_NS,
+                                             .name = names[i],
+                                             .dimension = "lifecycle",
+                                             .to = "Available",
+                                             .trigger = "bench",
+                                             .reason = "enrolled",
+                                             .actor = "bench"};
     }
     if (ward_store_batch(store, enroll, (size_t)hosts, NULL, &err) != 0) {
         fprintf(stderr, "enroll: %s\n", err.text);
@@ -247,14 +254,15 @@ int main(int argc, char **argv)
     free(enroll);
     printf("setup: %d hosts in %.1f s\n", hosts, ward_monotonic() - t0);
 
-    struct ward_events *events = ward_events_create(&(struct ward_events_options){.metrics = metrics});
-    struct ward_http *http = ward_http_create(
-        s.loop, metrics,
-        &(struct ward_http_options){.listen = "127.0.0.1:0", .token_file = token,
-                                    .max_connections = 64},
-        &err);
-    struct ward_api *api = http != NULL ? ward_api_create(http, store, events, metrics, NULL, &err)
-                                        : NULL;
+    struct ward_events *events =
+        ward_events_create(&(struct ward_events_options){.metrics = metrics});
+    struct ward_http *http =
+        ward_http_create(s.loop, metrics,
+                         &(struct ward_http_options){
+                             .listen = "127.0.0.1:0", .token_file = token, .max_connections = 64},
+                         &err);
+    struct ward_api *api =
+        http != NULL ? ward_api_create(http, store, events, metrics, NULL, &err) : NULL;
     if (api == NULL) {
         fprintf(stderr, "http: %s\n", err.text);
         return 1;
@@ -296,7 +304,8 @@ int main(int argc, char **argv)
         }
         run_changed[run] = median(changed, (size_t)scrapes);
 
-        struct reader one = {.port = port, .hosts = hosts, .seconds = seconds, .seed = 1u + (unsigned)run};
+        struct reader one = {
+            .port = port, .hosts = hosts, .seconds = seconds, .seed = 1u + (unsigned)run};
         pthread_t t;
         pthread_create(&t, NULL, read_hosts, &one);
         pthread_join(t, NULL);
@@ -304,7 +313,9 @@ int main(int argc, char **argv)
         struct reader four[4];
         pthread_t ts[4];
         for (int k = 0; k < 4; k++) {
-            four[k] = (struct reader){.port = port, .hosts = hosts, .seconds = seconds,
+            four[k] = (struct reader){.port = port,
+                                      .hosts = hosts,
+                                      .seconds = seconds,
                                       .seed = 100u * (unsigned)run + (unsigned)k};
             pthread_create(&ts[k], NULL, read_hosts, &four[k]);
         }

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,11 @@
 #define API_PREFIX "/api/v1/"
 #define MAX_SEGMENTS 4
 #define LIST_LIMIT_MAX 100000
+#define HOST_TABLE_SIZE 16384
+#define HOST_DIRTY_MAX 2048
+#define HOST_STATE_MAX 32
+
+struct host_slot;
 
 struct ward_api {
     struct ward_http *http;     /* borrowed */
@@ -34,9 +40,11 @@ struct ward_api {
     struct ward_metrics *metrics;
     struct ward_api_hooks hooks;
     struct ward_metric *hosts_gauge, *claim_duration, *claim_attempts, *requests_invalid;
-    bool hosts_dirty;
-    char **seen_states; /* owned: states the gauge has reported, to zero them when empty */
-    size_t nseen;
+    /* ward_hosts{state}: a map name -> state kept from the change feed (see on_scrape) */
+    struct host_slot **host_table; /* owned, HOST_TABLE_SIZE chains */
+    char **dirty;                  /* owned: "ns\x1fname" of hosts changed since the last scrape */
+    size_t ndirty;
+    bool recount; /* too many changes (or none counted yet): count everything */
 };
 
 /* --- validation helpers ------------------------------------------------------------------ */
@@ -746,7 +754,6 @@ static void do_add(struct ward_api *api, struct ward_api_call *call, struct ward
     record_event(api, "Normal", "Added", call->name, "added to the inventory");
     ward_log_fields(WARD_LOG_INFO, "api", (struct ward_log_field[]){{"host", call->name}}, 1,
                     "host added to the inventory");
-    api->hosts_dirty = true;
     res->status = 201;
     struct ward_resource *got = NULL;
     if (ward_store_get(api->store, WARD_API_KIND, call->ns, call->name, &got, NULL) == 0) {
@@ -811,7 +818,6 @@ static void do_remove(struct ward_api *api, struct ward_api_call *call,
         return;
     }
     record_event(api, "Normal", "Removed", call->name, "removed from the inventory");
-    api->hosts_dirty = true;
     ward_buf_printf(&res->body, "{\"removed\":true,\"name\":");
     ward_json_escape(&res->body, call->name);
     ward_buf_puts(&res->body, "}\n");
@@ -903,7 +909,6 @@ static void do_transition(struct ward_api *api, struct ward_api_call *call,
         store_error(res, rc, &err);
         return;
     }
-    api->hosts_dirty = true;
     ward_buf_printf(&res->body, "{\"name\":");
     ward_json_escape(&res->body, call->name);
     ward_buf_puts(&res->body, ",\"to\":");
@@ -926,7 +931,6 @@ static void do_release(struct ward_api *api, struct ward_api_call *call,
         return;
     }
     record_event(api, "Normal", "Released", call->name, "released by %s", call->consumer);
-    api->hosts_dirty = true;
     ward_buf_puts(&res->body, "{\"released\":true,\"name\":");
     ward_json_escape(&res->body, call->name);
     ward_buf_puts(&res->body, "}\n");
@@ -971,7 +975,6 @@ static void do_claim(struct ward_api *api, struct ward_api_call *call,
         return;
     }
     record_event(api, "Normal", "Claimed", r->name, "claimed by %s", call->consumer);
-    api->hosts_dirty = true;
     put_host(api, &res->body, r, false);
     res->body.len -= 1;
     res->body.data[res->body.len] = '\0';
@@ -1102,60 +1105,175 @@ static void on_api(void *arg, const struct ward_http_request *req, struct ward_h
 
 /* --- the ward_hosts gauge ------------------------------------------------------------------ */
 
+/*
+ * Scrapes must stay cheap with 10,000 hosts, so the gauge is not recounted
+ * from the store each time: the change feed names the hosts that changed, a
+ * scrape looks up only those and moves each between state series. A full
+ * count runs at start and when more than HOST_DIRTY_MAX changes piled up.
+ */
+struct host_slot {
+    struct host_slot *next;
+    char *key;                      /* owned: "ns\x1fname" */
+    char state[HOST_STATE_MAX + 1]; /* lifecycle state as counted in the gauge */
+};
+
+static size_t host_hash(const char *key)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *key != '\0'; key++) {
+        h = (h ^ (unsigned char)*key) * 1099511628211ull;
+    }
+    return (size_t)(h % HOST_TABLE_SIZE);
+}
+
+static struct host_slot **host_find(struct ward_api *api, const char *key)
+{
+    struct host_slot **p = &api->host_table[host_hash(key)];
+    while (*p != NULL && strcmp((*p)->key, key) != 0) {
+        p = &(*p)->next;
+    }
+    return p;
+}
+
+static void hosts_clear(struct ward_api *api)
+{
+    for (size_t i = 0; api->host_table != NULL && i < HOST_TABLE_SIZE; i++) {
+        struct host_slot *s = api->host_table[i];
+        while (s != NULL) {
+            struct host_slot *next = s->next;
+            free(s->key);
+            free(s);
+            s = next;
+        }
+        api->host_table[i] = NULL;
+    }
+    for (size_t i = 0; i < api->ndirty; i++) {
+        free(api->dirty[i]);
+    }
+    api->ndirty = 0;
+}
+
+/* State names are bounded by the machine; anything else counts as "None" to keep labels small. */
+static void bounded_state(const char *state, char out[HOST_STATE_MAX + 1])
+{
+    snprintf(out, HOST_STATE_MAX + 1, "%s",
+             state != NULL && valid_token(state, HOST_STATE_MAX) ? state : "None");
+}
+
+/* Move one host to state (NULL: it is gone) in the map and the gauge. */
+static void host_set(struct ward_api *api, const char *key, const char *state)
+{
+    struct host_slot **p = host_find(api, key);
+    char now[HOST_STATE_MAX + 1];
+    if (*p != NULL) {
+        ward_metric_add(api->hosts_gauge, (const char *const[]){(*p)->state}, -1);
+        if (state == NULL) {
+            struct host_slot *gone = *p;
+            *p = gone->next;
+            free(gone->key);
+            free(gone);
+            return;
+        }
+    } else if (state != NULL) {
+        struct host_slot *s = calloc(1, sizeof(*s));
+        if (s == NULL || (s->key = strdup(key)) == NULL) {
+            free(s);
+            api->recount = true;
+            return;
+        }
+        *p = s;
+    } else {
+        return;
+    }
+    bounded_state(state, now);
+    memcpy((*p)->state, now, sizeof(now));
+    ward_metric_add(api->hosts_gauge, (const char *const[]){now}, 1);
+}
+
 static void on_change(void *arg, const struct ward_store_change *c)
 {
     struct ward_api *api = arg;
-    if (strcmp(c->kind, WARD_API_KIND) == 0) {
-        api->hosts_dirty = true;
+    if (strcmp(c->kind, WARD_API_KIND) != 0 || api->recount) {
+        return;
     }
-}
-
-static void remember_state(struct ward_api *api, const char *state)
-{
-    for (size_t i = 0; i < api->nseen; i++) {
-        if (strcmp(api->seen_states[i], state) == 0) {
-            return;
-        }
-    }
-    char **grown = realloc(api->seen_states, (api->nseen + 1) * sizeof(*grown));
+    struct ward_buf key = {0};
+    ward_buf_printf(&key, "%s\x1f%s", c->ns, c->name);
+    char **grown = api->ndirty < HOST_DIRTY_MAX
+                       ? realloc(api->dirty, (api->ndirty + 1) * sizeof(*grown))
+                       : NULL;
     if (grown == NULL) {
+        api->recount = true;
+        ward_buf_free(&key);
         return;
     }
-    api->seen_states = grown;
-    if ((api->seen_states[api->nseen] = strdup(state)) != NULL) {
-        api->nseen++;
-    }
+    api->dirty = grown;
+    api->dirty[api->ndirty++] = ward_buf_steal(&key);
 }
 
-/* Recount only after a change: a scrape of 10,000 unchanged hosts costs nothing here. */
-static void on_scrape(void *arg, struct ward_metrics *metrics)
+static void hosts_recount(struct ward_api *api)
 {
-    struct ward_api *api = arg;
-    if (!api->hosts_dirty || api->store == NULL) {
-        return;
-    }
     struct ward_resource **list = NULL;
     size_t n = 0;
     if (ward_store_list(api->store, &(struct ward_store_filter){.kind = WARD_API_KIND}, &list, &n,
                         NULL) != 0) {
-        return;
+        return; /* keep the old figures and try again next scrape */
     }
-    for (size_t i = 0; i < api->nseen; i++) {
-        ward_metric_set(api->hosts_gauge, (const char *const[]){api->seen_states[i]}, 0);
+    for (size_t i = 0; i < HOST_TABLE_SIZE; i++) {
+        for (struct host_slot *s = api->host_table[i]; s != NULL; s = s->next) {
+            ward_metric_add(api->hosts_gauge, (const char *const[]){s->state}, -1);
+        }
     }
+    hosts_clear(api);
+    struct ward_buf key = {0};
     for (size_t i = 0; i < n; i++) {
         cJSON *status = cJSON_Parse(list[i]->status != NULL ? list[i]->status : "{}");
         const cJSON *states = cJSON_GetObjectItemCaseSensitive(status, "states");
         const cJSON *lc = cJSON_GetObjectItemCaseSensitive(states, WARD_STORE_LIFECYCLE);
-        /* state names are bounded by the machine; anything else is folded to keep labels small */
-        const char *state =
-            cJSON_IsString(lc) && valid_token(lc->valuestring, 32) ? lc->valuestring : "None";
-        remember_state(api, state);
-        ward_metric_add(api->hosts_gauge, (const char *const[]){state}, 1);
+        key.len = 0;
+        ward_buf_printf(&key, "%s\x1f%s", list[i]->ns, list[i]->name);
+        host_set(api, key.data, cJSON_IsString(lc) ? lc->valuestring : "None");
         cJSON_Delete(status);
     }
+    ward_buf_free(&key);
     ward_resource_list_free(list, n);
-    api->hosts_dirty = false;
+    api->recount = false;
+}
+
+static void on_scrape(void *arg, struct ward_metrics *metrics)
+{
+    struct ward_api *api = arg;
+    if (api->store == NULL) {
+        return;
+    }
+    if (api->recount) {
+        hosts_recount(api);
+        return;
+    }
+    for (size_t i = 0; i < api->ndirty; i++) {
+        char *sep = strchr(api->dirty[i], '\x1f');
+        *sep = '\0';
+        struct ward_state *states = NULL;
+        size_t n = 0;
+        const char *state = NULL;
+        int rc =
+            ward_store_states(api->store, WARD_API_KIND, api->dirty[i], sep + 1, &states, &n, NULL);
+        char found[HOST_STATE_MAX + 1] = "None";
+        if (rc == 0) {
+            for (size_t k = 0; k < n; k++) {
+                if (strcmp(states[k].dimension, WARD_STORE_LIFECYCLE) == 0) {
+                    bounded_state(states[k].state, found);
+                }
+            }
+            state = found;
+        }
+        ward_state_free(states, n);
+        *sep = '\x1f';
+        if (rc == 0 || rc == -ENOENT) {
+            host_set(api, api->dirty[i], state);
+        }
+        free(api->dirty[i]);
+    }
+    api->ndirty = 0;
 }
 
 /* --- lifetime ------------------------------------------------------------------------------- */
@@ -1190,8 +1308,10 @@ struct ward_api *ward_api_create(struct ward_http *http, struct ward_store *stor
         metrics, "ward_api_invalid_requests_total",
         "API requests refused by validation (bad route, JSON, fields or names).", NULL);
     ward_metric_add(api->requests_invalid, NULL, 0);
-    api->hosts_dirty = true;
-    if ((store != NULL && ward_store_subscribe(store, on_change, api) != 0) ||
+    api->recount = true;
+    api->host_table = calloc(HOST_TABLE_SIZE, sizeof(*api->host_table));
+    if (api->host_table == NULL ||
+        (store != NULL && ward_store_subscribe(store, on_change, api) != 0) ||
         ward_http_route(http, NULL, "/api/v1/", WARD_HTTP_PREFIX, on_api, api) != 0 ||
         ward_http_on_scrape(http, on_scrape, api) != 0) {
         ward_error_set(err, -ENOMEM, "out of memory");
@@ -1209,10 +1329,9 @@ void ward_api_destroy(struct ward_api *api)
     if (api->store != NULL) {
         ward_store_unsubscribe(api->store, on_change, api);
     }
-    for (size_t i = 0; i < api->nseen; i++) {
-        free(api->seen_states[i]);
-    }
-    free(api->seen_states);
+    hosts_clear(api);
+    free(api->host_table);
+    free(api->dirty);
     free(api);
 }
 

@@ -115,7 +115,7 @@ static void make_available(const char *name)
 
 int main(void)
 {
-    plan(76);
+    plan(79);
     ward_log_set_level(WARD_LOG_ERROR);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
@@ -205,6 +205,9 @@ int main(void)
 
     make_available("h1");
     make_available("h2");
+    req("GET", "/metrics", NULL, false, &r);
+    contains(r.body.data, "\nward_hosts{state=\"Available\"} 2\n", "ward_hosts is counted");
+    http_reply_free(&r);
 
     /* reading */
     is_int(200, req("GET", "/api/v1/hosts", NULL, false, &r), "hosts are listed without a token");
@@ -239,6 +242,14 @@ int main(void)
            "a claim with a selector succeeds");
     contains(r.body.data, "\"name\":\"h1\"", "it got the host matching the selector");
     contains(r.body.data, "\"consumer\":\"c1\"", "the host carries the consumer");
+    {
+        struct http_reply m;
+        req("GET", "/metrics", NULL, false, &m);
+        ok(strstr(m.body.data, "\nward_hosts{state=\"Available\"} 1\n") &&
+               strstr(m.body.data, "\nward_hosts{state=\"Claimed\"} 1\n"),
+           "ward_hosts follows the claim");
+        http_reply_free(&m);
+    }
     contains(r.body.data, "\"attempts\":1,\"conflicts\":0}", "the claim reports what it cost");
     http_reply_free(&r);
     is_int(404,
@@ -347,7 +358,9 @@ int main(void)
     http_reply_free(&r);
 
     req("GET", "/metrics", NULL, false, &r);
-    contains(r.body.data, "\nward_hosts{state=\"Available\"} 1\n", "ward_hosts counts by state");
+    contains(r.body.data, "\nward_hosts{state=\"Available\"} 1\n",
+             "ward_hosts follows claims, resets and removals");
+    contains(r.body.data, "\nward_hosts{state=\"Claimed\"} 0\n", "a state left empty reads 0");
     contains(r.body.data, "ward_api_unauthorized_total 2\n", "the 401s were counted");
     http_reply_free(&r);
 

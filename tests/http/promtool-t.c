@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "http/agent.h"
 #include "tap/basic.h"
 
 static const char *srcdir(void)
@@ -149,7 +151,7 @@ static void collect_exprs(const cJSON *node, struct ward_buf *out)
 
 int main(void)
 {
-    plan(16);
+    plan(19);
     if (access("/usr/bin/promtool", X_OK) != 0 && system("command -v promtool >/dev/null") != 0) {
         skip_all("promtool is not installed (Debian package prometheus; tools/deps.sh)");
     }
@@ -241,6 +243,44 @@ int main(void)
     is_string("", absent.data, "every metric the issue lists is exported with HELP and TYPE");
     ward_buf_free(&absent);
     http_reply_free(&r);
+
+    /* an agent managing hosts: store, claims, events and API families on top */
+    {
+        char dir[512];
+        snprintf(dir, sizeof(dir), "%s/agent", test_tmpdir());
+        if (mkdir(dir, 0700) != 0) {
+            sysbail("mkdir %s", dir);
+        }
+        struct test_agent a;
+        test_agent_start(&a, loop, dir, "promtool-token-0123456789");
+        test_agent_add_hosts(&a, "sim", 40, 4);
+        test_agent_set_state(&a, "sim-0003", "Error");
+        char claim_url[128], body[64];
+        snprintf(claim_url, sizeof(claim_url), "%s/api/v1/claims", a.base);
+        for (int i = 0; i < 5; i++) {
+            struct http_reply c;
+            snprintf(body, sizeof(body), "{\"consumer\":\"c%d\"}", i);
+            http_request(loop, "POST", claim_url, body,
+                         (const char *[]){"Authorization: Bearer promtool-token-0123456789", NULL},
+                         &c);
+            http_reply_free(&c);
+        }
+        snprintf(url, sizeof(url), "%s/metrics", a.base);
+        http_request(loop, "GET", url, NULL, NULL, &r);
+        contains(r.body.data, "ward_hosts{state=\"Claimed\"} 5",
+                 "the agent's scrape has its hosts");
+        snprintf(path, sizeof(path), "%s/agent-scrape.txt", test_tmpdir());
+        f = fopen(path, "w");
+        fputs(r.body.data, f);
+        fclose(f);
+        http_reply_free(&r);
+        out = (struct ward_buf){0};
+        snprintf(cmd, sizeof(cmd), "promtool check metrics < '%s' 2>&1", path);
+        is_int(0, run(cmd, &out), "promtool check metrics passes on an agent managing hosts");
+        is_string("", out.data, "with nothing to report");
+        ward_buf_free(&out);
+        test_agent_stop(&a);
+    }
 
     /* rules: syntax and unit tests */
     out = (struct ward_buf){0};
