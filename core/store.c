@@ -150,6 +150,7 @@ struct store_item {
     ward_store_done_fn done;
     void *arg;
     int rc;
+    bool settled; /* its result is final (committed, failed alone, or lost with a commit) */
     int64_t version;
     struct ward_error err;
 };
@@ -894,14 +895,6 @@ static int apply(struct ward_store *st, const struct ward_transition *t, bool re
         return rc;
     }
     const char *where_ns = ns_of(t->ns);
-    if (t->expected_version != 0 && cur->version != t->expected_version) {
-        *why = CONFLICT_VERSION;
-        rc = ward_error_set(err, -ESTALE,
-                            "%s %s/%s changed: version is %" PRId64 ", not %" PRId64
-                            "; re-read it and retry",
-                            t->kind, where_ns, t->name, cur->version, t->expected_version);
-        goto out;
-    }
     if (require_unclaimed && cur->consumer != NULL) {
         *why = CONFLICT_CLAIMED;
         rc =
@@ -926,6 +919,15 @@ static int apply(struct ward_store *st, const struct ward_transition *t, bool re
         *why = CONFLICT_STATE;
         rc = ward_error_set(err, -ESTALE, "%s %s/%s: %s is \"%s\", not \"%s\"", t->kind, where_ns,
                             t->name, t->dimension, from, t->from);
+        goto out;
+    }
+    /* checked last so a conflict reports the most telling reason (claimed, state, version) */
+    if (t->expected_version != 0 && cur->version != t->expected_version) {
+        *why = CONFLICT_VERSION;
+        rc = ward_error_set(err, -ESTALE,
+                            "%s %s/%s changed: version is %" PRId64 ", not %" PRId64
+                            "; re-read it and retry",
+                            t->kind, where_ns, t->name, cur->version, t->expected_version);
         goto out;
     }
     double now = store_now(st);
@@ -1043,6 +1045,58 @@ static void watchers_stop(struct ward_store *st)
     }
 }
 
+/*
+ * One attempt at committing the undecided items of the group. Returns true when the
+ * group is settled, false when SQLite rolled the whole transaction back (it does that on
+ * a full database or an I/O error): the item that caused it is failed alone and the
+ * caller tries the rest again, so every round settles at least one item.
+ */
+static bool flush_round(struct ward_store *st, struct store_item *list, size_t *committed)
+{
+    struct ward_error err = {0};
+    int rc = exec_id(st, S_BEGIN, "begin a commit", &err);
+    if (rc == 0) {
+        for (struct store_item *it = list; it != NULL; it = it->next) {
+            if (it->settled) {
+                continue;
+            }
+            bool lost = false;
+            it->rc = apply_in_savepoint(st, &it->t, &it->version, &lost, &it->err);
+            if (lost) {
+                it->settled = true;
+                changes_truncate(st, 0);
+                return false;
+            }
+        }
+        rc = exec_id(st, S_COMMIT, "commit", &err);
+        if (rc < 0) {
+            write_rollback(st);
+        }
+    }
+    for (struct store_item *it = list; it != NULL; it = it->next) {
+        if (it->settled) {
+            continue;
+        }
+        it->settled = true;
+        if (rc < 0) {
+            it->rc = rc; /* nothing of this round is durable */
+            it->err = err;
+        } else if (it->rc == 0) {
+            (*committed)++;
+        }
+    }
+    if (rc < 0) {
+        changes_truncate(st, 0);
+        ward_log(WARD_LOG_ERROR, "store", "group commit failed: %s", err.text);
+    } else {
+        if (st->commits != NULL) {
+            ward_metric_add(st->commits, NULL, 1);
+        }
+        changes_emit(st);
+    }
+    return true;
+}
+
 void ward_store_flush(struct ward_store *st)
 {
     struct store_item *list = st->head;
@@ -1053,57 +1107,20 @@ void ward_store_flush(struct ward_store *st)
     st->tail = &st->head;
     watchers_stop(st);
 
-    struct ward_error err = {0};
-    size_t n = 0;
-    for (struct store_item *it = list; it != NULL; it = it->next) {
-        n++;
-    }
-    int rc = st->read_only ? write_begin(st, &err) : exec_id(st, S_BEGIN, "begin a commit", &err);
-    if (rc == 0) {
-        bool lost = false;
+    if (st->read_only) {
+        struct ward_error err = {0};
+        int rc = write_begin(st, &err);
         for (struct store_item *it = list; it != NULL; it = it->next) {
-            if (lost) {
-                it->rc = rc;
-                it->err = err;
-                continue;
-            }
-            it->rc = apply_in_savepoint(st, &it->t, &it->version, &lost, &it->err);
-            if (lost) {
-                /* everything applied so far is gone with the transaction */
-                rc = it->rc;
-                err = it->err;
-                for (struct store_item *p = list; p != it; p = p->next) {
-                    p->rc = rc;
-                    p->err = err;
-                }
-            }
+            it->rc = rc;
+            it->err = err;
         }
-        if (!lost) {
-            rc = exec_id(st, S_COMMIT, "commit", &err);
-        }
-        if (rc < 0) {
-            write_rollback(st);
-        }
-    }
-    if (rc < 0) {
-        /* the commit itself failed: nothing of the group is durable */
-        for (struct store_item *it = list; it != NULL; it = it->next) {
-            if (it->rc == 0) {
-                it->rc = rc;
-                it->err = err;
-            }
-        }
-        changes_truncate(st, 0);
-        ward_log(WARD_LOG_ERROR, "store", "group commit of %zu transitions failed: %s", n,
-                 err.text);
     } else {
-        if (st->commits != NULL) {
-            ward_metric_add(st->commits, NULL, 1);
+        size_t committed = 0;
+        while (!flush_round(st, list, &committed)) {
         }
-        if (st->group_size != NULL) {
-            ward_metric_observe(st->group_size, NULL, (double)n);
+        if (st->group_size != NULL && committed > 0) {
+            ward_metric_observe(st->group_size, NULL, (double)committed);
         }
-        changes_emit(st);
     }
     while (list != NULL) {
         struct store_item *it = list;
@@ -1414,16 +1431,25 @@ int ward_store_claim(struct ward_store *st, const char *kind, const char *select
     struct candidate *cands = NULL;
     size_t n = 0, cap = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct ward_resource *r = row_resource(s);
-        if (eligible == NULL || eligible(arg, r)) {
-            if (n == cap) {
-                cap = cap != 0 ? cap * 2 : 64;
-                struct candidate *grown = realloc(cands, cap * sizeof(*cands));
-                if (grown == NULL) {
-                    abort();
-                }
-                cands = grown;
+        if (n == cap) {
+            cap = cap != 0 ? cap * 2 : 64;
+            struct candidate *grown = realloc(cands, cap * sizeof(*cands));
+            if (grown == NULL) {
+                abort();
             }
+            cands = grown;
+        }
+        if (eligible == NULL) {
+            /* the common case: no need to copy spec, status and labels of every host */
+            const char *cns = (const char *)sqlite3_column_text(s, 2);
+            const char *cname = (const char *)sqlite3_column_text(s, 3);
+            cands[n++] =
+                (struct candidate){claim_score(consumer, cns, cname), sqlite3_column_int64(s, 4),
+                                   dup_or_null(cns), dup_or_null(cname)};
+            continue;
+        }
+        struct ward_resource *r = row_resource(s);
+        if (eligible(arg, r)) {
             cands[n++] = (struct candidate){claim_score(consumer, r->ns, r->name), r->version,
                                             r->ns, r->name};
             r->ns = r->name = NULL;
@@ -1473,8 +1499,11 @@ int ward_store_claim(struct ward_store *st, const char *kind, const char *select
         }
         if (rc == 0) {
             count_attempt(st, "success", "none");
-            if (claimed != NULL) {
-                rc = load(st, kind, t.ns, t.name, NULL, claimed, err);
+            struct ward_error reread = {0};
+            if (claimed != NULL && load(st, kind, t.ns, t.name, NULL, claimed, &reread) < 0) {
+                /* the claim is committed: report it even if the re-read failed */
+                ward_log(WARD_LOG_WARN, "store", "claimed %s %s/%s but could not re-read it: %s",
+                         kind, t.ns, t.name, reread.text);
             }
             goto out;
         }
@@ -1644,7 +1673,12 @@ static int check_dir(struct ward_store *st, struct ward_error *err)
     }
     struct stat sb;
     int rc = 0;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+    if (stat(dir, &sb) != 0 && errno != ENOENT && errno != ENOTDIR) {
+        rc = ward_error_set(err, -EACCES,
+                            "cannot reach the state directory %s (%s); check the permissions of "
+                            "it and its parents for the user wardd runs as",
+                            dir, strerror(errno));
+    } else if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
         rc = ward_error_set(err, -ENOENT,
                             "the state directory %s does not exist; create it (owned by the user "
                             "wardd runs as) or point state_dir elsewhere",
@@ -1657,6 +1691,57 @@ static int check_dir(struct ward_store *st, struct ward_error *err)
     }
     free(dir);
     return rc;
+}
+
+/*
+ * SQLite can read a WAL database without write access only when its -wal and -shm files
+ * exist (or can be created). In a read-only state directory after a clean shutdown they
+ * do not, so the file is reopened "immutable": safe then, because with no -wal file every
+ * commit is in the main file, and nobody can write there.
+ */
+static int read_only_fallback(struct ward_store *st, struct ward_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(s);
+    }
+    sqlite3_finalize(s);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE || rc == SQLITE_OK ||
+        ((rc & 0xff) != SQLITE_READONLY && (rc & 0xff) != SQLITE_CANTOPEN)) {
+        return 0; /* readable as it is, or a failure the version read will report */
+    }
+    struct ward_buf wal = {0};
+    ward_buf_printf(&wal, "%s-wal", st->path);
+    bool has_wal = access(wal.data, F_OK) == 0;
+    ward_buf_free(&wal);
+    if (has_wal) {
+        return 0;
+    }
+    struct ward_buf uri = {0};
+    ward_buf_puts(&uri, "file:");
+    for (const unsigned char *c = (const unsigned char *)st->path; *c != '\0'; c++) {
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+            strchr("/._-~", *c) != NULL) {
+            ward_buf_putc(&uri, (char)*c);
+        } else {
+            ward_buf_printf(&uri, "%%%02X", *c);
+        }
+    }
+    ward_buf_puts(&uri, "?immutable=1");
+    sqlite3_close(st->db);
+    st->db = NULL;
+    rc = sqlite3_open_v2(uri.data, &st->db,
+                         SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+    ward_buf_free(&uri);
+    if (rc != SQLITE_OK) {
+        return db_fail(st, rc, "open the store read-only", err);
+    }
+    sqlite3_extended_result_codes(st->db, 1);
+    ward_log(WARD_LOG_WARN, "store",
+             "%s is in a directory wardd cannot write: serving it read-only as a snapshot",
+             st->path);
+    return 0;
 }
 
 struct ward_store *ward_store_open(struct ev_loop *loop, const struct ward_store_options *o,
@@ -1699,6 +1784,9 @@ struct ward_store *ward_store_open(struct ev_loop *loop, const struct ward_store
     /* Read the version before anything that could write: a newer file stays untouched. */
     int64_t version = 0;
     char check[256];
+    if (st->read_only && read_only_fallback(st, err) < 0) {
+        goto fail;
+    }
     if (pragma_int(st, "PRAGMA user_version", &version, err) < 0) {
         goto fail;
     }
@@ -1801,6 +1889,23 @@ struct ward_store *ward_store_open(struct ev_loop *loop, const struct ward_store
 fail:
     store_free(st);
     return NULL;
+}
+
+char *ward_store_path(const char *state_dir)
+{
+#ifdef WARD_STATEDIR
+    const char *dir = state_dir != NULL ? state_dir : WARD_STATEDIR;
+#else
+    const char *dir = state_dir != NULL ? state_dir : "/var/lib/ward";
+#endif
+    size_t len = strlen(dir) + sizeof(WARD_STORE_FILE) + 2;
+    char *path = malloc(len);
+    if (path != NULL) {
+        size_t dl = strlen(dir);
+        snprintf(path, len, "%s%s%s", dir, dl > 0 && dir[dl - 1] == '/' ? "" : "/",
+                 WARD_STORE_FILE);
+    }
+    return path;
 }
 
 void ward_store_close(struct ward_store *st)

@@ -33,6 +33,9 @@
 #define WARD_STORE_AVAILABLE "Available"
 #define WARD_STORE_CLAIMED "Claimed"
 
+/* The database's file name inside the configured state_dir. */
+#define WARD_STORE_FILE "ward.db"
+
 struct ward_store;
 
 /* All strings owned by the struct; free with ward_resource_free. */
@@ -75,6 +78,10 @@ struct ward_store_options {
  */
 struct ward_store *ward_store_open(struct ev_loop *loop, const struct ward_store_options *o,
                                    struct ward_error *err);
+/* "<state_dir>/ward.db" (caller frees); state_dir NULL = the built-in default
+ * ($localstatedir/lib/ward). NULL when out of memory. */
+char *ward_store_path(const char *state_dir);
+
 /* Commits anything pending first (running its done callbacks), then closes. */
 void ward_store_close(struct ward_store *st);
 
@@ -178,6 +185,7 @@ int ward_store_prune(struct ward_store *st, int max_rows, struct ward_error *err
  * Available->Claimed with a history record (actor = consumer) in ONE transaction. Counted
  * in ward_host_claim_attempts_total{outcome,conflict_reason}. -ENOENT when nothing is
  * eligible, -ESTALE when every try conflicted. *claimed (may be NULL) is the caller's.
+ * eligible() runs while candidates are read: it must not call ward_store_claim on @p st.
  */
 int ward_store_claim(struct ward_store *st, const char *kind, const char *selector_json,
                      const char *consumer,
@@ -185,7 +193,8 @@ int ward_store_claim(struct ward_store *st, const char *kind, const char *select
                      struct ward_resource **claimed, struct ward_error *err);
 /*
  * Clear the consumer and move lifecycle Claimed -> Available with history. Idempotent:
- * an unclaimed host is 0. -EPERM when another consumer holds it; -ENOENT when absent.
+ * an unclaimed host is 0. -EPERM when another consumer holds it; -EBUSY when its lifecycle
+ * has moved past Claimed (deprovision it instead); -ENOENT when absent.
  */
 int ward_store_release(struct ward_store *st, const char *kind, const char *ns, const char *name,
                        const char *consumer, struct ward_error *err);

@@ -106,7 +106,7 @@ static struct ward_transition tr(const char *name, const char *dim, const char *
 
 int main(void)
 {
-    plan(84);
+    plan(85);
     snprintf(dbpath, sizeof(dbpath), "%s/state.db", test_tmpdir());
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *reg = ward_metrics_create();
@@ -293,6 +293,7 @@ int main(void)
     struct ward_metric *commits = ward_metrics_counter(reg, "ward_store_commits_total", "", NULL);
     double before = ward_metric_value(commits, NULL);
     struct done_log dl = {0};
+    int feed_before = feed.n;
     struct ward_transition a = tr("g1", "lifecycle", "", "Enrolling");
     struct ward_transition b = tr("g2", "lifecycle", "Available", "Claimed"); /* conflicts */
     struct ward_transition c = tr("g2", "lifecycle", "", "Enrolling");
@@ -310,6 +311,7 @@ int main(void)
     is_int(0, dl.rc[2], "the item after it committed too");
     is_int(2, dl.version[2], "with its new version");
     is_int(2, dl.visible[0], "done() ran only once the commit was visible on disk");
+    is_int(2, feed.n - feed_before, "the feed saw the two committed items, not the failed one");
     is_double(1, ward_metric_value(commits, NULL) - before, 0,
               "the group shared one commit (one fsync)");
     ok(ward_store_transition(st, &(struct ward_transition){.kind = "Host"}, on_done, &dl) ==
