@@ -2246,6 +2246,13 @@ int ward_policy_engine_reload(struct ward_policy_engine *e, struct ward_error *e
     return engine_swap(e, e->dir, true, err);
 }
 
+const struct ward_machine *ward_policy_engine_machine(const struct ward_policy_engine *e,
+                                                      const char *kind)
+{
+    const struct policy *p = policy_for(e->gen, kind);
+    return p != NULL ? p->m : NULL;
+}
+
 unsigned ward_policy_engine_running(const struct ward_policy_engine *e)
 {
     return e->running;

@@ -25,6 +25,7 @@
 struct ward_plugins;
 struct ward_metrics;
 struct ward_policy_engine;
+struct ward_machine;
 
 /* What the store makes durable in one transaction: the new state and its history record. */
 struct ward_policy_commit {
@@ -113,6 +114,9 @@ void ward_policy_engine_destroy(struct ward_policy_engine *e);
  * reconciles. The stuck timer calls it; tests call it after moving the clock.
  */
 void ward_policy_engine_tick(struct ward_policy_engine *e);
+/* The machine in force for kind (owned by the engine, valid until the next reload), or NULL. */
+const struct ward_machine *ward_policy_engine_machine(const struct ward_policy_engine *e,
+                                                      const char *kind);
 /* Runs (reconciles, recovery steps) in flight. */
 unsigned ward_policy_engine_running(const struct ward_policy_engine *e);
 /* A policy generation counter: bumps on every successful load or reload. */
