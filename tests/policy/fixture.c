@@ -169,9 +169,30 @@ static void op_fire(struct ev_loop *loop, ev_timer *w, int revents)
     free(op);
 }
 
+static void unhang(struct op *op)
+{
+    for (size_t i = 0; i < 64; i++) {
+        if (op->f->hung[i] == op) {
+            op->f->hung[i] = NULL;
+        }
+    }
+}
+
+void fakebmc_release(struct fakebmc *f)
+{
+    for (size_t i = 0; i < 64; i++) {
+        struct op *op = f->hung[i];
+        if (op != NULL) {
+            f->hung[i] = NULL;
+            ev_timer_start(f->loop, &op->t);
+        }
+    }
+}
+
 static void op_cancel(void *arg)
 {
     struct op *op = arg;
+    unhang(op);
     ev_timer_stop(op->f->loop, &op->t);
     op->f->cancelled++;
     track(op->f, op->host, -1);
@@ -199,6 +220,13 @@ static int start_op(lua_State *L, enum op_kind kind, const char *arg)
     ev_timer_init(&op->t, op_fire, 0, 0);
     if (!h->f->hang) {
         ev_timer_start(h->f->loop, &op->t);
+    } else {
+        for (size_t i = 0; i < 64; i++) {
+            if (h->f->hung[i] == NULL) {
+                h->f->hung[i] = op;
+                break;
+            }
+        }
     }
     return ward_async_yield(L, op->a);
 }

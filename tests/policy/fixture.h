@@ -50,7 +50,10 @@ struct fakebmc {
     unsigned max_same_host;   /* most operations in flight for one host at once */
     unsigned max_active;      /* most operations in flight overall */
     char active_hosts[64][64];
+    void *hung[64]; /* operations held by hang mode */
 };
+/* Let every operation held by hang mode complete on the next loop iteration. */
+void fakebmc_release(struct fakebmc *f);
 void fakebmc_init(struct fakebmc *f, struct ev_loop *loop);
 
 /* Options for tests: fake clock, no stuck timer, small budgets. */
