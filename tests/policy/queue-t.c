@@ -13,7 +13,7 @@
 
 int main(void)
 {
-    plan(26 + 11);
+    plan(36);
     struct ward_queue *q = ward_queue_create(&(struct ward_queue_options){
         .base_delay = 1, .max_delay = 8, .jitter = 0, .max_inflight = 2});
     ward_queue_add(q, "a", 10);

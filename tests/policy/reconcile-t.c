@@ -70,8 +70,9 @@ int main(void)
     put("h1", "{" BMC ",\"consumerRef\":\"c1\",\"bootISOSource\":\"http://x/os.iso\"}");
     is_string("Provisioned", state("h1"), "bootISOSource provisions it");
     json = ward_policy_resource_json(e, "PhysicalHost", "h1");
-    contains(json, "\"boot\":{\"configured\":true,\"iso\":\"http://x/os.iso\"}",
-             "boot configuration recorded");
+    ok(strstr(json, "\"configured\":true") != NULL &&
+           strstr(json, "\"iso\":\"http://x/os.iso\"") != NULL,
+       "boot configuration recorded");
     contains(json, "\"power\":\"On\"", "power is on");
     free(json);
     put("h1", "{" BMC ",\"bootISOSource\":\"http://x/os.iso\"}");

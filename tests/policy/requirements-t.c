@@ -52,7 +52,7 @@ static void allowed(const char *to)
 
 int main(void)
 {
-    plan(36);
+    plan(31);
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
     struct fixture_sink sink;

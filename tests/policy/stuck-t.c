@@ -68,7 +68,7 @@ static void put(const char *kind, const char *name, const char *spec)
 
 int main(void)
 {
-    plan(13 + 7 + 6 + 7 + 8);
+    plan(36);
     loop = ev_loop_new(EVFLAG_AUTO);
     metrics = ward_metrics_create();
     struct fixture_sink sink;
