@@ -270,8 +270,7 @@ static int state_list(lua_State *L, int t, const char *field, const struct ward_
     }
     if (type != LUA_TTABLE) {
         lua_pop(L, 1);
-        return ward_error_set(err, -EINVAL, "%s: '%s' must be a list of state names", where,
-                              field);
+        return ward_error_set(err, -EINVAL, "%s: '%s' must be a list of state names", where, field);
     }
     lua_Integer n = luaL_len(L, -1);
     for (lua_Integer i = 1; i <= n; i++) {
@@ -530,8 +529,8 @@ static int parse_dim(lua_State *L, int t, struct ward_machine *m, struct ward_ma
             }
             if (lua_type(L, -1) != LUA_TFUNCTION) {
                 lua_pop(L, 3);
-                return ward_error_set(err, -EINVAL, "%s: guard '%s -> %s' is not a function",
-                                      where, a, b);
+                return ward_error_set(err, -EINVAL, "%s: guard '%s -> %s' is not a function", where,
+                                      a, b);
             }
             int line = function_line(L, -1);
             int from = ward_machine_state(d, a), to = ward_machine_state(d, b);
@@ -541,8 +540,7 @@ static int parse_dim(lua_State *L, int t, struct ward_machine *m, struct ward_ma
                 continue;
             }
             if (!ward_machine_allows(d, from, to)) {
-                warn(m, line, "guard for %s -> %s, a transition the machine does not allow", a,
-                     b);
+                warn(m, line, "guard for %s -> %s, a transition the machine does not allow", a, b);
             }
             size_t at = (size_t)from * ns + (size_t)to;
             d->guard_line[at] = line;
@@ -629,8 +627,8 @@ struct ward_machine *ward_machine_from_lua(lua_State *L, int idx, const char *ki
             lua_pop(L, 1);
             if (lua_type(L, -1) != LUA_TSTRING || n == MACHINE_MAX_DIMS) {
                 lua_pop(L, 2);
-                ward_error_set(err, -EINVAL, "%s: dimensions are named tables, at most %d",
-                               where, MACHINE_MAX_DIMS);
+                ward_error_set(err, -EINVAL, "%s: dimensions are named tables, at most %d", where,
+                               MACHINE_MAX_DIMS);
                 ward_machine_free(m, L);
                 return NULL;
             }
@@ -684,8 +682,8 @@ struct ward_machine *ward_machine_from_lua(lua_State *L, int idx, const char *ki
         while (rc == 0 && lua_next(L, -2) != 0) {
             if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TFUNCTION) {
                 lua_pop(L, 2);
-                rc = ward_error_set(err, -EINVAL,
-                                    "%s: consistency maps a rule name to a function", where);
+                rc = ward_error_set(err, -EINVAL, "%s: consistency maps a rule name to a function",
+                                    where);
                 break;
             }
             m->rules = realloc(m->rules, (m->nrules + 1) * sizeof(*m->rules));
@@ -727,8 +725,8 @@ int ward_machine_validate(const struct ward_machine *m, struct ward_buf *out)
                 explicit_exit |= d->allowed[s * d->nstates + t];
             }
             if (d->final[s] && explicit_exit) {
-                ward_buf_printf(out, "%s: final state %s%s%s has transitions out of it\n",
-                                m->where, dn ? dn : "", dn ? "." : "", d->states[s]);
+                ward_buf_printf(out, "%s: final state %s%s%s has transitions out of it\n", m->where,
+                                dn ? dn : "", dn ? "." : "", d->states[s]);
                 problems++;
             }
             if (s != (size_t)d->initial && ward_machine_path(d, d->initial, (int)s, NULL, 0) < 0) {

@@ -40,16 +40,16 @@ struct ward_recovery_step {
 struct ward_machine_dim {
     char *name; /* owned */
     size_t nstates;
-    char **states;      /* owned, declaration order */
-    int initial;        /* state index */
-    int error_state;    /* target of the "error" recovery step, or -1 */
-    bool *allowed;      /* owned, nstates * nstates: explicit from -> to */
-    bool *any_target;   /* owned, nstates: any state -> X */
-    bool *final;        /* owned, nstates */
-    double *stuck;      /* owned, nstates: seconds, 0 = not watched, <0 = default timeout */
-    int *guard;         /* owned, nstates * nstates: registry refs or WARD_MACHINE_NOREF */
-    int *guard_line;    /* owned, nstates * nstates: where the guard was defined */
-    int *reconcile;     /* owned, nstates: registry refs */
+    char **states;    /* owned, declaration order */
+    int initial;      /* state index */
+    int error_state;  /* target of the "error" recovery step, or -1 */
+    bool *allowed;    /* owned, nstates * nstates: explicit from -> to */
+    bool *any_target; /* owned, nstates: any state -> X */
+    bool *final;      /* owned, nstates */
+    double *stuck;    /* owned, nstates: seconds, 0 = not watched, <0 = default timeout */
+    int *guard;       /* owned, nstates * nstates: registry refs or WARD_MACHINE_NOREF */
+    int *guard_line;  /* owned, nstates * nstates: where the guard was defined */
+    int *reconcile;   /* owned, nstates: registry refs */
     struct ward_recovery_step **recovery; /* owned, nstates arrays */
     size_t *nrecovery;                    /* owned, nstates */
 };
@@ -64,7 +64,7 @@ struct ward_machine {
     char *kind;  /* owned */
     char *where; /* owned: "file:line" of the ward.machine{} declaration */
     size_t ndims;
-    struct ward_machine_dim *dims;  /* owned; dims[0] is the primary dimension */
+    struct ward_machine_dim *dims;   /* owned; dims[0] is the primary dimension */
     struct ward_machine_rule *rules; /* owned: consistency rules, sorted by name */
     size_t nrules;
     /* Problems found while reading the declaration that do not stop loading

@@ -29,11 +29,11 @@
 #define POLICY_DEFAULT_INSTRUCTIONS 100000000ul
 
 /* Registry keys (their addresses are the keys). */
-static const char policy_key = 'p';  /* lightuserdata: struct policy * */
-static const char runs_key = 'r';    /* thread -> lightuserdata struct run * */
-static const char where_key = 'w';   /* declaration table -> "file:line" (weak keys) */
-static const char loaded_key = 'l';  /* module name -> module value */
-static const char guard_key = 'g';   /* boolean: inside a guard or consistency rule */
+static const char policy_key = 'p'; /* lightuserdata: struct policy * */
+static const char runs_key = 'r';   /* thread -> lightuserdata struct run * */
+static const char where_key = 'w';  /* declaration table -> "file:line" (weak keys) */
+static const char loaded_key = 'l'; /* module name -> module value */
+static const char guard_key = 'g';  /* boolean: inside a guard or consistency rule */
 
 struct generation;
 
@@ -41,10 +41,10 @@ struct generation;
 struct policy {
     struct ward_policy_engine *e; /* NULL while checking a file without an engine */
     struct generation *gen;
-    char *path;  /* owned */
-    char *dir;   /* owned: where `require` looks */
-    char *kind;  /* owned */
-    lua_State *L; /* owned */
+    char *path;             /* owned */
+    char *dir;              /* owned: where `require` looks */
+    char *kind;             /* owned */
+    lua_State *L;           /* owned */
     struct ward_machine *m; /* owned */
     int module_ref;
     lua_State *helper; /* anchored by helper_ref: runs C pushes under pcall */
@@ -54,7 +54,7 @@ struct policy {
 
 /* The set of policies in force; runs keep theirs alive across a reload. */
 struct generation {
-    unsigned refs; /* the engine's "current" pointer counts as one */
+    unsigned refs;            /* the engine's "current" pointer counts as one */
     struct policy **policies; /* owned */
     size_t n;
 };
@@ -123,8 +123,8 @@ struct ward_policy_engine {
     ev_timer stuck; /* periodic tick */
     ev_timer due;   /* the next requeue */
     bool destroying;
-    struct ward_metric *m_transitions, *m_stuck, *m_recovery, *m_duration, *m_reconcile,
-        *m_reloads, *m_cancelled, *m_failures, *m_refused;
+    struct ward_metric *m_transitions, *m_stuck, *m_recovery, *m_duration, *m_reconcile, *m_reloads,
+        *m_cancelled, *m_failures, *m_refused;
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -146,8 +146,8 @@ static double engine_now(const struct ward_policy_engine *e)
     return ev_now(e->loop);
 }
 
-static void emit(struct ward_policy_engine *e, const char *type, const char *kind,
-                 const char *name, const char *message)
+static void emit(struct ward_policy_engine *e, const char *type, const char *kind, const char *name,
+                 const char *message)
 {
     if (e != NULL && e->o.on_event != NULL) {
         struct ward_policy_event ev = {type, kind, name, message};
@@ -524,8 +524,9 @@ static int call_predicate(lua_State *L, int ref, int tbl, int nargs, const char 
         rc2 = ward_error_set(why, -EPERM, "%s refused: %s", what,
                              reason != NULL ? reason : "(no reason given)");
     } else {
-        rc2 = ward_error_set(why, -EPERM, "%s refused: it returned a %s instead of true or "
-                                          "false, reason",
+        rc2 = ward_error_set(why, -EPERM,
+                             "%s refused: it returned a %s instead of true or "
+                             "false, reason",
                              what, luaL_typename(L, -2));
     }
     lua_pop(L, 2);
@@ -550,8 +551,8 @@ static int check_transition(struct policy *p, lua_State *L, int tbl, struct reso
         for (size_t i = 0; i < d->nstates; i++) {
             ward_buf_printf(&all, "%s%s", i ? ", " : "", d->states[i]);
         }
-        ward_error_set(err, -EINVAL, "%s/%s: unknown state '%s' (states: %s)", r->kind, r->name,
-                       to, all.data);
+        ward_error_set(err, -EINVAL, "%s/%s: unknown state '%s' (states: %s)", r->kind, r->name, to,
+                       all.data);
         ward_buf_free(&all);
         return -EINVAL;
     }
@@ -596,10 +597,10 @@ static int check_transition(struct policy *p, lua_State *L, int tbl, struct reso
     }
     for (size_t i = 0; i < p->m->nrules; i++) {
         /* rule(resource, state, states) with the target applied */
-        const char *primary = d == &p->m->dims[0] ? d->states[t]
-                                                  : resource_state(r, p->m->dims[0].name);
-        snprintf(what, sizeof(what), "%s/%s: %s -> %s breaks consistency rule %s", r->kind,
-                 r->name, d->states[from], d->states[t], p->m->rules[i].name);
+        const char *primary =
+            d == &p->m->dims[0] ? d->states[t] : resource_state(r, p->m->dims[0].name);
+        snprintf(what, sizeof(what), "%s/%s: %s -> %s breaks consistency rule %s", r->kind, r->name,
+                 d->states[from], d->states[t], p->m->rules[i].name);
         lua_pushstring(L, primary);
         lua_createtable(L, 0, (int)r->ndims);
         for (size_t k = 0; k < r->ndims; k++) {
@@ -674,8 +675,13 @@ static int commit_transition(struct ward_policy_engine *e, struct policy *p, str
     char version_text[32];
     snprintf(version_text, sizeof(version_text), "%lld", version);
     struct ward_log_field fields[] = {
-        {"resource", r->key}, {"dimension", d->name}, {"from", from},       {"to", to},
-        {"trigger", trigger}, {"actor", c.actor},     {"version", version_text},
+        {"resource", r->key},
+        {"dimension", d->name},
+        {"from", from},
+        {"to", to},
+        {"trigger", trigger},
+        {"actor", c.actor},
+        {"version", version_text},
     };
     ward_log_fields(WARD_LOG_INFO, "policy", fields, WARD_ARRAY_SIZE(fields),
                     "%s: %s -> %s (%s)%s%s", r->key, from, to, trigger, reason ? ": " : "",
@@ -868,8 +874,8 @@ static int run_build(lua_State *L, void *ud)
 }
 
 /* Start fn_ref for r as a coroutine; 0 or -errno (then nothing is running). */
-static int run_start(struct ward_policy_engine *e, struct policy *p, struct resource *r,
-                     int fn_ref, bool recovery, const char *step, int attempt)
+static int run_start(struct ward_policy_engine *e, struct policy *p, struct resource *r, int fn_ref,
+                     bool recovery, const char *step, int attempt)
 {
     struct run *run = calloc(1, sizeof(*run));
     if (run == NULL) {
@@ -1553,9 +1559,15 @@ static int l_require(lua_State *L);
 static void push_ward_module(lua_State *L, const struct ward_policy_options *o)
 {
     static const luaL_Reg fns[] = {
-        {"machine", l_machine}, {"transition", l_transition}, {"bmc", l_bmc},
-        {"sleep", l_sleep},     {"log", l_log},               {"now", l_now},
-        {"duration", l_duration}, {"test", l_test},           {NULL, NULL},
+        {"machine", l_machine},
+        {"transition", l_transition},
+        {"bmc", l_bmc},
+        {"sleep", l_sleep},
+        {"log", l_log},
+        {"now", l_now},
+        {"duration", l_duration},
+        {"test", l_test},
+        {NULL, NULL},
     };
     luaL_newlib(L, fns);
     lua_createtable(L, 0, 3);
@@ -1634,8 +1646,9 @@ static int l_require(lua_State *L)
         }
     }
     if (!valid) {
-        return luaL_error(L, "module '%s' not found: policies require modules by plain name "
-                             "(letters, digits, '_' and '.')",
+        return luaL_error(L,
+                          "module '%s' not found: policies require modules by plain name "
+                          "(letters, digits, '_' and '.')",
                           name);
     }
     struct ward_buf path = {0};
@@ -1647,8 +1660,9 @@ static int l_require(lua_State *L)
     struct stat stbuf;
     if (stat(path.data, &stbuf) != 0 || !S_ISREG(stbuf.st_mode)) {
         ward_buf_free(&path);
-        return luaL_error(L, "module '%s' not found: policies can only require Lua modules from "
-                             "the policy directory (C modules and ffi are not available)",
+        return luaL_error(L,
+                          "module '%s' not found: policies can only require Lua modules from "
+                          "the policy directory (C modules and ffi are not available)",
                           name);
     }
     struct ward_error err = {0};
@@ -1785,16 +1799,15 @@ static int run_case(lua_State *L, void *ud)
         int rc = do_transition(NULL, p, L, -1, &r, dim, to, NULL, NULL, NULL, false, &err);
         lua_pop(L, 1);
         if (want && rc != 0) {
-            ward_buf_printf(c->out, "%s: test '%s': expected allowed, got: %s\n", where.data,
-                            name, err.text);
+            ward_buf_printf(c->out, "%s: test '%s': expected allowed, got: %s\n", where.data, name,
+                            err.text);
             c->failed++;
         } else if (!want && rc == 0) {
             ward_buf_printf(c->out, "%s: test '%s': expected a refusal, but it was allowed\n",
                             where.data, name);
             c->failed++;
         } else if (!want && want_reason != NULL && strstr(err.text, want_reason) == NULL) {
-            ward_buf_printf(c->out,
-                            "%s: test '%s': refused, but the reason lacks '%s': %s\n",
+            ward_buf_printf(c->out, "%s: test '%s': refused, but the reason lacks '%s': %s\n",
                             where.data, name, want_reason, err.text);
             c->failed++;
         }
@@ -1920,8 +1933,7 @@ static struct policy *policy_open(struct ward_policy_engine *e, const char *path
     }
     if (rc == 0 && lua_type(L, -1) != LUA_TTABLE) {
         lua_pop(L, 1);
-        rc = ward_error_set(err, -EINVAL, "%s: a policy returns its module table (return M)",
-                            path);
+        rc = ward_error_set(err, -EINVAL, "%s: a policy returns its module table (return M)", path);
     }
     if (rc == 0 && lua_getfield(L, -1, "kind") != LUA_TSTRING) {
         lua_pop(L, 2);
@@ -1993,8 +2005,7 @@ static struct policy *policy_open(struct ward_policy_engine *e, const char *path
         const char *first = problems->data != NULL ? problems->data : "";
         const char *nl = strchr(first, '\n');
         ward_error_set(err, -EINVAL, "%s: self-check failed (%d problem%s): %.*s", path, failed,
-                       failed == 1 ? "" : "s", nl ? (int)(nl - first) : (int)strlen(first),
-                       first);
+                       failed == 1 ? "" : "s", nl ? (int)(nl - first) : (int)strlen(first), first);
         policy_free(p);
         return NULL;
     }
@@ -2064,8 +2075,8 @@ static int engine_swap(struct ward_policy_engine *e, const char *dir, bool reloa
     struct generation *g = generation_load(e, dir, &local);
     ward_metric_add(e->m_reloads, (const char *[]){g != NULL ? "success" : "failure"}, 1);
     if (g == NULL) {
-        ward_log_fields(WARD_LOG_ERROR, "policy", &(struct ward_log_field){"reason", local.text},
-                        1, "%s refused%s", reload ? "policy reload" : "policy load",
+        ward_log_fields(WARD_LOG_ERROR, "policy", &(struct ward_log_field){"reason", local.text}, 1,
+                        "%s refused%s", reload ? "policy reload" : "policy load",
                         e->gen != NULL ? "; the last good policies stay in force" : "");
         emit(e, "policy", NULL, NULL, local.text);
         if (err != NULL) {
@@ -2157,12 +2168,10 @@ int ward_policy_options_init(struct ward_policy_options *o, struct ward_error *e
     return 0;
 }
 
-struct ward_policy_engine *ward_policy_engine_create(struct ev_loop *loop,
-                                                     const struct ward_policy_sink *sink,
-                                                     struct ward_plugins *plugins,
-                                                     struct ward_metrics *metrics,
-                                                     const struct ward_policy_options *opts,
-                                                     struct ward_error *err)
+struct ward_policy_engine *
+ward_policy_engine_create(struct ev_loop *loop, const struct ward_policy_sink *sink,
+                          struct ward_plugins *plugins, struct ward_metrics *metrics,
+                          const struct ward_policy_options *opts, struct ward_error *err)
 {
     struct ward_policy_engine *e = calloc(1, sizeof(*e));
     if (e == NULL) {
@@ -2197,10 +2206,10 @@ struct ward_policy_engine *ward_policy_engine_create(struct ev_loop *loop,
         ev_timer_start(loop, &e->stuck);
     }
     if (metrics != NULL) {
-        e->m_transitions = ward_metrics_counter(
-            metrics, "ward_physicalhost_state_transitions_total",
-            "State transitions committed, by from, to and trigger.",
-            (const char *[]){"from", "to", "reason", NULL});
+        e->m_transitions =
+            ward_metrics_counter(metrics, "ward_physicalhost_state_transitions_total",
+                                 "State transitions committed, by from, to and trigger.",
+                                 (const char *[]){"from", "to", "reason", NULL});
         e->m_stuck = ward_metrics_counter(metrics, "ward_physicalhost_stuck_states_total",
                                           "Resources found stuck in a state.", duration_labels);
         e->m_recovery = ward_metrics_counter(metrics, "ward_physicalhost_recovery_attempts_total",
@@ -2209,11 +2218,10 @@ struct ward_policy_engine *ward_policy_engine_create(struct ev_loop *loop,
         static const double buckets[] = {1, 10, 60, 300, 900, 1800, 3600, 7200, 21600, 86400};
         e->m_duration = ward_metrics_histogram(metrics, "ward_physicalhost_state_duration_seconds",
                                                "Time spent in a state before leaving it.",
-                                               duration_labels, buckets,
-                                               WARD_ARRAY_SIZE(buckets));
-        e->m_reconcile = ward_metrics_histogram(metrics, "ward_reconcile_duration_seconds",
-                                                "Duration of reconcile and recovery runs.", NULL,
-                                                NULL, 0);
+                                               duration_labels, buckets, WARD_ARRAY_SIZE(buckets));
+        e->m_reconcile =
+            ward_metrics_histogram(metrics, "ward_reconcile_duration_seconds",
+                                   "Duration of reconcile and recovery runs.", NULL, NULL, 0);
         e->m_reloads = ward_metrics_counter(metrics, "ward_policy_reloads_total",
                                             "Configuration and policy reloads by outcome.",
                                             (const char *[]){"outcome", NULL});
@@ -2466,8 +2474,8 @@ char *ward_policy_explain(struct ward_policy_engine *e, const char *kind, const 
         cJSON *x = cJSON_CreateObject();
         cJSON_AddStringToObject(x, "to", d->states[t]);
         cJSON_AddBoolToObject(x, "allowed_now", rc == 0);
-        cJSON_AddBoolToObject(x, "guarded", d->guard[(size_t)s * d->nstates + t] !=
-                                                WARD_MACHINE_NOREF);
+        cJSON_AddBoolToObject(x, "guarded",
+                              d->guard[(size_t)s * d->nstates + t] != WARD_MACHINE_NOREF);
         if (rc != 0) {
             cJSON_AddStringToObject(x, "reason", why.text);
         }
@@ -2528,7 +2536,8 @@ int ward_policy_check_file(const char *path, FILE *out)
             }
         }
     }
-    fprintf(out, "%s: ok: kind %s, %zu dimension%s, %zu allowed transitions, %d test case%s passed\n",
+    fprintf(out,
+            "%s: ok: kind %s, %zu dimension%s, %zu allowed transitions, %d test case%s passed\n",
             path, p->kind, p->m->ndims, p->m->ndims == 1 ? "" : "s", nt, ncases,
             ncases == 1 ? "" : "s");
     policy_free(p);

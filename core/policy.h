@@ -34,9 +34,9 @@ struct ward_policy_commit {
     const char *dimension;
     const char *from;
     const char *to;
-    const char *trigger; /* bounded token ("enrolled", "stuck_recovery", "api") */
-    const char *reason;  /* free text for the history; may be NULL */
-    const char *actor;   /* "policy:PhysicalHost", "api:alice", ... */
+    const char *trigger;        /* bounded token ("enrolled", "stuck_recovery", "api") */
+    const char *reason;         /* free text for the history; may be NULL */
+    const char *actor;          /* "policy:PhysicalHost", "api:alice", ... */
     long long expected_version; /* compare-and-swap on the resource version */
     double entered_at;          /* engine clock: when `to` is entered */
     const char *status_json;    /* the resource's status after the transition */
@@ -93,12 +93,10 @@ int ward_policy_options_set(struct ward_policy_options *o, const char *key, cons
                             struct ward_error *err);
 
 /* sink may be NULL (in memory); plugins and metrics may be NULL. opts is copied. */
-struct ward_policy_engine *ward_policy_engine_create(struct ev_loop *loop,
-                                                     const struct ward_policy_sink *sink,
-                                                     struct ward_plugins *plugins,
-                                                     struct ward_metrics *metrics,
-                                                     const struct ward_policy_options *opts,
-                                                     struct ward_error *err);
+struct ward_policy_engine *
+ward_policy_engine_create(struct ev_loop *loop, const struct ward_policy_sink *sink,
+                          struct ward_plugins *plugins, struct ward_metrics *metrics,
+                          const struct ward_policy_options *opts, struct ward_error *err);
 /* Load every policy in dir (*.lua but not *.test.lua). All or nothing. */
 int ward_policy_engine_load(struct ward_policy_engine *e, const char *dir, struct ward_error *err);
 /*

@@ -118,7 +118,8 @@ const char *ward_queue_pop(struct ward_queue *q, double now)
     struct item *best = NULL;
     for (size_t i = 0; i < q->n; i++) {
         struct item *it = &q->items[i];
-        if (it->waiting && !it->inflight && it->due <= now && (best == NULL || it->due < best->due)) {
+        if (it->waiting && !it->inflight && it->due <= now &&
+            (best == NULL || it->due < best->due)) {
             best = it;
         }
     }

@@ -288,11 +288,16 @@ static int fake_open(void *self, lua_State *L, const char *host, const char *spe
     snprintf(h->host, sizeof(h->host), "%s", host);
     if (luaL_newmetatable(L, "fakebmc.handle")) {
         static const luaL_Reg methods[] = {
-            {"connect", m_connect},         {"inventory", m_inventory},
-            {"power", m_power},             {"power_state", m_power_state},
-            {"eject_media", m_eject},       {"insert_media", m_insert},
-            {"set_boot_once", m_boot_once}, {"clear_boot_override", m_clear_boot},
-            {"reset", m_reset},             {"close", m_close},
+            {"connect", m_connect},
+            {"inventory", m_inventory},
+            {"power", m_power},
+            {"power_state", m_power_state},
+            {"eject_media", m_eject},
+            {"insert_media", m_insert},
+            {"set_boot_once", m_boot_once},
+            {"clear_boot_override", m_clear_boot},
+            {"reset", m_reset},
+            {"close", m_close},
             {NULL, NULL},
         };
         luaL_newlib(L, methods);

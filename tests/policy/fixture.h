@@ -23,7 +23,7 @@ double fixture_clock(void *arg);
 struct fixture_sink {
     struct ward_policy_sink sink;
     unsigned commits;
-    bool fail; /* refuse every commit with -ESTALE */
+    bool fail;               /* refuse every commit with -ESTALE */
     struct ward_buf history; /* "kind/name dim from->to trigger actor v=N at=T\n" */
 };
 void fixture_sink_init(struct fixture_sink *s);
@@ -46,9 +46,9 @@ struct fakebmc {
     unsigned connects;
     unsigned resets;
     unsigned cancelled;
-    unsigned active;          /* operations in flight */
-    unsigned max_same_host;   /* most operations in flight for one host at once */
-    unsigned max_active;      /* most operations in flight overall */
+    unsigned active;        /* operations in flight */
+    unsigned max_same_host; /* most operations in flight for one host at once */
+    unsigned max_active;    /* most operations in flight overall */
     char active_hosts[64][64];
     void *hung[64]; /* operations held by hang mode */
 };

@@ -40,8 +40,8 @@ static void attack(const char *name, const char *expect)
         snprintf(got, sizeof(got), "%s", at + strlen(line));
         got[strcspn(got, "\n")] = '\0';
     }
-    ok(strcmp(state(name), "Start") == 0 && strstr(got, expect) != NULL,
-       "%s is contained: %s", name, got);
+    ok(strcmp(state(name), "Start") == 0 && strstr(got, expect) != NULL, "%s is contained: %s",
+       name, got);
 }
 
 static void guard(const char *name, const char *mode, const char *expect)
@@ -114,8 +114,9 @@ int main(void)
     ward_policy_resource_put(e, "Hostile", "gy", "{\"attack\":\"guarded\",\"guard\":\"yield\"}",
                              &err);
     fixture_settle(loop);
-    contains(events.text.data, "reconcile_failed Hostile/gy: Hostile/gy: guard Start -> Guarded "
-                               "failed",
+    contains(events.text.data,
+             "reconcile_failed Hostile/gy: Hostile/gy: guard Start -> Guarded "
+             "failed",
              "a yielding guard called by a reconcile refuses the transition");
     is_string("Start", state("gy"), "and nothing changed");
     serving("good2");

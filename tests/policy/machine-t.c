@@ -117,8 +117,8 @@ int main(void)
     contains(err.text, "unknown state 'Limbo'", "by name");
 
     /* Deprovisioning is final: its only way out is the any -> Error rule */
-    rc = ward_policy_transition(e, "PhysicalHost", "h1", NULL, "Deprovisioning", "api", NULL,
-                                "t", &err);
+    rc = ward_policy_transition(e, "PhysicalHost", "h1", NULL, "Deprovisioning", "api", NULL, "t",
+                                &err);
     contains(err.text, "shortest path: None -> Error -> Deprovisioning",
              "the shortest path may go through Error");
     int path[16];
@@ -192,8 +192,8 @@ int main(void)
        "a failing test case, with its line: %s", out);
     free(out);
     out = check_output("/nonexistent/policy.lua", &rc);
-    ok(rc == 1 && strstr(out, "/nonexistent/policy.lua: cannot open") != NULL,
-       "a missing file: %s", out);
+    ok(rc == 1 && strstr(out, "/nonexistent/policy.lua: cannot open") != NULL, "a missing file: %s",
+       out);
     free(out);
 
     ev_loop_destroy(loop);

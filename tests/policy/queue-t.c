@@ -54,8 +54,8 @@ int main(void)
     ward_queue_destroy(q);
 
     /* jitter shortens, never lengthens, and spreads */
-    q = ward_queue_create(&(struct ward_queue_options){.base_delay = 10, .max_delay = 10,
-                                                       .jitter = 0.5, .seed = 42});
+    q = ward_queue_create(
+        &(struct ward_queue_options){.base_delay = 10, .max_delay = 10, .jitter = 0.5, .seed = 42});
     double lo = 1e9, hi = 0;
     for (int i = 0; i < 50; i++) {
         ward_queue_add(q, "k", 0);
@@ -65,8 +65,9 @@ int main(void)
         hi = d > hi ? d : hi;
         ward_queue_forget(q, "k");
     }
-    ok(lo >= 5 && hi <= 10 && hi - lo > 1, "jittered delays stay within [5, 10] and spread "
-                                           "(%.2f..%.2f)",
+    ok(lo >= 5 && hi <= 10 && hi - lo > 1,
+       "jittered delays stay within [5, 10] and spread "
+       "(%.2f..%.2f)",
        lo, hi);
     ward_queue_destroy(q);
 

@@ -138,8 +138,9 @@ int main(void)
     is_int(1, ward_policy_engine_running(e), "still waiting before the deadline");
     fixture_now += 2 * 60;
     ward_policy_engine_tick(e);
-    is_int(1, bmc.cancelled, "cancelled once RECONCILE_TIMEOUT (30m) passed: the pending BMC "
-                             "operation was cancelled, not completed");
+    is_int(1, bmc.cancelled,
+           "cancelled once RECONCILE_TIMEOUT (30m) passed: the pending BMC "
+           "operation was cancelled, not completed");
     contains(events.text.data, "reconcile_failed PhysicalHost/slow: cancelled: deadline",
              "the cancellation is reported");
     struct ward_metric *c = ward_metrics_counter(metrics, "ward_reconcile_cancelled_total", "x",

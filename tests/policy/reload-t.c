@@ -76,8 +76,8 @@ int main(void)
     fixture_options(&o, &bmc, &events);
     const char *dir = test_tmpdir();
     fixture_write(dir, "widget.lua", v1);
-    struct ward_policy_engine *e = ward_policy_engine_create(loop, &sink.sink, NULL, metrics, &o,
-                                                             &err);
+    struct ward_policy_engine *e =
+        ward_policy_engine_create(loop, &sink.sink, NULL, metrics, &o, &err);
     if (e == NULL || ward_policy_engine_load(e, dir, &err) != 0) {
         bail("load: %s", err.text);
     }
@@ -106,8 +106,8 @@ int main(void)
     is_int(1, ward_policy_engine_generation(e), "the last good policy stays in force");
     is_int(0, ward_policy_transition_check(e, "Widget", "w2", NULL, "B", &err),
            "v1's A -> B still applies");
-    struct ward_metric *reloads = ward_metrics_counter(
-        metrics, "ward_policy_reloads_total", "x", (const char *[]){"outcome", NULL});
+    struct ward_metric *reloads = ward_metrics_counter(metrics, "ward_policy_reloads_total", "x",
+                                                       (const char *[]){"outcome", NULL});
     is_double(3, ward_metric_value(reloads, (const char *[]){"failure"}), 0,
               "refusals are counted in ward_policy_reloads_total");
     contains(events.text.data, "policy -/-: ", "and reported as events");
@@ -134,8 +134,7 @@ int main(void)
     contains(sink.history.data, "Widget/w1 state A->B v1", "committed through the same path");
 
     /* a directory that vanished is refused too */
-    struct ward_policy_engine *e2 =
-        ward_policy_engine_create(loop, NULL, NULL, NULL, &o, &err);
+    struct ward_policy_engine *e2 = ward_policy_engine_create(loop, NULL, NULL, NULL, &o, &err);
     rc = ward_policy_engine_load(e2, "/nonexistent/policies", &err);
     ok(rc != 0 && strstr(err.text, "/nonexistent/policies") != NULL,
        "a missing policy directory is a clear error: %s", err.text);

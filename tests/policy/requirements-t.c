@@ -18,8 +18,7 @@ static struct ward_error err;
 static int go(const char *to)
 {
     memset(&err, 0, sizeof(err));
-    return ward_policy_transition(e, "PhysicalHost", "h1", NULL, to, "api", "test", "tester",
-                                  &err);
+    return ward_policy_transition(e, "PhysicalHost", "h1", NULL, to, "api", "test", "tester", &err);
 }
 
 static void spec(const char *json)
@@ -133,9 +132,9 @@ int main(void)
     sink.fail = false;
 
     /* counted, logged, evented */
-    struct ward_metric *t = ward_metrics_counter(
-        metrics, "ward_physicalhost_state_transitions_total", "x",
-        (const char *[]){"from", "to", "reason", NULL});
+    struct ward_metric *t =
+        ward_metrics_counter(metrics, "ward_physicalhost_state_transitions_total", "x",
+                             (const char *[]){"from", "to", "reason", NULL});
     is_double(1, ward_metric_value(t, (const char *[]){"None", "Enrolling", "api"}), 0,
               "transitions are counted by from, to and trigger");
     struct ward_metric *h = ward_metrics_histogram(

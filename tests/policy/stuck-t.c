@@ -106,17 +106,20 @@ int main(void)
     advance(15 * 60);
     is_string("Error", state(HOST, "s1"), "then escalated to Error");
     is_double(1, recovery("Enrolling", "escalated"), 0, "counted as escalated");
-    is_int(1, count(events.text.data, "stuck PhysicalHost/s1"), "one stuck event, not one per "
-                                                                  "attempt");
-    contains(sink.history.data, "PhysicalHost/s1 state Enrolling->Error recovery_exhausted "
-                                "ward:recovery",
+    is_int(1, count(events.text.data, "stuck PhysicalHost/s1"),
+           "one stuck event, not one per "
+           "attempt");
+    contains(sink.history.data,
+             "PhysicalHost/s1 state Enrolling->Error recovery_exhausted "
+             "ward:recovery",
              "the escalation went through the transition path");
 
     /* stuck Error: healthy and unclaimed -> Available */
     bmc.fail_connect = false;
     advance(15 * 60 + 1);
-    is_string("Available", state(HOST, "s1"), "Error recovers to Available when healthy and "
-                                              "unclaimed");
+    is_string("Available", state(HOST, "s1"),
+              "Error recovers to Available when healthy and "
+              "unclaimed");
     is_double(1, recovery("Error", "recovered"), 0, "counted as recovered");
     contains(sink.history.data, "Error->Available stuck_recovery", "by the recovery step");
 
@@ -138,8 +141,7 @@ int main(void)
     for (int i = 0; i < 6; i++) {
         advance(15 * 60 + 1);
     }
-    is_double(failed_before + 3, recovery("Error", "failed"), 0,
-              "three failed attempts in Error");
+    is_double(failed_before + 3, recovery("Error", "failed"), 0, "three failed attempts in Error");
     is_double(1, recovery("Error", "exhausted"), 0, "then recovery gives up once");
 
     /* stuck Provisioning: re-check boot configuration, retry, then Error */
@@ -149,8 +151,9 @@ int main(void)
     is_string("Provisioning", state(HOST, "p1"), "boot configuration fails: stays Provisioning");
     unsigned events_before = events.count;
     advance(15 * 60 + 1);
-    is_double(1, recovery("Provisioning", "failed"), 0, "re-checking the boot configuration "
-                                                        "changed nothing");
+    is_double(1, recovery("Provisioning", "failed"), 0,
+              "re-checking the boot configuration "
+              "changed nothing");
     x = ward_policy_explain(e, HOST, "p1", &err);
     contains(x, "\"next\":\"retry\"", "the next rung is retry");
     free(x);
