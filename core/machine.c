@@ -671,7 +671,13 @@ struct ward_machine *ward_machine_from_lua(lua_State *L, int idx, const char *ki
         }
     } else {
         m->dims = xcalloc(1, sizeof(*m->dims));
-        m->dims[0].name = xstrdup("state");
+        /* a single machine may name its dimension (the store's claims use "lifecycle") */
+        const char *dn = "state";
+        if (lua_getfield(L, idx, "dimension") == LUA_TSTRING && lua_rawlen(L, -1) > 0) {
+            dn = lua_tostring(L, -1);
+        }
+        m->dims[0].name = xstrdup(dn);
+        lua_pop(L, 1);
         m->ndims = 1;
         rc = parse_dim(L, idx, m, &m->dims[0], default_stuck, err);
     }

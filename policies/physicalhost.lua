@@ -251,6 +251,7 @@ local function recover_error(h)
 end
 
 M.machine = ward.machine {
+    dimension = "lifecycle",
     initial = "None",
     states = {"None", "Enrolling", "Available", "Claimed", "Provisioning", "Provisioned",
               "Error", "Deprovisioning"},

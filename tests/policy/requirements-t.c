@@ -67,7 +67,7 @@ int main(void)
     spec("{}");
     fixture_now = 1060;
     allowed("Enrolling");
-    contains(sink.history.data, "PhysicalHost/h1 state None->Enrolling api tester v=1 at=1060",
+    contains(sink.history.data, "PhysicalHost/h1 lifecycle None->Enrolling api tester v=1 at=1060",
              "state and history committed together through the sink");
     char *json = ward_policy_resource_json(e, "PhysicalHost", "h1");
     contains(json, "\"entered_at\":1060", "the time the state was entered is the transition's");

@@ -110,7 +110,7 @@ int main(void)
            "one stuck event, not one per "
            "attempt");
     contains(sink.history.data,
-             "PhysicalHost/s1 state Enrolling->Error recovery_exhausted "
+             "PhysicalHost/s1 lifecycle Enrolling->Error recovery_exhausted "
              "ward:recovery",
              "the escalation went through the transition path");
 
@@ -130,7 +130,7 @@ int main(void)
     bmc.fail_connect = true;
     advance(15 * 60 + 1);
     bmc.fail_connect = false;
-    contains(sink.history.data, "PhysicalHost/s2 state Error->Enrolling stuck_recovery",
+    contains(sink.history.data, "PhysicalHost/s2 lifecycle Error->Enrolling stuck_recovery",
              "Error retries Enrolling when connection info is present");
     is_double(2, recovery("Error", "recovered"), 0, "that counts as a recovery");
 
