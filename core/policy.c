@@ -20,6 +20,7 @@
 #include "policy.h"
 #include "queue.h"
 #include "sandbox.h"
+#include "store.h"
 #include "util.h"
 
 #define POLICY_MAX_BYTES (1u << 20)
@@ -624,6 +625,8 @@ static int check_transition(struct policy *p, lua_State *L, int tbl, struct reso
 
 static const char *const duration_labels[] = {"state", NULL};
 
+static void engine_refresh(struct ward_policy_engine *e, struct resource *r);
+
 /* Commit, then log, count, emit. The checks have passed. */
 static int commit_transition(struct ward_policy_engine *e, struct policy *p, struct resource *r,
                              const struct ward_machine_dim *d, const char *to, const char *trigger,
@@ -659,6 +662,10 @@ static int commit_transition(struct ward_policy_engine *e, struct policy *p, str
     if (rc != 0) {
         ward_log(WARD_LOG_WARN, "policy", "%s/%s: %s -> %s not committed: %s", r->kind, r->name,
                  from, to, err != NULL ? err->text : "");
+        if (rc == -ESTALE) {
+            /* somebody else wrote first: take their version so the next attempt can succeed */
+            engine_refresh(e, r);
+        }
         return rc;
     }
     double spent = now - r->entered[di];
@@ -2311,6 +2318,17 @@ int ward_policy_resource_put(struct ward_policy_engine *e, const char *kind, con
     }
     double now = engine_now(e);
     struct resource *r = resource_find(e, kind, name);
+    long long version = r != NULL ? r->version : 0;
+    if (e->has_sink && e->sink.put != NULL) {
+        char *text = cJSON_PrintUnformatted(spec);
+        int rc = e->sink.put(e->sink.self, kind, name, text != NULL ? text : "{}", version,
+                             &version, err);
+        free(text);
+        if (rc != 0) {
+            cJSON_Delete(spec);
+            return rc;
+        }
+    }
     if (r == NULL) {
         r = calloc(1, sizeof(*r));
         if (r == NULL) {
@@ -2333,7 +2351,154 @@ int ward_policy_resource_put(struct ward_policy_engine *e, const char *kind, con
         cJSON_Delete(r->spec);
     }
     r->spec = spec;
+    r->version = version;
     ward_queue_add(e->q, r->key, now);
+    schedule_wake(e);
+    return 0;
+}
+
+/* ------------------------------------------------------------ the store */
+
+static int store_commit(void *self, const struct ward_policy_commit *c, long long *new_version,
+                        struct ward_error *err)
+{
+    /* from is left to the version check: the store reads a dimension never written as "" */
+    struct ward_transition t = {
+        .kind = c->kind,
+        .ns = WARD_POLICY_NAMESPACE,
+        .name = c->name,
+        .dimension = c->dimension,
+        .to = c->to,
+        .trigger = c->trigger,
+        .reason = c->reason,
+        .actor = c->actor,
+        .expected_version = c->expected_version,
+        .status = c->status_json,
+    };
+    int64_t v = 0;
+    int rc = ward_store_transition_sync(self, &t, &v, err);
+    if (rc == 0) {
+        *new_version = v;
+    }
+    return rc;
+}
+
+static int store_put(void *self, const char *kind, const char *name, const char *spec_json,
+                     long long expected_version, long long *new_version, struct ward_error *err)
+{
+    struct ward_resource r = {
+        .kind = (char *)kind,
+        .ns = (char *)WARD_POLICY_NAMESPACE,
+        .name = (char *)name,
+        .spec = (char *)spec_json,
+    };
+    int rc = expected_version == 0 ? ward_store_create(self, &r, err)
+                                   : ward_store_update(self, &r, expected_version, err);
+    if (rc == 0) {
+        *new_version = r.version;
+    }
+    return rc;
+}
+
+void ward_policy_sink_store(struct ward_policy_sink *sink, struct ward_store *st)
+{
+    *sink = (struct ward_policy_sink){.self = st, .commit = store_commit, .put = store_put};
+}
+
+static int restore_one(struct ward_policy_engine *e, struct ward_store *st,
+                       const struct ward_resource *sr, struct ward_error *err)
+{
+    struct policy *p = policy_for(e->gen, sr->kind);
+    cJSON *spec = cJSON_Parse(sr->spec != NULL ? sr->spec : "{}");
+    cJSON *status = cJSON_Parse(sr->status != NULL ? sr->status : "{}");
+    if (p == NULL || !cJSON_IsObject(spec) || !cJSON_IsObject(status)) {
+        cJSON_Delete(spec);
+        cJSON_Delete(status);
+        ward_log(WARD_LOG_WARN, "policy", "%s/%s: not restored (no policy or bad JSON)", sr->kind,
+                 sr->name);
+        return 0;
+    }
+    /* the store keeps the states inside the status it returns; the engine keeps them apart */
+    cJSON_DeleteItemFromObjectCaseSensitive(status, "states");
+    struct ward_state *states = NULL;
+    size_t n = 0;
+    int rc = ward_store_states(st, sr->kind, sr->ns, sr->name, &states, &n, err);
+    if (rc != 0) {
+        cJSON_Delete(spec);
+        cJSON_Delete(status);
+        return rc;
+    }
+    struct resource *r = resource_find(e, sr->kind, sr->name);
+    if (r == NULL) {
+        r = calloc(1, sizeof(*r));
+        if (r == NULL) {
+            abort();
+        }
+        r->kind = xstrdup(sr->kind);
+        r->name = xstrdup(sr->name);
+        struct ward_buf key = {0};
+        ward_buf_printf(&key, "%s/%s", sr->kind, sr->name);
+        r->key = ward_buf_steal(&key);
+        r->next = e->resources;
+        e->resources = r;
+    } else {
+        cJSON_Delete(r->spec);
+        cJSON_Delete(r->status);
+    }
+    r->pending_step = -1;
+    r->spec = spec;
+    r->status = status;
+    r->version = sr->version;
+    double now = engine_now(e);
+    for (size_t i = 0; i < p->m->ndims; i++) {
+        const struct ward_machine_dim *d = &p->m->dims[i];
+        int di = resource_dim(r, d, sr->created > 0 ? sr->created : now);
+        for (size_t k = 0; di >= 0 && k < n; k++) {
+            if (strcmp(states[k].dimension, d->name) == 0 && states[k].state[0] != '\0') {
+                free(r->state[di]);
+                r->state[di] = xstrdup(states[k].state);
+                r->entered[di] = states[k].entered;
+            }
+        }
+    }
+    ward_state_free(states, n);
+    ward_queue_add(e->q, r->key, now);
+    return 0;
+}
+
+static void engine_refresh(struct ward_policy_engine *e, struct resource *r)
+{
+    if (!e->has_sink || e->sink.commit != store_commit) {
+        return;
+    }
+    struct ward_resource *sr = NULL;
+    struct ward_error err = {0};
+    if (ward_store_get(e->sink.self, r->kind, WARD_POLICY_NAMESPACE, r->name, &sr, &err) != 0 ||
+        restore_one(e, e->sink.self, sr, &err) != 0) {
+        ward_log(WARD_LOG_WARN, "policy", "%s: cannot re-read it from the store: %s", r->key,
+                 err.text);
+    }
+    ward_resource_free(sr);
+}
+
+int ward_policy_engine_restore(struct ward_policy_engine *e, struct ward_store *st,
+                               struct ward_error *err)
+{
+    for (size_t i = 0; e->gen != NULL && i < e->gen->n; i++) {
+        struct ward_store_filter f = {.kind = e->gen->policies[i]->kind};
+        struct ward_resource **list = NULL;
+        size_t n = 0;
+        int rc = ward_store_list(st, &f, &list, &n, err);
+        for (size_t k = 0; rc == 0 && k < n; k++) {
+            if (strcmp(list[k]->ns, WARD_POLICY_NAMESPACE) == 0) {
+                rc = restore_one(e, st, list[k], err);
+            }
+        }
+        ward_resource_list_free(list, n);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     schedule_wake(e);
     return 0;
 }

@@ -51,7 +51,33 @@ struct ward_policy_sink {
     void *self;
     int (*commit)(void *self, const struct ward_policy_commit *c, long long *new_version,
                   struct ward_error *err);
+    /*
+     * Optional: make a resource's spec durable before the engine takes it
+     * (create when expected_version is 0). 0 with *new_version set, or -errno.
+     */
+    int (*put)(void *self, const char *kind, const char *name, const char *spec_json,
+               long long expected_version, long long *new_version, struct ward_error *err);
 };
+
+struct ward_store;
+
+/* Namespace the engine's resources live in inside the store. */
+#define WARD_POLICY_NAMESPACE "default"
+
+/*
+ * A sink that commits through the store: the new state, the status and the
+ * history record in one transaction (the time a state is entered is recorded
+ * by that transaction), and resource specs created or updated with a
+ * compare-and-swap on the version. st stays owned by the caller.
+ */
+void ward_policy_sink_store(struct ward_policy_sink *sink, struct ward_store *st);
+/*
+ * Take every resource of a kind some policy declares from the store (spec,
+ * status, version, and each dimension's state with the time it was entered,
+ * so stuck detection survives a restart), and queue a reconcile for each.
+ */
+int ward_policy_engine_restore(struct ward_policy_engine *e, struct ward_store *st,
+                               struct ward_error *err);
 
 /* An event the engine emits (transition, stuck, recovery, refusal). */
 struct ward_policy_event {
