@@ -15,6 +15,7 @@
 #include <ward/async.h>
 #include <ward/metrics.h>
 
+#include "config.h"
 #include "machine.h"
 #include "plugin.h"
 #include "policy.h"
@@ -124,6 +125,7 @@ struct ward_policy_engine {
     ev_timer stuck; /* periodic tick */
     ev_timer due;   /* the next requeue */
     bool destroying;
+    bool stopping;
     struct ward_metric *m_transitions, *m_stuck, *m_recovery, *m_duration, *m_reconcile, *m_reloads,
         *m_cancelled, *m_failures, *m_refused;
 };
@@ -1112,7 +1114,7 @@ static void pump(struct ward_policy_engine *e)
 {
     double now = engine_now(e);
     const char *key;
-    while (!e->destroying && (key = ward_queue_pop(e->q, now)) != NULL) {
+    while (!e->destroying && !e->stopping && (key = ward_queue_pop(e->q, now)) != NULL) {
         struct resource *r = NULL;
         for (struct resource *x = e->resources; x != NULL; x = x->next) {
             if (strcmp(x->key, key) == 0) {
@@ -2075,12 +2077,14 @@ static struct generation *generation_load(struct ward_policy_engine *e, const ch
     return g;
 }
 
-static int engine_swap(struct ward_policy_engine *e, const char *dir, bool reload,
+static int engine_swap(struct ward_policy_engine *e, const char *dir, bool reload, bool count,
                        struct ward_error *err)
 {
     struct ward_error local = {0};
     struct generation *g = generation_load(e, dir, &local);
-    ward_metric_add(e->m_reloads, (const char *[]){g != NULL ? "success" : "failure"}, 1);
+    if (count) {
+        ward_metric_add(e->m_reloads, (const char *[]){g != NULL ? "success" : "failure"}, 1);
+    }
     if (g == NULL) {
         ward_log_fields(WARD_LOG_ERROR, "policy", &(struct ward_log_field){"reason", local.text}, 1,
                         "%s refused%s", reload ? "policy reload" : "policy load",
@@ -2250,7 +2254,7 @@ int ward_policy_engine_load(struct ward_policy_engine *e, const char *dir, struc
 {
     free(e->dir);
     e->dir = xstrdup(dir);
-    return engine_swap(e, dir, false, err);
+    return engine_swap(e, dir, false, true, err);
 }
 
 int ward_policy_engine_reload(struct ward_policy_engine *e, struct ward_error *err)
@@ -2258,7 +2262,7 @@ int ward_policy_engine_reload(struct ward_policy_engine *e, struct ward_error *e
     if (e->dir == NULL) {
         return ward_error_set(err, -EINVAL, "no policy directory loaded yet");
     }
-    return engine_swap(e, e->dir, true, err);
+    return engine_swap(e, e->dir, true, true, err);
 }
 
 const struct ward_machine *ward_policy_engine_machine(const struct ward_policy_engine *e,
@@ -2266,6 +2270,36 @@ const struct ward_machine *ward_policy_engine_machine(const struct ward_policy_e
 {
     const struct policy *p = policy_for(e->gen, kind);
     return p != NULL ? p->m : NULL;
+}
+
+void ward_policy_engine_stop(struct ward_policy_engine *e)
+{
+    e->stopping = true;
+    ev_timer_stop(e->loop, &e->stuck);
+    ev_timer_stop(e->loop, &e->due);
+}
+
+int ward_policy_daemon_reload(struct ward_daemon *d, const struct ward_config *next, void *arg,
+                              struct ward_error *err)
+{
+    (void)d;
+    struct ward_policy_engine *e = arg;
+    const char *dir = next != NULL && next->policy_dir != NULL ? next->policy_dir : e->dir;
+    if (dir == NULL) {
+        return ward_error_set(err, -EINVAL, "no policy directory");
+    }
+    int rc = engine_swap(e, dir, true, false, err);
+    if (rc == 0 && dir != e->dir) {
+        free(e->dir);
+        e->dir = xstrdup(dir);
+    }
+    return rc;
+}
+
+void ward_policy_daemon_stop(struct ward_daemon *d, void *arg)
+{
+    (void)d;
+    ward_policy_engine_stop(arg);
 }
 
 unsigned ward_policy_engine_running(const struct ward_policy_engine *e)

@@ -131,6 +131,24 @@ int ward_policy_engine_load(struct ward_policy_engine *e, const char *dir, struc
  * In-flight reconciles finish on the policy they started with.
  */
 int ward_policy_engine_reload(struct ward_policy_engine *e, struct ward_error *err);
+/*
+ * Stop taking work (shutdown): no new runs start and the stuck timer stops;
+ * runs in flight continue until they end or the engine is destroyed.
+ */
+void ward_policy_engine_stop(struct ward_policy_engine *e);
+
+struct ward_daemon;
+struct ward_config;
+/*
+ * Hooks with the shapes ward_daemon_on_reload() / ward_daemon_on_stop() take;
+ * arg is the engine. The reload hook recompiles from next->policy_dir (the
+ * daemon counts the outcome in ward_policy_reloads_total, so this path does
+ * not count it again).
+ */
+int ward_policy_daemon_reload(struct ward_daemon *d, const struct ward_config *next, void *arg,
+                              struct ward_error *err);
+void ward_policy_daemon_stop(struct ward_daemon *d, void *arg);
+
 /* Cancel every run (their async operations get cancel()), free everything. */
 void ward_policy_engine_destroy(struct ward_policy_engine *e);
 /*

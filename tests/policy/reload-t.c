@@ -10,6 +10,7 @@
 #include "../tap/basic.h"
 #include "fixture.h"
 #include "metrics.h"
+#include "config.h"
 #include "policy.h"
 
 #define SPDX "-- SPDX-License-Identifier: Apache-2.0\n"
@@ -64,7 +65,7 @@ static const char *line1(void)
 
 int main(void)
 {
-    plan(17);
+    plan(21);
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
     struct fixture_sink sink;
@@ -132,6 +133,19 @@ int main(void)
     contains(json, "\"by\":\"v1\"", "running v1's code");
     free(json);
     contains(sink.history.data, "Widget/w1 state A->B v1", "committed through the same path");
+
+    /* the daemon's hooks: reload from the new configuration's policy_dir, stop taking work */
+    struct ward_config next = {.policy_dir = (char *)dir};
+    fixture_write(dir, "widget.lua", v1);
+    is_int(0, ward_policy_daemon_reload(NULL, &next, e, &err), "the SIGHUP hook reloads");
+    is_int(3, ward_policy_engine_generation(e), "generation 3");
+    is_double(2, ward_metric_value(reloads, (const char *[]){"success"}), 0,
+              "without counting twice (the daemon counts SIGHUP reloads)");
+    ward_policy_daemon_stop(NULL, e);
+    ward_policy_resource_put(e, "Widget", "late", "{\"bmc\":{}}", &err);
+    fixture_settle(loop);
+    is_string("A", ward_policy_resource_state(e, "Widget", "late", NULL),
+              "after the stop hook no new work starts");
 
     /* a directory that vanished is refused too */
     struct ward_policy_engine *e2 = ward_policy_engine_create(loop, NULL, NULL, NULL, &o, &err);

@@ -51,7 +51,7 @@ static void allowed(const char *to)
 
 int main(void)
 {
-    plan(31);
+    plan(33);
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
     struct fixture_sink sink;
@@ -81,6 +81,14 @@ int main(void)
     allowed("Available");
 
     /* Available -> Claimed: consumerRef, not in error */
+    char *x = ward_policy_explain(e, "PhysicalHost", "h1", &err);
+    contains(x,
+             "{\"to\":\"Claimed\",\"allowed_now\":false,\"guarded\":true,\"reason\":"
+             "\"PhysicalHost/h1: guard Available -> Claimed refused: consumerRef is not set\"}",
+             "explain shows what the guard answers now, without changing anything");
+    is_string("Available", ward_policy_resource_state(e, "PhysicalHost", "h1", NULL),
+              "explain changed nothing");
+    free(x);
     refused("Claimed", "consumerRef is not set");
     spec("{\"consumerRef\":\"c1\"}");
     status("{\"error\":\"fan failure\"}");
