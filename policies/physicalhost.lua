@@ -131,7 +131,7 @@ end
 
 local function reconcile_none(h)
     if not has_connection_info(h) then
-        return nil, "waiting for spec.bmc.address"
+        return -- nothing to do until spec.bmc.address is set (a spec change requeues)
     end
     return ward.transition(h, "Enrolling", "registered")
 end
