@@ -49,6 +49,8 @@ struct policy {
     lua_State *L;           /* owned */
     struct ward_machine *m; /* owned */
     int module_ref;
+    /* ward_<kind>_... families (ward_physicalhost_state_transitions_total, ...) */
+    struct ward_metric *m_transitions, *m_stuck, *m_recovery, *m_duration;
     lua_State *helper; /* anchored by helper_ref: runs C pushes under pcall */
     int helper_ref;
     const struct ward_policy_options *o;
@@ -126,8 +128,8 @@ struct ward_policy_engine {
     ev_timer due;   /* the next requeue */
     bool destroying;
     bool stopping;
-    struct ward_metric *m_transitions, *m_stuck, *m_recovery, *m_duration, *m_reconcile, *m_reloads,
-        *m_cancelled, *m_failures, *m_refused;
+    struct ward_metrics *metrics;
+    struct ward_metric *m_reconcile, *m_reloads, *m_cancelled, *m_failures, *m_refused;
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -627,6 +629,8 @@ static int check_transition(struct policy *p, lua_State *L, int tbl, struct reso
 
 static const char *const duration_labels[] = {"state", NULL};
 
+static void policy_metrics(struct policy *p, struct ward_metrics *metrics);
+
 static void engine_refresh(struct ward_policy_engine *e, struct resource *r);
 
 /* Commit, then log, count, emit. The checks have passed. */
@@ -695,8 +699,8 @@ static int commit_transition(struct ward_policy_engine *e, struct policy *p, str
     ward_log_fields(WARD_LOG_INFO, "policy", fields, WARD_ARRAY_SIZE(fields),
                     "%s: %s -> %s (%s)%s%s", r->key, from, to, trigger, reason ? ": " : "",
                     reason ? reason : "");
-    ward_metric_add(e->m_transitions, (const char *[]){from, to, trigger}, 1);
-    ward_metric_observe(e->m_duration, (const char *[]){from}, spent > 0 ? spent : 0);
+    ward_metric_add(p->m_transitions, (const char *[]){from, to, trigger}, 1);
+    ward_metric_observe(p->m_duration, (const char *[]){from}, spent > 0 ? spent : 0);
     struct ward_buf msg = {0};
     ward_buf_printf(&msg, "%s -> %s (%s)", from, to, trigger);
     emit(e, "transition", r->kind, r->name, msg.data);
@@ -1020,9 +1024,9 @@ static void run_unlink(struct run *run)
     }
 }
 
-static void count_recovery(struct ward_policy_engine *e, const char *state, const char *outcome)
+static void count_recovery(struct policy *p, const char *state, const char *outcome)
 {
-    ward_metric_add(e->m_recovery, (const char *[]){state, outcome}, 1);
+    ward_metric_add(p->m_recovery, (const char *[]){state, outcome}, 1);
 }
 
 static void run_finish(struct run *run, bool ok, const char *error, double requeue_after)
@@ -1066,7 +1070,7 @@ static void run_finish(struct run *run, bool ok, const char *error, double reque
                                   : ward_machine_state(d, r->state[0]) == d->error_state
                                       ? "escalated"
                                       : "recovered";
-            count_recovery(e, run->recovery_state, outcome);
+            count_recovery(p, run->recovery_state, outcome);
             /* a step that changed nothing is a failed attempt: logged, but no event */
             ward_log(changed ? WARD_LOG_INFO : WARD_LOG_DEBUG, "policy",
                      "%s: recovery step %s in %s: %s", r->key, run->step, run->recovery_state,
@@ -1154,7 +1158,7 @@ static void pump(struct ward_policy_engine *e)
         r->pending_step = -1;
         if (fn == WARD_MACHINE_NOREF) {
             if (recovery) {
-                count_recovery(e, d->states[s], "failed");
+                count_recovery(p, d->states[s], "failed");
             }
             ward_queue_done(e->q, key, true, now);
             continue;
@@ -1254,7 +1258,7 @@ static void recover(struct ward_policy_engine *e, struct policy *p, struct resou
     const char *state = d->states[s];
     if (!r->stuck_reported) {
         r->stuck_reported = true;
-        ward_metric_add(e->m_stuck, (const char *[]){state}, 1);
+        ward_metric_add(p->m_stuck, (const char *[]){state}, 1);
         struct ward_log_field f[] = {{"resource", r->key}, {"state", state}};
         ward_log_fields(WARD_LOG_WARN, "policy", f, 2, "%s stuck in %s for %.0fs", r->key, state,
                         now - r->entered[0]);
@@ -1270,13 +1274,13 @@ static void recover(struct ward_policy_engine *e, struct policy *p, struct resou
                      r->attempts - 1);
             int rc = engine_transition(e, p, r, d->states[d->error_state], "recovery_exhausted",
                                        reason, &err);
-            count_recovery(e, state, rc == 0 ? "escalated" : "failed");
+            count_recovery(p, state, rc == 0 ? "escalated" : "failed");
             if (rc == 0) {
                 emit(e, "recovery", r->kind, r->name, "escalated");
             }
         } else {
             r->exhausted = true;
-            count_recovery(e, state, "exhausted");
+            count_recovery(p, state, "exhausted");
             ward_log(WARD_LOG_WARN, "policy",
                      "%s: recovery of %s gave up after %u attempts; waiting for an operator",
                      r->key, state, r->attempts - 1);
@@ -1300,7 +1304,7 @@ static void recover(struct ward_policy_engine *e, struct policy *p, struct resou
     int target = st->kind == WARD_RECOVERY_ERROR ? d->error_state : st->target;
     int rc = engine_transition(e, p, r, d->states[target], "stuck_recovery", st->name, &err);
     const char *outcome = rc != 0 ? "failed" : target == d->error_state ? "escalated" : "recovered";
-    count_recovery(e, state, outcome);
+    count_recovery(p, state, outcome);
     if (rc == 0) {
         emit(e, "recovery", r->kind, r->name, outcome);
     }
@@ -1968,6 +1972,9 @@ static struct policy *policy_open(struct ward_policy_engine *e, const char *path
         return NULL;
     }
     p->module_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (e != NULL && e->metrics != NULL) {
+        policy_metrics(p, e->metrics);
+    }
     int failed = ward_machine_validate(p->m, problems);
     *ncases = 0;
     lua_rawgeti(L, LUA_REGISTRYINDEX, p->module_ref);
@@ -2019,6 +2026,33 @@ static struct policy *policy_open(struct ward_policy_engine *e, const char *path
         return NULL;
     }
     return p;
+}
+
+/* Register ward_<kind>_... families; re-registering on reload returns the same ones. */
+static void policy_metrics(struct policy *p, struct ward_metrics *metrics)
+{
+    struct ward_buf prefix = {0};
+    ward_buf_puts(&prefix, "ward_");
+    for (const char *c = p->kind; *c != '\0'; c++) {
+        ward_buf_putc(&prefix, isalnum((unsigned char)*c) ? (char)tolower((unsigned char)*c) : '_');
+    }
+    char name[256];
+    snprintf(name, sizeof(name), "%s_state_transitions_total", prefix.data);
+    p->m_transitions =
+        ward_metrics_counter(metrics, name, "State transitions committed, by from, to and trigger.",
+                             (const char *[]){"from", "to", "reason", NULL});
+    snprintf(name, sizeof(name), "%s_stuck_states_total", prefix.data);
+    p->m_stuck =
+        ward_metrics_counter(metrics, name, "Resources found stuck in a state.", duration_labels);
+    snprintf(name, sizeof(name), "%s_recovery_attempts_total", prefix.data);
+    p->m_recovery = ward_metrics_counter(metrics, name, "Recovery attempts by state and outcome.",
+                                         (const char *[]){"state", "outcome", NULL});
+    snprintf(name, sizeof(name), "%s_state_duration_seconds", prefix.data);
+    static const double buckets[] = {1, 10, 60, 300, 900, 1800, 3600, 7200, 21600, 86400};
+    p->m_duration =
+        ward_metrics_histogram(metrics, name, "Time spent in a state before leaving it.",
+                               duration_labels, buckets, WARD_ARRAY_SIZE(buckets));
+    ward_buf_free(&prefix);
 }
 
 static int is_policy_file(const struct dirent *d)
@@ -2216,20 +2250,8 @@ ward_policy_engine_create(struct ev_loop *loop, const struct ward_policy_sink *s
     if (e->o.stuck_interval > 0) {
         ev_timer_start(loop, &e->stuck);
     }
+    e->metrics = metrics;
     if (metrics != NULL) {
-        e->m_transitions =
-            ward_metrics_counter(metrics, "ward_physicalhost_state_transitions_total",
-                                 "State transitions committed, by from, to and trigger.",
-                                 (const char *[]){"from", "to", "reason", NULL});
-        e->m_stuck = ward_metrics_counter(metrics, "ward_physicalhost_stuck_states_total",
-                                          "Resources found stuck in a state.", duration_labels);
-        e->m_recovery = ward_metrics_counter(metrics, "ward_physicalhost_recovery_attempts_total",
-                                             "Recovery attempts by state and outcome.",
-                                             (const char *[]){"state", "outcome", NULL});
-        static const double buckets[] = {1, 10, 60, 300, 900, 1800, 3600, 7200, 21600, 86400};
-        e->m_duration = ward_metrics_histogram(metrics, "ward_physicalhost_state_duration_seconds",
-                                               "Time spent in a state before leaving it.",
-                                               duration_labels, buckets, WARD_ARRAY_SIZE(buckets));
         e->m_reconcile =
             ward_metrics_histogram(metrics, "ward_reconcile_duration_seconds",
                                    "Duration of reconcile and recovery runs.", NULL, NULL, 0);

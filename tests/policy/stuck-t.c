@@ -34,12 +34,16 @@ static void advance(double seconds)
     fixture_settle(loop);
 }
 
-static double recovery(const char *st, const char *outcome)
+static double recovery_of(const char *family, const char *st, const char *outcome)
 {
     struct ward_metric *m =
-        ward_metrics_counter(metrics, "ward_physicalhost_recovery_attempts_total", "x",
-                             (const char *[]){"state", "outcome", NULL});
+        ward_metrics_counter(metrics, family, "x", (const char *[]){"state", "outcome", NULL});
     return ward_metric_value(m, (const char *[]){st, outcome});
+}
+
+static double recovery(const char *st, const char *outcome)
+{
+    return recovery_of("ward_physicalhost_recovery_attempts_total", st, outcome);
 }
 
 static double stuck(const char *st)
@@ -192,10 +196,12 @@ int main(void)
     snprintf(bmc.power, sizeof(bmc.power), "Off");
     advance(10 * 60 + 1);
     is_string("On", bmc.power, "third rung: power cycle");
-    is_double(3, recovery("Working", "failed"), 0, "each rung that changed nothing failed");
+    is_double(3, recovery_of("ward_ladder_recovery_attempts_total", "Working", "failed"), 0,
+              "each rung that changed nothing failed (counted under the kind's own family)");
     advance(10 * 60 + 1);
     is_string("Error", state("Ladder", "l1"), "fourth rung: Error");
-    is_double(1, recovery("Working", "escalated"), 0, "counted as escalated");
+    is_double(1, recovery_of("ward_ladder_recovery_attempts_total", "Working", "escalated"), 0,
+              "counted as escalated");
     put("Ladder", "l2", "{" BMC ",\"fixed\":true}");
     is_string("Ok", state("Ladder", "l2"), "the engine still serves the kind");
     ward_policy_engine_destroy(e);
