@@ -22,6 +22,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "policy.h"
 #include "store.h"
 
 #define API_PREFIX "/api/v1/"
@@ -742,7 +743,9 @@ static void do_add(struct ward_api *api, struct ward_api_call *call, struct ward
                               .spec = call->spec,
                               .labels = call->labels};
     struct ward_error err = {0};
-    int rc = ward_store_create(api->store, &r, &err);
+    int rc = api->hooks.add != NULL ? api->hooks.add(api->hooks.arg, call->ns, call->name,
+                                                     call->spec, call->labels, &err)
+                                    : ward_store_create(api->store, &r, &err);
     if (rc != 0) {
         if (rc == -EEXIST) {
             ward_http_error(res, 409, "host %s already exists", call->name);
@@ -925,6 +928,8 @@ static void do_release(struct ward_api *api, struct ward_api_call *call,
     if (rc != 0) {
         if (rc == -ENOENT) {
             ward_http_error(res, 404, "no host named %s", call->name);
+        } else if (rc == -EBUSY) {
+            ward_http_error(res, 409, "%s", err.text);
         } else {
             store_error(res, rc, &err);
         }
@@ -1416,4 +1421,146 @@ struct ward_http *ward_operator_http(const struct ward_operator *op)
 struct ward_events *ward_operator_events(const struct ward_operator *op)
 {
     return op->events;
+}
+
+/* --- the policy engine behind the API ----------------------------------------------------- */
+
+static int policy_add(void *arg, const char *ns, const char *name, const char *spec,
+                      const char *labels, struct ward_error *err)
+{
+    struct ward_api_policy *p = arg;
+    if (strcmp(ns, WARD_POLICY_NAMESPACE) != 0) {
+        return ward_error_set(err, -EINVAL, "the policy engine manages namespace %s only",
+                              WARD_POLICY_NAMESPACE);
+    }
+    struct ward_resource *existing = NULL;
+    if (ward_store_get(p->store, WARD_API_KIND, ns, name, &existing, NULL) == 0) {
+        ward_resource_free(existing);
+        return ward_error_set(err, -EEXIST, "host %s already exists", name);
+    }
+    int rc =
+        ward_policy_resource_put(p->engine, WARD_API_KIND, name, spec != NULL ? spec : "{}", err);
+    if (rc != 0 || labels == NULL) {
+        return rc;
+    }
+    /* the engine creates from the spec; labels (for claim selectors) are written after */
+    struct ward_resource *r = NULL;
+    rc = ward_store_get(p->store, WARD_API_KIND, ns, name, &r, err);
+    if (rc == 0) {
+        struct ward_resource update = {
+            .kind = r->kind, .ns = r->ns, .name = r->name, .labels = (char *)labels};
+        rc = ward_store_update(p->store, &update, r->version, err);
+        ward_resource_free(r);
+    }
+    return rc;
+}
+
+/* The engine re-reads a resource after a version conflict, so one retry is enough. */
+static int policy_step(struct ward_api_policy *p, const struct ward_api_transition *t,
+                       const char *to, const char *trigger, const char *reason,
+                       struct ward_error *err)
+{
+    int rc = -ESTALE;
+    for (int attempt = 0; attempt < 2 && rc == -ESTALE; attempt++) {
+        rc = ward_policy_transition(p->engine, t->kind, t->name, t->dimension, to, trigger, reason,
+                                    t->actor, err);
+    }
+    if (rc == -EPERM && p->events != NULL) {
+        /* the engine emits events for what it does; refusals asked for over the API are ours */
+        ward_events_record(p->events, "Warning", "TransitionRefused", err->text, t->kind, t->ns,
+                           t->name);
+    }
+    return rc;
+}
+
+static int policy_transition(void *arg, const struct ward_api_transition *t, int64_t *new_version,
+                             struct ward_error *err)
+{
+    struct ward_api_policy *p = arg;
+    if (strcmp(t->ns, WARD_POLICY_NAMESPACE) != 0) {
+        return ward_error_set(err, -EINVAL, "the policy engine manages namespace %s only",
+                              WARD_POLICY_NAMESPACE);
+    }
+    struct ward_resource *r = NULL;
+    int rc = ward_store_get(p->store, t->kind, t->ns, t->name, &r, err);
+    if (rc != 0) {
+        return rc;
+    }
+    int64_t current = r->version;
+    bool claimed = r->consumer != NULL && *r->consumer != '\0';
+    ward_resource_free(r);
+    if (t->expected_version != 0 && t->expected_version != current) {
+        return ward_error_set(err, -ESTALE, "the host is at version %lld, not %lld",
+                              (long long)current, (long long)t->expected_version);
+    }
+    if (!t->reset) {
+        rc = policy_step(p, t, t->to, "api", t->reason, err);
+    } else {
+        /* the reference's host reset: Error, claim cleared, then re-enroll through the guard */
+        const char *state = ward_policy_resource_state(p->engine, t->kind, t->name, t->dimension);
+        rc = 0;
+        if (state == NULL) {
+            rc = ward_error_set(err, -ENOENT, "the policy engine does not know %s", t->name);
+        } else if (strcmp(state, "Error") != 0) {
+            rc = policy_step(p, t, "Error", "reset", t->reason, err);
+        }
+        if (rc == 0 && claimed) {
+            struct ward_transition clear = {.kind = t->kind,
+                                            .ns = t->ns,
+                                            .name = t->name,
+                                            .dimension = t->dimension,
+                                            .from = "Error",
+                                            .to = "Error",
+                                            .trigger = "reset",
+                                            .reason = "claim cleared by host reset",
+                                            .actor = t->actor,
+                                            .consumer = ""};
+            rc = ward_store_transition_sync(p->store, &clear, NULL, err);
+        }
+        if (rc == 0) {
+            rc = policy_step(p, t, "Enrolling", "reset", t->reason, err);
+        }
+    }
+    if (rc == 0 && ward_store_get(p->store, t->kind, t->ns, t->name, &r, NULL) == 0) {
+        *new_version = r->version;
+        ward_resource_free(r);
+    }
+    return rc;
+}
+
+static int policy_reload(void *arg, struct ward_error *err)
+{
+    struct ward_api_policy *p = arg;
+    return ward_policy_engine_reload(p->engine, err);
+}
+
+void ward_api_policy_hooks(struct ward_api_hooks *hooks, struct ward_api_policy *glue)
+{
+    hooks->add = policy_add;
+    hooks->transition = policy_transition;
+    hooks->policy_reload = policy_reload;
+    hooks->arg = glue;
+}
+
+void ward_api_policy_event(void *events, const struct ward_policy_event *ev)
+{
+    static const struct {
+        const char *engine_type, *type, *reason;
+    } map[] = {
+        {"transition", "Normal", "Transition"},
+        {"stuck", "Warning", "StuckDetected"},
+        {"recovery", "Normal", "RecoveryAttempt"},
+        {"reconcile_failed", "Warning", "ReconcileFailed"},
+        /* the engine emits "policy" when a load or reload is refused */
+        {"policy", "Warning", "PolicyReloadRefused"},
+    };
+    const char *type = "Warning", *reason = "PolicyEvent";
+    for (size_t i = 0; i < WARD_ARRAY_SIZE(map); i++) {
+        if (ev->type != NULL && strcmp(ev->type, map[i].engine_type) == 0) {
+            type = map[i].type;
+            reason = map[i].reason;
+        }
+    }
+    ward_events_record(events, type, reason, ev->message, ev->kind != NULL ? ev->kind : "Agent",
+                       WARD_POLICY_NAMESPACE, ev->name != NULL ? ev->name : "wardd");
 }

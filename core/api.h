@@ -111,6 +111,10 @@ struct ward_api_transition {
     bool reset; /* host reset: clear the claim and re-enroll */
 };
 struct ward_api_hooks {
+    /* Add a host (POST /hosts): spec and labels are JSON object text. NULL: created in the store
+       directly. 0, -EEXIST, or another negative errno with err filled. */
+    int (*add)(void *arg, const char *ns, const char *name, const char *spec, const char *labels,
+               struct ward_error *err);
     /* The guarded path: 0 with new_version, -EPERM with err = the guard's reason,
        -ESTALE on a version conflict, -EINVAL for a transition the machine does not allow. */
     int (*transition)(void *arg, const struct ward_api_transition *t, int64_t *new_version,
@@ -134,6 +138,25 @@ struct ward_api *ward_api_create(struct ward_http *http, struct ward_store *stor
                                  struct ward_events *events, struct ward_metrics *metrics,
                                  const struct ward_api_hooks *hooks, struct ward_error *err);
 void ward_api_destroy(struct ward_api *api);
+
+/*
+ * The API on the policy engine: POST /hosts creates through the engine (so it
+ * enrolls), transitions go through ward_policy_transition (machine, guard,
+ * consistency; the refusal text goes back to the client), a reset moves the
+ * host to Error, clears its claim and re-enrolls it through the guarded
+ * Error -> Enrolling, and policy reload reloads the engine. glue must outlive
+ * the api; engine and store are borrowed.
+ */
+struct ward_policy_engine;
+struct ward_policy_event;
+struct ward_api_policy {
+    struct ward_policy_engine *engine;
+    struct ward_store *store;
+    struct ward_events *events; /* may be NULL; refused API transitions are recorded here */
+};
+void ward_api_policy_hooks(struct ward_api_hooks *hooks, struct ward_api_policy *glue);
+/* A ward_policy_options.on_event that records the engine's events; arg is a struct ward_events. */
+void ward_api_policy_event(void *events, const struct ward_policy_event *ev);
 
 /*
  * The whole operator surface for wardd in one call, for the daemon's wiring:

@@ -232,7 +232,7 @@ int main(void)
     is_int(0, ctl(&o, "policy", "reload", NULL), "policy reload");
     is_int(1, agent.reloads, "the agent reloaded");
     ward_buf_free(&o);
-    char *good = file_with("good.lua", "local M = {}\nM.states = {'A', 'B'}\nreturn M\n");
+    char *good = strdup(WARD_SRCDIR "/policies/physicalhost.lua");
     char *bad = file_with("bad.lua", "local M = {}\nM.states = {'A',\nreturn M\n");
     is_int(0, ctl(&o, "policy", "check", good, NULL), "policy check of a good file");
     ward_buf_free(&o);

@@ -23,12 +23,11 @@
 
 #include <cJSON.h>
 #include <curl/curl.h>
-#include <lua.h>
 
 #include "config.h"
 #include "http.h"
 #include "log.h"
-#include "sandbox.h"
+#include "policy.h"
 #include "util.h"
 
 #define EXIT_REFUSED 1
@@ -659,53 +658,10 @@ static int cmd_queue(struct ctl *c, int argc, char **argv)
     return EXIT_USAGE;
 }
 
-/*
- * Syntax and sandbox check of a policy file: it must compile as text Lua and
- * run in the sandbox returning a table. The full self-check (machine tables,
- * guards) runs in the agent on `policy reload`.
- */
+/* The engine's own check: compile in the sandbox, validate the machine, run the policy's tests. */
 static int policy_check(const char *file)
 {
-    struct ward_buf text = {0};
-    FILE *f = fopen(file, "re");
-    if (f == NULL) {
-        fprintf(stderr, "wardctl: cannot read %s: %s\n", file, strerror(errno));
-        return EXIT_REFUSED;
-    }
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        ward_buf_put(&text, chunk, n);
-    }
-    fclose(f);
-    lua_State *L = ward_sandbox_new(64u << 20);
-    struct ward_error err = {0};
-    int rc = L == NULL ? -ENOMEM : 0;
-    if (rc == 0) {
-        lua_pushglobaltable(L);
-        rc = ward_sandbox_load(L, text.data != NULL ? text.data : "", text.len, file, lua_gettop(L),
-                               &err);
-    }
-    if (rc == 0) {
-        ward_sandbox_arm(L, 100000000ul, 0);
-        rc = ward_sandbox_pcall(L, 0, 1, &err);
-        ward_sandbox_disarm(L);
-        if (rc == 0 && !lua_istable(L, -1)) {
-            rc = ward_error_set(&err, -EINVAL, "%s: a policy module must return a table", file);
-        }
-    }
-    ward_sandbox_close(L);
-    ward_buf_free(&text);
-    if (rc != 0) {
-        char *nl = strchr(err.text, '\n');
-        if (nl != NULL) {
-            *nl = '\0';
-        }
-        fprintf(stderr, "%s\n", err.text);
-        return EXIT_REFUSED;
-    }
-    printf("%s: ok\n", file);
-    return 0;
+    return ward_policy_check_file(file, stderr) == 0 ? 0 : EXIT_REFUSED;
 }
 
 static int cmd_policy(struct ctl *c, int argc, char **argv)
