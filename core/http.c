@@ -261,6 +261,11 @@ static int load_token(const char *path, unsigned char out[32], struct ward_error
     }
     text.data[len] = '\0';
     ward_log_add_secret(text.data);
+    struct stat st;
+    if (stat(path, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+        ward_log_fields(WARD_LOG_WARN, "http", (struct ward_log_field[]){{"file", path}}, 1,
+                        "the API token file can be read by other users; chmod 600 it");
+    }
     digest(text.data, len, out);
     OPENSSL_cleanse(text.data, text.len);
     ward_buf_free(&text);

@@ -72,7 +72,7 @@ static void get(struct ev_loop *loop, const char *base, const char *method, cons
 
 int main(void)
 {
-    plan(56);
+    plan(57);
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     char *logbuf = NULL;
     size_t loglen = 0;
@@ -264,6 +264,7 @@ int main(void)
 
     fflush(logs);
     lacks(logbuf, TOKEN, "the token never reached a log line");
+    contains(logbuf, "can be read by other users", "a token file open to others is warned about");
     ward_log_set_stream(NULL);
     fclose(logs);
     free(logbuf);
