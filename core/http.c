@@ -90,12 +90,31 @@ struct conn_state {
 
 /* --- loop integration ------------------------------------------------------------------ */
 
+static unsigned connections(const struct ward_http *h)
+{
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return info != NULL ? info->num_connections : 0;
+}
+
 static void pump(struct ward_http *h)
 {
+    unsigned before = connections(h);
     MHD_run(h->mhd);
     ev_timer_stop(h->loop, &h->timer);
     MHD_UNSIGNED_LONG_LONG ms;
-    if (MHD_get_timeout(h->mhd, &ms) == MHD_YES) {
+    bool timed = MHD_get_timeout(h->mhd, &ms) == MHD_YES;
+    /*
+     * At the connection limit MHD takes its listening socket out of its epoll
+     * set and puts it back at the start of a later MHD_run. When a connection
+     * went away in this run, make that run happen now: connections waiting in
+     * the backlog would otherwise wait for an unrelated event.
+     */
+    if (connections(h) < before) {
+        timed = true;
+        ms = 0;
+    }
+    if (timed) {
         ev_timer_set(&h->timer, (double)ms / 1000.0, 0);
         ev_timer_start(h->loop, &h->timer);
     }
