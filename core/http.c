@@ -623,9 +623,12 @@ void ward_http_register_catalog(struct ward_metrics *m)
     ward_metrics_counter(m, "ward_physicalhost_recovery_attempts_total",
                          "Recovery attempts of stuck hosts by state and outcome.",
                          (const char *[]){"state", "outcome", NULL});
+    /* the policy engine's buckets: states last seconds to days; whoever registers first wins */
+    static const double state_bounds[] = {1, 10, 60, 300, 900, 1800, 3600, 7200, 21600, 86400};
     ward_metrics_histogram(m, "ward_physicalhost_state_duration_seconds",
                            "Time hosts spent in a state before leaving it.",
-                           (const char *[]){"state", NULL}, NULL, 0);
+                           (const char *[]){"state", NULL}, state_bounds,
+                           WARD_ARRAY_SIZE(state_bounds));
     ward_metrics_counter(m, "ward_host_claim_attempts_total",
                          "Host claim attempts by outcome and conflict reason.",
                          (const char *[]){"outcome", "conflict_reason", NULL});

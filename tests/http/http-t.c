@@ -72,7 +72,7 @@ static void get(struct ev_loop *loop, const char *base, const char *method, cons
 
 int main(void)
 {
-    plan(57);
+    plan(58);
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     char *logbuf = NULL;
     size_t loglen = 0;
@@ -122,6 +122,21 @@ int main(void)
     contains(r.body.data, "\nward_api_unauthorized_total 0\n", "unauthorized counter starts at 0");
     contains(r.body.data, "# TYPE ward_physicalhost_state_duration_seconds histogram",
              "the catalog's histograms are exported");
+    {
+        /* the engine's families come out the same whoever registers first */
+        struct ward_metric *mine =
+            ward_metrics_histogram(metrics, "ward_physicalhost_state_duration_seconds", "x",
+                                   (const char *[]){"state", NULL}, (const double[]){1, 10}, 2);
+        ward_metric_observe(mine, (const char *[]){"Enrolling"}, 1000);
+        struct ward_buf text = {0};
+        ward_metrics_render(metrics, &text);
+        contains(
+            text.data,
+            "ward_physicalhost_state_duration_seconds_bucket{state=\"Enrolling\",le=\"900\"} 0\n"
+            "ward_physicalhost_state_duration_seconds_bucket{state=\"Enrolling\",le=\"1800\"} 1\n",
+            "state durations use buckets from seconds to days");
+        ward_buf_free(&text);
+    }
     is_int(1, scrapes, "scrape hooks run before rendering");
     http_reply_free(&r);
 
