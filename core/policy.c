@@ -2190,7 +2190,12 @@ int ward_policy_options_init(struct ward_policy_options *o, struct ward_error *e
         .memory_limit = POLICY_DEFAULT_MEMORY,
         .instructions = POLICY_DEFAULT_INSTRUCTIONS,
         .stuck_interval = 10,
-        .queue = {.base_delay = 1, .max_delay = 300, .jitter = 0.2, .max_inflight = 64},
+        .queue = {.base_delay = 1,
+                  .max_delay = 300,
+                  .jitter = 0.2,
+                  .max_inflight = 64,
+                  .rate = 50,
+                  .burst = 200},
     };
     static const struct {
         const char *env;
