@@ -71,7 +71,7 @@ static void serving(const char *name)
 
 int main(void)
 {
-    plan(35);
+    plan(36);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_policy_options o;
     fixture_options(&o, NULL, &events);
@@ -87,6 +87,7 @@ int main(void)
     attack("doubling", "memory limit exceeded");
     serving("good1");
     attack("recursion", "memory limit exceeded"); /* the stack grows into the cap */
+    attack("cstack", "stack overflow");
     attack("execute", "attempt to call a nil value (field 'execute')");
     attack("exit", "attempt to call a nil value (field 'exit')");
     attack("getenv", "attempt to call a nil value (field 'getenv')");

@@ -44,6 +44,14 @@ function attacks.recursion()
     return f(1)
 end
 
+function attacks.cstack()
+    -- recursion through C (gsub calling back into Lua) hits the C stack limit
+    local function f()
+        return (string.gsub("x", "x", f))
+    end
+    return f()
+end
+
 function attacks.execute()
     return os.execute("touch /tmp/ward-pwned")
 end
