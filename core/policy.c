@@ -987,9 +987,12 @@ static void run_resume(struct run *run)
     }
     struct error_ctx c = {run->co, st, &msg};
     struct ward_error err = {0};
+    /* a __tostring on the error object is policy code: give it a small budget of its own */
+    ward_sandbox_arm(run->p->L, 100000, 0);
     if (pcall_c(run->p->L, describe_error, &c, 0, &err) != 0) {
-        ward_buf_puts(&msg, "(the error could not be described: out of memory)");
+        ward_buf_printf(&msg, "(the error could not be described: %.200s)", err.text);
     }
+    ward_sandbox_disarm(run->p->L);
     run_finish(run, false, msg.data, 0);
     ward_buf_free(&msg);
     (void)e;

@@ -71,7 +71,7 @@ static void serving(const char *name)
 
 int main(void)
 {
-    plan(36);
+    plan(38);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_policy_options o;
     fixture_options(&o, NULL, &events);
@@ -98,6 +98,8 @@ int main(void)
     attack("escape", "module '..secret' not found");
     attack("debug", "global 'debug'");
     attack("coroutine", "global 'coroutine'");
+    attack("finalizer", "__gc metamethods are not allowed");
+    attack("tostring_loop", "could not be described: stopped: instruction budget exhausted");
     attack("table_error", "(error object is a table value)");
     attack("nil_error", "(error object is a nil value)");
     ok(access("/tmp/ward-pwned", F_OK) != 0, "nothing was executed");

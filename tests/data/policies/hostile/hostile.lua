@@ -96,6 +96,14 @@ function attacks.coroutine()
     return coroutine.yield()
 end
 
+function attacks.finalizer()
+    setmetatable({}, {__gc = function() while true do end end})
+end
+
+function attacks.tostring_loop()
+    error(setmetatable({}, {__tostring = function() while true do end end}))
+end
+
 function attacks.table_error()
     error({code = 42})
 end
