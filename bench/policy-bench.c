@@ -172,8 +172,8 @@ int main(int argc, char **argv)
     printf("  machine lookups (C only)          %12.0f /s\n", m);
     printf("  guard evaluations (check path)    %12.0f /s\n", g);
     printf("  transitions (full path, commit)   %12.0f /s\n", t);
-    printf("  transitions (full path, SQLite)   %12.0f /s  (%ld per round, each durable)\n",
-           sd, siters);
+    printf("  transitions (full path, SQLite)   %12.0f /s  (%ld per round, each durable)\n", sd,
+           siters);
     printf("  ratio guard evaluation : transition   %.2f\n", g / t);
     printf("  ratio machine lookup : guard evaluation %.0f\n", m / g);
     printf("  commits: %lu\n", commits);
