@@ -758,7 +758,10 @@ static void schedule_wake(struct ward_policy_engine *e);
 
 static struct run *run_of(lua_State *L)
 {
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &runs_key);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &runs_key) != LUA_TTABLE) {
+        lua_pop(L, 1); /* a state the engine did not create */
+        return NULL;
+    }
     lua_pushthread(L);
     lua_rawget(L, -2);
     struct run *run = lua_touserdata(L, -1);
