@@ -6,6 +6,9 @@
  * an in-memory sink, JSON log line, metrics, event). Prints the median of
  * several rounds and the ratio between the two.
  *
+ * A third figure runs the same transitions through the SQLite store (one
+ * durable transaction each, ward_store_transition_sync) with iterations/50.
+ *
  *   make bench && ./bench/policy-bench [rounds] [iterations]
  */
 #include "autoconf.h"
@@ -13,11 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "machine.h"
 #include "metrics.h"
 #include "policy.h"
+#include "store.h"
 #include "util.h"
 
 static int sink_commit(void *self, const struct ward_policy_commit *c, long long *new_version,
@@ -113,10 +118,62 @@ int main(int argc, char **argv)
         transitions[r] = (double)iters / (ward_monotonic() - t0);
     }
     double m = median(machine, rounds), g = median(guards, rounds), t = median(transitions, rounds);
+
+    /* the same path with the store behind it */
+    char dbdir[] = "/tmp/ward-policy-bench-XXXXXX";
+    if (mkdtemp(dbdir) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    char dbpath[sizeof(dbdir) + 16];
+    snprintf(dbpath, sizeof(dbpath), "%s/ward.db", dbdir);
+    struct ward_store_options so = {.path = dbpath};
+    struct ward_store *st = ward_store_open(loop, &so, &err);
+    if (st == NULL) {
+        fprintf(stderr, "store: %s\n", err.text);
+        return 1;
+    }
+    struct ward_policy_sink store_sink;
+    ward_policy_sink_store(&store_sink, st);
+    struct ward_policy_engine *es =
+        ward_policy_engine_create(loop, &store_sink, NULL, metrics, &o, &err);
+    if (es == NULL || ward_policy_engine_load(es, dir, &err) != 0 ||
+        ward_policy_resource_put(es, kind, "h", "{\"bmc\":{\"address\":\"https://x\"}}", &err) ||
+        ward_policy_resource_set_status(es, kind, "h", "{\"redfish\":{\"connected\":true}}",
+                                        &err) ||
+        ward_policy_transition(es, kind, "h", NULL, "Error", "bench", NULL, "bench", &err)) {
+        fprintf(stderr, "store engine: %s\n", err.text);
+        return 1;
+    }
+    long siters = iters / 50 > 0 ? iters / 50 : 1;
+    double stored[100];
+    for (int r = 0; r < rounds; r++) {
+        double t0 = ward_monotonic();
+        for (long i = 0; i < siters; i++) {
+            const char *to = (i & 1) ? "Error" : "Available";
+            if (ward_policy_transition(es, kind, "h", NULL, to, "bench", NULL, "bench", &err)) {
+                fprintf(stderr, "store transition: %s\n", err.text);
+                return 1;
+            }
+        }
+        stored[r] = (double)siters / (ward_monotonic() - t0);
+    }
+    double sd = median(stored, rounds);
+    ward_policy_engine_destroy(es);
+    ward_store_close(st);
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < WARD_ARRAY_SIZE(suffixes); i++) {
+        char f[sizeof(dbpath) + 8];
+        snprintf(f, sizeof(f), "%s%s", dbpath, suffixes[i]);
+        unlink(f);
+    }
+    rmdir(dbdir);
     printf("policy-bench: %d rounds, %ld iterations each (median)\n", rounds, iters);
     printf("  machine lookups (C only)          %12.0f /s\n", m);
     printf("  guard evaluations (check path)    %12.0f /s\n", g);
     printf("  transitions (full path, commit)   %12.0f /s\n", t);
+    printf("  transitions (full path, SQLite)   %12.0f /s  (%ld per round, each durable)\n", sd,
+           siters);
     printf("  ratio guard evaluation : transition   %.2f\n", g / t);
     printf("  ratio machine lookup : guard evaluation %.0f\n", m / g);
     printf("  commits: %lu\n", commits);

@@ -633,6 +633,52 @@ static void policy_metrics(struct policy *p, struct ward_metrics *metrics);
 
 static void engine_refresh(struct ward_policy_engine *e, struct resource *r);
 
+/* After a durable commit: the engine's copy, then log, count, emit, look again. */
+static void apply_transition(struct ward_policy_engine *e, struct policy *p, struct resource *r,
+                             int di, const char *to, const char *trigger, const char *reason,
+                             const char *actor, long long version, double now)
+{
+    double spent = now - r->entered[di];
+    r->version = version;
+    char *from = r->state[di];
+    r->state[di] = xstrdup(to);
+    r->entered[di] = now;
+    if (strcmp(r->dim[di], p->m->dims[0].name) == 0) {
+        r->stuck_reported = false;
+        r->exhausted = false;
+        r->attempts = 0;
+        r->last_attempt = 0;
+        r->pending_step = -1;
+    }
+    char version_text[32];
+    snprintf(version_text, sizeof(version_text), "%lld", version);
+    struct ward_log_field fields[] = {
+        {"resource", r->key},
+        {"dimension", r->dim[di]},
+        {"from", from},
+        {"to", to},
+        {"trigger", trigger},
+        {"actor", actor},
+        {"version", version_text},
+    };
+    ward_log_fields(WARD_LOG_INFO, "policy", fields, WARD_ARRAY_SIZE(fields),
+                    "%s: %s -> %s (%s)%s%s", r->key, from, to, trigger, reason ? ": " : "",
+                    reason ? reason : "");
+    ward_metric_add(p->m_transitions, (const char *[]){from, to, trigger}, 1);
+    ward_metric_observe(p->m_duration, (const char *[]){from}, spent > 0 ? spent : 0);
+    struct ward_buf msg = {0};
+    ward_buf_printf(&msg, "%s -> %s (%s)", from, to, trigger);
+    emit(e, "transition", r->kind, r->name, msg.data);
+    ward_buf_free(&msg);
+    free(from);
+    /* the new state may have work to do */
+    ward_queue_add(e->q, r->key, now);
+    if (!ev_is_active(&e->wake)) {
+        ev_timer_set(&e->wake, 0, 0);
+        ev_timer_start(e->loop, &e->wake);
+    }
+}
+
 /* Commit, then log, count, emit. The checks have passed. */
 static int commit_transition(struct ward_policy_engine *e, struct policy *p, struct resource *r,
                              const struct ward_machine_dim *d, const char *to, const char *trigger,
@@ -674,44 +720,7 @@ static int commit_transition(struct ward_policy_engine *e, struct policy *p, str
         }
         return rc;
     }
-    double spent = now - r->entered[di];
-    r->version = version;
-    r->state[di] = xstrdup(to);
-    r->entered[di] = now;
-    if (di == 0 || strcmp(d->name, p->m->dims[0].name) == 0) {
-        r->stuck_reported = false;
-        r->exhausted = false;
-        r->attempts = 0;
-        r->last_attempt = 0;
-        r->pending_step = -1;
-    }
-    char version_text[32];
-    snprintf(version_text, sizeof(version_text), "%lld", version);
-    struct ward_log_field fields[] = {
-        {"resource", r->key},
-        {"dimension", d->name},
-        {"from", from},
-        {"to", to},
-        {"trigger", trigger},
-        {"actor", c.actor},
-        {"version", version_text},
-    };
-    ward_log_fields(WARD_LOG_INFO, "policy", fields, WARD_ARRAY_SIZE(fields),
-                    "%s: %s -> %s (%s)%s%s", r->key, from, to, trigger, reason ? ": " : "",
-                    reason ? reason : "");
-    ward_metric_add(p->m_transitions, (const char *[]){from, to, trigger}, 1);
-    ward_metric_observe(p->m_duration, (const char *[]){from}, spent > 0 ? spent : 0);
-    struct ward_buf msg = {0};
-    ward_buf_printf(&msg, "%s -> %s (%s)", from, to, trigger);
-    emit(e, "transition", r->kind, r->name, msg.data);
-    ward_buf_free(&msg);
-    free(from);
-    /* the new state may have work to do */
-    ward_queue_add(e->q, r->key, now);
-    if (!ev_is_active(&e->wake)) {
-        ev_timer_set(&e->wake, 0, 0);
-        ev_timer_start(e->loop, &e->wake);
-    }
+    apply_transition(e, p, r, di, to, trigger, reason, c.actor, version, now);
     return 0;
 }
 
@@ -749,7 +758,10 @@ static void schedule_wake(struct ward_policy_engine *e);
 
 static struct run *run_of(lua_State *L)
 {
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &runs_key);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &runs_key) != LUA_TTABLE) {
+        lua_pop(L, 1); /* a state the engine did not create */
+        return NULL;
+    }
     lua_pushthread(L);
     lua_rawget(L, -2);
     struct run *run = lua_touserdata(L, -1);
@@ -987,9 +999,12 @@ static void run_resume(struct run *run)
     }
     struct error_ctx c = {run->co, st, &msg};
     struct ward_error err = {0};
+    /* a __tostring on the error object is policy code: give it a small budget of its own */
+    ward_sandbox_arm(run->p->L, 100000, 0);
     if (pcall_c(run->p->L, describe_error, &c, 0, &err) != 0) {
-        ward_buf_puts(&msg, "(the error could not be described: out of memory)");
+        ward_buf_printf(&msg, "(the error could not be described: %.200s)", err.text);
     }
+    ward_sandbox_disarm(run->p->L);
     run_finish(run, false, msg.data, 0);
     ward_buf_free(&msg);
     (void)e;
@@ -1377,6 +1392,160 @@ static struct resource *resource_arg(lua_State *L, struct policy *p, int idx)
     return r;
 }
 
+/* A transition a reconcile waits on while the store makes it durable. */
+struct pending_commit {
+    struct ward_policy_engine *e;
+    struct policy *p; /* holds a reference on p->gen until done */
+    struct resource *r;
+    char *dim;            /* owned */
+    char *from;           /* owned */
+    char *to;             /* owned */
+    char *trigger;        /* owned */
+    char *reason;         /* owned, may be NULL */
+    char *actor;          /* owned */
+    int tbl_ref;          /* the caller's resource table, updated when the commit is durable */
+    struct ward_async *a; /* NULL once the run was cancelled */
+    long long version;
+};
+
+static void pending_free(struct pending_commit *pc)
+{
+    luaL_unref(pc->p->L, LUA_REGISTRYINDEX, pc->tbl_ref);
+    generation_release(pc->p->gen);
+    free(pc->dim);
+    free(pc->from);
+    free(pc->to);
+    free(pc->trigger);
+    free(pc->reason);
+    free(pc->actor);
+    free(pc);
+}
+
+static void pending_cancel(void *arg)
+{
+    /* the commit is already queued in the store and will still happen: only forget the run */
+    struct pending_commit *pc = arg;
+    pc->a = NULL;
+}
+
+static int push_committed(lua_State *L, void *arg)
+{
+    struct pending_commit *pc = arg;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, pc->tbl_ref);
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        lua_pushliteral(L, "states");
+        if (lua_rawget(L, -2) == LUA_TTABLE) {
+            lua_pushstring(L, pc->to);
+            lua_setfield(L, -2, pc->dim);
+        }
+        lua_pop(L, 1);
+        if (strcmp(pc->dim, pc->p->m->dims[0].name) == 0) {
+            lua_pushstring(L, pc->to);
+            lua_setfield(L, -2, "state");
+        }
+        lua_pushinteger(L, pc->version);
+        lua_setfield(L, -2, "version");
+    }
+    lua_pop(L, 1);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static void pending_done(void *arg, int rc, long long new_version, const struct ward_error *err)
+{
+    struct pending_commit *pc = arg;
+    struct ward_policy_engine *e = pc->e;
+    struct resource *r = pc->r;
+    if (rc == 0) {
+        const struct ward_machine_dim *d = ward_machine_dim(pc->p->m, pc->dim);
+        int di = d != NULL ? resource_dim(r, d, engine_now(e)) : -1;
+        if (di >= 0) {
+            pc->version = new_version;
+            apply_transition(e, pc->p, r, di, pc->to, pc->trigger, pc->reason, pc->actor,
+                             new_version, engine_now(e));
+        }
+        if (pc->a != NULL) {
+            ward_async_complete(pc->a, push_committed, pc);
+        }
+    } else {
+        const char *why = err != NULL ? err->text : "commit failed";
+        ward_log(WARD_LOG_WARN, "policy", "%s: %s -> %s not committed: %s", r->key, pc->from,
+                 pc->to, why);
+        if (rc == -ESTALE && !e->destroying) {
+            engine_refresh(e, r);
+        }
+        if (pc->a != NULL) {
+            ward_async_fail(pc->a, why);
+        }
+    }
+    pending_free(pc);
+}
+
+/*
+ * From a reconcile with an asynchronous sink: queue the commit and wait for
+ * it. Returns -1 when this path does not apply (the caller commits at once).
+ */
+static int transition_async(lua_State *L, struct policy *p, struct resource *r,
+                            const char *dimension, const char *to, const char *trigger,
+                            const char *detail, const char *actor)
+{
+    struct ward_policy_engine *e = p->e;
+    if (!e->has_sink || e->sink.commit_async == NULL || e->destroying || !lua_isyieldable(L)) {
+        return -1;
+    }
+    struct run *run = run_of(L);
+    const struct ward_machine_dim *d = ward_machine_dim(p->m, dimension);
+    int di = d != NULL ? resource_dim(r, d, engine_now(e)) : -1;
+    if (run == NULL || run->co != L || run->pending != NULL || di < 0) {
+        return -1;
+    }
+    struct pending_commit *pc = calloc(1, sizeof(*pc));
+    if (pc == NULL) {
+        return -1;
+    }
+    pc->e = e;
+    pc->p = p;
+    pc->r = r;
+    pc->dim = xstrdup(d->name);
+    pc->from = xstrdup(r->state[di]);
+    pc->to = xstrdup(to);
+    pc->trigger = xstrdup(token_or_other(trigger));
+    pc->reason = detail != NULL ? xstrdup(detail) : NULL;
+    pc->actor = xstrdup(actor);
+    lua_pushvalue(L, 1);
+    pc->tbl_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    p->gen->refs++;
+    pc->a = ward_async_begin(L, pending_cancel, pc);
+    if (pc->a == NULL) {
+        pending_free(pc);
+        return -1;
+    }
+    char *status = r->status != NULL ? cJSON_PrintUnformatted(r->status) : NULL;
+    struct ward_policy_commit c = {
+        .kind = r->kind,
+        .name = r->name,
+        .dimension = pc->dim,
+        .from = pc->from,
+        .to = pc->to,
+        .trigger = pc->trigger,
+        .reason = pc->reason,
+        .actor = pc->actor,
+        .expected_version = r->version,
+        .entered_at = engine_now(e),
+        .status_json = status != NULL ? status : "{}",
+    };
+    int rc = e->sink.commit_async(e->sink.self, &c, pending_done, pc);
+    free(status);
+    if (rc != 0) {
+        /* not queued: take the registration back and let the caller commit at once */
+        free(run->pending);
+        run->pending = NULL;
+        pending_free(pc);
+        return -1;
+    }
+    return ward_async_yield(L, pc->a);
+}
+
 static int l_transition(lua_State *L)
 {
     struct policy *p = policy_checked(L);
@@ -1407,7 +1576,19 @@ static int l_transition(lua_State *L)
     }
     char actor[160];
     snprintf(actor, sizeof(actor), "policy:%s", p->kind);
-    int rc = do_transition(p->e, p, L, 1, r, dimension, to, trigger, detail, actor, true, &err);
+    /* check first, then wait for the store's group commit when the sink offers one */
+    int rc = do_transition(p->e, p, L, 1, r, dimension, to, trigger, detail, actor, false, &err);
+    if (rc == 0) {
+        int y = transition_async(L, p, r, dimension, to, trigger, detail, actor);
+        if (y >= 0) {
+            return y;
+        }
+        rc = do_transition(p->e, p, L, 1, r, dimension, to, trigger, detail, actor, true, &err);
+    } else {
+        ward_metric_add(p->e->m_refused, (const char *[]){r->kind}, 1);
+        ward_log_fields(WARD_LOG_INFO, "policy", &(struct ward_log_field){"resource", r->key}, 1,
+                        "transition refused: %s", err.text);
+    }
     if (rc != 0) {
         luaL_pushfail(L);
         lua_pushstring(L, err.text);
@@ -1888,6 +2069,11 @@ static char *test_path(const char *path)
  * cases. Problems go to `problems` (one line each) and make it fail.
  * *ncases gets the number of test cases run.
  */
+static struct policy *policy_open_text(struct ward_policy_engine *e, const char *path, char *text,
+                                       size_t len, const struct ward_policy_options *o,
+                                       struct ward_buf *problems, int *ncases,
+                                       struct ward_error *err);
+
 static struct policy *policy_open(struct ward_policy_engine *e, const char *path,
                                   const struct ward_policy_options *o, struct ward_buf *problems,
                                   int *ncases, struct ward_error *err)
@@ -1897,6 +2083,15 @@ static struct policy *policy_open(struct ward_policy_engine *e, const char *path
     if (text == NULL) {
         return NULL;
     }
+    return policy_open_text(e, path, text, len, o, problems, ncases, err);
+}
+
+/* As policy_open, on text already read (taken over: freed here). */
+static struct policy *policy_open_text(struct ward_policy_engine *e, const char *path, char *text,
+                                       size_t len, const struct ward_policy_options *o,
+                                       struct ward_buf *problems, int *ncases,
+                                       struct ward_error *err)
+{
     struct policy *p = calloc(1, sizeof(*p));
     if (p == NULL) {
         free(text);
@@ -2190,7 +2385,12 @@ int ward_policy_options_init(struct ward_policy_options *o, struct ward_error *e
         .memory_limit = POLICY_DEFAULT_MEMORY,
         .instructions = POLICY_DEFAULT_INSTRUCTIONS,
         .stuck_interval = 10,
-        .queue = {.base_delay = 1, .max_delay = 300, .jitter = 0.2, .max_inflight = 64},
+        .queue = {.base_delay = 1,
+                  .max_delay = 300,
+                  .jitter = 0.2,
+                  .max_inflight = 64,
+                  .rate = 50,
+                  .burst = 200},
     };
     static const struct {
         const char *env;
@@ -2339,6 +2539,10 @@ void ward_policy_engine_destroy(struct ward_policy_engine *e)
     if (e == NULL) {
         return;
     }
+    if (e->has_sink && e->sink.flush != NULL) {
+        /* commits runs wait on complete now, while the resources they touch still exist */
+        e->sink.flush(e->sink.self);
+    }
     e->destroying = true;
     ev_timer_stop(e->loop, &e->wake);
     ev_timer_stop(e->loop, &e->due);
@@ -2456,9 +2660,60 @@ static int store_put(void *self, const char *kind, const char *name, const char 
     return rc;
 }
 
+struct store_async {
+    void (*done)(void *arg, int rc, long long new_version, const struct ward_error *err);
+    void *arg;
+};
+
+static void store_async_done(void *arg, int rc, int64_t new_version, const struct ward_error *err)
+{
+    struct store_async *sa = arg;
+    sa->done(sa->arg, rc, (long long)new_version, err);
+    free(sa);
+}
+
+static int store_commit_async(void *self, const struct ward_policy_commit *c,
+                              void (*done)(void *arg, int rc, long long new_version,
+                                           const struct ward_error *err),
+                              void *arg)
+{
+    struct store_async *sa = calloc(1, sizeof(*sa));
+    if (sa == NULL) {
+        return -ENOMEM;
+    }
+    sa->done = done;
+    sa->arg = arg;
+    struct ward_transition t = {
+        .kind = c->kind,
+        .ns = WARD_POLICY_NAMESPACE,
+        .name = c->name,
+        .dimension = c->dimension,
+        .to = c->to,
+        .trigger = c->trigger,
+        .reason = c->reason,
+        .actor = c->actor,
+        .expected_version = c->expected_version,
+        .status = c->status_json,
+    };
+    int rc = ward_store_transition(self, &t, store_async_done, sa);
+    if (rc != 0) {
+        free(sa);
+    }
+    return rc;
+}
+
+static void store_flush(void *self)
+{
+    ward_store_flush(self);
+}
+
 void ward_policy_sink_store(struct ward_policy_sink *sink, struct ward_store *st)
 {
-    *sink = (struct ward_policy_sink){.self = st, .commit = store_commit, .put = store_put};
+    *sink = (struct ward_policy_sink){.self = st,
+                                      .commit = store_commit,
+                                      .put = store_put,
+                                      .commit_async = store_commit_async,
+                                      .flush = store_flush};
 }
 
 static int restore_one(struct ward_policy_engine *e, struct ward_store *st,
@@ -2726,6 +2981,42 @@ char *ward_policy_explain(struct ward_policy_engine *e, const char *kind, const 
     char *out = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return out;
+}
+
+int ward_policy_check_text(const char *text, size_t len, const char *name,
+                           const struct ward_policy_options *opts, FILE *out)
+{
+    struct ward_policy_options o;
+    struct ward_error err = {0};
+    if (opts != NULL) {
+        o = *opts;
+    } else if (ward_policy_options_init(&o, &err) != 0) {
+        fprintf(out, "%s\n", err.text);
+        return 1;
+    }
+    char *copy = malloc(len + 1);
+    if (copy == NULL) {
+        fprintf(out, "%s: out of memory\n", name);
+        return 1;
+    }
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    struct ward_buf problems = {0};
+    int ncases = 0;
+    struct policy *p = policy_open_text(NULL, name, copy, len, &o, &problems, &ncases, &err);
+    if (problems.len > 0) {
+        fputs(problems.data, out);
+    } else if (p == NULL) {
+        fprintf(out, "%s\n", err.text);
+    }
+    ward_buf_free(&problems);
+    if (p == NULL) {
+        return 1;
+    }
+    fprintf(out, "%s: ok: kind %s, %d test case%s passed\n", name, p->kind, ncases,
+            ncases == 1 ? "" : "s");
+    policy_free(p);
+    return 0;
 }
 
 int ward_policy_check_file(const char *path, FILE *out)

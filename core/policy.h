@@ -57,6 +57,19 @@ struct ward_policy_sink {
      */
     int (*put)(void *self, const char *kind, const char *name, const char *spec_json,
                long long expected_version, long long *new_version, struct ward_error *err);
+    /*
+     * Optional: queue the commit and call done once it is durable or failed
+     * (the store group-commits everything queued in one loop iteration).
+     * Returns 0 when queued (done will be called exactly once) or -errno (done
+     * is not called). Transitions a reconcile asks for wait on it, so many
+     * reconciles share one fsync; the strings in c are copied.
+     */
+    int (*commit_async)(void *self, const struct ward_policy_commit *c,
+                        void (*done)(void *arg, int rc, long long new_version,
+                                     const struct ward_error *err),
+                        void *arg);
+    /* Optional: complete everything queued now (the engine calls it before it goes away). */
+    void (*flush)(void *self);
 };
 
 struct ward_store;
@@ -212,6 +225,12 @@ char *ward_policy_explain(struct ward_policy_engine *e, const char *kind, const 
  * Returns 0 when everything passed, 1 otherwise.
  */
 int ward_policy_check_file(const char *path, FILE *out);
+/*
+ * The same on text (name is used in messages; no FILE.test.lua is looked
+ * for). opts NULL: defaults and the environment. For the fuzz target.
+ */
+int ward_policy_check_text(const char *text, size_t len, const char *name,
+                           const struct ward_policy_options *opts, FILE *out);
 /* argv: ward-policy-check FILE...; exit status as above. */
 int ward_policy_check_main(int argc, char **argv);
 

@@ -23,7 +23,31 @@ struct ward_queue {
     size_t n, cap;
     size_t running;
     uint64_t rng;
+    double tokens; /* token bucket for the overall rate */
+    double refilled;
+    bool primed;
 };
+
+/* Refill the bucket up to now; true when a hand-out may happen. */
+static bool bucket_ready(struct ward_queue *q, double now)
+{
+    if (q->o.rate <= 0) {
+        return true;
+    }
+    if (!q->primed) {
+        q->primed = true;
+        q->tokens = q->o.burst;
+        q->refilled = now;
+    }
+    if (now > q->refilled) {
+        q->tokens += (now - q->refilled) * q->o.rate;
+        if (q->tokens > q->o.burst) {
+            q->tokens = q->o.burst;
+        }
+        q->refilled = now;
+    }
+    return q->tokens >= 1;
+}
 
 struct ward_queue *ward_queue_create(const struct ward_queue_options *opts)
 {
@@ -44,6 +68,9 @@ struct ward_queue *ward_queue_create(const struct ward_queue_options *opts)
         q->o.jitter = 0.2;
     }
     q->rng = q->o.seed != 0 ? q->o.seed : 0x9e3779b97f4a7c15ull;
+    if (q->o.rate > 0 && q->o.burst < 1) {
+        q->o.burst = q->o.rate > 1 ? q->o.rate : 1;
+    }
     return q;
 }
 
@@ -123,8 +150,11 @@ const char *ward_queue_pop(struct ward_queue *q, double now)
             best = it;
         }
     }
-    if (best == NULL) {
+    if (best == NULL || !bucket_ready(q, now)) {
         return NULL;
+    }
+    if (q->o.rate > 0) {
+        q->tokens -= 1;
     }
     best->waiting = false;
     best->inflight = true;
@@ -186,6 +216,11 @@ double ward_queue_next_due(const struct ward_queue *q)
         if (it->waiting && !it->inflight && (best < 0 || it->due < best)) {
             best = it->due;
         }
+    }
+    if (best >= 0 && q->o.rate > 0 && q->primed && q->tokens < 1) {
+        /* the bucket, not the key, decides when the next hand-out can happen */
+        double refill = q->refilled + (1 - q->tokens) / q->o.rate;
+        best = refill > best ? refill : best;
     }
     return best;
 }

@@ -18,6 +18,8 @@ struct ward_queue_options {
     double max_delay;      /* cap of the backoff, seconds (default 300) */
     double jitter;         /* 0..1: a delay is shortened by up to this fraction (default 0.2) */
     unsigned max_inflight; /* keys handed out at once; 0: unlimited */
+    double rate;           /* overall hand-outs per second (token bucket); 0: unlimited */
+    double burst;          /* bucket size; default max(1, rate) */
     uint64_t seed;         /* jitter generator seed; 0: fixed default */
 };
 

@@ -71,7 +71,7 @@ static void serving(const char *name)
 
 int main(void)
 {
-    plan(35);
+    plan(39);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_policy_options o;
     fixture_options(&o, NULL, &events);
@@ -87,16 +87,22 @@ int main(void)
     attack("doubling", "memory limit exceeded");
     serving("good1");
     attack("recursion", "memory limit exceeded"); /* the stack grows into the cap */
+    attack("cstack", "stack overflow");
     attack("execute", "attempt to call a nil value (field 'execute')");
     attack("exit", "attempt to call a nil value (field 'exit')");
     attack("getenv", "attempt to call a nil value (field 'getenv')");
     attack("io", "attempt to index a nil value (global 'io')");
     attack("bytecode", "binary chunks are not allowed");
+    ward_policy_resource_put(e, "Hostile", "module", "{\"attack\":\"module\"}", &err);
+    fixture_settle(loop);
+    is_string("Done", state("module"), "require loads a module from the policy directory");
     attack("ffi", "module 'ffi' not found: policies can only require Lua modules");
     attack("cmodule", "module 'socket.core' not found");
     attack("escape", "module '..secret' not found");
     attack("debug", "global 'debug'");
     attack("coroutine", "global 'coroutine'");
+    attack("finalizer", "__gc metamethods are not allowed");
+    attack("tostring_loop", "could not be described: stopped: instruction budget exhausted");
     attack("table_error", "(error object is a table value)");
     attack("nil_error", "(error object is a nil value)");
     ok(access("/tmp/ward-pwned", F_OK) != 0, "nothing was executed");

@@ -13,7 +13,7 @@
 
 int main(void)
 {
-    plan(36);
+    plan(41);
     struct ward_queue *q = ward_queue_create(&(struct ward_queue_options){
         .base_delay = 1, .max_delay = 8, .jitter = 0, .max_inflight = 2});
     ward_queue_add(q, "a", 10);
@@ -69,6 +69,20 @@ int main(void)
        "jittered delays stay within [5, 10] and spread "
        "(%.2f..%.2f)",
        lo, hi);
+    ward_queue_destroy(q);
+
+    /* an overall rate: a token bucket of 2 hand-outs, refilled at 2 per second */
+    q = ward_queue_create(&(struct ward_queue_options){.rate = 2, .burst = 2});
+    for (int i = 0; i < 5; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "r%d", i);
+        ward_queue_add(q, key, 0);
+    }
+    ok(ward_queue_pop(q, 0) != NULL && ward_queue_pop(q, 0) != NULL, "a burst of two");
+    ok(ward_queue_pop(q, 0) == NULL, "then the rate limit holds the third");
+    is_double(0.5, ward_queue_next_due(q), 1e-9, "until a token is back (0.5 s)");
+    ok(ward_queue_pop(q, 0.5) != NULL, "one more after 0.5 s");
+    ok(ward_queue_pop(q, 0.5) == NULL, "but only one");
     ward_queue_destroy(q);
 
     /* options: RECONCILE_TIMEOUT, STUCK_STATE_TIMEOUT, MAX_RETRIES */

@@ -39,12 +39,12 @@ static struct ward_policy_engine *engine(struct ward_store *st, struct fakebmc *
 
 int main(void)
 {
-    plan(18);
+    plan(20);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
     char path[4096];
     snprintf(path, sizeof(path), "%s/ward.db", test_tmpdir());
-    struct ward_store_options so = {.path = path, .now = fixture_clock};
+    struct ward_store_options so = {.path = path, .now = fixture_clock, .metrics = metrics};
     struct ward_store *st = ward_store_open(loop, &so, &err);
     if (st == NULL) {
         bail("store: %s", err.text);
@@ -74,6 +74,30 @@ int main(void)
            strcmp(h[1].actor, "policy:PhysicalHost") == 0,
        "two history records: None -> Enrolling -> Available, by the policy");
     ward_history_free(h, n);
+
+    /* transitions asked for by many reconciles share group commits */
+    struct ward_metric *commits =
+        ward_metrics_counter(metrics, "ward_store_commits_total", "x", NULL);
+    for (int i = 0; i < 6; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "g%d", i);
+        ward_policy_resource_put(e, "PhysicalHost", name, "{" BMC "}", &err);
+    }
+    double before = ward_metric_value(commits, NULL);
+    fixture_settle(loop);
+    double used = ward_metric_value(commits, NULL) - before;
+    bool all = true;
+    for (int i = 0; i < 6; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "g%d", i);
+        all = all &&
+              strcmp(ward_policy_resource_state(e, "PhysicalHost", name, NULL), "Available") == 0;
+        ward_store_history(st, "PhysicalHost", WARD_POLICY_NAMESPACE, name, 0, 0, &h, &n, &err);
+        all = all && n == 2;
+        ward_history_free(h, n);
+    }
+    ok(all, "six hosts enrolled, each with its two history records");
+    ok(used >= 1 && used < 12, "their 12 transitions took %.0f store commits (group commit)", used);
 
     /* a host that stays Enrolling, then a restart */
     bmc.fail_connect = true;

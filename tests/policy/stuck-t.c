@@ -72,7 +72,7 @@ static void put(const char *kind, const char *name, const char *spec)
 
 int main(void)
 {
-    plan(36);
+    plan(38);
     loop = ev_loop_new(EVFLAG_AUTO);
     metrics = ward_metrics_create();
     struct fixture_sink sink;
@@ -204,6 +204,13 @@ int main(void)
               "counted as escalated");
     put("Ladder", "l2", "{" BMC ",\"fixed\":true}");
     is_string("Ok", state("Ladder", "l2"), "the engine still serves the kind");
+
+    /* a rung that transitions */
+    put("Hop", "j1", "{}");
+    advance(5 * 60 + 1);
+    is_string("Retrying", state("Hop", "j1"), "a {transition = ...} rung moves a stuck resource");
+    is_double(1, recovery_of("ward_hop_recovery_attempts_total", "Waiting", "recovered"), 0,
+              "counted as recovered");
     ward_policy_engine_destroy(e);
 
     ward_metrics_destroy(metrics);

@@ -44,6 +44,14 @@ function attacks.recursion()
     return f(1)
 end
 
+function attacks.cstack()
+    -- recursion through C (gsub calling back into Lua) hits the C stack limit
+    local function f()
+        return (string.gsub("x", "x", f))
+    end
+    return f()
+end
+
 function attacks.execute()
     return os.execute("touch /tmp/ward-pwned")
 end
@@ -68,6 +76,14 @@ function attacks.bytecode()
     return f()
 end
 
+function attacks.module()
+    -- not an attack: a module from the policy directory loads, once
+    local h = require "lib.helpers"
+    if h.double(h.answer) ~= 84 or require "lib.helpers" ~= h then
+        error("the policy module did not load as expected")
+    end
+end
+
 function attacks.ffi()
     return require "ffi"
 end
@@ -86,6 +102,14 @@ end
 
 function attacks.coroutine()
     return coroutine.yield()
+end
+
+function attacks.finalizer()
+    setmetatable({}, {__gc = function() while true do end end})
+end
+
+function attacks.tostring_loop()
+    error(setmetatable({}, {__tostring = function() while true do end end}))
 end
 
 function attacks.table_error()
