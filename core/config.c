@@ -148,6 +148,20 @@ static int plugin_with_table(lua_State *L)
     return 0;
 }
 
+/* passwordFile, tokenEnv, password_path: where a secret is, not the secret itself */
+static bool names_a_reference(const char *key)
+{
+    static const char *const suffixes[] = {"File", "Env", "Path", "_file", "_env", "_path"};
+    size_t len = strlen(key);
+    for (size_t i = 0; i < WARD_ARRAY_SIZE(suffixes); i++) {
+        size_t n = strlen(suffixes[i]);
+        if (len > n && strcmp(key + len - n, suffixes[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /*
  * Convert a Lua value to JSON. Tables with keys 1..n become arrays, other
  * tables objects with string keys; functions, userdata and cycles are refused.
@@ -188,7 +202,7 @@ static cJSON *lua_to_json(lua_State *L, int index, int depth, const char **why)
             cJSON_AddItemToArray(out, v); /* lua_next visits the array part in order */
         } else if (n == 0 && lua_type(L, -2) == LUA_TSTRING) {
             const char *key = lua_tostring(L, -2);
-            if (ward_log_key_is_secret(key) && cJSON_IsString(v)) {
+            if (ward_log_key_is_secret(key) && !names_a_reference(key) && cJSON_IsString(v)) {
                 *why = "a secret (password, token, ...) written in the configuration; use "
                        "passwordFile or passwordEnv so it stays out of the state database";
                 cJSON_Delete(v);
