@@ -14,6 +14,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,6 +36,7 @@
 
 #define SIM_UPLOAD_MAX (64 * 1024)
 #define SIM_DRIP_BYTES 16
+#define SIM_HANG_SLICE 0.1
 
 struct sim_fleet *sim_fleet;
 
@@ -65,6 +67,7 @@ struct sim_req {
     bool too_big;
     bool waited; /* latency (or hang) already served */
     bool hung;
+    double hang_until;        /* monotonic */
     struct sim_faults faults; /* snapshot at request start */
     enum sim_body_mode mode;
     char *body; /* owned, for callback bodies */
@@ -318,6 +321,18 @@ static enum MHD_Result send_response(struct sim_req *rq, struct sim_response *rs
     return ret;
 }
 
+/* The client closed its side (gave up waiting). */
+static bool peer_gone(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci == NULL) {
+        return true;
+    }
+    struct pollfd p = {.fd = ci->connect_fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -359,8 +374,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     struct sim_bmc *b = rq->bmc;
     if (rq->hung) {
-        /* Held past any sensible client timeout; now drop the connection unanswered. */
-        return MHD_NO;
+        /* Held in slices so a client that gives up stops counting as in flight at once;
+         * after hang_time the connection is dropped unanswered. */
+        double now = ward_monotonic();
+        if (peer_gone(conn) || now >= rq->hang_until || atomic_load(&stopping)) {
+            return MHD_NO;
+        }
+        MHD_suspend_connection(conn);
+        timer_add(rq, now + SIM_HANG_SLICE < rq->hang_until ? now + SIM_HANG_SLICE : rq->hang_until,
+                  false);
+        return MHD_YES;
     }
     if (!rq->waited) {
         rq->waited = true;
@@ -372,7 +395,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         if (rq->faults.hang) {
             rq->hung = true;
-            delay = sim_fleet->opt.hang_time;
+            rq->hang_until = ward_monotonic() + sim_fleet->opt.hang_time;
+            delay = SIM_HANG_SLICE < sim_fleet->opt.hang_time ? SIM_HANG_SLICE
+                                                              : sim_fleet->opt.hang_time;
             pthread_mutex_lock(&b->lock);
             b->faults_injected++;
             pthread_mutex_unlock(&b->lock);
