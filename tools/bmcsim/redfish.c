@@ -62,12 +62,15 @@ void sim_bmc_init(struct sim_bmc *b, int index, const struct sim_flavour *f,
     b->nsystems = opt->nsystems;
     for (int s = 0; s < b->nsystems; s++) {
         struct sim_system *sys = &b->systems[s];
+        /* built in a local first: GCC cannot tell sys->id and sys->path apart */
+        char id[sizeof(sys->id)];
         if (s == 0) {
-            snprintf(sys->id, sizeof(sys->id), "%s", f->system_id);
+            snprintf(id, sizeof(id), "%s", f->system_id);
         } else {
-            snprintf(sys->id, sizeof(sys->id), "%s-%d", f->system_id, s + 1);
+            snprintf(id, sizeof(id), "%s-%d", f->system_id, s + 1);
         }
-        snprintf(sys->path, sizeof(sys->path), "/redfish/v1/Systems/%s", sys->id);
+        memcpy(sys->id, id, sizeof(id));
+        snprintf(sys->path, sizeof(sys->path), "/redfish/v1/Systems/%s", id);
         uint64_t u1 = splitmix(&b->rng), u2 = splitmix(&b->rng);
         snprintf(sys->uuid, sizeof(sys->uuid), "%08" PRIx32 "-%04x-4%03x-8%03x-%012" PRIx64,
                  (uint32_t)u1, (unsigned)(u1 >> 32) & 0xffff, (unsigned)(u1 >> 48) & 0xfff,
@@ -294,7 +297,9 @@ static void system_boot(struct sim_bmc *b, int s)
     if (strcmp(sys->boot_enabled, "Disabled") != 0 && strcmp(sys->boot_target, "None") != 0) {
         source = sys->boot_target;
     }
-    snprintf(sys->last_boot_source, sizeof(sys->last_boot_source), "%s", source);
+    char src[sizeof(sys->last_boot_source)];
+    snprintf(src, sizeof(src), "%s", source);
+    memcpy(sys->last_boot_source, src, sizeof(src));
     sys->last_boot_image[0] = '\0';
     if (is_cd_target(source)) {
         const struct sim_flavour *f = b->flavour;
