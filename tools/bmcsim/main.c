@@ -37,6 +37,9 @@
 #define SIM_UPLOAD_MAX (64 * 1024)
 #define SIM_DRIP_BYTES 16
 #define SIM_HANG_SLICE 0.1
+/* where BMCs listen when no --base-port is given: below Linux's ephemeral range */
+#define SIM_AUTO_PORT_START 10000
+#define SIM_AUTO_PORT_END 32768
 
 struct sim_fleet *sim_fleet;
 
@@ -557,12 +560,13 @@ static void usage(FILE *out)
             "'all'\n"
             "                           (generic, dell-like, hpe-like, supermicro-like, "
             "openbmc-like)\n"
-            "  -p, --base-port P        first port; BMC i listens on P+i (default 0: any free "
-            "port)\n"
+            "  -p, --base-port P        first port; BMC i listens on P+i (default 0: free ports "
+            "from a random start in 10000-32767)\n"
             "  -c, --control-port P     control API port (default 0: any free port)\n"
             "      --systems K          systems per BMC (default 1, at most 8)\n"
             "      --threads T          HTTP worker threads (default 2)\n"
             "      --plain-http         serve HTTP instead of HTTPS\n"
+            "      --shared-password    one password and file (fleet.password) for all BMCs\n"
             "      --power-delay-ms MS  time a power change takes (default 1000)\n"
             "      --poweron-block-ms MS  power-on refused this long after off, with quirk "
             "poweron_409 (default 3000)\n"
@@ -584,6 +588,7 @@ enum {
     OPT_SYSTEMS = 256,
     OPT_THREADS,
     OPT_PLAIN,
+    OPT_SHARED_PASSWORD,
     OPT_POWER_DELAY,
     OPT_POWERON_BLOCK,
     OPT_TASK,
@@ -648,6 +653,7 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
         {"systems", required_argument, NULL, OPT_SYSTEMS},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"plain-http", no_argument, NULL, OPT_PLAIN},
+        {"shared-password", no_argument, NULL, OPT_SHARED_PASSWORD},
         {"power-delay-ms", required_argument, NULL, OPT_POWER_DELAY},
         {"poweron-block-ms", required_argument, NULL, OPT_POWERON_BLOCK},
         {"task-ms", required_argument, NULL, OPT_TASK},
@@ -761,6 +767,9 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
             break;
         case OPT_PLAIN:
             o->plain_http = true;
+            break;
+        case OPT_SHARED_PASSWORD:
+            o->shared_password = true;
             break;
         case OPT_POWER_DELAY:
         case OPT_POWERON_BLOCK:
@@ -888,13 +897,15 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
     return 0;
 }
 
-static int write_file(const char *dir, const char *name, const char *text, mode_t mode,
+/* Write text to dir/name with mode. atomic: through a temporary and rename, so a reader never
+ * sees half a file (fleet.json); password files are written in place, before "ready". */
+static int write_file(const char *dir, const char *name, const char *text, mode_t mode, bool atomic,
                       char *path_out, size_t path_len)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     char tmp[4200];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    snprintf(tmp, sizeof(tmp), atomic ? "%s.tmp" : "%s", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0) {
         return -errno;
@@ -914,7 +925,7 @@ static int write_file(const char *dir, const char *name, const char *text, mode_
         }
         off += (size_t)w;
     }
-    if (close(fd) != 0 || rename(tmp, path) != 0) {
+    if (close(fd) != 0 || (atomic && rename(tmp, path) != 0)) {
         int e = -errno;
         unlink(tmp);
         return e;
@@ -989,7 +1000,8 @@ static char *fleet_json(const char *ca_path, int control_port)
         cJSON_AddStringToObject(o, "flavour", b->flavour->name);
         cJSON_AddStringToObject(o, "username", b->flavour->username);
         char path[4200];
-        snprintf(path, sizeof(path), "%s/%s.password", sim_fleet->opt.state_dir, b->name);
+        snprintf(path, sizeof(path), "%s/%s.password", sim_fleet->opt.state_dir,
+                 sim_fleet->opt.shared_password ? "fleet" : b->name);
         cJSON_AddStringToObject(o, "password_file", path);
         cJSON *sys = cJSON_AddArrayToObject(o, "systems");
         for (int s = 0; s < b->nsystems; s++) {
@@ -1053,30 +1065,68 @@ int main(int argc, char **argv)
             fprintf(stderr, "ward-bmcsim: %s\n", err.text);
             return 1;
         }
-        int rc = write_file(o->state_dir, "ca.pem", tls.ca_pem, 0644, ca_path, sizeof(ca_path));
+        int rc =
+            write_file(o->state_dir, "ca.pem", tls.ca_pem, 0644, true, ca_path, sizeof(ca_path));
         if (rc != 0) {
             fprintf(stderr, "ward-bmcsim: cannot write %s/ca.pem: %s\n", o->state_dir,
                     strerror(-rc));
             return 1;
         }
     }
+    /* A random start keeps concurrent simulators (parallel tests) from probing the same
+     * ports. */
+    int span = SIM_AUTO_PORT_END - SIM_AUTO_PORT_START - o->nbmcs;
+    int auto_port =
+        SIM_AUTO_PORT_START +
+        (span > 0
+             ? (int)(((unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL)) % (unsigned)span)
+             : 0);
     for (int i = 0; i < o->nbmcs; i++) {
         struct sim_bmc *b = &fleet.bmcs[i];
-        sim_bmc_init(b, i, sim_flavour_find(o->flavour_names[i % o->nflavours]), o);
-        int rc = open_listener(b, o->base_port > 0 ? o->base_port + i : 0);
+        if (sim_bmc_init(b, i, sim_flavour_find(o->flavour_names[i % o->nflavours]), o) != 0) {
+            fprintf(stderr, "ward-bmcsim: out of memory\n");
+            return 1;
+        }
+        int rc;
+        if (o->base_port > 0) {
+            rc = open_listener(b, o->base_port + i);
+        } else {
+            /* Free ports below the ephemeral range, skipping taken ones: the kernel's own
+             * choice (port 0) gets slower with every socket already bound. */
+            rc = -EADDRINUSE;
+            while (rc == -EADDRINUSE && auto_port < SIM_AUTO_PORT_END) {
+                rc = open_listener(b, auto_port++);
+            }
+            if (rc == -EADDRINUSE) {
+                rc = open_listener(b, 0);
+            }
+        }
         if (rc != 0) {
             fprintf(stderr, "ward-bmcsim: cannot listen for %s on 127.0.0.1:%d: %s\n", b->name,
                     o->base_port > 0 ? o->base_port + i : 0, strerror(-rc));
             return 1;
         }
-        char name[64], text[64];
-        snprintf(name, sizeof(name), "%s.password", b->name);
-        snprintf(text, sizeof(text), "%s\n", b->password);
-        rc = write_file(o->state_dir, name, text, 0600, NULL, 0);
-        if (rc != 0) {
-            fprintf(stderr, "ward-bmcsim: cannot write the password file for %s: %s\n", b->name,
-                    strerror(-rc));
-            return 1;
+        if (o->shared_password && i > 0) {
+            memcpy(b->password, fleet.bmcs[0].password, sizeof(b->password));
+        } else {
+            char name[64], text[64];
+            snprintf(name, sizeof(name), "%s.password", o->shared_password ? "fleet" : b->name);
+            snprintf(text, sizeof(text), "%s\n", b->password);
+            rc = write_file(o->state_dir, name, text, 0600, false, NULL, 0);
+            if (rc != 0) {
+                fprintf(stderr, "ward-bmcsim: cannot write the password file for %s: %s\n", b->name,
+                        strerror(-rc));
+                return 1;
+            }
+        }
+        /* Starting a large fleet takes a while: honour a stop request meanwhile. */
+        if (i % 256 == 255) {
+            sigset_t pending;
+            sigpending(&pending);
+            if (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT)) {
+                fprintf(stderr, "ward-bmcsim: stopped while starting\n");
+                return 1;
+            }
         }
     }
 
@@ -1128,9 +1178,9 @@ int main(int argc, char **argv)
 
     char *fj = fleet_json(o->plain_http ? NULL : ca_path, control_port);
     char fleet_path[4200] = "";
-    int rc = fj != NULL
-                 ? write_file(o->state_dir, "fleet.json", fj, 0644, fleet_path, sizeof(fleet_path))
-                 : -ENOMEM;
+    int rc = fj != NULL ? write_file(o->state_dir, "fleet.json", fj, 0644, true, fleet_path,
+                                     sizeof(fleet_path))
+                        : -ENOMEM;
     free(fj);
     if (rc != 0) {
         fprintf(stderr, "ward-bmcsim: cannot write fleet.json: %s\n", strerror(-rc));
@@ -1159,7 +1209,7 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < o->nbmcs; i++) {
         close(fleet.bmcs[i].listen_fd);
-        pthread_mutex_destroy(&fleet.bmcs[i].lock);
+        sim_bmc_destroy(&fleet.bmcs[i]);
     }
     close(epfd);
     close(stopfd);

@@ -31,10 +31,18 @@ double sim_bmc_random(struct sim_bmc *b)
     return (double)(splitmix(&b->rng) >> 11) / (double)(1ULL << 53);
 }
 
-void sim_bmc_init(struct sim_bmc *b, int index, const struct sim_flavour *f,
-                  const struct sim_options *opt)
+int sim_bmc_init(struct sim_bmc *b, int index, const struct sim_flavour *f,
+                 const struct sim_options *opt)
 {
     memset(b, 0, sizeof(*b));
+    b->systems = calloc((size_t)opt->nsystems, sizeof(*b->systems));
+    b->session_slots = opt->max_sessions;
+    b->sessions = calloc((size_t)b->session_slots, sizeof(*b->sessions));
+    if (b->systems == NULL || b->sessions == NULL) {
+        free(b->systems);
+        free(b->sessions);
+        return -ENOMEM;
+    }
     b->index = index;
     b->flavour = f;
     b->quirks = (f->quirks | opt->quirks_on) & ~opt->quirks_off;
@@ -88,6 +96,17 @@ void sim_bmc_init(struct sim_bmc *b, int index, const struct sim_flavour *f,
         snprintf(sys->boot_mode, sizeof(sys->boot_mode), "UEFI");
         snprintf(sys->last_boot_source, sizeof(sys->last_boot_source), "None");
     }
+    return 0;
+}
+
+void sim_bmc_destroy(struct sim_bmc *b)
+{
+    for (int i = 0; i < SIM_MAX_TASKS; i++) {
+        free(b->tasks[i].image);
+    }
+    free(b->systems);
+    free(b->sessions);
+    pthread_mutex_destroy(&b->lock);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -327,7 +346,7 @@ static void apply_task(struct sim_bmc *b, struct sim_task *t)
     struct sim_media *m = &media_of(b, t->system)[t->media];
     if (t->kind == SIM_TASK_INSERT) {
         m->inserted = true;
-        snprintf(m->image, sizeof(m->image), "%s", t->image);
+        snprintf(m->image, sizeof(m->image), "%s", t->image != NULL ? t->image : "");
     } else if (t->kind == SIM_TASK_EJECT) {
         m->inserted = false;
         m->image[0] = '\0';
@@ -359,7 +378,7 @@ static void tick(struct sim_bmc *b, double now)
             apply_task(b, t);
         }
     }
-    for (int i = 0; i < SIM_MAX_SESSIONS_CAP; i++) {
+    for (int i = 0; i < b->session_slots; i++) {
         struct sim_session *s = &b->sessions[i];
         if (s->used && now - s->last_used > opts()->session_timeout) {
             s->used = false;
@@ -369,7 +388,7 @@ static void tick(struct sim_bmc *b, double now)
 
 void sim_bmc_expire_sessions(struct sim_bmc *b)
 {
-    for (int i = 0; i < SIM_MAX_SESSIONS_CAP; i++) {
+    for (int i = 0; i < b->session_slots; i++) {
         b->sessions[i].used = false;
     }
 }
@@ -377,7 +396,7 @@ void sim_bmc_expire_sessions(struct sim_bmc *b)
 static int active_sessions(struct sim_bmc *b)
 {
     int n = 0;
-    for (int i = 0; i < SIM_MAX_SESSIONS_CAP; i++) {
+    for (int i = 0; i < b->session_slots; i++) {
         n += b->sessions[i].used;
     }
     return n;
@@ -396,6 +415,7 @@ static struct sim_task *task_new(struct sim_bmc *b, enum sim_task_kind kind, dou
 {
     /* Reuse the oldest slot: a real BMC also forgets old tasks. */
     struct sim_task *t = &b->tasks[(b->next_task_id - 1) % SIM_MAX_TASKS];
+    free(t->image);
     memset(t, 0, sizeof(*t));
     t->used = true;
     t->id = b->next_task_id++;
@@ -836,7 +856,7 @@ static void media_change(struct sim_bmc *b, int s, int i, bool insert, const cha
         t->system = s;
         t->media = i;
         if (insert) {
-            snprintf(t->image, sizeof(t->image), "%s", image);
+            t->image = strdup(image);
         }
         m->write_protected = write_protected;
         if (opts()->task_time <= 0) {
@@ -1062,7 +1082,7 @@ static void do_login(struct sim_bmc *b, const struct sim_request *rq, struct sim
         return;
     }
     struct sim_session *s = NULL;
-    for (int i = 0; i < SIM_MAX_SESSIONS_CAP; i++) {
+    for (int i = 0; i < b->session_slots; i++) {
         if (!b->sessions[i].used) {
             s = &b->sessions[i];
             break;
@@ -1092,7 +1112,7 @@ static struct sim_session *session_by_id(struct sim_bmc *b, const char *id)
     if (end == id || *end != '\0') {
         return NULL;
     }
-    for (int i = 0; i < SIM_MAX_SESSIONS_CAP; i++) {
+    for (int i = 0; i < b->session_slots; i++) {
         if (b->sessions[i].used && b->sessions[i].id == n) {
             return &b->sessions[i];
         }
@@ -1106,7 +1126,7 @@ static int authenticate(struct sim_bmc *b, const struct sim_request *rq, struct 
 {
     bool basic_ok = !(b->quirks & SIM_Q_SESSIONS_ONLY);
     if (rq->token != NULL) {
-        for (int i = 0; i < SIM_MAX_SESSIONS_CAP; i++) {
+        for (int i = 0; i < b->session_slots; i++) {
             struct sim_session *s = &b->sessions[i];
             if (s->used && strcmp(s->token, rq->token) == 0) {
                 s->last_used = now;
@@ -1303,7 +1323,7 @@ static void route(struct sim_bmc *b, const char *path, const struct sim_request 
     } else if (strcmp(path, "/redfish/v1/SessionService/Sessions") == 0) {
         cJSON *c = collection("#SessionCollection.SessionCollection", "Session Collection",
                               "/redfish/v1/SessionService/Sessions");
-        for (int i = 0; i < SIM_MAX_SESSIONS_CAP; i++) {
+        for (int i = 0; i < b->session_slots; i++) {
             if (b->sessions[i].used) {
                 collection_add(c,
                                member("/redfish/v1/SessionService/Sessions/%u", b->sessions[i].id));
