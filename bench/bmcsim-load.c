@@ -93,9 +93,12 @@ int main(int argc, char **argv)
     snprintf(lat, sizeof(lat), "%d", latency);
     snprintf(thr, sizeof(thr), "%d", threads);
     /* Big fleets share one credential: 10,000 password files cost seconds on some disks. */
-    char *args[] = {prog,           "--state-dir", state,     "--bmcs", nb,
-                    "--latency-ms", lat,           "--threads", thr,
-                    bmcs > 1000 ? "--shared-password" : NULL, NULL};
+    char *args[] = {prog,  "--state-dir",
+                    state, "--bmcs",
+                    nb,    "--latency-ms",
+                    lat,   "--threads",
+                    thr,   bmcs > 1000 ? "--shared-password" : NULL,
+                    NULL};
     struct child sim;
     double t0 = ward_monotonic();
     child_spawn(&sim, args);

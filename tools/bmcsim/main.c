@@ -77,7 +77,20 @@ struct sim_req {
     size_t body_len;
     size_t cut;
     atomic_bool drip_ready;
+    atomic_bool counted; /* still counted in the BMC's active requests */
 };
+
+/* A request stops counting as in flight once its answer is complete on our side: queued
+ * (before a byte is sent) or, for bodies we hand out piecemeal, the last piece given. Doing it
+ * no later keeps a client that waits for each answer from ever seeing 2 in max_concurrent. */
+static void uncount(struct sim_req *rq)
+{
+    if (atomic_exchange(&rq->counted, false)) {
+        pthread_mutex_lock(&rq->bmc->lock);
+        rq->bmc->active--;
+        pthread_mutex_unlock(&rq->bmc->lock);
+    }
+}
 
 /* ---------------------------------------------------------------------------------------- */
 /* timer thread: resumes suspended connections at their deadline */
@@ -235,6 +248,7 @@ static ssize_t body_reader(void *cls, uint64_t pos, char *buf, size_t max)
     struct sim_req *rq = cls;
     if (rq->mode == BODY_TRUNCATED) {
         if (pos >= rq->cut) {
+            uncount(rq);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
         size_t n = rq->cut - (size_t)pos;
@@ -243,9 +257,11 @@ static ssize_t body_reader(void *cls, uint64_t pos, char *buf, size_t max)
         return (ssize_t)n;
     }
     if (atomic_load(&stopping)) {
+        uncount(rq);
         return MHD_CONTENT_READER_END_WITH_ERROR;
     }
     if (pos >= rq->body_len) {
+        uncount(rq);
         return MHD_CONTENT_READER_END_OF_STREAM;
     }
     if (atomic_exchange(&rq->drip_ready, false)) {
@@ -253,6 +269,9 @@ static ssize_t body_reader(void *cls, uint64_t pos, char *buf, size_t max)
         n = n < max ? n : max;
         n = n < SIM_DRIP_BYTES ? n : SIM_DRIP_BYTES;
         memcpy(buf, rq->body + pos, n);
+        if (pos + n >= rq->body_len) {
+            uncount(rq);
+        }
         return (ssize_t)n;
     }
     MHD_suspend_connection(rq->conn);
@@ -319,6 +338,9 @@ static enum MHD_Result send_response(struct sim_req *rq, struct sim_response *rs
         b->faults_injected++;
         pthread_mutex_unlock(&b->lock);
     }
+    if (rq->mode == BODY_PLAIN) {
+        uncount(rq);
+    }
     enum MHD_Result ret = MHD_queue_response(rq->conn, (unsigned)rs->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -363,6 +385,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         rq->faults = b->faults;
         pthread_mutex_unlock(&b->lock);
+        atomic_store(&rq->counted, true);
         *con_cls = rq;
         return MHD_YES;
     }
@@ -482,9 +505,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (rq == NULL) {
         return;
     }
-    pthread_mutex_lock(&rq->bmc->lock);
-    rq->bmc->active--;
-    pthread_mutex_unlock(&rq->bmc->lock);
+    uncount(rq);
     ward_buf_free(&rq->upload);
     free(rq->body);
     free(rq);
