@@ -17,7 +17,7 @@
 
 int main(void)
 {
-    plan(64);
+    plan(67);
     struct sim s;
     const char *args[] = {
         "--bmcs", "2", "--power-delay-ms", "5000", "--session-timeout", "60", "--max-sessions",
@@ -203,6 +203,13 @@ int main(void)
     http_free(&r);
     free(t3);
 
+    r = sim_http(&s, 0, "POST", "/redfish/v1/Systems", "{}", "basic", NULL, 10);
+    is_int(405, r.status, "POST to a collection: 405");
+    is_string("GET", http_header(&r, "Allow"), "405 says what is allowed");
+    http_free(&r);
+    r = sim_http(&s, 0, "HEAD", SYS, NULL, "basic", NULL, 10);
+    is_int(200, r.status, "HEAD answered like GET");
+    http_free(&r);
     is_int(400, sim_control_post(&s, "/control/faults", "{\"bmc\":7}"),
            "control rejects an unknown BMC");
     is_int(0, sim_stop(&s), "SIGTERM stops the simulator cleanly");

@@ -1283,10 +1283,29 @@ static void route_system(struct sim_bmc *b, int s, const char *rest, const struc
     reply_error(rs, 404, "ResourceMissingAtURI", "The resource at the URI was not found.");
 }
 
+/* Resources that only answer GET (collections, services, tasks). */
+static bool read_only(const char *path, struct sim_bmc *b)
+{
+    static const char *const fixed[] = {"/redfish/v1/Systems",           "/redfish/v1/Managers",
+                                        "/redfish/v1/SessionService",    "/redfish/v1/TaskService",
+                                        "/redfish/v1/TaskService/Tasks", NULL};
+    if (in_list(fixed, path) || strcmp(path, b->manager_path) == 0) {
+        return true;
+    }
+    return under(path, "/redfish/v1/TaskService/Tasks") != NULL ||
+           under(path, "/redfish/v1/TaskService/TaskMonitors") != NULL;
+}
+
 static void route(struct sim_bmc *b, const char *path, const struct sim_request *rq,
                   struct sim_response *rs, double now)
 {
     const char *rest;
+    bool get = is(rq->method, "GET");
+    if ((!get && read_only(path, b)) ||
+        (strcmp(path, "/redfish/v1/SessionService/Sessions") == 0 && !get)) {
+        not_allowed(rs, "GET");
+        return;
+    }
     if (strcmp(path, "/redfish/v1/Systems") == 0) {
         cJSON *c = collection("#ComputerSystemCollection.ComputerSystemCollection",
                               "Computer System Collection", "/redfish/v1/Systems");
@@ -1397,12 +1416,20 @@ void sim_redfish_handle(struct sim_bmc *b, const struct sim_request *rq, struct 
     pthread_mutex_lock(&b->lock);
     double now = sim_now();
     tick(b, now);
-    bool get = is(rq->method, "GET") || is(rq->method, "HEAD");
-    if (strcmp(path, "/redfish") == 0 && get) {
+    /* HEAD is answered like GET; libmicrohttpd leaves the body out. */
+    struct sim_request req = *rq;
+    if (is(req.method, "HEAD")) {
+        req.method = "GET";
+    }
+    rq = &req;
+    bool get = is(rq->method, "GET");
+    if ((strcmp(path, "/redfish") == 0 || strcmp(path, "/redfish/v1") == 0) && !get) {
+        not_allowed(rs, "GET");
+    } else if (strcmp(path, "/redfish") == 0) {
         cJSON *r = cJSON_CreateObject();
         cJSON_AddStringToObject(r, "v1", "/redfish/v1/");
         reply_json(rs, 200, r);
-    } else if (strcmp(path, "/redfish/v1") == 0 && get) {
+    } else if (strcmp(path, "/redfish/v1") == 0) {
         reply_json(rs, 200, res_root(b));
     } else if (strcmp(path, "/redfish/v1/SessionService/Sessions") == 0 && is(rq->method, "POST")) {
         do_login(b, rq, rs, now);
