@@ -238,6 +238,8 @@ int sim_bmc_init(struct sim_bmc *b, int index, const struct sim_flavour *f,
 void sim_bmc_destroy(struct sim_bmc *b);
 /* Answer one Redfish request; takes the BMC's lock itself. */
 void sim_redfish_handle(struct sim_bmc *b, const struct sim_request *rq, struct sim_response *rs);
+/* Switch quirks on and off at runtime (lock held), as a firmware update would. */
+void sim_bmc_set_quirks(struct sim_bmc *b, unsigned on, unsigned off);
 /* Drop every session of the BMC (fault "expire_sessions"). */
 void sim_bmc_expire_sessions(struct sim_bmc *b);
 /* Append the BMC's counters and state as a JSON object (cJSON *) to arr. */

@@ -524,6 +524,7 @@ static void *acceptor_main(void *arg)
 {
     struct epoll_event evs[64];
     unsigned rr = 0;
+    double last_emfile = 0;
     for (;;) {
         int n = epoll_wait(epfd, evs, 64, -1);
         if (n < 0) {
@@ -544,8 +545,17 @@ static void *acceptor_main(void *arg)
                                  SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (fd < 0) {
                     if (errno == EMFILE || errno == ENFILE) {
-                        fprintf(stderr, "ward-bmcsim: out of file descriptors accepting on %s\n",
-                                b->address);
+                        /* The socket stays readable: pause instead of spinning, say so once
+                         * a second. */
+                        double now = ward_monotonic();
+                        if (now - last_emfile > 1) {
+                            fprintf(stderr,
+                                    "ward-bmcsim: out of file descriptors accepting on %s\n",
+                                    b->address);
+                            last_emfile = now;
+                        }
+                        struct timespec pause = {.tv_nsec = 10 * 1000 * 1000};
+                        nanosleep(&pause, NULL);
                     }
                     break;
                 }

@@ -386,6 +386,23 @@ static void tick(struct sim_bmc *b, double now)
     }
 }
 
+void sim_bmc_set_quirks(struct sim_bmc *b, unsigned on, unsigned off)
+{
+    unsigned before = b->quirks;
+    b->quirks = (b->quirks | on) & ~off;
+    /* A "firmware update" that moves virtual media keeps what is inserted. */
+    bool was = (before & SIM_Q_VM_ON_SYSTEMS) != 0, now = (b->quirks & SIM_Q_VM_ON_SYSTEMS) != 0;
+    if (!was && now) {
+        memcpy(b->systems[0].media, b->manager_media, sizeof(b->manager_media));
+        memset(b->manager_media, 0, sizeof(b->manager_media));
+    } else if (was && !now) {
+        memcpy(b->manager_media, b->systems[0].media, sizeof(b->manager_media));
+        for (int s = 0; s < b->nsystems; s++) {
+            memset(b->systems[s].media, 0, sizeof(b->systems[s].media));
+        }
+    }
+}
+
 void sim_bmc_expire_sessions(struct sim_bmc *b)
 {
     for (int i = 0; i < b->session_slots; i++) {
