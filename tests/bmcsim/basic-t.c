@@ -17,7 +17,7 @@
 
 int main(void)
 {
-    plan(67);
+    plan(70);
     struct sim s;
     const char *args[] = {
         "--bmcs", "2", "--power-delay-ms", "5000", "--session-timeout", "60", "--max-sessions",
@@ -207,6 +207,19 @@ int main(void)
     is_int(405, r.status, "POST to a collection: 405");
     is_string("GET", http_header(&r, "Allow"), "405 says what is allowed");
     http_free(&r);
+    r = sim_http(&s, 0, "POST", "/redfish/v1/SessionService/Sessions", "{\"UserName\":", NULL, NULL,
+                 10);
+    is_int(400, r.status, "login with malformed JSON: 400");
+    contains(json_str(r.json, "error/@Message.ExtendedInfo/0/MessageId"), "MalformedJSON",
+             "the error says the JSON is malformed");
+    http_free(&r);
+    char *huge = malloc(80 * 1024);
+    memset(huge, ' ', 80 * 1024 - 1);
+    huge[80 * 1024 - 1] = '\0';
+    r = sim_http(&s, 0, "PATCH", SYS, huge, "basic", NULL, 10);
+    is_int(413, r.status, "an oversized body: 413");
+    http_free(&r);
+    free(huge);
     r = sim_http(&s, 0, "HEAD", SYS, NULL, "basic", NULL, 10);
     is_int(200, r.status, "HEAD answered like GET");
     http_free(&r);
