@@ -17,7 +17,7 @@
 
 int main(void)
 {
-    plan(70);
+    plan(74);
     struct sim s;
     const char *args[] = {
         "--bmcs", "2", "--power-delay-ms", "5000", "--session-timeout", "60", "--max-sessions",
@@ -226,5 +226,21 @@ int main(void)
     is_int(400, sim_control_post(&s, "/control/faults", "{\"bmc\":7}"),
            "control rejects an unknown BMC");
     is_int(0, sim_stop(&s), "SIGTERM stops the simulator cleanly");
+
+    /* bad command lines are refused with a reason */
+    char prog[1024];
+    const char *bd = getenv("WARD_BUILDDIR");
+    snprintf(prog, sizeof(prog), "%s/tools/bmcsim/ward-bmcsim", bd != NULL ? bd : WARD_BUILDDIR);
+    char *bad1[] = {prog, "--state-dir", (char *)test_tmpdir(), "--flavour", "acme", NULL};
+    struct child c;
+    child_spawn(&c, bad1);
+    is_int(2, child_wait_exit(&c, 20), "unknown flavour: exit 2");
+    contains(c.out.data, "unknown flavour 'acme'", "and the flavour is named");
+    child_free(&c);
+    char *bad2[] = {prog, "--bmcs", "3", NULL};
+    child_spawn(&c, bad2);
+    is_int(2, child_wait_exit(&c, 20), "no --state-dir: exit 2");
+    contains(c.out.data, "--state-dir is required", "and says what is missing");
+    child_free(&c);
     return 0;
 }

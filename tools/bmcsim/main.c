@@ -316,7 +316,9 @@ static enum MHD_Result send_response(struct sim_req *rq, struct sim_response *rs
         injected = true;
     } else {
         resp = MHD_create_response_from_buffer(len, rs->body, MHD_RESPMEM_MUST_FREE);
-        rs->body = NULL;
+        if (resp != NULL) {
+            rs->body = NULL; /* the response owns it now */
+        }
     }
     if (resp == NULL) {
         return MHD_NO;
