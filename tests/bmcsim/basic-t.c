@@ -17,7 +17,7 @@
 
 int main(void)
 {
-    plan(74);
+    plan(85);
     struct sim s;
     const char *args[] = {
         "--bmcs", "2", "--power-delay-ms", "5000", "--session-timeout", "60", "--max-sessions",
@@ -226,6 +226,42 @@ int main(void)
     is_int(400, sim_control_post(&s, "/control/faults", "{\"bmc\":7}"),
            "control rejects an unknown BMC");
     is_int(0, sim_stop(&s), "SIGTERM stops the simulator cleanly");
+
+    /* account lockout and password changes */
+    const char *args2[] = {"--lockout-after", "3", "--lockout-ms", "10000", NULL};
+    sim_start(&s, args2);
+    for (int k = 0; k < 3; k++) {
+        r = sim_http(&s, 0, "POST", "/redfish/v1/SessionService/Sessions", bad, NULL, NULL, 10);
+        http_free(&r);
+    }
+    tok = sim_login(&s, 0);
+    ok(tok == NULL, "after 3 failures the right password is refused too");
+    free(tok);
+    rep = sim_control_bmc(&s, 0);
+    ok(cJSON_IsTrue(json_at(rep, "locked")), "control: account locked");
+    is_int(1, (long long)json_num(rep, "lockouts"), "control: one lockout");
+    cJSON_Delete(rep);
+    sim_control_post(&s, "/control/clock", "{\"advance_ms\":10000}");
+    tok = sim_login(&s, 0);
+    ok(tok != NULL, "the lock ends");
+    free(tok);
+    char old_pass[64];
+    snprintf(old_pass, sizeof(old_pass), "%s", sim_pass(&s, 0));
+    is_int(200, sim_control_post(&s, "/control/password", "{\"bmc\":0}"), "control: new password");
+    ok(strcmp(old_pass, sim_pass(&s, 0)) != 0, "the password file has the new one");
+    tok = sim_login(&s, 0);
+    ok(tok != NULL, "login with the new password");
+    free(tok);
+    is_int(200,
+           sim_control_post(&s, "/control/password",
+                            "{\"bmc\":0,\"password\":\"Changed-Elsewhere1\",\"write_file\":false}"),
+           "control: password changed behind the file's back");
+    tok = sim_login(&s, 0);
+    ok(tok == NULL, "the file's password no longer works");
+    free(tok);
+    is_int(400, sim_control_post(&s, "/control/password", "{\"bmc\":0,\"password\":\"a b\"}"),
+           "control: a password with a space is refused");
+    is_int(0, sim_stop(&s), "stopped");
 
     /* bad command lines are refused with a reason */
     char prog[1024];

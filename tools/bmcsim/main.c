@@ -31,6 +31,7 @@
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
+#include <openssl/rand.h>
 
 #include "bmcsim.h"
 
@@ -600,6 +601,9 @@ static void usage(FILE *out)
             "      --threads T          HTTP worker threads (default 2)\n"
             "      --plain-http         serve HTTP instead of HTTPS\n"
             "      --shared-password    one password and file (fleet.password) for all BMCs\n"
+            "      --lockout-after N    lock the account after N failed logins in a row (default "
+            "0: never)\n"
+            "      --lockout-ms MS      how long the lock lasts (default 60000)\n"
             "      --power-delay-ms MS  time a power change takes (default 1000)\n"
             "      --poweron-block-ms MS  power-on refused this long after off, with quirk "
             "poweron_409 (default 3000)\n"
@@ -622,6 +626,8 @@ enum {
     OPT_THREADS,
     OPT_PLAIN,
     OPT_SHARED_PASSWORD,
+    OPT_LOCKOUT_AFTER,
+    OPT_LOCKOUT_MS,
     OPT_POWER_DELAY,
     OPT_POWERON_BLOCK,
     OPT_TASK,
@@ -687,6 +693,8 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
         {"threads", required_argument, NULL, OPT_THREADS},
         {"plain-http", no_argument, NULL, OPT_PLAIN},
         {"shared-password", no_argument, NULL, OPT_SHARED_PASSWORD},
+        {"lockout-after", required_argument, NULL, OPT_LOCKOUT_AFTER},
+        {"lockout-ms", required_argument, NULL, OPT_LOCKOUT_MS},
         {"power-delay-ms", required_argument, NULL, OPT_POWER_DELAY},
         {"poweron-block-ms", required_argument, NULL, OPT_POWERON_BLOCK},
         {"task-ms", required_argument, NULL, OPT_TASK},
@@ -724,6 +732,7 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
         .hang_time = 300,
         .drip_interval = 0.2,
         .idle_timeout = 60,
+        .lockout_time = 60,
         .seed = 0x5eed,
     };
     static char *flist[64];
@@ -803,6 +812,20 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
             break;
         case OPT_SHARED_PASSWORD:
             o->shared_password = true;
+            break;
+        case OPT_LOCKOUT_AFTER:
+            if (!parse_long(optarg, 0, 1000, &v)) {
+                fprintf(stderr, "ward-bmcsim: --lockout-after wants 0..1000\n");
+                return -EINVAL;
+            }
+            o->lockout_after = (int)v;
+            break;
+        case OPT_LOCKOUT_MS:
+            if (!parse_long(optarg, 0, 86400000, &v)) {
+                fprintf(stderr, "ward-bmcsim: --lockout-ms wants milliseconds\n");
+                return -EINVAL;
+            }
+            o->lockout_time = v / 1000.0;
             break;
         case OPT_POWER_DELAY:
         case OPT_POWERON_BLOCK:
@@ -969,6 +992,42 @@ static int write_file(const char *dir, const char *name, const char *text, mode_
     return 0;
 }
 
+int sim_bmc_set_password(struct sim_bmc *b, const char *password, bool atomic)
+{
+    char fresh[sizeof(b->password)];
+    if (password == NULL) {
+        unsigned char rnd[16];
+        static const char alphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
+        if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+            return -EIO;
+        }
+        for (size_t i = 0; i < sizeof(rnd); i++) {
+            fresh[i] = alphabet[rnd[i] % (sizeof(alphabet) - 1)];
+        }
+        fresh[sizeof(rnd)] = '\0';
+        password = fresh;
+    }
+    if (password != b->password) {
+        snprintf(b->password, sizeof(b->password), "%s", password);
+    }
+    if (b->password_file[0] == '\0') {
+        return 0;
+    }
+    /* the file's directory and name, for write_file */
+    char dir[600];
+    snprintf(dir, sizeof(dir), "%s", b->password_file);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL) {
+        return -EINVAL;
+    }
+    *slash = '\0';
+    char text[64];
+    snprintf(text, sizeof(text), "%s\n", b->password);
+    int rc = write_file(dir, slash + 1, text, 0600, atomic, NULL, 0);
+    explicit_bzero(text, sizeof(text));
+    return rc;
+}
+
 static int open_listener(struct sim_bmc *b, int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -1032,10 +1091,7 @@ static char *fleet_json(const char *ca_path, int control_port)
         cJSON_AddStringToObject(o, "address", b->address);
         cJSON_AddStringToObject(o, "flavour", b->flavour->name);
         cJSON_AddStringToObject(o, "username", b->flavour->username);
-        char path[4200];
-        snprintf(path, sizeof(path), "%s/%s.password", sim_fleet->opt.state_dir,
-                 sim_fleet->opt.shared_password ? "fleet" : b->name);
-        cJSON_AddStringToObject(o, "password_file", path);
+        cJSON_AddStringToObject(o, "password_file", b->password_file);
         cJSON *sys = cJSON_AddArrayToObject(o, "systems");
         for (int s = 0; s < b->nsystems; s++) {
             cJSON_AddItemToArray(sys, cJSON_CreateString(b->systems[s].path));
@@ -1139,15 +1195,14 @@ int main(int argc, char **argv)
                     o->base_port > 0 ? o->base_port + i : 0, strerror(-rc));
             return 1;
         }
+        snprintf(b->password_file, sizeof(b->password_file), "%s/%s.password", o->state_dir,
+                 o->shared_password ? "fleet" : b->name);
         if (o->shared_password && i > 0) {
             memcpy(b->password, fleet.bmcs[0].password, sizeof(b->password));
         } else {
-            char name[64], text[64];
-            snprintf(name, sizeof(name), "%s.password", o->shared_password ? "fleet" : b->name);
-            snprintf(text, sizeof(text), "%s\n", b->password);
-            rc = write_file(o->state_dir, name, text, 0600, false, NULL, 0);
+            rc = sim_bmc_set_password(b, b->password, false);
             if (rc != 0) {
-                fprintf(stderr, "ward-bmcsim: cannot write the password file for %s: %s\n", b->name,
+                fprintf(stderr, "ward-bmcsim: cannot write %s: %s\n", b->password_file,
                         strerror(-rc));
                 return 1;
             }
