@@ -17,7 +17,7 @@
 
 int main(void)
 {
-    plan(85);
+    plan(91);
     struct sim s;
     const char *args[] = {
         "--bmcs", "2", "--power-delay-ms", "5000", "--session-timeout", "60", "--max-sessions",
@@ -261,6 +261,21 @@ int main(void)
     free(tok);
     is_int(400, sim_control_post(&s, "/control/password", "{\"bmc\":0,\"password\":\"a b\"}"),
            "control: a password with a space is refused");
+    is_int(0, sim_stop(&s), "stopped");
+
+    /* address mode: one port, an address per BMC */
+    const char *args3[] = {"--bmcs", "3", "--address-base", "127.3.0.1", NULL};
+    sim_start(&s, args3);
+    contains(sim_addr(&s, 2), "https://127.3.0.3:", "address mode: BMC 2 at 127.3.0.3");
+    const char *port0 = strrchr(sim_addr(&s, 0), ':');
+    char p0[16];
+    snprintf(p0, sizeof(p0), "%s", port0 != NULL ? port0 : "");
+    is_string(p0, strrchr(sim_addr(&s, 2), ':'), "address mode: one port for all");
+    r = sim_http(&s, 2, "GET", SYS, NULL, "basic", NULL, 10);
+    is_int(200, r.status, "address mode: the certificate names the BMC's address");
+    http_free(&r);
+    is_int(1, (long long)sim_counter(&s, 2, "requests"), "the request reached BMC 2");
+    is_int(0, (long long)sim_counter(&s, 0, "requests"), "and not BMC 0");
     is_int(0, sim_stop(&s), "stopped");
 
     /* bad command lines are refused with a reason */

@@ -178,7 +178,8 @@ struct sim_options {
     char **flavour_names; /* round robin over these */
     int nflavours;
     int nsystems;
-    int base_port; /* 0: any free port per BMC */
+    int base_port;         /* 0: any free port per BMC */
+    uint32_t address_base; /* host order; 0: every BMC on 127.0.0.1 with its own port */
     int control_port;
     const char *state_dir;
     bool plain_http;
@@ -260,7 +261,8 @@ struct sim_tls {
     char *cert_pem[SIM_CERT_COUNT]; /* owned; [0] is the good one */
     char *key_pem[SIM_CERT_COUNT];  /* owned */
 };
-int sim_tls_create(struct sim_tls *t, struct ward_error *err);
+/* extra_san: ",IP:a,IP:b..." appended to every server certificate's names ("" for none). */
+int sim_tls_create(struct sim_tls *t, const char *extra_san, struct ward_error *err);
 void sim_tls_free(struct sim_tls *t);
 
 /* Give BMC b a new password (random when password is NULL) and write it to its password file
