@@ -490,11 +490,15 @@ static enum MHD_Result route(struct tserver *s, struct MHD_Connection *c, const 
         cJSON_AddItemToArray(params, p);
         return send_json(c, 200, doc, NULL);
     }
-    if (get && is(url, "/redfish/v1/Systems/1/EthernetInterfaces")) {
-        const char *m[] = {"/redfish/v1/Systems/1/EthernetInterfaces/1"};
+    if (get && (is(url, "/redfish/v1/Systems/1/EthernetInterfaces") ||
+                is(url, "/redfish/v1/Systems/2/EthernetInterfaces"))) {
+        char member[96];
+        snprintf(member, sizeof(member), "%s/1", url);
+        const char *m[] = {member};
         return send_json(c, 200, collection(url, m, 1), NULL);
     }
-    if (get && is(url, "/redfish/v1/Systems/1/EthernetInterfaces/1")) {
+    if (get && (is(url, "/redfish/v1/Systems/1/EthernetInterfaces/1") ||
+                is(url, "/redfish/v1/Systems/2/EthernetInterfaces/1"))) {
         cJSON *doc = cJSON_CreateObject();
         cJSON_AddStringToObject(doc, "@odata.id", url);
         cJSON_AddStringToObject(doc, "MACAddress", "12:44:6A:3B:04:11");
