@@ -205,8 +205,11 @@ static void put_value(struct ward_buf *out, const char *value)
     ward_buf_free(&raw);
 }
 
-static void emit(enum ward_log_level level, const char *component,
-                 const struct ward_log_field *fields, size_t nfields, const char *fmt, va_list ap)
+__attribute__((format(printf, 5, 0))) static void emit(enum ward_log_level level,
+                                                       const char *component,
+                                                       const struct ward_log_field *fields,
+                                                       size_t nfields, const char *fmt,
+                                                       va_list ap)
 {
     if (level < logger.level) {
         return;

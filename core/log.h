@@ -28,7 +28,7 @@ bool ward_log_key_is_secret(const char *key);
 
 void ward_log_fieldsv(enum ward_log_level level, const char *component,
                       const struct ward_log_field *fields, size_t nfields, const char *fmt,
-                      va_list ap);
+                      va_list ap) __attribute__((format(printf, 5, 0)));
 
 /* Append s to b as a JSON string literal, escaping quotes and control bytes. */
 void ward_json_escape(struct ward_buf *b, const char *s);

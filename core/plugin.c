@@ -349,3 +349,26 @@ void ward_plugins_destroy(struct ward_plugins *ps)
     free(ps->items);
     free(ps);
 }
+
+int ward_plugin_describe(const char *path, const char *name, struct ward_buf *out,
+                         struct ward_error *err)
+{
+    struct ward_plugins owner = {0};
+    struct ward_plugin_ctx ctx = {.owner = &owner};
+    ctx.name = (char *)name;
+    ctx.path = (char *)path;
+    int rc = open_plugin(&ctx, "(given path)", err);
+    if (rc == 0) {
+        ward_buf_printf(out, "## plugin `%s` %s\n\n%s\n\nSettings, in `plugin \"%s\" { ... }`:\n\n",
+                        name, ctx.desc->version != NULL ? ctx.desc->version : "",
+                        ctx.desc->description != NULL ? ctx.desc->description : "", name);
+        ward_config_describe(ctx.desc->config_map, out);
+        ward_buf_puts(out, "| `optional` | boolean | false | start without this plugin if it fails "
+                           "to initialise |\n| `path` | string | — | load this file instead of "
+                           "ward-<name>.so from plugin_dir |\n");
+    }
+    if (ctx.handle != NULL) {
+        dlclose(ctx.handle);
+    }
+    return rc;
+}

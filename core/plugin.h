@@ -42,4 +42,11 @@ void ward_plugins_destroy(struct ward_plugins *ps);
 void *ward_plugins_capability(const struct ward_plugins *ps, enum ward_capability kind,
                               const char *name);
 
+/*
+ * Write the Markdown reference of a plugin's settings, generated from its
+ * config map (the same table that fills its instance), into out.
+ */
+int ward_plugin_describe(const char *path, const char *name, struct ward_buf *out,
+                         struct ward_error *err);
+
 #endif

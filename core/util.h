@@ -22,7 +22,8 @@ void ward_buf_putc(struct ward_buf *b, char c);
 void ward_buf_puts(struct ward_buf *b, const char *s);
 void ward_buf_put(struct ward_buf *b, const char *s, size_t n);
 void ward_buf_printf(struct ward_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void ward_buf_vprintf(struct ward_buf *b, const char *fmt, va_list ap);
+void ward_buf_vprintf(struct ward_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 /* Replace n bytes at offset with s. */
 void ward_buf_splice(struct ward_buf *b, size_t at, size_t n, const char *s);
 /* Hand the string to the caller (who frees it) and reset b. */

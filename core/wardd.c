@@ -14,6 +14,8 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "plugin.h"
+#include "util.h"
 
 #ifndef WARD_SYSCONFDIR
 #define WARD_SYSCONFDIR "/etc/ward"
@@ -30,6 +32,9 @@ static void usage(FILE *out)
             "  -l, --log-level LEVEL debug, info, warn or error (overrides the config)\n"
             "  -t, --test            load the configuration and plugins, then exit:\n"
             "                        status 0 when wardd would start\n"
+            "  -D, --describe-plugin NAME[=PATH]\n"
+            "                        print the settings reference of a plugin, generated\n"
+            "                        from its config map, then exit\n"
             "  -V, --version         print the version and plugin ABI, then exit\n"
             "  -h, --help            print this help, then exit\n"
             "\n"
@@ -38,12 +43,43 @@ static void usage(FILE *out)
             WARD_SYSCONFDIR);
 }
 
+static int describe_plugin(const char *arg)
+{
+    char name[128];
+    const char *eq = strchr(arg, '=');
+    size_t len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+    if (len == 0 || len >= sizeof(name)) {
+        fprintf(stderr, "wardd: --describe-plugin takes NAME or NAME=PATH\n");
+        return 2;
+    }
+    memcpy(name, arg, len);
+    name[len] = '\0';
+    struct ward_buf path = {0};
+    if (eq != NULL) {
+        ward_buf_puts(&path, eq + 1);
+    } else {
+        ward_buf_printf(&path, "%s/ward-%s.so", WARD_PLUGINDIR, name);
+    }
+    struct ward_buf out = {0};
+    struct ward_error err = {0};
+    int rc = ward_plugin_describe(path.data, name, &out, &err);
+    if (rc == 0) {
+        fputs(out.data, stdout);
+    } else {
+        fprintf(stderr, "wardd: %s\n", err.text);
+    }
+    ward_buf_free(&out);
+    ward_buf_free(&path);
+    return rc == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
         {"config", required_argument, NULL, 'c'}, {"foreground", no_argument, NULL, 'f'},
         {"log-level", required_argument, NULL, 'l'}, {"test", no_argument, NULL, 't'},
         {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+        {"describe-plugin", required_argument, NULL, 'D'},
         {NULL, 0, NULL, 0},
     };
     const char *config_path = WARD_SYSCONFDIR "/wardd.conf.lua";
@@ -51,7 +87,7 @@ int main(int argc, char **argv)
     bool foreground = false;
     bool test_only = false;
     int opt;
-    while ((opt = getopt_long(argc, argv, "c:fl:tVh", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:fl:tVhD:", options, NULL)) != -1) {
         switch (opt) {
         case 'c':
             config_path = optarg;
@@ -65,6 +101,8 @@ int main(int argc, char **argv)
         case 't':
             test_only = true;
             break;
+        case 'D':
+            return describe_plugin(optarg);
         case 'V':
             printf("wardd %s (plugin ABI %u)\n", PACKAGE_VERSION, (unsigned)WARD_PLUGIN_ABI);
             return 0;

@@ -45,7 +45,7 @@ int main(void)
     if (getenv("WARD_BUILDDIR") == NULL) {
         bail("WARD_BUILDDIR is not set; run through make check");
     }
-    plan(20);
+    plan(23);
     build("wardd", wardd, sizeof(wardd));
     snprintf(conf, sizeof(conf), "%s/wardd.conf.lua", test_tmpdir());
     char *run[] = {wardd, "--foreground", "--config", conf, NULL};
@@ -55,6 +55,17 @@ int main(void)
     child_spawn(&c, (char *[]){wardd, "--version", NULL});
     is_int(0, child_wait_exit(&c, 10), "--version exits 0");
     contains(c.out.data, "wardd " PACKAGE_VERSION, "--version names the version");
+    child_free(&c);
+
+    /* the settings reference is generated from the plugin's config map */
+    char good_so[4096], describe[4200];
+    build("tests/fixtures/.libs/good.so", good_so, sizeof(good_so));
+    snprintf(describe, sizeof(describe), "good=%s", good_so);
+    child_spawn(&c, (char *[]){wardd, "--describe-plugin", describe, NULL});
+    is_int(0, child_wait_exit(&c, 10), "--describe-plugin exits 0");
+    contains(c.out.data, "| `greeting` | string | hello | what to say |",
+             "each setting is documented with its type and default");
+    contains(c.out.data, "| `password` | secret | — |", "a secret's default is never shown");
     child_free(&c);
 
     /* a running daemon: SIGHUP reloads, a bad reload is refused, SIGTERM drains and exits 0 */

@@ -1,0 +1,1 @@
+plugin "a" { number = "x" }

@@ -1,0 +1,29 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# Build every libFuzzer target with clang and run each for SECONDS (default 60),
+# starting from its seed corpus. A crash leaves its input in _fuzz/ and fails.
+set -eu
+cd "$(dirname "$0")/.."
+top=$(pwd)
+seconds=${1:-60}
+[ -x configure ] || ./bootstrap >/dev/null 2>&1
+mkdir -p _fuzz
+cd _fuzz
+[ -f Makefile ] || "$top/configure" -q CC=clang --enable-fuzzing CFLAGS="-O1 -g" >/dev/null
+targets=$(sed -n 's/^noinst_PROGRAMS += \(fuzz\/[a-z0-9-]*-fuzz\)$/\1/p' "$top"/fuzz/*.am "$top"/*/*.am "$top"/*/*/*.am 2>/dev/null | sort -u)
+make -j"$(nproc)" $targets >/dev/null
+status=0
+for t in $targets; do
+    name=$(basename "$t" -fuzz)
+    work="corpus-$name"
+    mkdir -p "$work"
+    echo "=== fuzzing $name for ${seconds}s"
+    if ! ASAN_OPTIONS=detect_leaks=1 "./$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+        -print_final_stats=1 "$work" "$top/fuzz/corpus/$name" >"fuzz-$name.log" 2>&1; then
+        tail -n 40 "fuzz-$name.log"
+        status=1
+    else
+        grep -E 'stat::number_of_executed_units|Done' "fuzz-$name.log" | head -n 2
+    fi
+done
+exit $status
