@@ -91,6 +91,7 @@ struct ward_rf_bmc {
     unsigned failures;
     double breaker_until;
     unsigned logins, cooldown_waits, retries;
+    struct ward_rf_op *ops; /* every operation, queued or running; not owned */
 };
 
 struct answer {
@@ -121,6 +122,7 @@ struct ward_rf_op {
     struct ward_rf_bmc *bmc;
     struct ward_rf_op *qnext, *qprev; /* client queue */
     struct ward_rf_op *wait_next;     /* login waiters */
+    struct ward_rf_op *bnext, *bprev; /* every operation of its BMC */
     enum ward_rf_op_kind kind;
     char *arg, *body;
     ward_rf_op_cb cb;
@@ -299,6 +301,14 @@ static void op_free(struct ward_rf_op *op)
 {
     struct ward_rf_bmc *b = op->bmc;
     queue_remove(op);
+    if (op->bprev != NULL) {
+        op->bprev->bnext = op->bnext;
+    } else {
+        b->ops = op->bnext;
+    }
+    if (op->bnext != NULL) {
+        op->bnext->bprev = op->bprev;
+    }
     if (op->http != NULL) {
         ward_rf_http_cancel(op->http);
         if (b->in_flight > 0) {
@@ -1741,6 +1751,11 @@ struct ward_rf_op *ward_rf_op_start(struct ward_rf_bmc *b, enum ward_rf_op_kind 
         return NULL;
     }
     ev_timer_init(&op->timer, on_op_timer, 0., 0.);
+    op->bnext = b->ops;
+    if (b->ops != NULL) {
+        b->ops->bprev = op;
+    }
+    b->ops = op;
     struct ward_rf_client *c = b->c;
     op->queued = true;
     op->qprev = c->queue_tail;
@@ -1922,16 +1937,12 @@ struct ward_rf_bmc *ward_rf_bmc_create(struct ward_rf_client *c,
 static void bmc_free(struct ward_rf_bmc *b)
 {
     struct ward_rf_client *c = b->c;
-    struct ward_rf_op *op = c->queue;
-    while (op != NULL) {
-        struct ward_rf_op *next = op->qnext;
-        if (op->bmc == b) {
-            op_free(op);
-        }
-        op = next;
+    /* whoever waits on an operation of this BMC hears that it ended */
+    b->login_waiters = NULL;
+    b->login_op = NULL;
+    while (b->ops != NULL) {
+        op_fail(b->ops, -ECANCELED, "BMC %s was removed", b->name);
     }
-    /* running operations are not in the queue: they are found through their BMC only by
-       their owners, who cancel them first (the Lua handle does); free what is left */
     if (c->bmcs == b) {
         c->bmcs = b->next;
     }

@@ -62,7 +62,7 @@ struct ward_rf_bmc;
 struct ward_rf_client *ward_rf_client_create(struct ev_loop *loop,
                                              const struct ward_rf_client_opts *o,
                                              struct ward_error *err);
-/* Destroys every BMC still registered (their sessions are abandoned, not deleted). */
+/* Destroys every BMC still registered (sessions abandoned, operations ended with -ECANCELED). */
 void ward_rf_client_destroy(struct ward_rf_client *c);
 struct ward_rf_http *ward_rf_client_http(struct ward_rf_client *c);
 /* Operations running over all BMCs. */
@@ -84,8 +84,8 @@ struct ward_rf_bmc *ward_rf_bmc_create(struct ward_rf_client *c,
                                        const struct ward_rf_bmc_config *cfg,
                                        struct ward_error *err);
 /*
- * Cancel queued and running operations (their callbacks do not run), log the session out
- * (fire and forget, the DELETE is owned by the client) and free the BMC.
+ * End queued and running operations (each callback runs at once with -ECANCELED), log the
+ * session out (fire and forget, the DELETE is owned by the client) and free the BMC.
  */
 void ward_rf_bmc_destroy(struct ward_rf_bmc *b);
 const char *ward_rf_bmc_name(const struct ward_rf_bmc *b);
