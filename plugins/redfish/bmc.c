@@ -15,7 +15,6 @@
 
 #define COMPONENT "redfish"
 #define PATH_MAX_LEN 512
-#define WARD_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 void ward_rf_client_opts_default(struct ward_rf_client_opts *o)
 {
@@ -260,12 +259,6 @@ static void op_begin(struct ward_rf_op *op)
     op_advance(op, NULL);
 }
 
-static bool exempt(const struct ward_rf_op *op)
-{
-    /* logging out must not wait behind the work it ends */
-    return op->kind == WARD_RF_OP_LOGOUT;
-}
-
 static void schedule(struct ward_rf_client *c)
 {
     double t = now(c);
@@ -273,11 +266,9 @@ static void schedule(struct ward_rf_client *c)
     while (op != NULL) {
         struct ward_rf_op *next = op->qnext;
         struct ward_rf_bmc *b = op->bmc;
-        bool global_ok = c->running < c->o.max_ops || exempt(op);
-        bool bmc_ok = b->running < c->o.concurrency || exempt(op);
-        if (global_ok && bmc_ok) {
+        if (c->running < c->o.max_ops && b->running < c->o.concurrency) {
             double ready = b->last_op_end + c->o.cooldown;
-            if (exempt(op) || b->last_op_end == 0 || ready <= t) {
+            if (b->last_op_end == 0 || ready <= t) {
                 op_begin(op);
             } else {
                 if (!op->cooldown_counted) {

@@ -29,6 +29,10 @@
 
 #include "http.h"
 
+#ifndef WARD_ARRAY_LEN
+#define WARD_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#endif
+
 struct ward_rf_client_opts {
     double connect_timeout; /* seconds per connection attempt */
     double timeout;         /* seconds per request */
