@@ -632,6 +632,52 @@ static enum MHD_Result route(struct tserver *s, struct MHD_Connection *c, const 
                       "The resource at the URI was not found.");
 }
 
+static enum MHD_Result route_mockup(struct tserver *s, struct MHD_Connection *c, const char *url,
+                                    const char *method)
+{
+    if (strcmp(method, "POST") == 0 && is(url, "/redfish/v1/SessionService/Sessions")) {
+        s->st.logins++;
+        struct MHD_Response *r = MHD_create_response_from_buffer(2, "{}", MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header(r, "X-Auth-Token", "mockup-token-0001");
+        MHD_add_response_header(r, "Location", "/redfish/v1/SessionService/Sessions/1");
+        enum MHD_Result ret = MHD_queue_response(c, 201, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
+    if (strcmp(method, "DELETE") == 0) {
+        s->st.logouts++;
+        return send_empty(c, 204, NULL);
+    }
+    if (strcmp(method, "PATCH") == 0) {
+        s->st.patches++;
+        snprintf(s->st.image, sizeof(s->st.image), "%s", url);
+        return send_empty(c, 204, NULL);
+    }
+    if (strcmp(method, "GET") != 0) {
+        return send_error(c, 405, "Base.1.8.OperationNotAllowed", "Read-only mockup.");
+    }
+    if (strncmp(url, "/redfish/v1", 11) != 0 || strstr(url, "..") != NULL) {
+        return send_error(c, 404, "Base.1.8.ResourceMissingAtURI", "Not in the mockup.");
+    }
+    char path[1024];
+    snprintf(path, sizeof(path), "%s%s", s->o.mockup_dir, url + 11);
+    size_t n = strlen(path);
+    while (n > 0 && path[n - 1] == '/') {
+        path[--n] = '\0';
+    }
+    snprintf(path + n, sizeof(path) - n, "/index.json");
+    char *text = test_slurp(path);
+    if (text == NULL) {
+        return send_error(c, 404, "Base.1.8.ResourceMissingAtURI", "Not in the mockup.");
+    }
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", json_type);
+    enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -684,6 +730,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         s->f.error_503--;
         ret = send_error(c, 503, "Base.1.8.ServiceTemporarilyUnavailable",
                          "The service is temporarily unavailable.");
+    } else if (s->o.mockup_dir != NULL) {
+        ret = route_mockup(s, c, url, method);
     } else if (s->f.malformed && strcmp(method, "GET") == 0) {
         ret = send_text(c, 200, "{\"@odata.id\": \"/redfish/v1\", \"Systems\": {");
     } else {

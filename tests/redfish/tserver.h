@@ -36,6 +36,9 @@ struct tserver_opts {
     int systems;              /* members in the Systems collection (1 or 2) */
     int max_sessions;         /* beyond it, 503 */
     int power_delay_reads;    /* GETs of the system that still show the old power state */
+    /* Serve a DMTF mockup directory read-only instead (<dir>/<path>/index.json); logins
+       succeed, PATCHes are recorded (stats.patches, stats.image = the last path) and ignored. */
+    const char *mockup_dir;
 };
 
 /* Faults the test flips between requests. */
