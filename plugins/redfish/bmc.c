@@ -12,6 +12,7 @@
 
 #include "bmc.h"
 #include "parse.h"
+#include "quirks.h"
 
 #define COMPONENT "redfish"
 #define PATH_MAX_LEN 512
@@ -57,6 +58,7 @@ enum phase {
     PH_LOGIN,   /* POST a session */
     PH_SYSTEMS, /* GET the Systems collection */
     PH_SYSTEM,  /* GET the chosen system */
+    PH_MANAGER, /* GET its manager (firmware version, for quirks) */
     PH_MAIN,    /* the operation's own steps */
 };
 
@@ -69,7 +71,9 @@ struct ward_rf_bmc {
     bool have_root, discovered, has_sessions;
     char systems_path[PATH_MAX_LEN], managers_path[PATH_MAX_LEN], sessions_path[PATH_MAX_LEN];
     char system_path[PATH_MAX_LEN], manager_path[PATH_MAX_LEN], sys_media_path[PATH_MAX_LEN];
-    char media_path[PATH_MAX_LEN]; /* CD-capable VirtualMedia member, once found */
+    char media_path[PATH_MAX_LEN];                  /* CD-capable VirtualMedia member, once found */
+    char manufacturer[96], model[96], firmware[96]; /* selects quirk hooks */
+    struct ward_rf_ident ident;
     /* session; token is a secret */
     char *token;
     char session_path[PATH_MAX_LEN];
@@ -146,13 +150,15 @@ struct ward_rf_op {
     int member;
     cJSON *result; /* owned until completion */
     bool outcome_unknown, refetched, tried_systems;
-    unsigned conflicts;
     char insert_target[PATH_MAX_LEN], eject_target[PATH_MAX_LEN];
     char saved_task[PATH_MAX_LEN];
     int task_next;
     double task_deadline;
     char power_now[64];
     char unknown_reason[700];
+    cJSON *current; /* last document read by this operation (for request hooks), owned */
+    char current_path[PATH_MAX_LEN];
+    unsigned quirk_retries;
 };
 
 static double now(struct ward_rf_client *c)
@@ -324,6 +330,7 @@ static void op_free(struct ward_rf_op *op)
     }
     cJSON_Delete(op->members);
     cJSON_Delete(op->result);
+    cJSON_Delete(op->current);
     free(op->arg);
     free(op->body);
     req_clear(&op->req);
@@ -480,6 +487,16 @@ static void op_request(struct ward_rf_op *op, enum ward_rf_method method, const 
     char *copy = body != NULL ? strdup(body) : NULL;
     char p[PATH_MAX_LEN];
     snprintf(p, sizeof(p), "%s", path); /* path may point into op->req */
+    struct ward_rf_quirks *q = op->bmc->c->o.quirks;
+    if (q != NULL && copy != NULL) {
+        char *adjusted = ward_rf_quirks_request(
+            q, &op->bmc->ident, ward_rf_op_kind_name(op->kind), ward_rf_method_name(method), p,
+            copy, strcmp(op->current_path, p) == 0 ? op->current : NULL);
+        if (adjusted != NULL) {
+            free(copy);
+            copy = adjusted;
+        }
+    }
     req_clear(&op->req);
     op->req.method = method;
     snprintf(op->req.path, sizeof(op->req.path), "%s", p);
@@ -631,6 +648,29 @@ static void on_http(void *arg, const struct ward_rf_response *r)
     b->in_flight--;
     aimd(b, r);
     breaker(b, r);
+    /* vendor quirk hooks see the answer first (never a login: it carries credentials) */
+    struct ward_rf_response view = *r;
+    cJSON *hooked = NULL;
+    bool have_hooked = false, parse_failed = false;
+    if (c->o.quirks != NULL && r->code == 0 && !op->login_sent) {
+        hooked = r->body_len > 0 ? cJSON_ParseWithLength(r->body, r->body_len) : NULL;
+        parse_failed = r->body_len > 0 && hooked == NULL;
+        long status = r->status;
+        double retry = 0;
+        ward_rf_quirks_response(c->o.quirks, &b->ident, ward_rf_op_kind_name(op->kind),
+                                ward_rf_method_name(op->req.method), op->req.path, &status, &hooked,
+                                &retry);
+        if (retry > 0 && op->quirk_retries < 10) {
+            /* a refusal whose outcome is known (the hook said so): ask again later */
+            cJSON_Delete(hooked);
+            op->quirk_retries++;
+            op_after(op, retry, send_now);
+            return;
+        }
+        view.status = status;
+        have_hooked = true;
+        r = &view;
+    }
     bool transient = r->code != 0 || r->status == 429 || r->status == 500 || r->status == 502 ||
                      r->status == 503 || r->status == 504;
     bool login_req = op->login_sent;
@@ -642,6 +682,7 @@ static void on_http(void *arg, const struct ward_rf_response *r)
         }
         op->attempt++;
         b->retries++;
+        cJSON_Delete(hooked);
         op_after(op, delay, send_now);
         return;
     }
@@ -650,6 +691,7 @@ static void on_http(void *arg, const struct ward_rf_response *r)
         op->relogged = true;
         free(b->token);
         b->token = NULL;
+        cJSON_Delete(hooked);
         login(op);
         return;
     }
@@ -659,6 +701,14 @@ static void on_http(void *arg, const struct ward_rf_response *r)
         fill_reason(op, r, &a);
         if (a.code == 0) {
             a.code = r->status == 404 ? -ENOENT : r->status == 401 ? -EACCES : -EIO;
+        }
+    } else if (have_hooked) {
+        a.json = hooked;
+        hooked = NULL;
+        if (parse_failed && a.json == NULL) {
+            snprintf(a.reason, sizeof(a.reason), "%s %s: malformed JSON in the BMC's answer",
+                     ward_rf_method_name(op->req.method), op->req.path);
+            a.code = -EBADMSG;
         }
     } else if (r->body_len > 0) {
         a.json = cJSON_ParseWithLength(r->body, r->body_len);
@@ -727,6 +777,12 @@ static void on_http(void *arg, const struct ward_rf_response *r)
             op_advance(op, NULL);
         }
         return;
+    }
+    cJSON_Delete(hooked);
+    if (c->o.quirks != NULL && a.code == 0 && a.json != NULL && op->req.method == WARD_RF_GET) {
+        cJSON_Delete(op->current);
+        op->current = cJSON_Duplicate(a.json, true);
+        snprintf(op->current_path, sizeof(op->current_path), "%s", op->req.path);
     }
     op_advance(op, &a);
     cJSON_Delete(a.json);
@@ -1141,14 +1197,6 @@ static void power_step(struct ward_rf_op *op, struct answer *a)
         power_check_and_post(op, a->json);
         return;
     case S_PW_POSTED:
-        if (a->status == 409 && op->conflicts < c->o.retries + 2) {
-            /* some BMCs refuse power-on for a while after power-off: the refusal is a known
-               outcome, so asking again later is safe */
-            double delay = backoff_delay(c, op->conflicts);
-            op->conflicts++;
-            op_after(op, delay, power_post);
-            return;
-        }
         if (a->code != 0 && a->status == 0) {
             /* the request may or may not have reached the BMC: never repeat it blindly,
                read the state instead */
@@ -1243,18 +1291,17 @@ static void boot_step(struct ward_rf_op *op, struct answer *a)
             }
             cJSON_AddStringToObject(nb, "BootSourceOverrideTarget", op->arg);
             cJSON_AddStringToObject(nb, "BootSourceOverrideEnabled", "Once");
-            /* send the mode only where the BMC has the property (older ones lack it) */
-            if (cJSON_GetObjectItemCaseSensitive(boot, "BootSourceOverrideMode") != NULL) {
-                const cJSON *modes = cJSON_GetObjectItemCaseSensitive(
-                    boot, "BootSourceOverrideMode@Redfish.AllowableValues");
-                bool uefi = !cJSON_IsArray(modes);
-                cJSON_ArrayForEach(v, (cJSON_IsArray(modes) ? modes : NULL))
-                {
-                    uefi = uefi || (cJSON_IsString(v) && strcmp(v->valuestring, "UEFI") == 0);
-                }
-                if (uefi) {
-                    cJSON_AddStringToObject(nb, "BootSourceOverrideMode", "UEFI");
-                }
+            /* ask for UEFI unless the BMC says it cannot; firmware that lacks the property
+               altogether is a vendor quirk, handled by a hook */
+            const cJSON *modes = cJSON_GetObjectItemCaseSensitive(
+                boot, "BootSourceOverrideMode@Redfish.AllowableValues");
+            bool uefi = !cJSON_IsArray(modes);
+            cJSON_ArrayForEach(v, (cJSON_IsArray(modes) ? modes : NULL))
+            {
+                uefi = uefi || (cJSON_IsString(v) && strcmp(v->valuestring, "UEFI") == 0);
+            }
+            if (uefi) {
+                cJSON_AddStringToObject(nb, "BootSourceOverrideMode", "UEFI");
             }
         }
         op->step = S_BT_PATCHED;
@@ -1296,15 +1343,21 @@ static void boot_step(struct ward_rf_op *op, struct answer *a)
 
 /* ---- virtual media ---- */
 
+/*
+ * VirtualMedia is looked for where the Manager links it (its classic place). Firmware that
+ * moved it under the ComputerSystem is handled by a quirk hook that adjusts the Manager's
+ * answer; where there is no Manager at all, the system's own link is the last resort.
+ */
 static void media_try_systems(struct ward_rf_op *op)
 {
     struct ward_rf_bmc *b = op->bmc;
-    if (!op->tried_systems && b->sys_media_path[0] != '\0') {
+    if (!op->tried_systems && b->manager_path[0] == '\0' && b->sys_media_path[0] != '\0') {
         op->tried_systems = true;
         get(op, S_MD_COLLECTION, b->sys_media_path);
         return;
     }
-    op_fail(op, -ENODEV, "BMC %s: no CD-capable virtual media under Managers or Systems", b->name);
+    op_fail(op, -ENODEV, "BMC %s: no CD-capable virtual media found (looked under %s)", b->name,
+            b->manager_path[0] != '\0' ? b->manager_path : "the system");
 }
 
 static void media_next_member(struct ward_rf_op *op)
@@ -1320,14 +1373,9 @@ static void media_next_member(struct ward_rf_op *op)
     media_try_systems(op);
 }
 
-/* A slot some BMCs report as inserted-but-NotConnected with no image is free. */
+/* Vendors that misreport an empty slot are fixed by a quirk hook before this reads it. */
 static bool media_busy(const cJSON *doc)
 {
-    const char *via = ward_rf_str(doc, "ConnectedVia");
-    const char *img = ward_rf_str(doc, "Image");
-    if (via != NULL && strcmp(via, "NotConnected") == 0 && (img == NULL || img[0] == '\0')) {
-        return false;
-    }
     return ward_rf_media_inserted(doc) != 0;
 }
 
@@ -1707,6 +1755,26 @@ static void op_advance(struct ward_rf_op *op, struct answer *a)
                      sizeof(b->sys_media_path))) {
             b->sys_media_path[0] = '\0';
         }
+        snprintf(b->manufacturer, sizeof(b->manufacturer), "%s",
+                 ward_rf_str(a->json, "Manufacturer") ? ward_rf_str(a->json, "Manufacturer") : "");
+        snprintf(b->model, sizeof(b->model), "%s",
+                 ward_rf_str(a->json, "Model") ? ward_rf_str(a->json, "Model") : "");
+        if (b->c->o.quirks != NULL && b->manager_path[0] != '\0') {
+            /* the manager's firmware version selects quirks too */
+            op->phase = PH_MANAGER;
+            op_request(op, WARD_RF_GET, b->manager_path, NULL, NULL);
+            return;
+        }
+        b->discovered = true;
+        op->phase = PH_MAIN;
+        op->step = S_START;
+        main_step(op, NULL);
+        return;
+    }
+    case PH_MANAGER: {
+        /* an unreadable manager only means no firmware-specific quirks */
+        const char *fw = a->code == 0 ? ward_rf_str(a->json, "FirmwareVersion") : NULL;
+        snprintf(b->firmware, sizeof(b->firmware), "%s", fw != NULL ? fw : "");
         b->discovered = true;
         op->phase = PH_MAIN;
         op->step = S_START;
@@ -1907,6 +1975,10 @@ struct ward_rf_bmc *ward_rf_bmc_create(struct ward_rf_client *c,
     b->cainfo = dup_or_null(cfg->cainfo);
     b->insecure = cfg->insecure;
     b->rate = c->o.rate_max;
+    b->ident = (struct ward_rf_ident){.manufacturer = b->manufacturer,
+                                      .model = b->model,
+                                      .firmware = b->firmware,
+                                      .system = b->system_path};
     ev_timer_init(&b->cooldown_timer, on_cooldown, 0., 0.);
     if (b->name == NULL || b->base == NULL) {
         bmc_free(b);

@@ -28,6 +28,7 @@
 #include <ward/plugin.h>
 
 #include "http.h"
+#include "quirks.h"
 
 #ifndef WARD_ARRAY_LEN
 #define WARD_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -54,7 +55,8 @@ struct ward_rf_client_opts {
     /* Jitter source in [0,1); NULL uses random(). Tests inject a fixed one. */
     double (*random)(void *arg);
     void *random_arg;
-    struct ward_metrics *metrics; /* may be NULL; not owned */
+    struct ward_metrics *metrics;  /* may be NULL; not owned */
+    struct ward_rf_quirks *quirks; /* vendor quirk hooks, may be NULL; not owned */
 };
 
 /* The defaults documented in the plugin's config map. */

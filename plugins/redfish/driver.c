@@ -11,6 +11,7 @@
 
 #include "driver.h"
 #include "parse.h"
+#include "quirks.h"
 
 /*
  * The async SDK lives in wardd's policy engine. Weak references let the plugin load into a
@@ -23,7 +24,6 @@
 #pragma weak ward_async_fail
 
 #define HANDLE_MT "ward.redfish.bmc"
-#define JSON_DEPTH 32
 
 struct host {
     struct host *next;
@@ -82,103 +82,6 @@ static struct host *find_host(struct ward_rf_driver *d, const char *name)
         }
     }
     return NULL;
-}
-
-/* ---- JSON <-> Lua ----------------------------------------------------------------- */
-
-static void push_json(lua_State *L, const cJSON *j, int depth)
-{
-    if (depth > JSON_DEPTH || !lua_checkstack(L, 3)) {
-        lua_pushnil(L);
-        return;
-    }
-    if (cJSON_IsObject(j) || cJSON_IsArray(j)) {
-        bool arr = cJSON_IsArray(j);
-        lua_createtable(L, arr ? cJSON_GetArraySize(j) : 0, arr ? 0 : 8);
-        const cJSON *c;
-        lua_Integer i = 1;
-        cJSON_ArrayForEach(c, j)
-        {
-            push_json(L, c, depth + 1);
-            if (arr) {
-                lua_rawseti(L, -2, i++);
-            } else {
-                lua_setfield(L, -2, c->string);
-            }
-        }
-    } else if (cJSON_IsString(j)) {
-        lua_pushstring(L, j->valuestring);
-    } else if (cJSON_IsNumber(j)) {
-        double v = j->valuedouble;
-        if (v == (double)(lua_Integer)v && v > -9e15 && v < 9e15) {
-            lua_pushinteger(L, (lua_Integer)v);
-        } else {
-            lua_pushnumber(L, v);
-        }
-    } else if (cJSON_IsBool(j)) {
-        lua_pushboolean(L, cJSON_IsTrue(j));
-    } else {
-        lua_pushnil(L);
-    }
-}
-
-/* A Lua value as JSON; NULL with a reason for what JSON cannot hold. */
-static cJSON *to_json(lua_State *L, int idx, int depth, const char **why)
-{
-    idx = lua_absindex(L, idx);
-    if (depth > JSON_DEPTH || !lua_checkstack(L, 3)) {
-        *why = "table nested too deeply";
-        return NULL;
-    }
-    switch (lua_type(L, idx)) {
-    case LUA_TNIL:
-        return cJSON_CreateNull();
-    case LUA_TBOOLEAN:
-        return cJSON_CreateBool(lua_toboolean(L, idx));
-    case LUA_TNUMBER:
-        return cJSON_CreateNumber(lua_tonumber(L, idx));
-    case LUA_TSTRING:
-        return cJSON_CreateString(lua_tostring(L, idx));
-    case LUA_TTABLE: {
-        lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-        bool arr = n > 0;
-        cJSON *out = arr ? cJSON_CreateArray() : cJSON_CreateObject();
-        if (arr) {
-            for (lua_Integer i = 1; i <= n; i++) {
-                lua_rawgeti(L, idx, i);
-                cJSON *v = to_json(L, -1, depth + 1, why);
-                lua_pop(L, 1);
-                if (v == NULL) {
-                    cJSON_Delete(out);
-                    return NULL;
-                }
-                cJSON_AddItemToArray(out, v);
-            }
-            return out;
-        }
-        lua_pushnil(L);
-        while (lua_next(L, idx) != 0) {
-            if (lua_type(L, -2) != LUA_TSTRING) {
-                lua_pop(L, 2);
-                cJSON_Delete(out);
-                *why = "object keys must be strings";
-                return NULL;
-            }
-            cJSON *v = to_json(L, -1, depth + 1, why);
-            if (v == NULL) {
-                lua_pop(L, 2);
-                cJSON_Delete(out);
-                return NULL;
-            }
-            cJSON_AddItemToObject(out, lua_tostring(L, -2), v);
-            lua_pop(L, 1);
-        }
-        return out;
-    }
-    default:
-        *why = "only nil, booleans, numbers, strings and tables can be sent";
-        return NULL;
-    }
 }
 
 /* ---- hosts ------------------------------------------------------------------------ */
@@ -323,7 +226,7 @@ int ward_rf_driver_remove(struct ward_rf_driver *d, const char *host)
 static int push_result(lua_State *L, void *arg)
 {
     const cJSON *result = arg;
-    push_json(L, result, 0);
+    ward_rf_lua_push_json(L, result, 0);
     return 1;
 }
 
@@ -448,7 +351,7 @@ static int with_body(lua_State *L, enum ward_rf_op_kind kind)
 {
     const char *path = luaL_checkstring(L, 2);
     const char *why = "the body must be a table";
-    cJSON *body = lua_istable(L, 3) ? to_json(L, 3, 0, &why) : NULL;
+    cJSON *body = lua_istable(L, 3) ? ward_rf_lua_to_json(L, 3, 0, &why) : NULL;
     if (body == NULL && !lua_isnoneornil(L, 3)) {
         return fail(L, why);
     }

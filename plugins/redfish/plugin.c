@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ward/async.h>
 #include <ward/plugin.h>
@@ -35,7 +36,9 @@ struct redfish {
     double session_backoff;
     double power_sync_interval;
     char *credentials_dir;
+    char *quirks_path;
     /* runtime, owned */
+    struct ward_rf_quirks *quirks;
     struct ward_plugin_ctx *ctx;
     struct ward_rf_client *client;
     struct ward_rf_driver *driver;
@@ -79,6 +82,9 @@ static const struct ward_config_entry redfish_config[] = {
      "period of the jittered power-state read of every enrolled host; 0 disables it"},
     {WARD_CONFIG_STRING, "credentials_dir", NULL, offsetof(struct redfish, credentials_dir),
      "directory of named credentials sets: <dir>/<set>/username and <dir>/<set>/password"},
+    {WARD_CONFIG_STRING, "quirks", WARD_POLICYDIR "/redfish-quirks.lua",
+     offsetof(struct redfish, quirks_path),
+     "Lua file of vendor quirk hooks; \"\" runs without (a missing default file is a warning)"},
     {0},
 };
 
@@ -101,8 +107,23 @@ static int redfish_init(struct ward_plugin_ctx *ctx, void *instance, struct ward
     if (rf->timeout <= 0 || rf->connect_timeout <= 0 || rf->poll_interval <= 0) {
         return ward_error_set(err, -EINVAL, "timeouts and poll_interval must be positive");
     }
+    const char *fallback = WARD_POLICYDIR "/redfish-quirks.lua";
+    if (rf->quirks_path != NULL && rf->quirks_path[0] != '\0') {
+        if (strcmp(rf->quirks_path, fallback) == 0 && access(fallback, R_OK) != 0) {
+            ward_plugin_log(ctx, WARD_LOG_WARN, "no vendor quirk hooks: %s is not installed",
+                            fallback);
+        } else {
+            rf->quirks = ward_rf_quirks_load(rf->quirks_path, err);
+            if (rf->quirks == NULL) {
+                return err != NULL && err->code != 0 ? err->code : -EINVAL;
+            }
+            ward_plugin_log(ctx, WARD_LOG_INFO, "%u vendor quirk hooks from %s",
+                            ward_rf_quirks_count(rf->quirks), rf->quirks_path);
+        }
+    }
     struct ward_rf_client_opts o;
     ward_rf_client_opts_default(&o);
+    o.quirks = rf->quirks;
     o.connect_timeout = rf->connect_timeout;
     o.timeout = rf->timeout;
     o.concurrency = (unsigned)rf->concurrency;
@@ -123,6 +144,8 @@ static int redfish_init(struct ward_plugin_ctx *ctx, void *instance, struct ward
     o.metrics = ward_plugin_metrics(ctx);
     rf->client = ward_rf_client_create(ward_plugin_loop(ctx), &o, err);
     if (rf->client == NULL) {
+        ward_rf_quirks_free(rf->quirks);
+        rf->quirks = NULL;
         return err != NULL && err->code != 0 ? err->code : -EINVAL;
     }
     rf->driver = ward_rf_driver_create(
@@ -184,6 +207,7 @@ static void redfish_destroy(struct ward_plugin_ctx *ctx, void *instance)
     /* hosts first: their sessions are logged out (fire and forget) */
     ward_rf_driver_destroy(rf->driver);
     ward_rf_client_destroy(rf->client);
+    ward_rf_quirks_free(rf->quirks);
 }
 
 WARD_PLUGIN_EXPORT const struct ward_plugin redfish_plugin = {

@@ -128,6 +128,10 @@ int main(void)
     o.poll_interval = 0.02;
     o.rate_max = 1000;
     struct ward_error err = {0};
+    char shipped[600];
+    snprintf(shipped, sizeof(shipped), "%s/policies/redfish-quirks.lua", getenv("WARD_SRCDIR"));
+    struct ward_rf_quirks *quirks = ward_rf_quirks_load(shipped, &err);
+    o.quirks = quirks;
     struct ward_rf_client *c = ward_rf_client_create(loop, &o, &err);
     struct ward_rf_bmc *b =
         ward_rf_bmc_create(c,
@@ -191,6 +195,7 @@ int main(void)
 
     ward_rf_bmc_destroy(b);
     ward_rf_client_destroy(c);
+    ward_rf_quirks_free(quirks);
     tserver_stop(s);
     tca_free(ca);
     ward_log_set_stream(NULL);

@@ -111,10 +111,10 @@ static void on_bound(struct ev_loop *l, ev_timer *w, int revents)
 {
 }
 
-static struct one run1(struct ward_rf_bmc *b, enum ward_rf_op_kind kind)
+static struct one run1a(struct ward_rf_bmc *b, enum ward_rf_op_kind kind, const char *arg)
 {
     struct one o = {0};
-    ward_rf_op_start(b, kind, NULL, NULL, on_one, &o);
+    ward_rf_op_start(b, kind, arg, kind == WARD_RF_OP_POST ? "{}" : NULL, on_one, &o);
     ev_timer t;
     ev_timer_init(&t, on_bound, 30, 0);
     ev_timer_start(loop, &t);
@@ -148,6 +148,24 @@ static struct ward_rf_bmc *bmc_for(struct ward_rf_client *c, struct sim *s, int 
     return b;
 }
 
+static struct one run1(struct ward_rf_bmc *b, enum ward_rf_op_kind kind)
+{
+    return run1a(b, kind, NULL);
+}
+
+static int by_flavour(struct sim *s, const char *flavour)
+{
+    const cJSON *arr = cJSON_GetObjectItem(s->fleet, "bmcs");
+    for (int i = 0; i < cJSON_GetArraySize(arr); i++) {
+        const char *f =
+            cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, i), "flavour"));
+        if (f != NULL && strcmp(f, flavour) == 0) {
+            return i;
+        }
+    }
+    bail("no %s BMC in the fleet", flavour);
+}
+
 /* Switch a fault on BMC 0, expect a failure naming it, clear it, expect service again. */
 static void fault_case(struct sim *s, struct ward_rf_bmc *b, const char *fault_json,
                        const char *want)
@@ -165,7 +183,7 @@ static void fault_case(struct sim *s, struct ward_rf_bmc *b, const char *fault_j
 
 int main(void)
 {
-    plan(NBMCS * 3 + 3 + 6 * 3 + 3 + 3);
+    plan(NBMCS * 3 + 3 + 6 * 3 + 3 + 3 + 10);
     loop = ev_default_loop(0);
     char logpath[600];
     snprintf(logpath, sizeof(logpath), "%s/log", test_tmpdir());
@@ -175,7 +193,7 @@ int main(void)
     struct sim s;
     sim_start(&s,
               (const char *const[]){"-n", "5", "--flavour", "all", "--power-delay-ms", "100",
-                                    "--poweron-block-ms", "300", "--task-ms", "100", "--hang-ms",
+                                    "--poweron-block-ms", "2000", "--task-ms", "100", "--hang-ms",
                                     "3000", "--drip-ms", "300", "--latency-ms", "2", NULL});
 
     struct ward_rf_client_opts o;
@@ -188,6 +206,13 @@ int main(void)
     o.max_ops = 3;
     o.power_timeout = 20;
     struct ward_error err = {0};
+    char shipped[600];
+    snprintf(shipped, sizeof(shipped), "%s/policies/redfish-quirks.lua", getenv("WARD_SRCDIR"));
+    struct ward_rf_quirks *quirks = ward_rf_quirks_load(shipped, &err);
+    if (quirks == NULL) {
+        bail("%s", err.text);
+    }
+    o.quirks = quirks;
     client = ward_rf_client_create(loop, &o, &err);
 
     struct flow flows[NBMCS] = {{0}};
@@ -241,6 +266,61 @@ int main(void)
     }
     ward_rf_client_destroy(client);
 
+    /* each vendor quirk: without the hooks the flavour that has it fails, with them it works */
+    o.quirks = NULL;
+    struct ward_rf_client *bare = ward_rf_client_create(loop, &o, &err);
+    o.quirks = quirks;
+    struct ward_rf_client *hooked = ward_rf_client_create(loop, &o, &err);
+    int smc = by_flavour(&s, "supermicro-like");
+    int gen = by_flavour(&s, "generic");
+    int dell = by_flavour(&s, "dell-like");
+    struct ward_rf_bmc *bs = bmc_for(bare, &s, smc, "bare-smc");
+    struct ward_rf_bmc *hs = bmc_for(hooked, &s, smc, "hooked-smc");
+    struct one q1 = run1(bs, WARD_RF_OP_EJECT_MEDIA);
+    struct one q2 = run1(hs, WARD_RF_OP_EJECT_MEDIA);
+    ok(q1.code != 0 && q2.code == 0, "NotConnected slot: fails bare (%s), works with the hook (%s)",
+       q1.reason, q2.reason);
+    q1 = run1a(bs, WARD_RF_OP_BOOT_ONCE, "Cd");
+    q2 = run1a(hs, WARD_RF_OP_BOOT_ONCE, "Cd");
+    ok(q1.code != 0 && q2.code == 0,
+       "no BootSourceOverrideMode: fails bare (%s), works with the hook (%s)", q1.reason,
+       q2.reason);
+    q1 = run1a(bs, WARD_RF_OP_POWER, "ForceOff");
+    is_int(0, q1.code, "supermicro-like powered off (%s)", q1.reason);
+    q1 = run1a(bs, WARD_RF_OP_POWER, "On");
+    contains(q1.reason, "HTTP 409", "power-on right after off fails bare (%s)", q1.reason);
+    q2 = run1a(hs, WARD_RF_OP_POWER, "On");
+    is_int(0, q2.code, "and works with the hook, asking again later (%s)", q2.reason);
+    ward_rf_bmc_destroy(bs);
+    ward_rf_bmc_destroy(hs);
+    bs = bmc_for(bare, &s, gen, "bare-generic");
+    hs = bmc_for(hooked, &s, gen, "hooked-generic");
+    q1 = run1a(bs, WARD_RF_OP_INSERT_MEDIA, "http://10.9.8.7/x.iso");
+    q2 = run1a(hs, WARD_RF_OP_INSERT_MEDIA, "http://10.9.8.7/x.iso");
+    ok(q1.code != 0 && q2.code == 0,
+       "virtual media moved to Systems: fails bare (%s), works with the hook (%s)", q1.reason,
+       q2.reason);
+    q2 = run1(hs, WARD_RF_OP_EJECT_MEDIA);
+    is_int(0, q2.code, "and ejects again (%s)", q2.reason);
+    ward_rf_bmc_destroy(bs);
+    ward_rf_bmc_destroy(hs);
+    bs = bmc_for(bare, &s, dell, "bare-dell");
+    hs = bmc_for(hooked, &s, dell, "hooked-dell");
+    const char *eject = "/redfish/v1/Managers/Manager.Embedded.1/VirtualMedia/CD/Actions/"
+                        "VirtualMedia.EjectMedia";
+    q1 = run1a(bs, WARD_RF_OP_POST, eject);
+    contains(q1.reason, "nothing to eject", "EjectMedia on an empty drive fails bare (%s)",
+             q1.reason);
+    q2 = run1a(hs, WARD_RF_OP_POST, eject);
+    is_int(0, q2.code, "and works with the hook (%s)", q2.reason);
+    struct ward_rf_bmc_stats hst;
+    ward_rf_bmc_stats(hs, &hst);
+    is_int(1, hst.logins, "hooked clients still log in once per BMC");
+    ward_rf_bmc_destroy(bs);
+    ward_rf_bmc_destroy(hs);
+    ward_rf_client_destroy(bare);
+    ward_rf_client_destroy(hooked);
+
     /* faults on BMC 0, with a client that does not retry and gives up after 1 s */
     o.timeout = 1;
     o.retries = 0;
@@ -285,6 +365,7 @@ int main(void)
     ward_rf_client_destroy(client);
 
     is_int(0, sim_stop(&s), "the simulator stops cleanly");
+    ward_rf_quirks_free(quirks);
     ward_log_set_stream(NULL);
     fclose(logf);
     ev_loop_destroy(loop);

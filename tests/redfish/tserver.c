@@ -617,6 +617,8 @@ static enum MHD_Result route(struct tserver *s, struct MHD_Connection *c, const 
     if (get && is(url, "/redfish/v1/Managers/1")) {
         cJSON *doc = cJSON_CreateObject();
         cJSON_AddStringToObject(doc, "@odata.id", url);
+        cJSON_AddStringToObject(doc, "@odata.type", "#Manager.v1_10_0.Manager");
+        cJSON_AddStringToObject(doc, "ManagerType", "BMC");
         cJSON_AddStringToObject(doc, "FirmwareVersion", "1.00");
         if (!s->o.media_under_systems) {
             cJSON_AddItemToObject(doc, "VirtualMedia", odata_link(mp));
