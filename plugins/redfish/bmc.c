@@ -47,7 +47,7 @@ struct ward_rf_client {
     struct ward_rf_bmc *bmcs;  /* owned, list */
     struct ward_rf_op *queue;  /* waiting operations, FIFO over all BMCs */
     struct ward_rf_op *queue_tail;
-    unsigned running;
+    unsigned running, max_running;
     ev_timer kick; /* runs the scheduler from the loop */
     struct ward_metric *m_cooldown;
     struct ward_metric *m_duration;
@@ -203,7 +203,8 @@ const char *ward_rf_op_kind_name(enum ward_rf_op_kind kind)
         [WARD_RF_OP_BOOT_CLEAR] = "clear_boot_override",
         [WARD_RF_OP_INSERT_MEDIA] = "insert_media",
         [WARD_RF_OP_EJECT_MEDIA] = "eject_media",
-        [WARD_RF_OP_LOGOUT] = "close",
+        [WARD_RF_OP_LOGOUT] = "logout",
+        [WARD_RF_OP_MANAGER_RESET] = "reset",
     };
     return (unsigned)kind < WARD_ARRAY_LEN(names) ? names[kind] : "unknown";
 }
@@ -261,6 +262,9 @@ static void op_begin(struct ward_rf_op *op)
     op->started_at = now(b->c);
     b->running++;
     b->c->running++;
+    if (b->c->running > b->c->max_running) {
+        b->c->max_running = b->c->running;
+    }
     op->phase = PH_ROOT;
     op_advance(op, NULL);
 }
@@ -906,6 +910,8 @@ enum {
     S_MD_AFTER_EJECT,
     /* others */
     S_PS_READ = 70,
+    S_MR_READ = 75,
+    S_MR_POSTED,
     S_LOGOUT_DONE = 80,
 };
 
@@ -1561,6 +1567,66 @@ static void media_step(struct ward_rf_op *op, struct answer *a)
     }
 }
 
+/* Restart the BMC itself (recovery): Manager.Reset with a restart type it offers. */
+static void manager_reset_step(struct ward_rf_op *op, struct answer *a)
+{
+    struct ward_rf_bmc *b = op->bmc;
+    switch (op->step) {
+    case S_START:
+        if (b->manager_path[0] == '\0') {
+            op_fail(op, -ENOTSUP, "BMC %s: the system names no manager to reset", b->name);
+            return;
+        }
+        get(op, S_MR_READ, b->manager_path);
+        return;
+    case S_MR_READ: {
+        if (failed(op, a)) {
+            return;
+        }
+        const cJSON *actions = cJSON_GetObjectItemCaseSensitive(a->json, "Actions");
+        const cJSON *reset = cJSON_IsObject(actions)
+                                 ? cJSON_GetObjectItemCaseSensitive(actions, "#Manager.Reset")
+                                 : NULL;
+        if (!to_path(op, ward_rf_str(reset, "target"), op->action, sizeof(op->action))) {
+            op_fail(op, -ENOTSUP, "BMC %s: the manager offers no Manager.Reset action", b->name);
+            return;
+        }
+        const cJSON *vals =
+            cJSON_GetObjectItemCaseSensitive(reset, "ResetType@Redfish.AllowableValues");
+        const char *type = NULL;
+        static const char *const prefer[] = {"GracefulRestart", "ForceRestart"};
+        for (size_t i = 0; i < WARD_ARRAY_LEN(prefer) && type == NULL; i++) {
+            const cJSON *v;
+            cJSON_ArrayForEach(v, (cJSON_IsArray(vals) ? vals : NULL))
+            {
+                if (cJSON_IsString(v) && strcmp(v->valuestring, prefer[i]) == 0) {
+                    type = prefer[i];
+                }
+            }
+        }
+        if (type == NULL && cJSON_IsArray(vals) && cJSON_GetArraySize(vals) > 0) {
+            op_fail(op, -ENOTSUP, "BMC %s: the manager offers no restart ResetType", b->name);
+            return;
+        }
+        cJSON *body = cJSON_CreateObject();
+        cJSON_AddStringToObject(body, "ResetType", type != NULL ? type : "GracefulRestart");
+        op->step = S_MR_POSTED;
+        op_request_json(op, WARD_RF_POST, op->action, body, NULL);
+        return;
+    }
+    case S_MR_POSTED:
+        if (failed(op, a)) {
+            return;
+        }
+        /* a restarted BMC forgets its sessions; the next operation logs in again */
+        free(b->token);
+        b->token = NULL;
+        b->session_path[0] = '\0';
+        op_done(op, 0, "");
+        return;
+    }
+}
+
 static void logout_step(struct ward_rf_op *op, struct answer *a)
 {
     struct ward_rf_bmc *b = op->bmc;
@@ -1619,6 +1685,9 @@ static void main_step(struct ward_rf_op *op, struct answer *a)
         return;
     case WARD_RF_OP_LOGOUT:
         logout_step(op, a);
+        return;
+    case WARD_RF_OP_MANAGER_RESET:
+        manager_reset_step(op, a);
         return;
     }
 }
@@ -1922,6 +1991,11 @@ struct ward_rf_http *ward_rf_client_http(struct ward_rf_client *c)
 unsigned ward_rf_client_running(const struct ward_rf_client *c)
 {
     return c->running;
+}
+
+unsigned ward_rf_client_max_running(const struct ward_rf_client *c)
+{
+    return c->max_running;
 }
 
 static char *dup_or_null(const char *s)

@@ -73,6 +73,8 @@ void ward_rf_client_destroy(struct ward_rf_client *c);
 struct ward_rf_http *ward_rf_client_http(struct ward_rf_client *c);
 /* Operations running over all BMCs. */
 unsigned ward_rf_client_running(const struct ward_rf_client *c);
+/* The most operations ever running at once (never above max_ops). */
+unsigned ward_rf_client_max_running(const struct ward_rf_client *c);
 
 struct ward_rf_bmc_config {
     const char *name;    /* host name used in logs and metrics */
@@ -131,6 +133,7 @@ enum ward_rf_op_kind {
     WARD_RF_OP_INSERT_MEDIA, /* arg: image URL */
     WARD_RF_OP_EJECT_MEDIA,
     WARD_RF_OP_LOGOUT,
+    WARD_RF_OP_MANAGER_RESET, /* restart the BMC (Manager.Reset); its sessions end */
 };
 
 /*

@@ -392,6 +392,11 @@ static int m_logout(lua_State *L)
     return start(L, WARD_RF_OP_LOGOUT, NULL, NULL);
 }
 
+static int m_reset(lua_State *L)
+{
+    return start(L, WARD_RF_OP_MANAGER_RESET, NULL, NULL);
+}
+
 static int m_tostring(lua_State *L)
 {
     struct handle *hd = luaL_checkudata(L, 1, HANDLE_MT);
@@ -414,6 +419,7 @@ static const luaL_Reg methods[] = {
     {"action", m_post},
     {"close", m_close},
     {"logout", m_logout},
+    {"reset", m_reset},
     {NULL, NULL},
 };
 

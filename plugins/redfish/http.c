@@ -102,6 +102,7 @@ struct ward_rf_http_req {
     CURL *easy;                 /* owned */
     struct curl_slist *headers; /* owned */
     char *body;                 /* owned request body */
+    size_t body_sent;           /* bytes of a POST body handed to libcurl */
     ward_rf_http_cb cb;
     void *arg;
     struct ward_rf_buf resp;
@@ -176,6 +177,10 @@ static int describe_error(CURLcode rc, const char *detail, char *out, size_t out
     case CURLE_SEND_ERROR:
     case CURLE_GOT_NOTHING:
         snprintf(out, outlen, "connection reset: %s", d);
+        return -ECONNRESET;
+    case CURLE_SEND_FAIL_REWIND:
+        snprintf(out, outlen, "connection lost after the request was sent (outcome unknown): %s",
+                 d);
         return -ECONNRESET;
     case CURLE_PARTIAL_FILE:
         snprintf(out, outlen, "truncated response: %s", d);
@@ -416,6 +421,26 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
     return n;
 }
 
+static size_t read_body(char *buf, size_t size, size_t nitems, void *userdata)
+{
+    struct ward_rf_http_req *r = userdata;
+    size_t left = strlen(r->body) - r->body_sent;
+    size_t n = size * nitems < left ? size * nitems : left;
+    memcpy(buf, r->body + r->body_sent, n);
+    r->body_sent += n;
+    return n;
+}
+
+static int refuse_seek(void *userdata, curl_off_t offset, int origin)
+{
+    struct ward_rf_http_req *r = userdata;
+    /* a rewind to the start before anything was sent is harmless (a fresh attempt) */
+    if (origin == SEEK_SET && offset == 0 && r->body_sent == 0) {
+        return CURL_SEEKFUNC_OK;
+    }
+    return CURL_SEEKFUNC_CANTSEEK;
+}
+
 static int add_header(struct ward_rf_http_req *r, const char *name, const char *value)
 {
     char line[1200];
@@ -515,8 +540,20 @@ struct ward_rf_http_req *ward_rf_http_start(struct ward_rf_http *h,
             ward_error_set(err, -ENOMEM, "out of memory");
             return NULL;
         }
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(r->body));
+        if (o->method == WARD_RF_POST) {
+            /* libcurl silently sends a request again when a reused connection dies before
+               any answer; a POST (power, media) could then act twice. Streaming the body
+               from a source that cannot rewind makes that case an error instead
+               (CURLE_SEND_FAIL_REWIND), and the caller re-checks the outcome by reading
+               state. GET, PATCH and DELETE keep the harmless retry. */
+            curl_easy_setopt(e, CURLOPT_READFUNCTION, read_body);
+            curl_easy_setopt(e, CURLOPT_READDATA, r);
+            curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, refuse_seek);
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(r->body));
+        } else {
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(r->body));
+        }
     } else if (o->method == WARD_RF_POST) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);

@@ -110,7 +110,7 @@ static bool wait_logouts(struct tserver *s, int want)
 
 int main(void)
 {
-    plan(80);
+    plan(86);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], bad_path[512];
@@ -307,6 +307,32 @@ int main(void)
     contains(r.reason, "malformed JSON", "malformed JSON gives a reason (%s)", r.reason);
     res_free(&r);
     tserver_set_faults(s, &(struct tserver_faults){0});
+
+    /* a Reset whose answer is lost: the state is read back, the POST is not repeated */
+    r = run(b, WARD_RF_OP_POWER, "ForceOff", NULL);
+    is_int(0, r.code, "ForceOff (%s)", r.reason);
+    res_free(&r);
+    tserver_stats(s, &st);
+    int resets = st.resets;
+    tserver_set_faults(s, &(struct tserver_faults){.lose_post_answers = true});
+    r = run(b, WARD_RF_OP_POWER, "On", NULL);
+    is_int(0, r.code, "a Reset whose answer was lost is confirmed from PowerState (%s)", r.reason);
+    res_free(&r);
+    tserver_set_faults(s, &(struct tserver_faults){0});
+    tserver_stats(s, &st);
+    is_int(resets + 1, st.resets, "and was sent exactly once");
+
+    /* restarting the BMC itself ends its sessions: the next call logs in again */
+    before = st.logins;
+    r = run(b, WARD_RF_OP_MANAGER_RESET, NULL, NULL);
+    is_int(0, r.code, "manager reset succeeds (%s)", r.reason);
+    res_free(&r);
+    tserver_stats(s, &st);
+    is_string("GracefulRestart", st.manager_reset, "with a restart type the BMC offers");
+    r = run(b, WARD_RF_OP_POWER_STATE, NULL, NULL);
+    tserver_stats(s, &st);
+    ok(r.code == 0 && st.logins == before + 1, "the next call logs in again (%s)", r.reason);
+    res_free(&r);
 
     /* per-BMC concurrency: many operations, never two requests at once */
     struct res many[6] = {{0}};

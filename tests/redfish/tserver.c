@@ -619,11 +619,25 @@ static enum MHD_Result route(struct tserver *s, struct MHD_Connection *c, const 
         cJSON_AddStringToObject(doc, "@odata.id", url);
         cJSON_AddStringToObject(doc, "@odata.type", "#Manager.v1_10_0.Manager");
         cJSON_AddStringToObject(doc, "ManagerType", "BMC");
+        cJSON *ma = cJSON_AddObjectToObject(doc, "Actions");
+        cJSON *mr = cJSON_AddObjectToObject(ma, "#Manager.Reset");
+        cJSON_AddStringToObject(mr, "target", "/redfish/v1/Managers/1/Actions/Manager.Reset");
+        const char *mt[] = {"ForceRestart", "GracefulRestart"};
+        cJSON_AddItemToObject(mr, "ResetType@Redfish.AllowableValues",
+                              cJSON_CreateStringArray(mt, 2));
         cJSON_AddStringToObject(doc, "FirmwareVersion", "1.00");
         if (!s->o.media_under_systems) {
             cJSON_AddItemToObject(doc, "VirtualMedia", odata_link(mp));
         }
         return send_json(c, 200, doc, NULL);
+    }
+    if (post && is(url, "/redfish/v1/Managers/1/Actions/Manager.Reset")) {
+        cJSON *req = cJSON_Parse(body);
+        const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(req, "ResetType"));
+        snprintf(s->st.manager_reset, sizeof(s->st.manager_reset), "%s", t != NULL ? t : "");
+        cJSON_Delete(req);
+        memset(s->tokens, 0, sizeof(s->tokens)); /* a restarted BMC forgets its sessions */
+        return send_empty(c, 204, NULL);
     }
     if (get && is(url, "/redfish/v1/TaskService")) {
         cJSON *doc = cJSON_CreateObject();
@@ -680,6 +694,19 @@ static enum MHD_Result route_mockup(struct tserver *s, struct MHD_Connection *c,
     return ret;
 }
 
+/*
+ * A request stops counting as in flight once its answer is queued: the client cannot send
+ * its next request before it has read this answer, so overlap seen here is real overlap
+ * (counting until MHD's completion callback would also count its thread's cleanup).
+ */
+static void answered(struct tserver *s, struct reqctx *rc)
+{
+    if (rc->counted) {
+        rc->counted = false;
+        s->in_flight--;
+    }
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -716,10 +743,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         while (s->f.hang && !s->stopping) {
             pthread_cond_wait(&s->cv, &s->mu);
         }
+        answered(s, rc);
         pthread_mutex_unlock(&s->mu);
         return MHD_NO;
     }
     if (s->f.reset) {
+        answered(s, rc);
         pthread_mutex_unlock(&s->mu);
         return MHD_NO;
     }
@@ -738,7 +767,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         ret = send_text(c, 200, "{\"@odata.id\": \"/redfish/v1\", \"Systems\": {");
     } else {
         ret = route(s, c, url, method, rc->body != NULL ? rc->body : "");
+        if (s->f.lose_post_answers && strcmp(method, "POST") == 0 &&
+            strstr(url, "/Sessions") == NULL) {
+            /* the action happened, but the answer never reaches the client */
+            ret = MHD_NO;
+        }
     }
+    answered(s, rc);
     pthread_mutex_unlock(&s->mu);
     return ret;
 }

@@ -43,15 +43,16 @@ struct tserver_opts {
 
 /* Faults the test flips between requests. */
 struct tserver_faults {
-    int error_500;        /* answer the next N requests with 500 and an ExtendedInfo body */
-    int error_503;        /* answer the next N requests with 503 */
-    int conflict_409;     /* answer the next N Reset actions with 409 */
-    bool hang;            /* never answer (until the server stops) */
-    bool reset;           /* close the connection without an answer */
-    bool malformed;       /* answer GETs with broken JSON */
-    bool truncated;       /* close the connection mid-body */
-    bool slow_drip;       /* send the body one byte every 200 ms */
-    bool expire_sessions; /* drop every session now */
+    int error_500;          /* answer the next N requests with 500 and an ExtendedInfo body */
+    int error_503;          /* answer the next N requests with 503 */
+    int conflict_409;       /* answer the next N Reset actions with 409 */
+    bool hang;              /* never answer (until the server stops) */
+    bool reset;             /* close the connection without an answer */
+    bool malformed;         /* answer GETs with broken JSON */
+    bool truncated;         /* close the connection mid-body */
+    bool slow_drip;         /* send the body one byte every 200 ms */
+    bool expire_sessions;   /* drop every session now */
+    bool lose_post_answers; /* carry out POSTs (not logins) but close without answering */
 };
 
 struct tserver_stats {
@@ -68,6 +69,7 @@ struct tserver_stats {
     char boot_enabled[32];
     char image[256];
     bool inserted;
+    char manager_reset[32]; /* ResetType of the last Manager.Reset */
 };
 
 struct tserver;
