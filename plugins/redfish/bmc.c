@@ -2059,6 +2059,10 @@ struct ward_rf_bmc *ward_rf_bmc_create(struct ward_rf_client *c,
         ward_error_set(err, -ENOMEM, "out of memory");
         return NULL;
     }
+    if (strncmp(b->base, "http://", 7) == 0) {
+        ward_log_fields(WARD_LOG_WARN, COMPONENT, (const struct ward_log_field[]){{"bmc", b->name}},
+                        1, "plain HTTP to this BMC: credentials and tokens travel unencrypted");
+    }
     if (b->insecure) {
         ward_log_fields(WARD_LOG_WARN, COMPONENT, (const struct ward_log_field[]){{"bmc", b->name}},
                         1, "TLS certificate verification is DISABLED for this BMC (insecure)");

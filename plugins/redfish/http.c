@@ -549,6 +549,7 @@ struct ward_rf_http_req *ward_rf_http_start(struct ward_rf_http *h,
             curl_easy_setopt(e, CURLOPT_READFUNCTION, read_body);
             curl_easy_setopt(e, CURLOPT_READDATA, r);
             curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, refuse_seek);
+            curl_easy_setopt(e, CURLOPT_SEEKDATA, r);
             curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(r->body));
         } else {
             curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
