@@ -17,7 +17,7 @@
 
 int main(void)
 {
-    plan(64);
+    plan(74);
     struct sim s;
     const char *args[] = {
         "--bmcs", "2", "--power-delay-ms", "5000", "--session-timeout", "60", "--max-sessions",
@@ -203,8 +203,44 @@ int main(void)
     http_free(&r);
     free(t3);
 
+    r = sim_http(&s, 0, "POST", "/redfish/v1/Systems", "{}", "basic", NULL, 10);
+    is_int(405, r.status, "POST to a collection: 405");
+    is_string("GET", http_header(&r, "Allow"), "405 says what is allowed");
+    http_free(&r);
+    r = sim_http(&s, 0, "POST", "/redfish/v1/SessionService/Sessions", "{\"UserName\":", NULL, NULL,
+                 10);
+    is_int(400, r.status, "login with malformed JSON: 400");
+    contains(json_str(r.json, "error/@Message.ExtendedInfo/0/MessageId"), "MalformedJSON",
+             "the error says the JSON is malformed");
+    http_free(&r);
+    char *huge = malloc(80 * 1024);
+    memset(huge, ' ', 80 * 1024 - 1);
+    huge[80 * 1024 - 1] = '\0';
+    r = sim_http(&s, 0, "PATCH", SYS, huge, "basic", NULL, 10);
+    is_int(413, r.status, "an oversized body: 413");
+    http_free(&r);
+    free(huge);
+    r = sim_http(&s, 0, "HEAD", SYS, NULL, "basic", NULL, 10);
+    is_int(200, r.status, "HEAD answered like GET");
+    http_free(&r);
     is_int(400, sim_control_post(&s, "/control/faults", "{\"bmc\":7}"),
            "control rejects an unknown BMC");
     is_int(0, sim_stop(&s), "SIGTERM stops the simulator cleanly");
+
+    /* bad command lines are refused with a reason */
+    char prog[1024];
+    const char *bd = getenv("WARD_BUILDDIR");
+    snprintf(prog, sizeof(prog), "%s/tools/bmcsim/ward-bmcsim", bd != NULL ? bd : WARD_BUILDDIR);
+    char *bad1[] = {prog, "--state-dir", (char *)test_tmpdir(), "--flavour", "acme", NULL};
+    struct child c;
+    child_spawn(&c, bad1);
+    is_int(2, child_wait_exit(&c, 20), "unknown flavour: exit 2");
+    contains(c.out.data, "unknown flavour 'acme'", "and the flavour is named");
+    child_free(&c);
+    char *bad2[] = {prog, "--bmcs", "3", NULL};
+    child_spawn(&c, bad2);
+    is_int(2, child_wait_exit(&c, 20), "no --state-dir: exit 2");
+    contains(c.out.data, "--state-dir is required", "and says what is missing");
+    child_free(&c);
     return 0;
 }

@@ -58,7 +58,7 @@ static size_t discard(char *d, size_t size, size_t n, void *arg)
 
 int main(void)
 {
-    plan(44);
+    plan(46);
     struct sim s;
     const char *args[] = {"--bmcs", "3", "--drip-ms", "5", "--hang-ms", "60000", NULL};
     sim_start(&s, args);
@@ -221,7 +221,8 @@ int main(void)
     is_int(0, sim_stop(&s), "stops cleanly with requests still held");
 
     /* faults from the command line */
-    const char *args2[] = {"--error-rate", "1", "--wrong-cert=expired", NULL};
+    const char *args2[] = {"--error-rate",      "1", "--wrong-cert=expired", "--bmcs", "2",
+                           "--shared-password", NULL};
     sim_start(&s, args2);
     r = sim_http(&s, 0, "GET", ROOT, NULL, NULL, NULL, 10);
     is_int(CURLE_PEER_FAILED_VERIFICATION, r.curl_code, "--wrong-cert=expired at start");
@@ -229,6 +230,12 @@ int main(void)
     fault(&s, "{\"wrong_cert\":\"none\"}");
     r = sim_http(&s, 0, "GET", ROOT, NULL, NULL, NULL, 10);
     is_int(500, r.status, "--error-rate 1 at start");
+    http_free(&r);
+    contains(json_str(s.fleet, "bmcs/1/password_file"), "/fleet.password",
+             "--shared-password: one file for the fleet");
+    fault(&s, "{\"clear\":true}");
+    r = sim_http(&s, 1, "GET", SYS, NULL, "basic", NULL, 10);
+    is_int(200, r.status, "--shared-password: the shared password works");
     http_free(&r);
     is_int(0, sim_stop(&s), "stopped");
     return 0;

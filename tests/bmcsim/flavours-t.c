@@ -240,7 +240,7 @@ static void test_obmc(struct sim *s)
 
 int main(void)
 {
-    plan(67);
+    plan(72);
     struct sim s;
     const char *args[] = {"--bmcs",    "5",    "--flavour",          "all",
                           "--task-ms", "2000", "--poweron-block-ms", "10000",
@@ -257,6 +257,31 @@ int main(void)
     ok(r.status == 200 && json_at(r.json, "VirtualMedia") == NULL,
        "generic: VirtualMedia not under the Manager");
     http_free(&r);
+    /* a firmware update at runtime moves virtual media, keeping what is inserted */
+    is_int(204,
+           status_of(&s, DELL, "POST",
+                     "/redfish/v1/Managers/Manager.Embedded.1/VirtualMedia/CD/Actions/"
+                     "VirtualMedia.InsertMedia",
+                     "{\"Image\":\"https://10.0.0.1/d.iso\"}", "basic", NULL),
+           "dell-like: insert before the update");
+    is_int(200, sim_control_post(&s, "/control/quirks", "{\"bmc\":1,\"vm_on_systems\":true}"),
+           "control: switch vm_on_systems on at runtime");
+    r = sim_http(&s, DELL, "GET", "/redfish/v1/Systems/System.Embedded.1/VirtualMedia/CD", NULL,
+                 "basic", NULL, 10);
+    is_string("https://10.0.0.1/d.iso", json_str(r.json, "Image"),
+              "after the update the media is found under Systems");
+    http_free(&r);
+    is_int(400, sim_control_post(&s, "/control/quirks", "{\"bmc\":1,\"bogus\":true}"),
+           "control: unknown quirk refused");
+    cJSON *rep = sim_control_bmc(&s, DELL);
+    cJSON *q;
+    bool listed = false;
+    cJSON_ArrayForEach(q, json_at(rep, "quirks"))
+    {
+        listed |= cJSON_IsString(q) && strcmp(q->valuestring, "vm_on_systems") == 0;
+    }
+    ok(listed, "control report lists the switched quirk");
+    cJSON_Delete(rep);
     is_int(0, sim_stop(&s), "simulator stopped");
 
     /* newer firmware: virtual media moved to Systems; several systems per BMC */

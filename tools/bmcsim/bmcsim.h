@@ -133,7 +133,7 @@ struct sim_task {
     double started;
     double done_at;
     bool applied;
-    char image[SIM_IMAGE_MAX];
+    char *image; /* owned */
 };
 
 struct sim_bmc {
@@ -150,10 +150,11 @@ struct sim_bmc {
     uint64_t rng;
     struct sim_faults faults;
     int nsystems;
-    struct sim_system systems[SIM_MAX_SYSTEMS];
+    struct sim_system *systems; /* owned, nsystems of them */
     char manager_path[96];
     struct sim_media manager_media[SIM_MAX_MEDIA]; /* used when VirtualMedia is under Managers */
-    struct sim_session sessions[SIM_MAX_SESSIONS_CAP];
+    struct sim_session *sessions;                  /* owned, session_slots of them */
+    int session_slots;
     unsigned next_session_id;
     struct sim_task tasks[SIM_MAX_TASKS];
     unsigned next_task_id;
@@ -177,6 +178,7 @@ struct sim_options {
     int control_port;
     const char *state_dir;
     bool plain_http;
+    bool shared_password; /* one password (and file) for the whole fleet */
     int threads;
     double power_delay;   /* seconds */
     double poweron_block; /* seconds power-on is refused after off (quirk) */
@@ -230,11 +232,14 @@ struct sim_request {
     const char *basic_pass;
 };
 
-/* Initialise one BMC's state (before serving). */
-void sim_bmc_init(struct sim_bmc *b, int index, const struct sim_flavour *f,
-                  const struct sim_options *opt);
+/* Initialise one BMC's state (before serving); 0 or -ENOMEM. */
+int sim_bmc_init(struct sim_bmc *b, int index, const struct sim_flavour *f,
+                 const struct sim_options *opt);
+void sim_bmc_destroy(struct sim_bmc *b);
 /* Answer one Redfish request; takes the BMC's lock itself. */
 void sim_redfish_handle(struct sim_bmc *b, const struct sim_request *rq, struct sim_response *rs);
+/* Switch quirks on and off at runtime (lock held), as a firmware update would. */
+void sim_bmc_set_quirks(struct sim_bmc *b, unsigned on, unsigned off);
 /* Drop every session of the BMC (fault "expire_sessions"). */
 void sim_bmc_expire_sessions(struct sim_bmc *b);
 /* Append the BMC's counters and state as a JSON object (cJSON *) to arr. */

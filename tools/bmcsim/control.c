@@ -216,6 +216,47 @@ int sim_faults_apply_json(const char *text, size_t len, struct ward_error *err)
     return rc;
 }
 
+/* {"bmc": sel, "<quirk>": true|false, ...}: validated fully, then applied. */
+static int apply_quirks(const char *text, size_t len, struct ward_error *err)
+{
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return ward_error_set(err, -EINVAL, "the body must be a JSON object");
+    }
+    int index = -1;
+    int rc = select_bmc(cJSON_GetObjectItemCaseSensitive(j, "bmc"), &index, err);
+    unsigned on = 0, off = 0;
+    for (cJSON *it = j->child; it != NULL && rc == 0; it = it->next) {
+        if (strcmp(it->string, "bmc") == 0) {
+            continue;
+        }
+        unsigned bit = sim_quirk_lookup(it->string);
+        if (bit == 0) {
+            rc = ward_error_set(err, -EINVAL, "unknown quirk \"%.64s\"", it->string);
+        } else if (!cJSON_IsBool(it)) {
+            rc = ward_error_set(err, -EINVAL, "quirk \"%.64s\" must be true or false", it->string);
+        } else if (cJSON_IsTrue(it)) {
+            on |= bit;
+        } else {
+            off |= bit;
+        }
+    }
+    cJSON_Delete(j);
+    if (rc != 0) {
+        return rc;
+    }
+    int from = index < 0 ? 0 : index;
+    int to = index < 0 ? sim_fleet->nbmcs : index + 1;
+    for (int i = from; i < to; i++) {
+        struct sim_bmc *b = &sim_fleet->bmcs[i];
+        pthread_mutex_lock(&b->lock);
+        sim_bmc_set_quirks(b, on, off);
+        pthread_mutex_unlock(&b->lock);
+    }
+    return 0;
+}
+
 static void reset_counters(int index)
 {
     int from = index < 0 ? 0 : index;
@@ -321,6 +362,14 @@ static enum MHD_Result on_control(void *cls, struct MHD_Connection *conn, const 
     }
     if (post && strcmp(url, "/control/faults") == 0) {
         if (sim_faults_apply_json(cr->body.data ? cr->body.data : "", cr->body.len, &err) != 0) {
+            return reply_error(conn, 400, err.text);
+        }
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddBoolToObject(o, "ok", true);
+        return reply(conn, 200, o);
+    }
+    if (post && strcmp(url, "/control/quirks") == 0) {
+        if (apply_quirks(cr->body.data ? cr->body.data : "", cr->body.len, &err) != 0) {
             return reply_error(conn, 400, err.text);
         }
         cJSON *o = cJSON_CreateObject();

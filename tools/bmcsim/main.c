@@ -37,6 +37,9 @@
 #define SIM_UPLOAD_MAX (64 * 1024)
 #define SIM_DRIP_BYTES 16
 #define SIM_HANG_SLICE 0.1
+/* where BMCs listen when no --base-port is given: below Linux's ephemeral range */
+#define SIM_AUTO_PORT_START 10000
+#define SIM_AUTO_PORT_END 32768
 
 struct sim_fleet *sim_fleet;
 
@@ -74,7 +77,20 @@ struct sim_req {
     size_t body_len;
     size_t cut;
     atomic_bool drip_ready;
+    atomic_bool counted; /* still counted in the BMC's active requests */
 };
+
+/* A request stops counting as in flight once its answer is complete on our side: queued
+ * (before a byte is sent) or, for bodies we hand out piecemeal, the last piece given. Doing it
+ * no later keeps a client that waits for each answer from ever seeing 2 in max_concurrent. */
+static void uncount(struct sim_req *rq)
+{
+    if (atomic_exchange(&rq->counted, false)) {
+        pthread_mutex_lock(&rq->bmc->lock);
+        rq->bmc->active--;
+        pthread_mutex_unlock(&rq->bmc->lock);
+    }
+}
 
 /* ---------------------------------------------------------------------------------------- */
 /* timer thread: resumes suspended connections at their deadline */
@@ -232,6 +248,7 @@ static ssize_t body_reader(void *cls, uint64_t pos, char *buf, size_t max)
     struct sim_req *rq = cls;
     if (rq->mode == BODY_TRUNCATED) {
         if (pos >= rq->cut) {
+            uncount(rq);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
         size_t n = rq->cut - (size_t)pos;
@@ -240,9 +257,11 @@ static ssize_t body_reader(void *cls, uint64_t pos, char *buf, size_t max)
         return (ssize_t)n;
     }
     if (atomic_load(&stopping)) {
+        uncount(rq);
         return MHD_CONTENT_READER_END_WITH_ERROR;
     }
     if (pos >= rq->body_len) {
+        uncount(rq);
         return MHD_CONTENT_READER_END_OF_STREAM;
     }
     if (atomic_exchange(&rq->drip_ready, false)) {
@@ -250,6 +269,9 @@ static ssize_t body_reader(void *cls, uint64_t pos, char *buf, size_t max)
         n = n < max ? n : max;
         n = n < SIM_DRIP_BYTES ? n : SIM_DRIP_BYTES;
         memcpy(buf, rq->body + pos, n);
+        if (pos + n >= rq->body_len) {
+            uncount(rq);
+        }
         return (ssize_t)n;
     }
     MHD_suspend_connection(rq->conn);
@@ -294,7 +316,9 @@ static enum MHD_Result send_response(struct sim_req *rq, struct sim_response *rs
         injected = true;
     } else {
         resp = MHD_create_response_from_buffer(len, rs->body, MHD_RESPMEM_MUST_FREE);
-        rs->body = NULL;
+        if (resp != NULL) {
+            rs->body = NULL; /* the response owns it now */
+        }
     }
     if (resp == NULL) {
         return MHD_NO;
@@ -315,6 +339,9 @@ static enum MHD_Result send_response(struct sim_req *rq, struct sim_response *rs
         pthread_mutex_lock(&b->lock);
         b->faults_injected++;
         pthread_mutex_unlock(&b->lock);
+    }
+    if (rq->mode == BODY_PLAIN) {
+        uncount(rq);
     }
     enum MHD_Result ret = MHD_queue_response(rq->conn, (unsigned)rs->status, resp);
     MHD_destroy_response(resp);
@@ -360,6 +387,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         rq->faults = b->faults;
         pthread_mutex_unlock(&b->lock);
+        atomic_store(&rq->counted, true);
         *con_cls = rq;
         return MHD_YES;
     }
@@ -479,9 +507,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (rq == NULL) {
         return;
     }
-    pthread_mutex_lock(&rq->bmc->lock);
-    rq->bmc->active--;
-    pthread_mutex_unlock(&rq->bmc->lock);
+    uncount(rq);
     ward_buf_free(&rq->upload);
     free(rq->body);
     free(rq);
@@ -500,6 +526,7 @@ static void *acceptor_main(void *arg)
 {
     struct epoll_event evs[64];
     unsigned rr = 0;
+    double last_emfile = 0;
     for (;;) {
         int n = epoll_wait(epfd, evs, 64, -1);
         if (n < 0) {
@@ -520,8 +547,17 @@ static void *acceptor_main(void *arg)
                                  SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (fd < 0) {
                     if (errno == EMFILE || errno == ENFILE) {
-                        fprintf(stderr, "ward-bmcsim: out of file descriptors accepting on %s\n",
-                                b->address);
+                        /* The socket stays readable: pause instead of spinning, say so once
+                         * a second. */
+                        double now = ward_monotonic();
+                        if (now - last_emfile > 1) {
+                            fprintf(stderr,
+                                    "ward-bmcsim: out of file descriptors accepting on %s\n",
+                                    b->address);
+                            last_emfile = now;
+                        }
+                        struct timespec pause = {.tv_nsec = 10 * 1000 * 1000};
+                        nanosleep(&pause, NULL);
                     }
                     break;
                 }
@@ -557,12 +593,13 @@ static void usage(FILE *out)
             "'all'\n"
             "                           (generic, dell-like, hpe-like, supermicro-like, "
             "openbmc-like)\n"
-            "  -p, --base-port P        first port; BMC i listens on P+i (default 0: any free "
-            "port)\n"
+            "  -p, --base-port P        first port; BMC i listens on P+i (default 0: free ports "
+            "from a random start in 10000-32767)\n"
             "  -c, --control-port P     control API port (default 0: any free port)\n"
             "      --systems K          systems per BMC (default 1, at most 8)\n"
             "      --threads T          HTTP worker threads (default 2)\n"
             "      --plain-http         serve HTTP instead of HTTPS\n"
+            "      --shared-password    one password and file (fleet.password) for all BMCs\n"
             "      --power-delay-ms MS  time a power change takes (default 1000)\n"
             "      --poweron-block-ms MS  power-on refused this long after off, with quirk "
             "poweron_409 (default 3000)\n"
@@ -584,6 +621,7 @@ enum {
     OPT_SYSTEMS = 256,
     OPT_THREADS,
     OPT_PLAIN,
+    OPT_SHARED_PASSWORD,
     OPT_POWER_DELAY,
     OPT_POWERON_BLOCK,
     OPT_TASK,
@@ -648,6 +686,7 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
         {"systems", required_argument, NULL, OPT_SYSTEMS},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"plain-http", no_argument, NULL, OPT_PLAIN},
+        {"shared-password", no_argument, NULL, OPT_SHARED_PASSWORD},
         {"power-delay-ms", required_argument, NULL, OPT_POWER_DELAY},
         {"poweron-block-ms", required_argument, NULL, OPT_POWERON_BLOCK},
         {"task-ms", required_argument, NULL, OPT_TASK},
@@ -761,6 +800,9 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
             break;
         case OPT_PLAIN:
             o->plain_http = true;
+            break;
+        case OPT_SHARED_PASSWORD:
+            o->shared_password = true;
             break;
         case OPT_POWER_DELAY:
         case OPT_POWERON_BLOCK:
@@ -888,13 +930,15 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
     return 0;
 }
 
-static int write_file(const char *dir, const char *name, const char *text, mode_t mode,
+/* Write text to dir/name with mode. atomic: through a temporary and rename, so a reader never
+ * sees half a file (fleet.json); password files are written in place, before "ready". */
+static int write_file(const char *dir, const char *name, const char *text, mode_t mode, bool atomic,
                       char *path_out, size_t path_len)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     char tmp[4200];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    snprintf(tmp, sizeof(tmp), atomic ? "%s.tmp" : "%s", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0) {
         return -errno;
@@ -914,7 +958,7 @@ static int write_file(const char *dir, const char *name, const char *text, mode_
         }
         off += (size_t)w;
     }
-    if (close(fd) != 0 || rename(tmp, path) != 0) {
+    if (close(fd) != 0 || (atomic && rename(tmp, path) != 0)) {
         int e = -errno;
         unlink(tmp);
         return e;
@@ -989,7 +1033,8 @@ static char *fleet_json(const char *ca_path, int control_port)
         cJSON_AddStringToObject(o, "flavour", b->flavour->name);
         cJSON_AddStringToObject(o, "username", b->flavour->username);
         char path[4200];
-        snprintf(path, sizeof(path), "%s/%s.password", sim_fleet->opt.state_dir, b->name);
+        snprintf(path, sizeof(path), "%s/%s.password", sim_fleet->opt.state_dir,
+                 sim_fleet->opt.shared_password ? "fleet" : b->name);
         cJSON_AddStringToObject(o, "password_file", path);
         cJSON *sys = cJSON_AddArrayToObject(o, "systems");
         for (int s = 0; s < b->nsystems; s++) {
@@ -1053,30 +1098,68 @@ int main(int argc, char **argv)
             fprintf(stderr, "ward-bmcsim: %s\n", err.text);
             return 1;
         }
-        int rc = write_file(o->state_dir, "ca.pem", tls.ca_pem, 0644, ca_path, sizeof(ca_path));
+        int rc =
+            write_file(o->state_dir, "ca.pem", tls.ca_pem, 0644, true, ca_path, sizeof(ca_path));
         if (rc != 0) {
             fprintf(stderr, "ward-bmcsim: cannot write %s/ca.pem: %s\n", o->state_dir,
                     strerror(-rc));
             return 1;
         }
     }
+    /* A random start keeps concurrent simulators (parallel tests) from probing the same
+     * ports. */
+    int span = SIM_AUTO_PORT_END - SIM_AUTO_PORT_START - o->nbmcs;
+    int auto_port =
+        SIM_AUTO_PORT_START +
+        (span > 0
+             ? (int)(((unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL)) % (unsigned)span)
+             : 0);
     for (int i = 0; i < o->nbmcs; i++) {
         struct sim_bmc *b = &fleet.bmcs[i];
-        sim_bmc_init(b, i, sim_flavour_find(o->flavour_names[i % o->nflavours]), o);
-        int rc = open_listener(b, o->base_port > 0 ? o->base_port + i : 0);
+        if (sim_bmc_init(b, i, sim_flavour_find(o->flavour_names[i % o->nflavours]), o) != 0) {
+            fprintf(stderr, "ward-bmcsim: out of memory\n");
+            return 1;
+        }
+        int rc;
+        if (o->base_port > 0) {
+            rc = open_listener(b, o->base_port + i);
+        } else {
+            /* Free ports below the ephemeral range, skipping taken ones: the kernel's own
+             * choice (port 0) gets slower with every socket already bound. */
+            rc = -EADDRINUSE;
+            while (rc == -EADDRINUSE && auto_port < SIM_AUTO_PORT_END) {
+                rc = open_listener(b, auto_port++);
+            }
+            if (rc == -EADDRINUSE) {
+                rc = open_listener(b, 0);
+            }
+        }
         if (rc != 0) {
             fprintf(stderr, "ward-bmcsim: cannot listen for %s on 127.0.0.1:%d: %s\n", b->name,
                     o->base_port > 0 ? o->base_port + i : 0, strerror(-rc));
             return 1;
         }
-        char name[64], text[64];
-        snprintf(name, sizeof(name), "%s.password", b->name);
-        snprintf(text, sizeof(text), "%s\n", b->password);
-        rc = write_file(o->state_dir, name, text, 0600, NULL, 0);
-        if (rc != 0) {
-            fprintf(stderr, "ward-bmcsim: cannot write the password file for %s: %s\n", b->name,
-                    strerror(-rc));
-            return 1;
+        if (o->shared_password && i > 0) {
+            memcpy(b->password, fleet.bmcs[0].password, sizeof(b->password));
+        } else {
+            char name[64], text[64];
+            snprintf(name, sizeof(name), "%s.password", o->shared_password ? "fleet" : b->name);
+            snprintf(text, sizeof(text), "%s\n", b->password);
+            rc = write_file(o->state_dir, name, text, 0600, false, NULL, 0);
+            if (rc != 0) {
+                fprintf(stderr, "ward-bmcsim: cannot write the password file for %s: %s\n", b->name,
+                        strerror(-rc));
+                return 1;
+            }
+        }
+        /* Starting a large fleet takes a while: honour a stop request meanwhile. */
+        if (i % 256 == 255) {
+            sigset_t pending;
+            sigpending(&pending);
+            if (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT)) {
+                fprintf(stderr, "ward-bmcsim: stopped while starting\n");
+                return 1;
+            }
         }
     }
 
@@ -1128,9 +1211,9 @@ int main(int argc, char **argv)
 
     char *fj = fleet_json(o->plain_http ? NULL : ca_path, control_port);
     char fleet_path[4200] = "";
-    int rc = fj != NULL
-                 ? write_file(o->state_dir, "fleet.json", fj, 0644, fleet_path, sizeof(fleet_path))
-                 : -ENOMEM;
+    int rc = fj != NULL ? write_file(o->state_dir, "fleet.json", fj, 0644, true, fleet_path,
+                                     sizeof(fleet_path))
+                        : -ENOMEM;
     free(fj);
     if (rc != 0) {
         fprintf(stderr, "ward-bmcsim: cannot write fleet.json: %s\n", strerror(-rc));
@@ -1159,7 +1242,7 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < o->nbmcs; i++) {
         close(fleet.bmcs[i].listen_fd);
-        pthread_mutex_destroy(&fleet.bmcs[i].lock);
+        sim_bmc_destroy(&fleet.bmcs[i]);
     }
     close(epfd);
     close(stopfd);

@@ -31,10 +31,18 @@ double sim_bmc_random(struct sim_bmc *b)
     return (double)(splitmix(&b->rng) >> 11) / (double)(1ULL << 53);
 }
 
-void sim_bmc_init(struct sim_bmc *b, int index, const struct sim_flavour *f,
-                  const struct sim_options *opt)
+int sim_bmc_init(struct sim_bmc *b, int index, const struct sim_flavour *f,
+                 const struct sim_options *opt)
 {
     memset(b, 0, sizeof(*b));
+    b->systems = calloc((size_t)opt->nsystems, sizeof(*b->systems));
+    b->session_slots = opt->max_sessions;
+    b->sessions = calloc((size_t)b->session_slots, sizeof(*b->sessions));
+    if (b->systems == NULL || b->sessions == NULL) {
+        free(b->systems);
+        free(b->sessions);
+        return -ENOMEM;
+    }
     b->index = index;
     b->flavour = f;
     b->quirks = (f->quirks | opt->quirks_on) & ~opt->quirks_off;
@@ -62,12 +70,15 @@ void sim_bmc_init(struct sim_bmc *b, int index, const struct sim_flavour *f,
     b->nsystems = opt->nsystems;
     for (int s = 0; s < b->nsystems; s++) {
         struct sim_system *sys = &b->systems[s];
+        /* built in a local first: GCC cannot tell sys->id and sys->path apart */
+        char id[sizeof(sys->id)];
         if (s == 0) {
-            snprintf(sys->id, sizeof(sys->id), "%s", f->system_id);
+            snprintf(id, sizeof(id), "%s", f->system_id);
         } else {
-            snprintf(sys->id, sizeof(sys->id), "%s-%d", f->system_id, s + 1);
+            snprintf(id, sizeof(id), "%s-%d", f->system_id, s + 1);
         }
-        snprintf(sys->path, sizeof(sys->path), "/redfish/v1/Systems/%s", sys->id);
+        memcpy(sys->id, id, sizeof(id));
+        snprintf(sys->path, sizeof(sys->path), "/redfish/v1/Systems/%s", id);
         uint64_t u1 = splitmix(&b->rng), u2 = splitmix(&b->rng);
         snprintf(sys->uuid, sizeof(sys->uuid), "%08" PRIx32 "-%04x-4%03x-8%03x-%012" PRIx64,
                  (uint32_t)u1, (unsigned)(u1 >> 32) & 0xffff, (unsigned)(u1 >> 48) & 0xfff,
@@ -85,6 +96,17 @@ void sim_bmc_init(struct sim_bmc *b, int index, const struct sim_flavour *f,
         snprintf(sys->boot_mode, sizeof(sys->boot_mode), "UEFI");
         snprintf(sys->last_boot_source, sizeof(sys->last_boot_source), "None");
     }
+    return 0;
+}
+
+void sim_bmc_destroy(struct sim_bmc *b)
+{
+    for (int i = 0; i < SIM_MAX_TASKS; i++) {
+        free(b->tasks[i].image);
+    }
+    free(b->systems);
+    free(b->sessions);
+    pthread_mutex_destroy(&b->lock);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -294,7 +316,9 @@ static void system_boot(struct sim_bmc *b, int s)
     if (strcmp(sys->boot_enabled, "Disabled") != 0 && strcmp(sys->boot_target, "None") != 0) {
         source = sys->boot_target;
     }
-    snprintf(sys->last_boot_source, sizeof(sys->last_boot_source), "%s", source);
+    char src[sizeof(sys->last_boot_source)];
+    snprintf(src, sizeof(src), "%s", source);
+    memcpy(sys->last_boot_source, src, sizeof(src));
     sys->last_boot_image[0] = '\0';
     if (is_cd_target(source)) {
         const struct sim_flavour *f = b->flavour;
@@ -322,7 +346,7 @@ static void apply_task(struct sim_bmc *b, struct sim_task *t)
     struct sim_media *m = &media_of(b, t->system)[t->media];
     if (t->kind == SIM_TASK_INSERT) {
         m->inserted = true;
-        snprintf(m->image, sizeof(m->image), "%s", t->image);
+        snprintf(m->image, sizeof(m->image), "%s", t->image != NULL ? t->image : "");
     } else if (t->kind == SIM_TASK_EJECT) {
         m->inserted = false;
         m->image[0] = '\0';
@@ -354,7 +378,7 @@ static void tick(struct sim_bmc *b, double now)
             apply_task(b, t);
         }
     }
-    for (int i = 0; i < SIM_MAX_SESSIONS_CAP; i++) {
+    for (int i = 0; i < b->session_slots; i++) {
         struct sim_session *s = &b->sessions[i];
         if (s->used && now - s->last_used > opts()->session_timeout) {
             s->used = false;
@@ -362,9 +386,26 @@ static void tick(struct sim_bmc *b, double now)
     }
 }
 
+void sim_bmc_set_quirks(struct sim_bmc *b, unsigned on, unsigned off)
+{
+    unsigned before = b->quirks;
+    b->quirks = (b->quirks | on) & ~off;
+    /* A "firmware update" that moves virtual media keeps what is inserted. */
+    bool was = (before & SIM_Q_VM_ON_SYSTEMS) != 0, now = (b->quirks & SIM_Q_VM_ON_SYSTEMS) != 0;
+    if (!was && now) {
+        memcpy(b->systems[0].media, b->manager_media, sizeof(b->manager_media));
+        memset(b->manager_media, 0, sizeof(b->manager_media));
+    } else if (was && !now) {
+        memcpy(b->manager_media, b->systems[0].media, sizeof(b->manager_media));
+        for (int s = 0; s < b->nsystems; s++) {
+            memset(b->systems[s].media, 0, sizeof(b->systems[s].media));
+        }
+    }
+}
+
 void sim_bmc_expire_sessions(struct sim_bmc *b)
 {
-    for (int i = 0; i < SIM_MAX_SESSIONS_CAP; i++) {
+    for (int i = 0; i < b->session_slots; i++) {
         b->sessions[i].used = false;
     }
 }
@@ -372,7 +413,7 @@ void sim_bmc_expire_sessions(struct sim_bmc *b)
 static int active_sessions(struct sim_bmc *b)
 {
     int n = 0;
-    for (int i = 0; i < SIM_MAX_SESSIONS_CAP; i++) {
+    for (int i = 0; i < b->session_slots; i++) {
         n += b->sessions[i].used;
     }
     return n;
@@ -391,6 +432,7 @@ static struct sim_task *task_new(struct sim_bmc *b, enum sim_task_kind kind, dou
 {
     /* Reuse the oldest slot: a real BMC also forgets old tasks. */
     struct sim_task *t = &b->tasks[(b->next_task_id - 1) % SIM_MAX_TASKS];
+    free(t->image);
     memset(t, 0, sizeof(*t));
     t->used = true;
     t->id = b->next_task_id++;
@@ -831,7 +873,7 @@ static void media_change(struct sim_bmc *b, int s, int i, bool insert, const cha
         t->system = s;
         t->media = i;
         if (insert) {
-            snprintf(t->image, sizeof(t->image), "%s", image);
+            t->image = strdup(image);
         }
         m->write_protected = write_protected;
         if (opts()->task_time <= 0) {
@@ -1057,7 +1099,7 @@ static void do_login(struct sim_bmc *b, const struct sim_request *rq, struct sim
         return;
     }
     struct sim_session *s = NULL;
-    for (int i = 0; i < SIM_MAX_SESSIONS_CAP; i++) {
+    for (int i = 0; i < b->session_slots; i++) {
         if (!b->sessions[i].used) {
             s = &b->sessions[i];
             break;
@@ -1087,7 +1129,7 @@ static struct sim_session *session_by_id(struct sim_bmc *b, const char *id)
     if (end == id || *end != '\0') {
         return NULL;
     }
-    for (int i = 0; i < SIM_MAX_SESSIONS_CAP; i++) {
+    for (int i = 0; i < b->session_slots; i++) {
         if (b->sessions[i].used && b->sessions[i].id == n) {
             return &b->sessions[i];
         }
@@ -1101,7 +1143,7 @@ static int authenticate(struct sim_bmc *b, const struct sim_request *rq, struct 
 {
     bool basic_ok = !(b->quirks & SIM_Q_SESSIONS_ONLY);
     if (rq->token != NULL) {
-        for (int i = 0; i < SIM_MAX_SESSIONS_CAP; i++) {
+        for (int i = 0; i < b->session_slots; i++) {
             struct sim_session *s = &b->sessions[i];
             if (s->used && strcmp(s->token, rq->token) == 0) {
                 s->last_used = now;
@@ -1258,10 +1300,29 @@ static void route_system(struct sim_bmc *b, int s, const char *rest, const struc
     reply_error(rs, 404, "ResourceMissingAtURI", "The resource at the URI was not found.");
 }
 
+/* Resources that only answer GET (collections, services, tasks). */
+static bool read_only(const char *path, struct sim_bmc *b)
+{
+    static const char *const fixed[] = {"/redfish/v1/Systems",           "/redfish/v1/Managers",
+                                        "/redfish/v1/SessionService",    "/redfish/v1/TaskService",
+                                        "/redfish/v1/TaskService/Tasks", NULL};
+    if (in_list(fixed, path) || strcmp(path, b->manager_path) == 0) {
+        return true;
+    }
+    return under(path, "/redfish/v1/TaskService/Tasks") != NULL ||
+           under(path, "/redfish/v1/TaskService/TaskMonitors") != NULL;
+}
+
 static void route(struct sim_bmc *b, const char *path, const struct sim_request *rq,
                   struct sim_response *rs, double now)
 {
     const char *rest;
+    bool get = is(rq->method, "GET");
+    if ((!get && read_only(path, b)) ||
+        (strcmp(path, "/redfish/v1/SessionService/Sessions") == 0 && !get)) {
+        not_allowed(rs, "GET");
+        return;
+    }
     if (strcmp(path, "/redfish/v1/Systems") == 0) {
         cJSON *c = collection("#ComputerSystemCollection.ComputerSystemCollection",
                               "Computer System Collection", "/redfish/v1/Systems");
@@ -1298,7 +1359,7 @@ static void route(struct sim_bmc *b, const char *path, const struct sim_request 
     } else if (strcmp(path, "/redfish/v1/SessionService/Sessions") == 0) {
         cJSON *c = collection("#SessionCollection.SessionCollection", "Session Collection",
                               "/redfish/v1/SessionService/Sessions");
-        for (int i = 0; i < SIM_MAX_SESSIONS_CAP; i++) {
+        for (int i = 0; i < b->session_slots; i++) {
             if (b->sessions[i].used) {
                 collection_add(c,
                                member("/redfish/v1/SessionService/Sessions/%u", b->sessions[i].id));
@@ -1372,12 +1433,20 @@ void sim_redfish_handle(struct sim_bmc *b, const struct sim_request *rq, struct 
     pthread_mutex_lock(&b->lock);
     double now = sim_now();
     tick(b, now);
-    bool get = is(rq->method, "GET") || is(rq->method, "HEAD");
-    if (strcmp(path, "/redfish") == 0 && get) {
+    /* HEAD is answered like GET; libmicrohttpd leaves the body out. */
+    struct sim_request req = *rq;
+    if (is(req.method, "HEAD")) {
+        req.method = "GET";
+    }
+    rq = &req;
+    bool get = is(rq->method, "GET");
+    if ((strcmp(path, "/redfish") == 0 || strcmp(path, "/redfish/v1") == 0) && !get) {
+        not_allowed(rs, "GET");
+    } else if (strcmp(path, "/redfish") == 0) {
         cJSON *r = cJSON_CreateObject();
         cJSON_AddStringToObject(r, "v1", "/redfish/v1/");
         reply_json(rs, 200, r);
-    } else if (strcmp(path, "/redfish/v1") == 0 && get) {
+    } else if (strcmp(path, "/redfish/v1") == 0) {
         reply_json(rs, 200, res_root(b));
     } else if (strcmp(path, "/redfish/v1/SessionService/Sessions") == 0 && is(rq->method, "POST")) {
         do_login(b, rq, rs, now);
