@@ -84,6 +84,25 @@ static int safe_load(lua_State *L)
     return 1;
 }
 
+/*
+ * setmetatable without finalizers: a __gc runs whenever the collector decides,
+ * outside any run's instruction budget, so a looping one would stall the loop.
+ */
+static int safe_setmetatable(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL) {
+            return luaL_error(L, "__gc metamethods are not allowed in the sandbox");
+        }
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
 static void open_lib(lua_State *L, const char *name, lua_CFunction open)
 {
     luaL_requiref(L, name, open, 1);
@@ -140,6 +159,9 @@ lua_State *ward_sandbox_new(size_t mem_limit)
     }
     lua_pushcfunction(L, safe_load);
     lua_setglobal(L, "load");
+    lua_getglobal(L, "setmetatable");
+    lua_pushcclosure(L, safe_setmetatable, 1);
+    lua_setglobal(L, "setmetatable");
     remove_field(L, LUA_STRLIBNAME, "dump");
     /* math.random is fine; randomseed would let a policy make others predictable */
     remove_field(L, LUA_MATHLIBNAME, "randomseed");

@@ -111,17 +111,17 @@ void ward_async_fail(struct ward_async *a, const char *reason);
  * | method                        | result                                            |
  * |-------------------------------|---------------------------------------------------|
  * | `bmc:connect()`               | true (service root discovered, session opened)    |
- * | `bmc:inventory()`             | `{manufacturer, model, serial, uuid, bios_version, power_state, cpu_count, memory_gib, macs = {...}}` |
- * | `bmc:power(action)`           | true once PowerState reflects "On", "ForceOff", "GracefulShutdown" or "ForceRestart" |
- * | `bmc:power_state()`           | "On" / "Off" / ...                                |
- * | `bmc:eject_media()`           | true                                              |
- * | `bmc:insert_media(url)`       | true                                              |
- * | `bmc:set_boot_once("Cd")`     | true                                              |
- * | `bmc:clear_boot_override()`   | true                                              |
- * | `bmc:reset()`                 | true (BMC manager reset, the recovery ladder uses it) |
- * | `bmc:get(path)`               | decoded JSON as a table                           |
- * | `bmc:patch(path, t)`, `bmc:post(path, t)`, `bmc:action(target, t)` | decoded reply or true |
- * | `bmc:close()`                 | true                                              |
+ * | `bmc:inventory()`             | `{manufacturer, model, serial, uuid, bios_version, power_state,
+ * cpu_count, memory_gib, macs = {...}}` | | `bmc:power(action)`           | true once PowerState
+ * reflects "On", "ForceOff", "GracefulShutdown" or "ForceRestart" | | `bmc:power_state()` | "On" /
+ * "Off" / ...                                | | `bmc:eject_media()`           | true | |
+ * `bmc:insert_media(url)`       | true                                              | |
+ * `bmc:set_boot_once("Cd")`     | true                                              | |
+ * `bmc:clear_boot_override()`   | true                                              | |
+ * `bmc:reset()`                 | true (BMC manager reset, the recovery ladder uses it) | |
+ * `bmc:get(path)`               | decoded JSON as a table                           | |
+ * `bmc:patch(path, t)`, `bmc:post(path, t)`, `bmc:action(target, t)` | decoded reply or true | |
+ * `bmc:close()`                 | true                                              |
  */
 struct ward_bmc_driver {
     void *self; /**< the driver's own state, owned by the plugin */

@@ -1,0 +1,3022 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "autoconf.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+#include <lauxlib.h>
+
+#include <ward/async.h>
+#include <ward/metrics.h>
+
+#include "config.h"
+#include "machine.h"
+#include "plugin.h"
+#include "policy.h"
+#include "queue.h"
+#include "sandbox.h"
+#include "store.h"
+#include "util.h"
+
+#define POLICY_MAX_BYTES (1u << 20)
+#define POLICY_MAX_DIMS 8
+#define POLICY_JSON_DEPTH 32
+#define POLICY_DEFAULT_MEMORY (64u << 20)
+#define POLICY_DEFAULT_INSTRUCTIONS 100000000ul
+
+/* Registry keys (their addresses are the keys). */
+static const char policy_key = 'p'; /* lightuserdata: struct policy * */
+static const char runs_key = 'r';   /* thread -> lightuserdata struct run * */
+static const char where_key = 'w';  /* declaration table -> "file:line" (weak keys) */
+static const char loaded_key = 'l'; /* module name -> module value */
+static const char guard_key = 'g';  /* boolean: inside a guard or consistency rule */
+
+struct generation;
+
+/* One compiled policy file: its own sandboxed state and machine. */
+struct policy {
+    struct ward_policy_engine *e; /* NULL while checking a file without an engine */
+    struct generation *gen;
+    char *path;             /* owned */
+    char *dir;              /* owned: where `require` looks */
+    char *kind;             /* owned */
+    lua_State *L;           /* owned */
+    struct ward_machine *m; /* owned */
+    int module_ref;
+    /* ward_<kind>_... families (ward_physicalhost_state_transitions_total, ...) */
+    struct ward_metric *m_transitions, *m_stuck, *m_recovery, *m_duration;
+    lua_State *helper; /* anchored by helper_ref: runs C pushes under pcall */
+    int helper_ref;
+    const struct ward_policy_options *o;
+};
+
+/* The set of policies in force; runs keep theirs alive across a reload. */
+struct generation {
+    unsigned refs;            /* the engine's "current" pointer counts as one */
+    struct policy **policies; /* owned */
+    size_t n;
+};
+
+struct resource {
+    char *kind; /* owned */
+    char *name; /* owned */
+    char *key;  /* owned: "kind/name", the queue key */
+    size_t ndims;
+    char *dim[POLICY_MAX_DIMS];   /* owned */
+    char *state[POLICY_MAX_DIMS]; /* owned */
+    double entered[POLICY_MAX_DIMS];
+    cJSON *spec;   /* owned */
+    cJSON *status; /* owned */
+    long long version;
+    /* stuck detection and recovery of the primary dimension */
+    bool stuck_reported;
+    bool exhausted;
+    unsigned attempts;
+    double last_attempt;
+    int pending_step; /* ladder index queued as the next run, -1 none */
+    struct run *run;  /* the one run in flight, or NULL */
+    struct resource *next;
+};
+
+struct ward_async {
+    struct run *run;
+    void (*cancel)(void *arg);
+    void *arg;
+};
+
+struct run {
+    struct ward_policy_engine *e;
+    struct policy *p; /* holds a reference on p->gen */
+    struct resource *r;
+    lua_State *co;
+    int co_ref;
+    int res_ref;
+    bool recovery;
+    char *recovery_state; /* owned: the state the recovery step tried to leave */
+    const char *step;     /* name of the recovery step (owned by the machine) */
+    double started;
+    double deadline;
+    struct ward_async *pending; /* owned while set */
+    bool ready;                 /* completed, waiting for the wake timer */
+    int nargs;
+    struct run *next_ready;
+    struct run *next;
+};
+
+struct ward_policy_engine {
+    struct ev_loop *loop;
+    struct ward_policy_sink sink;
+    bool has_sink;
+    struct ward_plugins *plugins;
+    struct ward_policy_options o;
+    char *dir; /* owned */
+    struct generation *gen;
+    unsigned generation;
+    struct resource *resources; /* owned list */
+    struct run *runs;           /* owned list */
+    struct run *ready;          /* subset of runs, waiting to be resumed */
+    unsigned running;
+    struct ward_queue *q;
+    ev_timer wake;  /* resumes completed runs and pumps the queue on the next iteration */
+    ev_timer stuck; /* periodic tick */
+    ev_timer due;   /* the next requeue */
+    bool destroying;
+    bool stopping;
+    struct ward_metrics *metrics;
+    struct ward_metric *m_reconcile, *m_reloads, *m_cancelled, *m_failures, *m_refused;
+};
+
+/* ------------------------------------------------------------------ helpers */
+
+static char *xstrdup(const char *s)
+{
+    char *p = strdup(s != NULL ? s : "");
+    if (p == NULL) {
+        abort();
+    }
+    return p;
+}
+
+static double engine_now(const struct ward_policy_engine *e)
+{
+    if (e->o.now != NULL) {
+        return e->o.now(e->o.now_arg);
+    }
+    return ev_now(e->loop);
+}
+
+static void emit(struct ward_policy_engine *e, const char *type, const char *kind, const char *name,
+                 const char *message)
+{
+    if (e != NULL && e->o.on_event != NULL) {
+        struct ward_policy_event ev = {type, kind, name, message};
+        e->o.on_event(e->o.event_arg, &ev);
+    }
+}
+
+/* A bounded token for metric labels: what the caller gave if it looks like one. */
+static const char *token_or_other(const char *s)
+{
+    size_t n = 0;
+    for (; s != NULL && s[n] != '\0'; n++) {
+        if (!(isalnum((unsigned char)s[n]) || s[n] == '_' || s[n] == '-') || n >= 40) {
+            return "other";
+        }
+    }
+    return n > 0 ? s : "other";
+}
+
+/* Run fn(L, ud) as one protected call on L; 0 or -errno with err. */
+struct pcall_ctx {
+    int (*fn)(lua_State *L, void *ud);
+    void *ud;
+};
+
+static int pcall_trampoline(lua_State *L)
+{
+    struct pcall_ctx *c = lua_touserdata(L, 1);
+    lua_remove(L, 1);
+    return c->fn(L, c->ud);
+}
+
+static int pcall_c(lua_State *L, int (*fn)(lua_State *L, void *ud), void *ud, int nresults,
+                   struct ward_error *err)
+{
+    struct pcall_ctx c = {fn, ud};
+    if (!lua_checkstack(L, 4)) {
+        return ward_error_set(err, -ENOMEM, "Lua stack exhausted");
+    }
+    lua_pushcfunction(L, pcall_trampoline);
+    lua_pushlightuserdata(L, &c);
+    return ward_sandbox_pcall(L, 1, nresults, err);
+}
+
+/* ------------------------------------------------------------- JSON <-> Lua */
+
+/* Push v as a Lua value (may raise on memory: call under a protected call). */
+static void json_to_lua(lua_State *L, const cJSON *v, int depth)
+{
+    luaL_checkstack(L, 3, "JSON nested too deeply");
+    if (v == NULL || cJSON_IsNull(v) || depth > POLICY_JSON_DEPTH) {
+        lua_pushnil(L);
+    } else if (cJSON_IsBool(v)) {
+        lua_pushboolean(L, cJSON_IsTrue(v));
+    } else if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        if (d >= -9007199254740992.0 && d <= 9007199254740992.0 && d == (double)(long long)d) {
+            lua_pushinteger(L, (lua_Integer)d);
+        } else {
+            lua_pushnumber(L, d);
+        }
+    } else if (cJSON_IsString(v)) {
+        lua_pushstring(L, v->valuestring);
+    } else if (cJSON_IsArray(v)) {
+        lua_createtable(L, cJSON_GetArraySize(v), 0);
+        lua_Integer i = 1;
+        for (const cJSON *c = v->child; c != NULL; c = c->next) {
+            json_to_lua(L, c, depth + 1);
+            lua_rawseti(L, -2, i++);
+        }
+    } else if (cJSON_IsObject(v)) {
+        lua_createtable(L, 0, 4);
+        for (const cJSON *c = v->child; c != NULL; c = c->next) {
+            if (c->string != NULL && !cJSON_IsNull(c)) {
+                json_to_lua(L, c, depth + 1);
+                lua_setfield(L, -2, c->string);
+            }
+        }
+    } else {
+        lua_pushnil(L);
+    }
+}
+
+/* Read the value at idx as JSON; raw access only, so no metamethod runs. */
+static cJSON *lua_to_json(lua_State *L, int idx, int depth, struct ward_error *err)
+{
+    idx = lua_absindex(L, idx);
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        return cJSON_CreateNull();
+    case LUA_TBOOLEAN:
+        return cJSON_CreateBool(lua_toboolean(L, idx));
+    case LUA_TNUMBER: {
+        double d = lua_tonumber(L, idx);
+        if (d != d || d > 1e308 || d < -1e308) {
+            ward_error_set(err, -EINVAL, "status holds a number JSON cannot represent");
+            return NULL;
+        }
+        return cJSON_CreateNumber(d);
+    }
+    case LUA_TSTRING:
+        return cJSON_CreateString(lua_tostring(L, idx));
+    case LUA_TTABLE:
+        break;
+    default:
+        ward_error_set(err, -EINVAL, "status cannot hold a %s value", luaL_typename(L, idx));
+        return NULL;
+    }
+    if (depth > POLICY_JSON_DEPTH || !lua_checkstack(L, 4)) {
+        ward_error_set(err, -EINVAL, "status is nested too deeply (or refers to itself)");
+        return NULL;
+    }
+    size_t len = lua_rawlen(L, idx);
+    size_t count = 0;
+    bool array = true;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        count++;
+        if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 ||
+            (size_t)lua_tointeger(L, -2) > len) {
+            array = false;
+        }
+        lua_pop(L, 1);
+    }
+    array = array && count == len && len > 0;
+    cJSON *out = array ? cJSON_CreateArray() : cJSON_CreateObject();
+    if (out == NULL) {
+        ward_error_set(err, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (array) {
+        for (size_t i = 1; i <= len; i++) {
+            lua_rawgeti(L, idx, (lua_Integer)i);
+            cJSON *c = lua_to_json(L, -1, depth + 1, err);
+            lua_pop(L, 1);
+            if (c == NULL) {
+                cJSON_Delete(out);
+                return NULL;
+            }
+            cJSON_AddItemToArray(out, c);
+        }
+        return out;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            lua_pop(L, 2);
+            cJSON_Delete(out);
+            ward_error_set(err, -EINVAL, "status keys must be strings (or a plain list)");
+            return NULL;
+        }
+        cJSON *c = lua_to_json(L, -1, depth + 1, err);
+        if (c == NULL) {
+            lua_pop(L, 2);
+            cJSON_Delete(out);
+            return NULL;
+        }
+        cJSON_AddItemToObject(out, lua_tostring(L, -2), c);
+        lua_pop(L, 1);
+    }
+    return out;
+}
+
+/* -------------------------------------------------------------- resources */
+
+static struct resource *resource_find(const struct ward_policy_engine *e, const char *kind,
+                                      const char *name)
+{
+    for (struct resource *r = e->resources; r != NULL; r = r->next) {
+        if (strcmp(r->kind, kind) == 0 && strcmp(r->name, name) == 0) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static void resource_free(struct resource *r)
+{
+    for (size_t i = 0; i < r->ndims; i++) {
+        free(r->dim[i]);
+        free(r->state[i]);
+    }
+    cJSON_Delete(r->spec);
+    cJSON_Delete(r->status);
+    free(r->kind);
+    free(r->name);
+    free(r->key);
+    free(r);
+}
+
+/* Index of dimension name in r, creating it at its initial state when absent. */
+static int resource_dim(struct resource *r, const struct ward_machine_dim *d, double now)
+{
+    for (size_t i = 0; i < r->ndims; i++) {
+        if (strcmp(r->dim[i], d->name) == 0) {
+            return (int)i;
+        }
+    }
+    if (r->ndims == POLICY_MAX_DIMS) {
+        return -1;
+    }
+    r->dim[r->ndims] = xstrdup(d->name);
+    r->state[r->ndims] = xstrdup(d->states[d->initial]);
+    r->entered[r->ndims] = now;
+    return (int)r->ndims++;
+}
+
+static const char *resource_state(const struct resource *r, const char *dim)
+{
+    for (size_t i = 0; i < r->ndims; i++) {
+        if (strcmp(r->dim[i], dim) == 0) {
+            return r->state[i];
+        }
+    }
+    return NULL;
+}
+
+/* Push the Lua view of a resource: {kind, name, state, states, spec, status, version, ...}. */
+static void push_resource(lua_State *L, const struct resource *r, const struct ward_machine *m)
+{
+    lua_createtable(L, 0, 10);
+    lua_pushstring(L, r->kind);
+    lua_setfield(L, -2, "kind");
+    lua_pushstring(L, r->name);
+    lua_setfield(L, -2, "name");
+    lua_createtable(L, 0, (int)r->ndims);
+    for (size_t i = 0; i < r->ndims; i++) {
+        lua_pushstring(L, r->state[i]);
+        lua_setfield(L, -2, r->dim[i]);
+    }
+    lua_setfield(L, -2, "states");
+    const char *primary = m != NULL && m->ndims > 0 ? resource_state(r, m->dims[0].name) : NULL;
+    if (primary == NULL && r->ndims > 0) {
+        primary = r->state[0];
+    }
+    lua_pushstring(L, primary);
+    lua_setfield(L, -2, "state");
+    if (r->spec != NULL) {
+        json_to_lua(L, r->spec, 0);
+    } else {
+        lua_newtable(L);
+    }
+    lua_setfield(L, -2, "spec");
+    if (r->status != NULL) {
+        json_to_lua(L, r->status, 0);
+    } else {
+        lua_newtable(L);
+    }
+    lua_setfield(L, -2, "status");
+    lua_pushinteger(L, r->version);
+    lua_setfield(L, -2, "version");
+    lua_pushnumber(L, r->ndims > 0 ? r->entered[0] : 0);
+    lua_setfield(L, -2, "entered_at");
+    lua_pushinteger(L, r->attempts);
+    lua_setfield(L, -2, "recovery_attempts");
+}
+
+/* Copy t.status (t at idx) into r->status; keeps the old status on bad data. */
+static int pull_status(lua_State *L, int idx, struct resource *r, struct ward_error *err)
+{
+    idx = lua_absindex(L, idx);
+    if (lua_type(L, idx) != LUA_TTABLE) {
+        return 0;
+    }
+    lua_pushliteral(L, "status");
+    lua_rawget(L, idx);
+    if (lua_type(L, -1) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    cJSON *s = lua_to_json(L, -1, 0, err);
+    lua_pop(L, 1);
+    if (s == NULL) {
+        return err != NULL ? err->code : -EINVAL;
+    }
+    cJSON_Delete(r->status);
+    r->status = s;
+    return 0;
+}
+
+/* ----------------------------------------------------------------- policy */
+
+static struct policy *policy_of(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &policy_key);
+    struct policy *p = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return p;
+}
+
+static struct policy *policy_for(const struct generation *g, const char *kind)
+{
+    for (size_t i = 0; g != NULL && i < g->n; i++) {
+        if (strcmp(g->policies[i]->kind, kind) == 0) {
+            return g->policies[i];
+        }
+    }
+    return NULL;
+}
+
+static void policy_free(struct policy *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    ward_machine_free(p->m, NULL);
+    ward_sandbox_close(p->L);
+    free(p->path);
+    free(p->dir);
+    free(p->kind);
+    free(p);
+}
+
+static void generation_release(struct generation *g)
+{
+    if (g == NULL || --g->refs > 0) {
+        return;
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        policy_free(g->policies[i]);
+    }
+    free(g->policies);
+    free(g);
+}
+
+/* ------------------------------------------------------- the transition path */
+
+static bool in_guard(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &guard_key);
+    bool yes = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return yes;
+}
+
+static void set_in_guard(lua_State *L, bool yes)
+{
+    lua_pushboolean(L, yes);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &guard_key);
+}
+
+/*
+ * Call a guard or consistency rule `ref` with the resource table at tbl and
+ * two extra values pushed by the caller (nargs of them on top). It must not
+ * yield (a plain lua_pcall makes the call non-yieldable, so ward_async_begin
+ * refuses) and fails closed: an error or an answer that is not true refuses.
+ * Returns 0 (allowed) or -EPERM with the reason in why.
+ */
+static int call_predicate(lua_State *L, int ref, int tbl, int nargs, const char *what,
+                          struct ward_error *why)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    lua_pushvalue(L, tbl);
+    lua_rotate(L, -(nargs + 2), 2);
+    bool nested = in_guard(L);
+    set_in_guard(L, true);
+    struct ward_error err = {0};
+    int rc = ward_sandbox_pcall(L, nargs + 1, 2, &err);
+    set_in_guard(L, nested);
+    if (rc != 0) {
+        /* the first line is enough for a refusal; the traceback goes to the log */
+        char *nl = strchr(err.text, '\n');
+        ward_log(WARD_LOG_WARN, "policy", "%s raised an error: %s", what, err.text);
+        if (nl != NULL) {
+            *nl = '\0';
+        }
+        return ward_error_set(why, -EPERM, "%s failed: %s", what, err.text);
+    }
+    int rc2 = 0;
+    if (lua_type(L, -2) == LUA_TBOOLEAN && lua_toboolean(L, -2)) {
+        rc2 = 0;
+    } else if (lua_type(L, -2) == LUA_TBOOLEAN || lua_isnil(L, -2)) {
+        const char *reason = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        rc2 = ward_error_set(why, -EPERM, "%s refused: %s", what,
+                             reason != NULL ? reason : "(no reason given)");
+    } else {
+        rc2 = ward_error_set(why, -EPERM,
+                             "%s refused: it returned a %s instead of true or "
+                             "false, reason",
+                             what, luaL_typename(L, -2));
+    }
+    lua_pop(L, 2);
+    return rc2;
+}
+
+/*
+ * Validate, guard and consistency-check r going to `to` in dimension d; the
+ * resource's Lua table is at tbl on L. 0 when the transition may happen.
+ */
+static int check_transition(struct policy *p, lua_State *L, int tbl, struct resource *r,
+                            const struct ward_machine_dim *d, const char *to,
+                            struct ward_error *err)
+{
+    tbl = lua_absindex(L, tbl);
+    const char *from_name = resource_state(r, d->name);
+    int from = ward_machine_state(d, from_name);
+    int t = ward_machine_state(d, to);
+    const char *label = p->m->ndims > 1 ? d->name : NULL;
+    if (t < 0) {
+        struct ward_buf all = {0};
+        for (size_t i = 0; i < d->nstates; i++) {
+            ward_buf_printf(&all, "%s%s", i ? ", " : "", d->states[i]);
+        }
+        ward_error_set(err, -EINVAL, "%s/%s: unknown state '%s' (states: %s)", r->kind, r->name, to,
+                       all.data);
+        ward_buf_free(&all);
+        return -EINVAL;
+    }
+    if (from < 0) {
+        return ward_error_set(err, -EINVAL, "%s/%s: current state '%s' is not in the machine",
+                              r->kind, r->name, from_name ? from_name : "?");
+    }
+    if (!ward_machine_allows(d, from, t)) {
+        struct ward_buf msg = {0};
+        ward_buf_printf(&msg, "%s/%s: %s%s%s -> %s is not allowed (allowed from %s: ", r->kind,
+                        r->name, label ? label : "", label ? " " : "", d->states[from],
+                        d->states[t], d->states[from]);
+        ward_machine_targets(d, from, &msg);
+        ward_buf_puts(&msg, ")");
+        int path[64];
+        int n = ward_machine_path(d, from, t, path, WARD_ARRAY_SIZE(path));
+        if (n > 0) {
+            ward_buf_printf(&msg, "; shortest path: %s", d->states[from]);
+            for (int i = 0; i < n; i++) {
+                ward_buf_printf(&msg, " -> %s", d->states[path[i]]);
+            }
+        } else if (from == t) {
+            ward_buf_printf(&msg, "; it is already %s", d->states[t]);
+        } else {
+            ward_buf_puts(&msg, "; no path leads there");
+        }
+        ward_error_set(err, -EPERM, "%s", msg.data);
+        ward_buf_free(&msg);
+        return -EPERM;
+    }
+    size_t at = (size_t)from * d->nstates + (size_t)t;
+    char what[300];
+    if (d->guard[at] != WARD_MACHINE_NOREF) {
+        snprintf(what, sizeof(what), "%s/%s: guard %s -> %s", r->kind, r->name, d->states[from],
+                 d->states[t]);
+        lua_pushstring(L, d->states[from]);
+        lua_pushstring(L, d->states[t]);
+        int rc = call_predicate(L, d->guard[at], tbl, 2, what, err);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    for (size_t i = 0; i < p->m->nrules; i++) {
+        /* rule(resource, state, states) with the target applied */
+        const char *primary =
+            d == &p->m->dims[0] ? d->states[t] : resource_state(r, p->m->dims[0].name);
+        snprintf(what, sizeof(what), "%s/%s: %s -> %s breaks consistency rule %s", r->kind, r->name,
+                 d->states[from], d->states[t], p->m->rules[i].name);
+        lua_pushstring(L, primary);
+        lua_createtable(L, 0, (int)r->ndims);
+        for (size_t k = 0; k < r->ndims; k++) {
+            lua_pushstring(L, strcmp(r->dim[k], d->name) == 0 ? d->states[t] : r->state[k]);
+            lua_setfield(L, -2, r->dim[k]);
+        }
+        int rc = call_predicate(L, p->m->rules[i].ref, tbl, 2, what, err);
+        if (rc != 0) {
+            /* "breaks consistency rule x refused: reason" reads badly; say it once */
+            char *s = strstr(err->text, " refused: ");
+            if (s != NULL) {
+                memmove(s + 2, s + 10, strlen(s + 10) + 1);
+                s[0] = ':';
+                s[1] = ' ';
+            }
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static const char *const duration_labels[] = {"state", NULL};
+
+static void policy_metrics(struct policy *p, struct ward_metrics *metrics);
+
+static void engine_refresh(struct ward_policy_engine *e, struct resource *r);
+
+/* After a durable commit: the engine's copy, then log, count, emit, look again. */
+static void apply_transition(struct ward_policy_engine *e, struct policy *p, struct resource *r,
+                             int di, const char *to, const char *trigger, const char *reason,
+                             const char *actor, long long version, double now)
+{
+    double spent = now - r->entered[di];
+    r->version = version;
+    char *from = r->state[di];
+    r->state[di] = xstrdup(to);
+    r->entered[di] = now;
+    if (strcmp(r->dim[di], p->m->dims[0].name) == 0) {
+        r->stuck_reported = false;
+        r->exhausted = false;
+        r->attempts = 0;
+        r->last_attempt = 0;
+        r->pending_step = -1;
+    }
+    char version_text[32];
+    snprintf(version_text, sizeof(version_text), "%lld", version);
+    struct ward_log_field fields[] = {
+        {"resource", r->key},
+        {"dimension", r->dim[di]},
+        {"from", from},
+        {"to", to},
+        {"trigger", trigger},
+        {"actor", actor},
+        {"version", version_text},
+    };
+    ward_log_fields(WARD_LOG_INFO, "policy", fields, WARD_ARRAY_SIZE(fields),
+                    "%s: %s -> %s (%s)%s%s", r->key, from, to, trigger, reason ? ": " : "",
+                    reason ? reason : "");
+    ward_metric_add(p->m_transitions, (const char *[]){from, to, trigger}, 1);
+    ward_metric_observe(p->m_duration, (const char *[]){from}, spent > 0 ? spent : 0);
+    struct ward_buf msg = {0};
+    ward_buf_printf(&msg, "%s -> %s (%s)", from, to, trigger);
+    emit(e, "transition", r->kind, r->name, msg.data);
+    ward_buf_free(&msg);
+    free(from);
+    /* the new state may have work to do */
+    ward_queue_add(e->q, r->key, now);
+    if (!ev_is_active(&e->wake)) {
+        ev_timer_set(&e->wake, 0, 0);
+        ev_timer_start(e->loop, &e->wake);
+    }
+}
+
+/* Commit, then log, count, emit. The checks have passed. */
+static int commit_transition(struct ward_policy_engine *e, struct policy *p, struct resource *r,
+                             const struct ward_machine_dim *d, const char *to, const char *trigger,
+                             const char *reason, const char *actor, struct ward_error *err)
+{
+    double now = engine_now(e);
+    int di = resource_dim(r, d, now);
+    if (di < 0) {
+        return ward_error_set(err, -E2BIG, "%s/%s: too many dimensions", r->kind, r->name);
+    }
+    char *from = r->state[di];
+    char *status = r->status != NULL ? cJSON_PrintUnformatted(r->status) : NULL;
+    trigger = token_or_other(trigger);
+    struct ward_policy_commit c = {
+        .kind = r->kind,
+        .name = r->name,
+        .dimension = d->name,
+        .from = from,
+        .to = to,
+        .trigger = trigger,
+        .reason = reason,
+        .actor = actor != NULL ? actor : "policy",
+        .expected_version = r->version,
+        .entered_at = now,
+        .status_json = status != NULL ? status : "{}",
+    };
+    long long version = r->version + 1;
+    int rc = 0;
+    if (e->has_sink) {
+        rc = e->sink.commit(e->sink.self, &c, &version, err);
+    }
+    free(status);
+    if (rc != 0) {
+        ward_log(WARD_LOG_WARN, "policy", "%s/%s: %s -> %s not committed: %s", r->kind, r->name,
+                 from, to, err != NULL ? err->text : "");
+        if (rc == -ESTALE) {
+            /* somebody else wrote first: take their version so the next attempt can succeed */
+            engine_refresh(e, r);
+        }
+        return rc;
+    }
+    apply_transition(e, p, r, di, to, trigger, reason, c.actor, version, now);
+    return 0;
+}
+
+/* Check and commit with the resource's table at tbl on L. */
+static int do_transition(struct ward_policy_engine *e, struct policy *p, lua_State *L, int tbl,
+                         struct resource *r, const char *dimension, const char *to,
+                         const char *trigger, const char *reason, const char *actor, bool commit,
+                         struct ward_error *err)
+{
+    const struct ward_machine_dim *d = ward_machine_dim(p->m, dimension);
+    if (d == NULL) {
+        return ward_error_set(err, -EINVAL, "%s/%s: no dimension '%s'", r->kind, r->name,
+                              dimension);
+    }
+    int rc = check_transition(p, L, tbl, r, d, to, err);
+    if (rc != 0) {
+        if (e != NULL && commit) {
+            ward_metric_add(e->m_refused, (const char *[]){r->kind}, 1);
+            ward_log_fields(WARD_LOG_INFO, "policy", &(struct ward_log_field){"resource", r->key},
+                            1, "transition refused: %s", err != NULL ? err->text : "");
+        }
+        return rc;
+    }
+    if (!commit) {
+        return 0;
+    }
+    return commit_transition(e, p, r, d, to, trigger, reason, actor, err);
+}
+
+/* ---------------------------------------------------------------- the runs */
+
+static void run_resume(struct run *run);
+static void run_finish(struct run *run, bool ok, const char *error, double requeue_after);
+static void schedule_wake(struct ward_policy_engine *e);
+
+static struct run *run_of(lua_State *L)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &runs_key) != LUA_TTABLE) {
+        lua_pop(L, 1); /* a state the engine did not create */
+        return NULL;
+    }
+    lua_pushthread(L);
+    lua_rawget(L, -2);
+    struct run *run = lua_touserdata(L, -1);
+    lua_pop(L, 2);
+    return run;
+}
+
+struct ward_async *ward_async_begin(lua_State *L, void (*cancel)(void *arg), void *arg)
+{
+    if (!lua_isyieldable(L) || !lua_checkstack(L, 3)) {
+        return NULL;
+    }
+    struct run *run = run_of(L);
+    if (run == NULL || run->co != L || run->pending != NULL || run->e->destroying) {
+        return NULL;
+    }
+    struct ward_async *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        return NULL;
+    }
+    a->run = run;
+    a->cancel = cancel;
+    a->arg = arg;
+    run->pending = a;
+    return a;
+}
+
+int ward_async_refuse(lua_State *L)
+{
+    return luaL_error(L, "this call has to wait and cannot yield here (guards, consistency "
+                         "rules and the policy's main chunk must not wait)");
+}
+
+int ward_async_yield(lua_State *L, struct ward_async *a)
+{
+    if (a == NULL) {
+        return ward_async_refuse(L);
+    }
+    return lua_yield(L, 0);
+}
+
+struct push_ctx {
+    int (*push)(lua_State *L, void *arg);
+    void *arg;
+};
+
+static int push_protected(lua_State *L, void *ud)
+{
+    struct push_ctx *c = ud;
+    int base = lua_gettop(L);
+    int n = c->push(L, c->arg);
+    if (n < 0 || lua_gettop(L) < base + n) {
+        return luaL_error(L, "a plugin pushed a bad number of results");
+    }
+    return n;
+}
+
+void ward_async_complete(struct ward_async *a, int (*push)(lua_State *L, void *arg), void *arg)
+{
+    if (a == NULL) {
+        return;
+    }
+    struct run *run = a->run;
+    struct policy *p = run->p;
+    lua_State *h = p->helper;
+    lua_settop(h, 0);
+    struct push_ctx c = {push, arg};
+    struct ward_error err = {0};
+    int n = 0;
+    if (push != NULL && pcall_c(h, push_protected, &c, LUA_MULTRET, &err) == 0) {
+        n = lua_gettop(h);
+    } else if (push != NULL) {
+        lua_settop(h, 0);
+        lua_pushnil(h);
+        lua_pushstring(h, err.text);
+        n = 2;
+    }
+    if (n > 0 && !lua_checkstack(run->co, n)) {
+        lua_settop(h, 0);
+        n = 0;
+    }
+    lua_xmove(h, run->co, n);
+    free(a);
+    run->pending = NULL;
+    run->nargs = n;
+    run->ready = true;
+    run->next_ready = run->e->ready;
+    run->e->ready = run;
+    schedule_wake(run->e);
+}
+
+static int push_failure(lua_State *L, void *arg)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, arg);
+    return 2;
+}
+
+void ward_async_fail(struct ward_async *a, const char *reason)
+{
+    ward_async_complete(a, push_failure, (void *)(reason != NULL ? reason : "failed"));
+}
+
+struct start_ctx {
+    struct run *run;
+    int fn_ref;
+    int extra; /* pushed as the second argument when > 0 (recovery attempt) */
+};
+
+static int run_build(lua_State *L, void *ud)
+{
+    struct start_ctx *c = ud;
+    struct run *run = c->run;
+    lua_State *co = lua_newthread(L);
+    push_resource(L, run->r, run->p->m);
+    lua_pushvalue(L, -1);
+    run->res_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->fn_ref);
+    lua_insert(L, -2);
+    int nargs = 1;
+    if (c->extra > 0) {
+        lua_pushinteger(L, c->extra);
+        nargs++;
+    }
+    lua_xmove(L, co, nargs + 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &runs_key);
+    lua_pushvalue(L, -2);
+    lua_pushlightuserdata(L, run);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    run->co = co;
+    run->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    run->nargs = nargs;
+    return 0;
+}
+
+/* Start fn_ref for r as a coroutine; 0 or -errno (then nothing is running). */
+static int run_start(struct ward_policy_engine *e, struct policy *p, struct resource *r, int fn_ref,
+                     bool recovery, const char *step, int attempt)
+{
+    struct run *run = calloc(1, sizeof(*run));
+    if (run == NULL) {
+        return -ENOMEM;
+    }
+    run->e = e;
+    run->p = p;
+    run->r = r;
+    run->recovery = recovery;
+    run->step = step;
+    run->co_ref = LUA_NOREF;
+    run->res_ref = LUA_NOREF;
+    run->started = engine_now(e);
+    run->deadline = run->started + e->o.reconcile_timeout;
+    if (recovery) {
+        run->recovery_state = xstrdup(r->state[0]);
+    }
+    struct start_ctx c = {run, fn_ref, recovery ? attempt : 0};
+    struct ward_error err = {0};
+    if (pcall_c(p->L, run_build, &c, 0, &err) != 0) {
+        ward_log(WARD_LOG_ERROR, "policy", "%s: cannot start a run: %s", r->key, err.text);
+        luaL_unref(p->L, LUA_REGISTRYINDEX, run->res_ref);
+        free(run->recovery_state);
+        free(run);
+        return err.code;
+    }
+    p->gen->refs++;
+    r->run = run;
+    run->next = e->runs;
+    e->runs = run;
+    e->running++;
+    ward_sandbox_arm(run->co, e->o.instructions, 0);
+    run_resume(run);
+    return 0;
+}
+
+struct error_ctx {
+    lua_State *co;
+    int status;
+    struct ward_buf *out;
+};
+
+static int describe_error(lua_State *L, void *ud)
+{
+    struct error_ctx *c = ud;
+    /* copy the error object out first: the dead coroutine has no error handler of its own */
+    lua_xmove(c->co, L, 1);
+    const char *msg = ward_sandbox_error_string(L, -1);
+    luaL_traceback(L, c->co, msg, 0);
+    ward_buf_puts(c->out, lua_tostring(L, -1));
+    return 0;
+}
+
+static void run_resume(struct run *run)
+{
+    struct ward_policy_engine *e = run->e;
+    struct ward_sandbox_alloc *alloc = ward_sandbox_alloc_of(run->co);
+    alloc->refused = false;
+    int nres = 0;
+    int st = lua_resume(run->co, NULL, run->nargs, &nres);
+    run->nargs = 0;
+    if (st == LUA_YIELD) {
+        lua_pop(run->co, nres);
+        if (run->pending == NULL) {
+            run_finish(run, false, "the policy yielded outside an asynchronous call", 0);
+        }
+        return;
+    }
+    if (st == LUA_OK) {
+        double after = 0;
+        bool ok = true;
+        const char *why = NULL;
+        if (nres > 0) {
+            int first = lua_gettop(run->co) - nres + 1;
+            if (lua_type(run->co, first) == LUA_TNUMBER) {
+                after = lua_tonumber(run->co, first);
+            } else if (!lua_toboolean(run->co, first)) {
+                ok = false;
+                why = nres > 1 && lua_type(run->co, first + 1) == LUA_TSTRING
+                          ? lua_tostring(run->co, first + 1)
+                          : "the reconcile returned false";
+            }
+        }
+        struct ward_buf msg = {0};
+        ward_buf_puts(&msg, why != NULL ? why : "");
+        lua_settop(run->co, 0);
+        run_finish(run, ok, ok ? NULL : msg.data, after);
+        ward_buf_free(&msg);
+        return;
+    }
+    struct ward_buf msg = {0};
+    if (st == LUA_ERRMEM || alloc->refused) {
+        ward_buf_puts(&msg, "memory limit exceeded: ");
+    } else if (ward_sandbox_exhausted(run->co)) {
+        ward_buf_puts(&msg, "stopped: ");
+    }
+    struct error_ctx c = {run->co, st, &msg};
+    struct ward_error err = {0};
+    /* a __tostring on the error object is policy code: give it a small budget of its own */
+    ward_sandbox_arm(run->p->L, 100000, 0);
+    if (pcall_c(run->p->L, describe_error, &c, 0, &err) != 0) {
+        ward_buf_printf(&msg, "(the error could not be described: %.200s)", err.text);
+    }
+    ward_sandbox_disarm(run->p->L);
+    run_finish(run, false, msg.data, 0);
+    ward_buf_free(&msg);
+    (void)e;
+}
+
+static int pull_run_status(lua_State *L, void *ud)
+{
+    struct run *run = ud;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, run->res_ref);
+    struct ward_error err = {0};
+    if (run->r != NULL && pull_status(L, -1, run->r, &err) != 0) {
+        ward_log(WARD_LOG_WARN, "policy", "%s: status not kept: %s", run->r->key, err.text);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+static void run_unlink(struct run *run)
+{
+    struct ward_policy_engine *e = run->e;
+    for (struct run **pp = &e->runs; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == run) {
+            *pp = run->next;
+            break;
+        }
+    }
+    for (struct run **pp = &e->ready; *pp != NULL; pp = &(*pp)->next_ready) {
+        if (*pp == run) {
+            *pp = run->next_ready;
+            break;
+        }
+    }
+}
+
+static void count_recovery(struct policy *p, const char *state, const char *outcome)
+{
+    ward_metric_add(p->m_recovery, (const char *[]){state, outcome}, 1);
+}
+
+static void run_finish(struct run *run, bool ok, const char *error, double requeue_after)
+{
+    struct ward_policy_engine *e = run->e;
+    struct policy *p = run->p;
+    struct resource *r = run->r;
+    double now = engine_now(e);
+    struct ward_error err = {0};
+    if (r != NULL && !e->destroying) {
+        pcall_c(p->L, pull_run_status, run, 0, &err);
+    }
+    run_unlink(run);
+    e->running--;
+    lua_State *L = p->L;
+    if (run->co != NULL) {
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &runs_key);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, run->co_ref);
+        lua_pushnil(L);
+        lua_rawset(L, -3);
+        lua_pop(L, 1);
+    }
+    luaL_unref(L, LUA_REGISTRYINDEX, run->co_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, run->res_ref);
+    ward_metric_observe(e->m_reconcile, NULL, now - run->started);
+    if (r != NULL) {
+        r->run = NULL;
+        if (!ok) {
+            ward_metric_add(e->m_failures, (const char *[]){r->kind}, 1);
+            ward_log_fields(WARD_LOG_WARN, "policy", &(struct ward_log_field){"resource", r->key},
+                            1, "%s %s failed: %s", r->key,
+                            run->recovery ? "recovery step" : "reconcile", error);
+            if (!run->recovery) {
+                emit(e, "reconcile_failed", r->kind, r->name, error);
+            }
+        }
+        if (run->recovery) {
+            bool changed = strcmp(r->state[0], run->recovery_state) != 0;
+            const struct ward_machine_dim *d = &p->m->dims[0];
+            const char *outcome = !changed ? "failed"
+                                  : ward_machine_state(d, r->state[0]) == d->error_state
+                                      ? "escalated"
+                                      : "recovered";
+            count_recovery(p, run->recovery_state, outcome);
+            /* a step that changed nothing is a failed attempt: logged, but no event */
+            ward_log(changed ? WARD_LOG_INFO : WARD_LOG_DEBUG, "policy",
+                     "%s: recovery step %s in %s: %s", r->key, run->step, run->recovery_state,
+                     outcome);
+            if (changed) {
+                emit(e, "recovery", r->kind, r->name, outcome);
+            }
+        }
+        if (!e->destroying) {
+            ward_queue_done(e->q, r->key, ok, now);
+            if (ok && requeue_after > 0) {
+                ward_queue_add(e->q, r->key, now + requeue_after);
+            }
+        }
+    }
+    free(run->recovery_state);
+    free(run);
+    generation_release(p->gen);
+    if (!e->destroying) {
+        schedule_wake(e);
+    }
+}
+
+/* Cancel a run whose coroutine is suspended (deadline, shutdown). */
+static void run_cancel(struct run *run, const char *why)
+{
+    struct ward_async *a = run->pending;
+    run->pending = NULL;
+    if (a != NULL) {
+        if (a->cancel != NULL) {
+            a->cancel(a->arg);
+        }
+        free(a);
+    }
+    ward_metric_add(run->e->m_cancelled, (const char *[]){why}, 1);
+    struct ward_buf msg = {0};
+    ward_buf_printf(&msg, "cancelled: %s", why);
+    run_finish(run, false, msg.data, 0);
+    ward_buf_free(&msg);
+}
+
+/* ------------------------------------------------------------ queue & timers */
+
+static void pump(struct ward_policy_engine *e)
+{
+    double now = engine_now(e);
+    const char *key;
+    while (!e->destroying && !e->stopping && (key = ward_queue_pop(e->q, now)) != NULL) {
+        struct resource *r = NULL;
+        for (struct resource *x = e->resources; x != NULL; x = x->next) {
+            if (strcmp(x->key, key) == 0) {
+                r = x;
+                break;
+            }
+        }
+        struct policy *p = r != NULL ? policy_for(e->gen, r->kind) : NULL;
+        if (r == NULL || p == NULL || r->run != NULL) {
+            ward_queue_done(e->q, key, true, now);
+            continue;
+        }
+        const struct ward_machine_dim *d = &p->m->dims[0];
+        resource_dim(r, d, now);
+        int s = ward_machine_state(d, resource_state(r, d->name));
+        if (s < 0) {
+            ward_queue_done(e->q, key, true, now);
+            continue;
+        }
+        int fn = d->reconcile[s];
+        bool recovery = false;
+        const char *step = NULL;
+        int attempt = 0;
+        if (r->pending_step >= 0 && (size_t)r->pending_step < d->nrecovery[s]) {
+            const struct ward_recovery_step *st = &d->recovery[s][r->pending_step];
+            recovery = true;
+            step = st->name;
+            attempt = (int)r->attempts;
+            if (st->kind == WARD_RECOVERY_FUNCTION) {
+                fn = st->ref;
+            }
+        } else if (r->pending_step == INT_MAX) {
+            recovery = true; /* the default ladder: retry */
+            step = "retry";
+            attempt = (int)r->attempts;
+        }
+        r->pending_step = -1;
+        if (fn == WARD_MACHINE_NOREF) {
+            if (recovery) {
+                count_recovery(p, d->states[s], "failed");
+            }
+            ward_queue_done(e->q, key, true, now);
+            continue;
+        }
+        if (run_start(e, p, r, fn, recovery, step, attempt) != 0) {
+            ward_queue_done(e->q, key, false, now);
+        }
+    }
+    double due = ward_queue_next_due(e->q);
+    if (!e->destroying && due >= 0 && e->o.now == NULL) {
+        ev_timer_stop(e->loop, &e->due);
+        ev_timer_set(&e->due, due > now ? due - now : 0, 0);
+        ev_timer_start(e->loop, &e->due);
+    }
+}
+
+static void on_wake(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct ward_policy_engine *e = ward_container_of(w, struct ward_policy_engine, wake);
+    while (e->ready != NULL) {
+        struct run *run = e->ready;
+        e->ready = run->next_ready;
+        run->ready = false;
+        run_resume(run);
+    }
+    pump(e);
+}
+
+static void schedule_wake(struct ward_policy_engine *e)
+{
+    if (!ev_is_active(&e->wake) && !e->destroying) {
+        ev_timer_set(&e->wake, 0, 0);
+        ev_timer_start(e->loop, &e->wake);
+    }
+}
+
+static void on_due(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    pump(ward_container_of(w, struct ward_policy_engine, due));
+}
+
+static void on_stuck_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    ward_policy_engine_tick(ward_container_of(w, struct ward_policy_engine, stuck));
+}
+
+/* ---------------------------------------------------- stuck and recovery */
+
+struct table_ctx {
+    struct resource *r;
+    const struct ward_machine *m;
+};
+
+static int push_resource_protected(lua_State *L, void *ud)
+{
+    struct table_ctx *c = ud;
+    push_resource(L, c->r, c->m);
+    return 1;
+}
+
+/* A transition decided by the engine itself (recovery), checked like any other. */
+static int engine_transition(struct ward_policy_engine *e, struct policy *p, struct resource *r,
+                             const char *to, const char *trigger, const char *reason,
+                             struct ward_error *err)
+{
+    lua_State *L = p->L;
+    struct table_ctx c = {r, p->m};
+    int rc = pcall_c(L, push_resource_protected, &c, 1, err);
+    if (rc != 0) {
+        return rc;
+    }
+    ward_sandbox_arm(L, e->o.instructions, 0);
+    rc = do_transition(e, p, L, -1, r, NULL, to, trigger, reason, "ward:recovery", true, err);
+    ward_sandbox_disarm(L);
+    lua_pop(L, 1);
+    return rc;
+}
+
+static void recover(struct ward_policy_engine *e, struct policy *p, struct resource *r, double now)
+{
+    const struct ward_machine_dim *d = &p->m->dims[0];
+    int s = ward_machine_state(d, r->state[0]);
+    if (s < 0 || d->final[s] || d->stuck[s] <= 0 || r->exhausted || r->run != NULL ||
+        r->pending_step != -1 || ward_queue_inflight(e->q, r->key)) {
+        return;
+    }
+    double since = r->entered[0] > r->last_attempt ? r->entered[0] : r->last_attempt;
+    if (now - since < d->stuck[s]) {
+        return;
+    }
+    const char *state = d->states[s];
+    if (!r->stuck_reported) {
+        r->stuck_reported = true;
+        ward_metric_add(p->m_stuck, (const char *[]){state}, 1);
+        struct ward_log_field f[] = {{"resource", r->key}, {"state", state}};
+        ward_log_fields(WARD_LOG_WARN, "policy", f, 2, "%s stuck in %s for %.0fs", r->key, state,
+                        now - r->entered[0]);
+        emit(e, "stuck", r->kind, r->name, state);
+    }
+    r->attempts++;
+    r->last_attempt = now;
+    struct ward_error err = {0};
+    if (r->attempts > e->o.max_retries) {
+        if (d->error_state >= 0 && s != d->error_state) {
+            char reason[96];
+            snprintf(reason, sizeof(reason), "stuck in %s after %u recovery attempts", state,
+                     r->attempts - 1);
+            int rc = engine_transition(e, p, r, d->states[d->error_state], "recovery_exhausted",
+                                       reason, &err);
+            count_recovery(p, state, rc == 0 ? "escalated" : "failed");
+            if (rc == 0) {
+                emit(e, "recovery", r->kind, r->name, "escalated");
+            }
+        } else {
+            r->exhausted = true;
+            count_recovery(p, state, "exhausted");
+            ward_log(WARD_LOG_WARN, "policy",
+                     "%s: recovery of %s gave up after %u attempts; waiting for an operator",
+                     r->key, state, r->attempts - 1);
+            emit(e, "recovery", r->kind, r->name, "exhausted");
+        }
+        return;
+    }
+    size_t n = d->nrecovery[s];
+    if (n == 0) {
+        r->pending_step = INT_MAX; /* default ladder: retry the state's work */
+        ward_queue_add(e->q, r->key, now);
+        return;
+    }
+    size_t k = r->attempts <= n ? r->attempts - 1 : n - 1;
+    const struct ward_recovery_step *st = &d->recovery[s][k];
+    if (st->kind == WARD_RECOVERY_RETRY || st->kind == WARD_RECOVERY_FUNCTION) {
+        r->pending_step = (int)k;
+        ward_queue_add(e->q, r->key, now);
+        return;
+    }
+    int target = st->kind == WARD_RECOVERY_ERROR ? d->error_state : st->target;
+    int rc = engine_transition(e, p, r, d->states[target], "stuck_recovery", st->name, &err);
+    const char *outcome = rc != 0 ? "failed" : target == d->error_state ? "escalated" : "recovered";
+    count_recovery(p, state, outcome);
+    if (rc == 0) {
+        emit(e, "recovery", r->kind, r->name, outcome);
+    }
+}
+
+void ward_policy_engine_tick(struct ward_policy_engine *e)
+{
+    double now = engine_now(e);
+    /* deadlines first: a cancelled run frees its resource for recovery */
+    for (struct run *run = e->runs, *next; run != NULL; run = next) {
+        next = run->next;
+        if (!run->ready && run->pending != NULL && now >= run->deadline) {
+            run_cancel(run, "deadline");
+            next = e->runs; /* the list changed under us */
+        }
+    }
+    for (struct resource *r = e->resources; r != NULL; r = r->next) {
+        struct policy *p = policy_for(e->gen, r->kind);
+        if (p != NULL && r->ndims > 0) {
+            recover(e, p, r, now);
+        }
+    }
+    pump(e);
+}
+
+/* ------------------------------------------------------- the ward Lua module */
+
+static struct policy *policy_checked(lua_State *L)
+{
+    struct policy *p = policy_of(L);
+    if (p == NULL) {
+        luaL_error(L, "ward: no policy context");
+    }
+    return p;
+}
+
+static int l_machine(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_where(L, 1);
+    size_t len;
+    const char *w = lua_tolstring(L, -1, &len);
+    while (len > 0 && (w[len - 1] == ' ' || w[len - 1] == ':')) {
+        len--;
+    }
+    lua_pushlstring(L, w, len);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &where_key);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, -3);
+    lua_rawset(L, -3);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static struct resource *resource_arg(lua_State *L, struct policy *p, int idx)
+{
+    const char *name = NULL;
+    if (lua_type(L, idx) == LUA_TTABLE) {
+        lua_pushliteral(L, "name");
+        lua_rawget(L, idx);
+        name = lua_tostring(L, -1);
+        lua_pop(L, 1); /* the string stays anchored by the table */
+    } else {
+        name = lua_tostring(L, idx);
+    }
+    if (name == NULL) {
+        luaL_argerror(L, idx, "a resource (table with a name) is required");
+    }
+    struct resource *r = p->e != NULL ? resource_find(p->e, p->kind, name) : NULL;
+    return r;
+}
+
+/* A transition a reconcile waits on while the store makes it durable. */
+struct pending_commit {
+    struct ward_policy_engine *e;
+    struct policy *p; /* holds a reference on p->gen until done */
+    struct resource *r;
+    char *dim;            /* owned */
+    char *from;           /* owned */
+    char *to;             /* owned */
+    char *trigger;        /* owned */
+    char *reason;         /* owned, may be NULL */
+    char *actor;          /* owned */
+    int tbl_ref;          /* the caller's resource table, updated when the commit is durable */
+    struct ward_async *a; /* NULL once the run was cancelled */
+    long long version;
+};
+
+static void pending_free(struct pending_commit *pc)
+{
+    luaL_unref(pc->p->L, LUA_REGISTRYINDEX, pc->tbl_ref);
+    generation_release(pc->p->gen);
+    free(pc->dim);
+    free(pc->from);
+    free(pc->to);
+    free(pc->trigger);
+    free(pc->reason);
+    free(pc->actor);
+    free(pc);
+}
+
+static void pending_cancel(void *arg)
+{
+    /* the commit is already queued in the store and will still happen: only forget the run */
+    struct pending_commit *pc = arg;
+    pc->a = NULL;
+}
+
+static int push_committed(lua_State *L, void *arg)
+{
+    struct pending_commit *pc = arg;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, pc->tbl_ref);
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        lua_pushliteral(L, "states");
+        if (lua_rawget(L, -2) == LUA_TTABLE) {
+            lua_pushstring(L, pc->to);
+            lua_setfield(L, -2, pc->dim);
+        }
+        lua_pop(L, 1);
+        if (strcmp(pc->dim, pc->p->m->dims[0].name) == 0) {
+            lua_pushstring(L, pc->to);
+            lua_setfield(L, -2, "state");
+        }
+        lua_pushinteger(L, pc->version);
+        lua_setfield(L, -2, "version");
+    }
+    lua_pop(L, 1);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static void pending_done(void *arg, int rc, long long new_version, const struct ward_error *err)
+{
+    struct pending_commit *pc = arg;
+    struct ward_policy_engine *e = pc->e;
+    struct resource *r = pc->r;
+    if (rc == 0) {
+        const struct ward_machine_dim *d = ward_machine_dim(pc->p->m, pc->dim);
+        int di = d != NULL ? resource_dim(r, d, engine_now(e)) : -1;
+        if (di >= 0) {
+            pc->version = new_version;
+            apply_transition(e, pc->p, r, di, pc->to, pc->trigger, pc->reason, pc->actor,
+                             new_version, engine_now(e));
+        }
+        if (pc->a != NULL) {
+            ward_async_complete(pc->a, push_committed, pc);
+        }
+    } else {
+        const char *why = err != NULL ? err->text : "commit failed";
+        ward_log(WARD_LOG_WARN, "policy", "%s: %s -> %s not committed: %s", r->key, pc->from,
+                 pc->to, why);
+        if (rc == -ESTALE && !e->destroying) {
+            engine_refresh(e, r);
+        }
+        if (pc->a != NULL) {
+            ward_async_fail(pc->a, why);
+        }
+    }
+    pending_free(pc);
+}
+
+/*
+ * From a reconcile with an asynchronous sink: queue the commit and wait for
+ * it. Returns -1 when this path does not apply (the caller commits at once).
+ */
+static int transition_async(lua_State *L, struct policy *p, struct resource *r,
+                            const char *dimension, const char *to, const char *trigger,
+                            const char *detail, const char *actor)
+{
+    struct ward_policy_engine *e = p->e;
+    if (!e->has_sink || e->sink.commit_async == NULL || e->destroying || !lua_isyieldable(L)) {
+        return -1;
+    }
+    struct run *run = run_of(L);
+    const struct ward_machine_dim *d = ward_machine_dim(p->m, dimension);
+    int di = d != NULL ? resource_dim(r, d, engine_now(e)) : -1;
+    if (run == NULL || run->co != L || run->pending != NULL || di < 0) {
+        return -1;
+    }
+    struct pending_commit *pc = calloc(1, sizeof(*pc));
+    if (pc == NULL) {
+        return -1;
+    }
+    pc->e = e;
+    pc->p = p;
+    pc->r = r;
+    pc->dim = xstrdup(d->name);
+    pc->from = xstrdup(r->state[di]);
+    pc->to = xstrdup(to);
+    pc->trigger = xstrdup(token_or_other(trigger));
+    pc->reason = detail != NULL ? xstrdup(detail) : NULL;
+    pc->actor = xstrdup(actor);
+    lua_pushvalue(L, 1);
+    pc->tbl_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    p->gen->refs++;
+    pc->a = ward_async_begin(L, pending_cancel, pc);
+    if (pc->a == NULL) {
+        pending_free(pc);
+        return -1;
+    }
+    char *status = r->status != NULL ? cJSON_PrintUnformatted(r->status) : NULL;
+    struct ward_policy_commit c = {
+        .kind = r->kind,
+        .name = r->name,
+        .dimension = pc->dim,
+        .from = pc->from,
+        .to = pc->to,
+        .trigger = pc->trigger,
+        .reason = pc->reason,
+        .actor = pc->actor,
+        .expected_version = r->version,
+        .entered_at = engine_now(e),
+        .status_json = status != NULL ? status : "{}",
+    };
+    int rc = e->sink.commit_async(e->sink.self, &c, pending_done, pc);
+    free(status);
+    if (rc != 0) {
+        /* not queued: take the registration back and let the caller commit at once */
+        free(run->pending);
+        run->pending = NULL;
+        pending_free(pc);
+        return -1;
+    }
+    return ward_async_yield(L, pc->a);
+}
+
+static int l_transition(lua_State *L)
+{
+    struct policy *p = policy_checked(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    const char *to = luaL_checkstring(L, 2);
+    const char *trigger = luaL_optstring(L, 3, "policy");
+    const char *detail = luaL_optstring(L, 4, NULL);
+    const char *dimension = luaL_optstring(L, 5, NULL);
+    if (in_guard(L)) {
+        return luaL_error(L, "ward.transition cannot be called from a guard or consistency rule");
+    }
+    if (p->e == NULL) {
+        luaL_pushfail(L);
+        lua_pushliteral(L, "ward.transition is not available while checking a policy");
+        return 2;
+    }
+    struct resource *r = resource_arg(L, p, 1);
+    if (r == NULL) {
+        luaL_pushfail(L);
+        lua_pushliteral(L, "unknown resource");
+        return 2;
+    }
+    struct ward_error err = {0};
+    if (pull_status(L, 1, r, &err) != 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err.text);
+        return 2;
+    }
+    char actor[160];
+    snprintf(actor, sizeof(actor), "policy:%s", p->kind);
+    /* check first, then wait for the store's group commit when the sink offers one */
+    int rc = do_transition(p->e, p, L, 1, r, dimension, to, trigger, detail, actor, false, &err);
+    if (rc == 0) {
+        int y = transition_async(L, p, r, dimension, to, trigger, detail, actor);
+        if (y >= 0) {
+            return y;
+        }
+        rc = do_transition(p->e, p, L, 1, r, dimension, to, trigger, detail, actor, true, &err);
+    } else {
+        ward_metric_add(p->e->m_refused, (const char *[]){r->kind}, 1);
+        ward_log_fields(WARD_LOG_INFO, "policy", &(struct ward_log_field){"resource", r->key}, 1,
+                        "transition refused: %s", err.text);
+    }
+    if (rc != 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err.text);
+        return 2;
+    }
+    /* keep the caller's table in step with what was committed */
+    const struct ward_machine_dim *d = ward_machine_dim(p->m, dimension);
+    lua_pushliteral(L, "states");
+    if (lua_rawget(L, 1) == LUA_TTABLE) {
+        lua_pushstring(L, to);
+        lua_setfield(L, -2, d->name);
+    }
+    lua_pop(L, 1);
+    if (d == &p->m->dims[0]) {
+        lua_pushstring(L, to);
+        lua_setfield(L, 1, "state");
+    }
+    lua_pushinteger(L, r->version);
+    lua_setfield(L, 1, "version");
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_bmc(lua_State *L)
+{
+    struct policy *p = policy_checked(L);
+    if (in_guard(L)) {
+        return luaL_error(L, "ward.bmc cannot be used from a guard or consistency rule");
+    }
+    struct resource *r = resource_arg(L, p, 1);
+    if (r == NULL || p->e == NULL) {
+        luaL_pushfail(L);
+        lua_pushliteral(L, "no such resource for a BMC");
+        return 2;
+    }
+    const struct ward_bmc_driver *drv = p->e->o.bmc_driver;
+    const char *name = "redfish";
+    const cJSON *bmc = cJSON_GetObjectItemCaseSensitive(r->spec, "bmc");
+    const cJSON *dn = cJSON_GetObjectItemCaseSensitive(bmc, "driver");
+    if (cJSON_IsString(dn)) {
+        name = dn->valuestring;
+    }
+    if (drv == NULL && p->e->plugins != NULL) {
+        drv = ward_plugins_capability(p->e->plugins, WARD_CAP_BMC_DRIVER, name);
+    }
+    if (drv == NULL || drv->open == NULL) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "no BMC driver '%s' is loaded", name);
+        return 2;
+    }
+    char *spec = cJSON_PrintUnformatted(r->spec != NULL ? r->spec : bmc);
+    int top = lua_gettop(L);
+    int n = drv->open(drv->self, L, r->name, spec != NULL ? spec : "{}");
+    free(spec);
+    if ((n != 1 && n != 2) || lua_gettop(L) != top + n) {
+        lua_settop(L, top);
+        luaL_pushfail(L);
+        lua_pushliteral(L, "the BMC driver returned a bad result");
+        return 2;
+    }
+    return n;
+}
+
+struct sleeper {
+    ev_timer t;
+    struct ev_loop *loop;
+    struct ward_async *a;
+};
+
+static void sleeper_cancel(void *arg)
+{
+    struct sleeper *s = arg;
+    ev_timer_stop(s->loop, &s->t);
+    free(s);
+}
+
+static int push_true(lua_State *L, void *arg)
+{
+    (void)arg;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static void sleeper_fire(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct sleeper *s = ward_container_of(w, struct sleeper, t);
+    ward_async_complete(s->a, push_true, NULL);
+    free(s);
+}
+
+static int l_sleep(lua_State *L)
+{
+    struct policy *p = policy_checked(L);
+    double secs = luaL_checknumber(L, 1);
+    if (p->e == NULL) {
+        return luaL_error(L, "ward.sleep is not available while checking a policy");
+    }
+    if (!(secs >= 0 && secs <= 86400)) {
+        return luaL_argerror(L, 1, "seconds between 0 and 86400");
+    }
+    struct sleeper *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return luaL_error(L, "out of memory");
+    }
+    s->a = ward_async_begin(L, sleeper_cancel, s);
+    if (s->a == NULL) {
+        free(s);
+        return ward_async_refuse(L);
+    }
+    s->loop = p->e->loop;
+    ev_timer_init(&s->t, sleeper_fire, secs, 0);
+    ev_timer_start(s->loop, &s->t);
+    return ward_async_yield(L, s->a);
+}
+
+static int l_log(lua_State *L)
+{
+    struct policy *p = policy_checked(L);
+    const char *level = luaL_checkstring(L, 1);
+    const char *msg = luaL_checkstring(L, 2);
+    enum ward_log_level lv = WARD_LOG_INFO;
+    if (strcmp(level, "debug") == 0) {
+        lv = WARD_LOG_DEBUG;
+    } else if (strcmp(level, "warn") == 0) {
+        lv = WARD_LOG_WARN;
+    } else if (strcmp(level, "error") == 0) {
+        lv = WARD_LOG_ERROR;
+    }
+    char component[96];
+    snprintf(component, sizeof(component), "policy:%s", p->kind != NULL ? p->kind : "?");
+    ward_log(lv, component, "%s", msg);
+    return 0;
+}
+
+static int l_now(lua_State *L)
+{
+    struct policy *p = policy_checked(L);
+    lua_pushnumber(L, p->e != NULL ? engine_now(p->e) : ward_monotonic());
+    return 1;
+}
+
+static int l_duration(lua_State *L)
+{
+    double secs;
+    if (ward_duration_parse(luaL_checkstring(L, 1), &secs) != 0) {
+        return luaL_argerror(L, 1, "not a duration (write \"30s\", \"15m\", \"1h30m\")");
+    }
+    lua_pushnumber(L, secs);
+    return 1;
+}
+
+/* ward.test{...}: a test case that remembers where it was written. */
+static int l_test(lua_State *L)
+{
+    return l_machine(L);
+}
+
+static int l_require(lua_State *L);
+
+static void push_ward_module(lua_State *L, const struct ward_policy_options *o)
+{
+    static const luaL_Reg fns[] = {
+        {"machine", l_machine},
+        {"transition", l_transition},
+        {"bmc", l_bmc},
+        {"sleep", l_sleep},
+        {"log", l_log},
+        {"now", l_now},
+        {"duration", l_duration},
+        {"test", l_test},
+        {NULL, NULL},
+    };
+    luaL_newlib(L, fns);
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, o->max_retries);
+    lua_setfield(L, -2, "max_retries");
+    lua_pushnumber(L, o->stuck_timeout);
+    lua_setfield(L, -2, "stuck_state_timeout");
+    lua_pushnumber(L, o->reconcile_timeout);
+    lua_setfield(L, -2, "reconcile_timeout");
+    lua_setfield(L, -2, "settings");
+}
+
+/* A table whose __index is the sandbox globals, with `ward` and `require`. */
+static void push_env(lua_State *L)
+{
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushglobaltable(L);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &loaded_key);
+    lua_getfield(L, -1, "ward");
+    lua_setfield(L, -3, "ward");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_require);
+    lua_setfield(L, -2, "require");
+}
+
+static char *slurp(const char *path, size_t *len, struct ward_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        ward_error_set(err, -errno, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct ward_buf b = {0};
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        ward_buf_put(&b, chunk, n);
+        if (b.len > POLICY_MAX_BYTES) {
+            fclose(f);
+            ward_buf_free(&b);
+            ward_error_set(err, -EFBIG, "%s: larger than %u bytes", path, POLICY_MAX_BYTES);
+            return NULL;
+        }
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        ward_buf_free(&b);
+        ward_error_set(err, -EIO, "%s: read error", path);
+        return NULL;
+    }
+    *len = b.len;
+    if (b.data == NULL) {
+        ward_buf_puts(&b, "");
+    }
+    return ward_buf_steal(&b);
+}
+
+/* require "name": only modules from the policy directory, as text, in their own _ENV. */
+static int l_require(lua_State *L)
+{
+    struct policy *p = policy_checked(L);
+    const char *name = luaL_checkstring(L, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &loaded_key);
+    if (lua_getfield(L, -1, name) != LUA_TNIL) {
+        return 1;
+    }
+    lua_pop(L, 1);
+    bool valid = name[0] != '\0' && name[0] != '.';
+    for (const char *c = name; *c != '\0'; c++) {
+        if (!(isalnum((unsigned char)*c) || *c == '_' || (*c == '.' && c[1] != '.'))) {
+            valid = false;
+        }
+    }
+    if (!valid) {
+        return luaL_error(L,
+                          "module '%s' not found: policies require modules by plain name "
+                          "(letters, digits, '_' and '.')",
+                          name);
+    }
+    struct ward_buf path = {0};
+    ward_buf_printf(&path, "%s/", p->dir);
+    for (const char *c = name; *c != '\0'; c++) {
+        ward_buf_putc(&path, *c == '.' ? '/' : *c);
+    }
+    ward_buf_puts(&path, ".lua");
+    struct stat stbuf;
+    if (stat(path.data, &stbuf) != 0 || !S_ISREG(stbuf.st_mode)) {
+        ward_buf_free(&path);
+        return luaL_error(L,
+                          "module '%s' not found: policies can only require Lua modules from "
+                          "the policy directory (C modules and ffi are not available)",
+                          name);
+    }
+    struct ward_error err = {0};
+    size_t len = 0;
+    char *text = slurp(path.data, &len, &err);
+    if (text == NULL) {
+        ward_buf_free(&path);
+        return luaL_error(L, "%s", err.text);
+    }
+    push_env(L);
+    int rc = ward_sandbox_load(L, text, len, path.data, -1, &err);
+    free(text);
+    ward_buf_free(&path);
+    if (rc != 0) {
+        return luaL_error(L, "%s", err.text);
+    }
+    lua_call(L, 0, 1);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushboolean(L, 1);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -4, name);
+    return 1;
+}
+
+/* ------------------------------------------------------------- loading */
+
+static char *dirname_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL) {
+        return xstrdup(".");
+    }
+    size_t n = (size_t)(slash - path);
+    char *d = malloc(n + 2);
+    if (d == NULL) {
+        abort();
+    }
+    if (n == 0) {
+        strcpy(d, "/");
+    } else {
+        memcpy(d, path, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* Where a declaration table (at idx) was written, or the file name. */
+static void where_of(lua_State *L, int idx, const char *path, struct ward_buf *out)
+{
+    idx = lua_absindex(L, idx);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &where_key);
+    lua_pushvalue(L, idx);
+    lua_rawget(L, -2);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        ward_buf_puts(out, lua_tostring(L, -1));
+    } else {
+        ward_buf_puts(out, path);
+    }
+    lua_pop(L, 2);
+}
+
+struct case_ctx {
+    struct policy *p;
+    struct ward_buf *out;
+    int idx; /* the case table */
+    int failed;
+};
+
+/* Run one test case at the top of L; append a line to out on failure. */
+static int run_case(lua_State *L, void *ud)
+{
+    struct case_ctx *c = ud;
+    struct policy *p = c->p;
+    int t = lua_gettop(L);
+    (void)c->idx;
+    struct ward_buf where = {0};
+    where_of(L, t, p->path, &where);
+    lua_getfield(L, t, "name");
+    const char *name = lua_tostring(L, -1) != NULL ? lua_tostring(L, -1) : "(unnamed)";
+    struct resource r = {.kind = p->kind, .name = "test", .key = "test", .pending_step = -1};
+    double now = 0;
+    /* states: from resource.state / resource.states, rest at their initial state */
+    lua_getfield(L, t, "resource");
+    int res = lua_gettop(L);
+    if (lua_type(L, res) != LUA_TTABLE) {
+        ward_buf_printf(c->out, "%s: test '%s': needs a resource table\n", where.data, name);
+        c->failed++;
+        ward_buf_free(&where);
+        return 0;
+    }
+    for (size_t i = 0; i < p->m->ndims; i++) {
+        const struct ward_machine_dim *d = &p->m->dims[i];
+        int di = resource_dim(&r, d, now);
+        char *s = NULL;
+        if (lua_getfield(L, res, "states") == LUA_TTABLE &&
+            lua_getfield(L, -1, d->name) == LUA_TSTRING) {
+            s = xstrdup(lua_tostring(L, -1));
+        }
+        lua_settop(L, res);
+        if (s == NULL && i == 0 && lua_getfield(L, res, "state") == LUA_TSTRING) {
+            s = xstrdup(lua_tostring(L, -1));
+        }
+        lua_settop(L, res);
+        if (s != NULL && di >= 0) {
+            free(r.state[di]);
+            r.state[di] = s;
+        } else {
+            free(s);
+        }
+    }
+    struct ward_error err = {0};
+    lua_getfield(L, res, "spec");
+    r.spec = lua_type(L, -1) == LUA_TTABLE ? lua_to_json(L, -1, 0, &err) : cJSON_CreateObject();
+    lua_pop(L, 1);
+    lua_getfield(L, res, "status");
+    r.status = lua_type(L, -1) == LUA_TTABLE ? lua_to_json(L, -1, 0, &err) : cJSON_CreateObject();
+    lua_pop(L, 1);
+    lua_getfield(L, t, "to");
+    const char *to = lua_tostring(L, -1);
+    lua_getfield(L, t, "dimension");
+    const char *dim = lua_tostring(L, -1);
+    lua_getfield(L, t, "allowed");
+    bool want = lua_toboolean(L, -1);
+    lua_getfield(L, t, "reason");
+    const char *want_reason = lua_tostring(L, -1);
+    if (to == NULL || r.spec == NULL || r.status == NULL) {
+        ward_buf_printf(c->out, "%s: test '%s': needs 'to' and JSON-like spec/status (%s)\n",
+                        where.data, name, err.text);
+        c->failed++;
+    } else {
+        push_resource(L, &r, p->m);
+        int rc = do_transition(NULL, p, L, -1, &r, dim, to, NULL, NULL, NULL, false, &err);
+        lua_pop(L, 1);
+        if (want && rc != 0) {
+            ward_buf_printf(c->out, "%s: test '%s': expected allowed, got: %s\n", where.data, name,
+                            err.text);
+            c->failed++;
+        } else if (!want && rc == 0) {
+            ward_buf_printf(c->out, "%s: test '%s': expected a refusal, but it was allowed\n",
+                            where.data, name);
+            c->failed++;
+        } else if (!want && want_reason != NULL && strstr(err.text, want_reason) == NULL) {
+            ward_buf_printf(c->out, "%s: test '%s': refused, but the reason lacks '%s': %s\n",
+                            where.data, name, want_reason, err.text);
+            c->failed++;
+        }
+    }
+    for (size_t i = 0; i < r.ndims; i++) {
+        free(r.dim[i]);
+        free(r.state[i]);
+    }
+    cJSON_Delete(r.spec);
+    cJSON_Delete(r.status);
+    ward_buf_free(&where);
+    lua_settop(L, t);
+    return 0;
+}
+
+/* Run every case in the list at idx; returns the number of cases, failures in *failed. */
+static int run_cases(struct policy *p, int idx, struct ward_buf *out, int *failed)
+{
+    lua_State *L = p->L;
+    idx = lua_absindex(L, idx);
+    lua_Integer n = luaL_len(L, idx);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, idx, i);
+        if (lua_type(L, -1) != LUA_TTABLE) {
+            lua_pop(L, 1);
+            ward_buf_printf(out, "%s: test %d is not a table\n", p->path, (int)i);
+            (*failed)++;
+            continue;
+        }
+        struct case_ctx c = {p, out, 0, 0};
+        struct pcall_ctx pc = {run_case, &c};
+        struct ward_error err = {0};
+        /* run_case sees the case table on top of its stack */
+        lua_pushcfunction(L, pcall_trampoline);
+        lua_insert(L, -2);
+        lua_pushlightuserdata(L, &pc);
+        lua_insert(L, -2);
+        ward_sandbox_arm(L, p->o->instructions, 0);
+        int rc = ward_sandbox_pcall(L, 2, 0, &err);
+        ward_sandbox_disarm(L);
+        if (rc != 0) {
+            ward_buf_printf(out, "%s: test %d: %s\n", p->path, (int)i, err.text);
+            (*failed)++;
+        }
+        *failed += c.failed;
+    }
+    return (int)n;
+}
+
+/* Find FILE.test.lua beside a policy: "x.lua" -> "x.test.lua". */
+static char *test_path(const char *path)
+{
+    size_t n = strlen(path);
+    if (n < 4 || strcmp(path + n - 4, ".lua") != 0) {
+        return NULL;
+    }
+    struct ward_buf b = {0};
+    ward_buf_put(&b, path, n - 4);
+    ward_buf_puts(&b, ".test.lua");
+    return ward_buf_steal(&b);
+}
+
+/*
+ * Compile one policy file, read its machine, validate it and run its test
+ * cases. Problems go to `problems` (one line each) and make it fail.
+ * *ncases gets the number of test cases run.
+ */
+static struct policy *policy_open(struct ward_policy_engine *e, const char *path,
+                                  const struct ward_policy_options *o, struct ward_buf *problems,
+                                  int *ncases, struct ward_error *err)
+{
+    size_t len = 0;
+    char *text = slurp(path, &len, err);
+    if (text == NULL) {
+        return NULL;
+    }
+    struct policy *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        free(text);
+        ward_error_set(err, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    p->e = e;
+    p->o = o;
+    p->path = xstrdup(path);
+    p->dir = dirname_of(path);
+    p->module_ref = LUA_NOREF;
+    p->L = ward_sandbox_new(o->memory_limit);
+    if (p->L == NULL) {
+        free(text);
+        policy_free(p);
+        ward_error_set(err, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    lua_State *L = p->L;
+    lua_pushlightuserdata(L, p);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &policy_key);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &runs_key);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &where_key);
+    lua_newtable(L);
+    push_ward_module(L, o);
+    lua_setfield(L, -2, "ward");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &loaded_key);
+    p->helper = lua_newthread(L);
+    p->helper_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+    push_env(L);
+    int rc = ward_sandbox_load(L, text, len, path, -1, err);
+    free(text);
+    if (rc == 0) {
+        lua_remove(L, -2);
+        ward_sandbox_arm(L, o->instructions, 0);
+        rc = ward_sandbox_pcall(L, 0, 1, err);
+        ward_sandbox_disarm(L);
+    } else {
+        lua_pop(L, 1);
+    }
+    if (rc == 0 && lua_type(L, -1) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        rc = ward_error_set(err, -EINVAL, "%s: a policy returns its module table (return M)", path);
+    }
+    if (rc == 0 && lua_getfield(L, -1, "kind") != LUA_TSTRING) {
+        lua_pop(L, 2);
+        rc = ward_error_set(err, -EINVAL, "%s: the module needs a kind (M.kind = \"Name\")", path);
+    } else if (rc == 0) {
+        p->kind = xstrdup(lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    if (rc == 0) {
+        lua_getfield(L, -1, "machine");
+        struct ward_buf where = {0};
+        where_of(L, -1, path, &where);
+        p->m = ward_machine_from_lua(L, -1, p->kind, where.data, o->stuck_timeout, err);
+        ward_buf_free(&where);
+        lua_pop(L, 1);
+        if (p->m == NULL) {
+            lua_pop(L, 1);
+            rc = err->code;
+        }
+    }
+    if (rc != 0) {
+        policy_free(p);
+        return NULL;
+    }
+    p->module_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (e != NULL && e->metrics != NULL) {
+        policy_metrics(p, e->metrics);
+    }
+    int failed = ward_machine_validate(p->m, problems);
+    *ncases = 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->module_ref);
+    if (lua_getfield(L, -1, "tests") == LUA_TTABLE) {
+        *ncases += run_cases(p, -1, problems, &failed);
+    }
+    lua_pop(L, 2);
+    char *tp = test_path(path);
+    struct stat st;
+    if (tp != NULL && stat(tp, &st) == 0) {
+        size_t tlen = 0;
+        struct ward_error terr = {0};
+        char *ttext = slurp(tp, &tlen, &terr);
+        if (ttext == NULL) {
+            ward_buf_printf(problems, "%s\n", terr.text);
+            failed++;
+        } else {
+            push_env(L);
+            int trc = ward_sandbox_load(L, ttext, tlen, tp, -1, &terr);
+            free(ttext);
+            if (trc == 0) {
+                lua_remove(L, -2);
+                ward_sandbox_arm(L, o->instructions, 0);
+                trc = ward_sandbox_pcall(L, 0, 1, &terr);
+                ward_sandbox_disarm(L);
+            } else {
+                lua_pop(L, 1);
+            }
+            if (trc != 0) {
+                ward_buf_printf(problems, "%s\n", terr.text);
+                failed++;
+            } else if (lua_type(L, -1) != LUA_TTABLE) {
+                ward_buf_printf(problems, "%s: returns a list of test cases\n", tp);
+                failed++;
+                lua_pop(L, 1);
+            } else {
+                *ncases += run_cases(p, -1, problems, &failed);
+                lua_pop(L, 1);
+            }
+        }
+    }
+    free(tp);
+    if (failed > 0) {
+        const char *first = problems->data != NULL ? problems->data : "";
+        const char *nl = strchr(first, '\n');
+        ward_error_set(err, -EINVAL, "%s: self-check failed (%d problem%s): %.*s", path, failed,
+                       failed == 1 ? "" : "s", nl ? (int)(nl - first) : (int)strlen(first), first);
+        policy_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* Register ward_<kind>_... families; re-registering on reload returns the same ones. */
+static void policy_metrics(struct policy *p, struct ward_metrics *metrics)
+{
+    struct ward_buf prefix = {0};
+    ward_buf_puts(&prefix, "ward_");
+    for (const char *c = p->kind; *c != '\0'; c++) {
+        ward_buf_putc(&prefix, isalnum((unsigned char)*c) ? (char)tolower((unsigned char)*c) : '_');
+    }
+    char name[256];
+    snprintf(name, sizeof(name), "%s_state_transitions_total", prefix.data);
+    p->m_transitions =
+        ward_metrics_counter(metrics, name, "State transitions committed, by from, to and trigger.",
+                             (const char *[]){"from", "to", "reason", NULL});
+    snprintf(name, sizeof(name), "%s_stuck_states_total", prefix.data);
+    p->m_stuck =
+        ward_metrics_counter(metrics, name, "Resources found stuck in a state.", duration_labels);
+    snprintf(name, sizeof(name), "%s_recovery_attempts_total", prefix.data);
+    p->m_recovery = ward_metrics_counter(metrics, name, "Recovery attempts by state and outcome.",
+                                         (const char *[]){"state", "outcome", NULL});
+    snprintf(name, sizeof(name), "%s_state_duration_seconds", prefix.data);
+    static const double buckets[] = {1, 10, 60, 300, 900, 1800, 3600, 7200, 21600, 86400};
+    p->m_duration =
+        ward_metrics_histogram(metrics, name, "Time spent in a state before leaving it.",
+                               duration_labels, buckets, WARD_ARRAY_SIZE(buckets));
+    ward_buf_free(&prefix);
+}
+
+static int is_policy_file(const struct dirent *d)
+{
+    size_t n = strlen(d->d_name);
+    return d->d_name[0] != '.' && n > 4 && strcmp(d->d_name + n - 4, ".lua") == 0 &&
+           !(n > 9 && strcmp(d->d_name + n - 9, ".test.lua") == 0);
+}
+
+static struct generation *generation_load(struct ward_policy_engine *e, const char *dir,
+                                          struct ward_error *err)
+{
+    struct dirent **names = NULL;
+    int n = scandir(dir, &names, is_policy_file, alphasort);
+    if (n < 0) {
+        ward_error_set(err, -errno, "policy directory %s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    struct generation *g = calloc(1, sizeof(*g));
+    if (g == NULL) {
+        abort();
+    }
+    g->refs = 1;
+    g->policies = calloc((size_t)n + 1, sizeof(*g->policies));
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        if (rc == 0) {
+            struct ward_buf path = {0};
+            ward_buf_printf(&path, "%s/%s", dir, names[i]->d_name);
+            struct ward_buf problems = {0};
+            int ncases = 0;
+            struct policy *p = policy_open(e, path.data, &e->o, &problems, &ncases, err);
+            if (problems.len > 0) {
+                ward_log(WARD_LOG_ERROR, "policy", "%s", problems.data);
+            }
+            ward_buf_free(&problems);
+            ward_buf_free(&path);
+            if (p == NULL) {
+                rc = err->code != 0 ? err->code : -EINVAL;
+            } else if (policy_for(g, p->kind) != NULL) {
+                rc = ward_error_set(err, -EEXIST, "%s: kind %s is declared by two policies",
+                                    p->path, p->kind);
+                policy_free(p);
+            } else {
+                p->gen = g;
+                g->policies[g->n++] = p;
+            }
+        }
+        free(names[i]);
+    }
+    free(names);
+    if (rc != 0) {
+        generation_release(g);
+        return NULL;
+    }
+    return g;
+}
+
+static int engine_swap(struct ward_policy_engine *e, const char *dir, bool reload, bool count,
+                       struct ward_error *err)
+{
+    struct ward_error local = {0};
+    struct generation *g = generation_load(e, dir, &local);
+    if (count) {
+        ward_metric_add(e->m_reloads, (const char *[]){g != NULL ? "success" : "failure"}, 1);
+    }
+    if (g == NULL) {
+        ward_log_fields(WARD_LOG_ERROR, "policy", &(struct ward_log_field){"reason", local.text}, 1,
+                        "%s refused%s", reload ? "policy reload" : "policy load",
+                        e->gen != NULL ? "; the last good policies stay in force" : "");
+        emit(e, "policy", NULL, NULL, local.text);
+        if (err != NULL) {
+            *err = local;
+        }
+        return local.code != 0 ? local.code : -EINVAL;
+    }
+    struct generation *old = e->gen;
+    e->gen = g;
+    e->generation++;
+    generation_release(old);
+    ward_log(WARD_LOG_INFO, "policy", "%zu polic%s loaded from %s (generation %u)", g->n,
+             g->n == 1 ? "y" : "ies", dir, e->generation);
+    /* every resource gets a look under the new rules */
+    double now = engine_now(e);
+    for (struct resource *r = e->resources; r != NULL; r = r->next) {
+        ward_queue_add(e->q, r->key, now);
+    }
+    schedule_wake(e);
+    return 0;
+}
+
+/* ------------------------------------------------------------ public API */
+
+int ward_policy_options_set(struct ward_policy_options *o, const char *key, const char *value,
+                            struct ward_error *err)
+{
+    if (value == NULL) {
+        return ward_error_set(err, -EINVAL, "%s: missing value", key);
+    }
+    double secs;
+    if (strcmp(key, "reconcile_timeout") == 0 || strcmp(key, "stuck_state_timeout") == 0) {
+        if (ward_duration_parse(value, &secs) != 0 || secs <= 0) {
+            return ward_error_set(err, -EINVAL,
+                                  "%s: '%s' is not a duration (write it like \"30s\", \"15m\" or "
+                                  "\"1h30m\")",
+                                  key, value);
+        }
+        if (key[0] == 'r') {
+            o->reconcile_timeout = secs;
+        } else {
+            o->stuck_timeout = secs;
+        }
+        return 0;
+    }
+    if (strcmp(key, "max_retries") == 0) {
+        char *end;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno != 0 || end == value || *end != '\0' || v < 0 || v > 1000) {
+            return ward_error_set(err, -EINVAL, "%s: '%s' is not a count between 0 and 1000", key,
+                                  value);
+        }
+        o->max_retries = (unsigned)v;
+        return 0;
+    }
+    return ward_error_set(err, -EINVAL, "unknown policy setting '%s'", key);
+}
+
+int ward_policy_options_init(struct ward_policy_options *o, struct ward_error *err)
+{
+    *o = (struct ward_policy_options){
+        .reconcile_timeout = 30 * 60,
+        .stuck_timeout = 15 * 60,
+        .max_retries = 3,
+        .memory_limit = POLICY_DEFAULT_MEMORY,
+        .instructions = POLICY_DEFAULT_INSTRUCTIONS,
+        .stuck_interval = 10,
+        .queue = {.base_delay = 1,
+                  .max_delay = 300,
+                  .jitter = 0.2,
+                  .max_inflight = 64,
+                  .rate = 50,
+                  .burst = 200},
+    };
+    static const struct {
+        const char *env;
+        const char *key;
+    } vars[] = {
+        {"RECONCILE_TIMEOUT", "reconcile_timeout"},
+        {"STUCK_STATE_TIMEOUT", "stuck_state_timeout"},
+        {"MAX_RETRIES", "max_retries"},
+    };
+    for (size_t i = 0; i < WARD_ARRAY_SIZE(vars); i++) {
+        const char *v = getenv(vars[i].env);
+        if (v == NULL) {
+            continue;
+        }
+        struct ward_error local = {0};
+        if (ward_policy_options_set(o, vars[i].key, v, &local) != 0) {
+            return ward_error_set(err, -EINVAL, "environment %s: %s", vars[i].env, local.text);
+        }
+    }
+    return 0;
+}
+
+struct ward_policy_engine *
+ward_policy_engine_create(struct ev_loop *loop, const struct ward_policy_sink *sink,
+                          struct ward_plugins *plugins, struct ward_metrics *metrics,
+                          const struct ward_policy_options *opts, struct ward_error *err)
+{
+    struct ward_policy_engine *e = calloc(1, sizeof(*e));
+    if (e == NULL) {
+        ward_error_set(err, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    e->loop = loop;
+    if (sink != NULL && sink->commit != NULL) {
+        e->sink = *sink;
+        e->has_sink = true;
+    }
+    e->plugins = plugins;
+    if (opts != NULL) {
+        e->o = *opts;
+    } else if (ward_policy_options_init(&e->o, err) != 0) {
+        free(e);
+        return NULL;
+    }
+    if (e->o.instructions == 0) {
+        e->o.instructions = POLICY_DEFAULT_INSTRUCTIONS;
+    }
+    e->q = ward_queue_create(&e->o.queue);
+    if (e->q == NULL) {
+        free(e);
+        ward_error_set(err, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    ev_timer_init(&e->wake, on_wake, 0, 0);
+    ev_timer_init(&e->due, on_due, 0, 0);
+    ev_timer_init(&e->stuck, on_stuck_timer, e->o.stuck_interval, e->o.stuck_interval);
+    if (e->o.stuck_interval > 0) {
+        ev_timer_start(loop, &e->stuck);
+    }
+    e->metrics = metrics;
+    if (metrics != NULL) {
+        e->m_reconcile =
+            ward_metrics_histogram(metrics, "ward_reconcile_duration_seconds",
+                                   "Duration of reconcile and recovery runs.", NULL, NULL, 0);
+        e->m_reloads = ward_metrics_counter(metrics, "ward_policy_reloads_total",
+                                            "Configuration and policy reloads by outcome.",
+                                            (const char *[]){"outcome", NULL});
+        e->m_cancelled = ward_metrics_counter(metrics, "ward_reconcile_cancelled_total",
+                                              "Runs cancelled before they finished, by reason.",
+                                              (const char *[]){"reason", NULL});
+        e->m_failures = ward_metrics_counter(metrics, "ward_reconcile_failures_total",
+                                             "Runs that ended in an error, by kind.",
+                                             (const char *[]){"kind", NULL});
+        e->m_refused = ward_metrics_counter(metrics, "ward_transitions_refused_total",
+                                            "Transitions refused by the machine, a guard or a "
+                                            "consistency rule, by kind.",
+                                            (const char *[]){"kind", NULL});
+    }
+    return e;
+}
+
+int ward_policy_engine_load(struct ward_policy_engine *e, const char *dir, struct ward_error *err)
+{
+    free(e->dir);
+    e->dir = xstrdup(dir);
+    return engine_swap(e, dir, false, true, err);
+}
+
+int ward_policy_engine_reload(struct ward_policy_engine *e, struct ward_error *err)
+{
+    if (e->dir == NULL) {
+        return ward_error_set(err, -EINVAL, "no policy directory loaded yet");
+    }
+    return engine_swap(e, e->dir, true, true, err);
+}
+
+const struct ward_machine *ward_policy_engine_machine(const struct ward_policy_engine *e,
+                                                      const char *kind)
+{
+    const struct policy *p = policy_for(e->gen, kind);
+    return p != NULL ? p->m : NULL;
+}
+
+void ward_policy_engine_stop(struct ward_policy_engine *e)
+{
+    e->stopping = true;
+    ev_timer_stop(e->loop, &e->stuck);
+    ev_timer_stop(e->loop, &e->due);
+}
+
+int ward_policy_daemon_reload(struct ward_daemon *d, const struct ward_config *next, void *arg,
+                              struct ward_error *err)
+{
+    (void)d;
+    struct ward_policy_engine *e = arg;
+    const char *dir = next != NULL && next->policy_dir != NULL ? next->policy_dir : e->dir;
+    if (dir == NULL) {
+        return ward_error_set(err, -EINVAL, "no policy directory");
+    }
+    int rc = engine_swap(e, dir, true, false, err);
+    if (rc == 0 && dir != e->dir) {
+        free(e->dir);
+        e->dir = xstrdup(dir);
+    }
+    return rc;
+}
+
+void ward_policy_daemon_stop(struct ward_daemon *d, void *arg)
+{
+    (void)d;
+    ward_policy_engine_stop(arg);
+}
+
+unsigned ward_policy_engine_running(const struct ward_policy_engine *e)
+{
+    return e->running;
+}
+
+unsigned ward_policy_engine_generation(const struct ward_policy_engine *e)
+{
+    return e->generation;
+}
+
+void ward_policy_engine_destroy(struct ward_policy_engine *e)
+{
+    if (e == NULL) {
+        return;
+    }
+    if (e->has_sink && e->sink.flush != NULL) {
+        /* commits runs wait on complete now, while the resources they touch still exist */
+        e->sink.flush(e->sink.self);
+    }
+    e->destroying = true;
+    ev_timer_stop(e->loop, &e->wake);
+    ev_timer_stop(e->loop, &e->due);
+    ev_timer_stop(e->loop, &e->stuck);
+    while (e->runs != NULL) {
+        run_cancel(e->runs, "shutdown");
+    }
+    while (e->resources != NULL) {
+        struct resource *r = e->resources;
+        e->resources = r->next;
+        resource_free(r);
+    }
+    generation_release(e->gen);
+    ward_queue_destroy(e->q);
+    free(e->dir);
+    free(e);
+}
+
+int ward_policy_resource_put(struct ward_policy_engine *e, const char *kind, const char *name,
+                             const char *spec_json, struct ward_error *err)
+{
+    if (kind == NULL || name == NULL || name[0] == '\0' || strlen(name) > 253) {
+        return ward_error_set(err, -EINVAL, "a resource needs a kind and a name (1-253 bytes)");
+    }
+    struct policy *p = policy_for(e->gen, kind);
+    if (p == NULL) {
+        return ward_error_set(err, -ENOENT, "no policy declares kind %s", kind);
+    }
+    cJSON *spec = cJSON_Parse(spec_json != NULL ? spec_json : "{}");
+    if (!cJSON_IsObject(spec)) {
+        cJSON_Delete(spec);
+        return ward_error_set(err, -EINVAL, "%s/%s: the spec is not a JSON object", kind, name);
+    }
+    double now = engine_now(e);
+    struct resource *r = resource_find(e, kind, name);
+    long long version = r != NULL ? r->version : 0;
+    if (e->has_sink && e->sink.put != NULL) {
+        char *text = cJSON_PrintUnformatted(spec);
+        int rc = e->sink.put(e->sink.self, kind, name, text != NULL ? text : "{}", version,
+                             &version, err);
+        free(text);
+        if (rc != 0) {
+            cJSON_Delete(spec);
+            return rc;
+        }
+    }
+    if (r == NULL) {
+        r = calloc(1, sizeof(*r));
+        if (r == NULL) {
+            cJSON_Delete(spec);
+            return ward_error_set(err, -ENOMEM, "out of memory");
+        }
+        r->kind = xstrdup(kind);
+        r->name = xstrdup(name);
+        struct ward_buf key = {0};
+        ward_buf_printf(&key, "%s/%s", kind, name);
+        r->key = ward_buf_steal(&key);
+        r->status = cJSON_CreateObject();
+        r->pending_step = -1;
+        for (size_t i = 0; i < p->m->ndims; i++) {
+            resource_dim(r, &p->m->dims[i], now);
+        }
+        r->next = e->resources;
+        e->resources = r;
+    } else {
+        cJSON_Delete(r->spec);
+    }
+    r->spec = spec;
+    r->version = version;
+    ward_queue_add(e->q, r->key, now);
+    schedule_wake(e);
+    return 0;
+}
+
+/* ------------------------------------------------------------ the store */
+
+static int store_commit(void *self, const struct ward_policy_commit *c, long long *new_version,
+                        struct ward_error *err)
+{
+    /* from is left to the version check: the store reads a dimension never written as "" */
+    struct ward_transition t = {
+        .kind = c->kind,
+        .ns = WARD_POLICY_NAMESPACE,
+        .name = c->name,
+        .dimension = c->dimension,
+        .to = c->to,
+        .trigger = c->trigger,
+        .reason = c->reason,
+        .actor = c->actor,
+        .expected_version = c->expected_version,
+        .status = c->status_json,
+    };
+    int64_t v = 0;
+    int rc = ward_store_transition_sync(self, &t, &v, err);
+    if (rc == 0) {
+        *new_version = v;
+    }
+    return rc;
+}
+
+static int store_put(void *self, const char *kind, const char *name, const char *spec_json,
+                     long long expected_version, long long *new_version, struct ward_error *err)
+{
+    struct ward_resource r = {
+        .kind = (char *)kind,
+        .ns = (char *)WARD_POLICY_NAMESPACE,
+        .name = (char *)name,
+        .spec = (char *)spec_json,
+    };
+    int rc = expected_version == 0 ? ward_store_create(self, &r, err)
+                                   : ward_store_update(self, &r, expected_version, err);
+    if (rc == 0) {
+        *new_version = r.version;
+    }
+    return rc;
+}
+
+struct store_async {
+    void (*done)(void *arg, int rc, long long new_version, const struct ward_error *err);
+    void *arg;
+};
+
+static void store_async_done(void *arg, int rc, int64_t new_version, const struct ward_error *err)
+{
+    struct store_async *sa = arg;
+    sa->done(sa->arg, rc, (long long)new_version, err);
+    free(sa);
+}
+
+static int store_commit_async(void *self, const struct ward_policy_commit *c,
+                              void (*done)(void *arg, int rc, long long new_version,
+                                           const struct ward_error *err),
+                              void *arg)
+{
+    struct store_async *sa = calloc(1, sizeof(*sa));
+    if (sa == NULL) {
+        return -ENOMEM;
+    }
+    sa->done = done;
+    sa->arg = arg;
+    struct ward_transition t = {
+        .kind = c->kind,
+        .ns = WARD_POLICY_NAMESPACE,
+        .name = c->name,
+        .dimension = c->dimension,
+        .to = c->to,
+        .trigger = c->trigger,
+        .reason = c->reason,
+        .actor = c->actor,
+        .expected_version = c->expected_version,
+        .status = c->status_json,
+    };
+    int rc = ward_store_transition(self, &t, store_async_done, sa);
+    if (rc != 0) {
+        free(sa);
+    }
+    return rc;
+}
+
+static void store_flush(void *self)
+{
+    ward_store_flush(self);
+}
+
+void ward_policy_sink_store(struct ward_policy_sink *sink, struct ward_store *st)
+{
+    *sink = (struct ward_policy_sink){.self = st,
+                                      .commit = store_commit,
+                                      .put = store_put,
+                                      .commit_async = store_commit_async,
+                                      .flush = store_flush};
+}
+
+static int restore_one(struct ward_policy_engine *e, struct ward_store *st,
+                       const struct ward_resource *sr, struct ward_error *err)
+{
+    struct policy *p = policy_for(e->gen, sr->kind);
+    cJSON *spec = cJSON_Parse(sr->spec != NULL ? sr->spec : "{}");
+    cJSON *status = cJSON_Parse(sr->status != NULL ? sr->status : "{}");
+    if (p == NULL || !cJSON_IsObject(spec) || !cJSON_IsObject(status)) {
+        cJSON_Delete(spec);
+        cJSON_Delete(status);
+        ward_log(WARD_LOG_WARN, "policy", "%s/%s: not restored (no policy or bad JSON)", sr->kind,
+                 sr->name);
+        return 0;
+    }
+    /* the store keeps the states inside the status it returns; the engine keeps them apart */
+    cJSON_DeleteItemFromObjectCaseSensitive(status, "states");
+    struct ward_state *states = NULL;
+    size_t n = 0;
+    int rc = ward_store_states(st, sr->kind, sr->ns, sr->name, &states, &n, err);
+    if (rc != 0) {
+        cJSON_Delete(spec);
+        cJSON_Delete(status);
+        return rc;
+    }
+    struct resource *r = resource_find(e, sr->kind, sr->name);
+    if (r == NULL) {
+        r = calloc(1, sizeof(*r));
+        if (r == NULL) {
+            abort();
+        }
+        r->kind = xstrdup(sr->kind);
+        r->name = xstrdup(sr->name);
+        struct ward_buf key = {0};
+        ward_buf_printf(&key, "%s/%s", sr->kind, sr->name);
+        r->key = ward_buf_steal(&key);
+        r->next = e->resources;
+        e->resources = r;
+    } else {
+        cJSON_Delete(r->spec);
+        cJSON_Delete(r->status);
+    }
+    r->pending_step = -1;
+    r->spec = spec;
+    r->status = status;
+    r->version = sr->version;
+    double now = engine_now(e);
+    for (size_t i = 0; i < p->m->ndims; i++) {
+        const struct ward_machine_dim *d = &p->m->dims[i];
+        int di = resource_dim(r, d, sr->created > 0 ? sr->created : now);
+        for (size_t k = 0; di >= 0 && k < n; k++) {
+            if (strcmp(states[k].dimension, d->name) == 0 && states[k].state[0] != '\0') {
+                free(r->state[di]);
+                r->state[di] = xstrdup(states[k].state);
+                r->entered[di] = states[k].entered;
+            }
+        }
+    }
+    ward_state_free(states, n);
+    ward_queue_add(e->q, r->key, now);
+    return 0;
+}
+
+static void engine_refresh(struct ward_policy_engine *e, struct resource *r)
+{
+    if (!e->has_sink || e->sink.commit != store_commit) {
+        return;
+    }
+    struct ward_resource *sr = NULL;
+    struct ward_error err = {0};
+    if (ward_store_get(e->sink.self, r->kind, WARD_POLICY_NAMESPACE, r->name, &sr, &err) != 0 ||
+        restore_one(e, e->sink.self, sr, &err) != 0) {
+        ward_log(WARD_LOG_WARN, "policy", "%s: cannot re-read it from the store: %s", r->key,
+                 err.text);
+    }
+    ward_resource_free(sr);
+}
+
+int ward_policy_engine_restore(struct ward_policy_engine *e, struct ward_store *st,
+                               struct ward_error *err)
+{
+    for (size_t i = 0; e->gen != NULL && i < e->gen->n; i++) {
+        struct ward_store_filter f = {.kind = e->gen->policies[i]->kind};
+        struct ward_resource **list = NULL;
+        size_t n = 0;
+        int rc = ward_store_list(st, &f, &list, &n, err);
+        for (size_t k = 0; rc == 0 && k < n; k++) {
+            if (strcmp(list[k]->ns, WARD_POLICY_NAMESPACE) == 0) {
+                rc = restore_one(e, st, list[k], err);
+            }
+        }
+        ward_resource_list_free(list, n);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    schedule_wake(e);
+    return 0;
+}
+
+int ward_policy_resource_set_status(struct ward_policy_engine *e, const char *kind,
+                                    const char *name, const char *status_json,
+                                    struct ward_error *err)
+{
+    struct resource *r = resource_find(e, kind, name);
+    if (r == NULL) {
+        return ward_error_set(err, -ENOENT, "%s/%s: no such resource", kind, name);
+    }
+    cJSON *s = cJSON_Parse(status_json != NULL ? status_json : "{}");
+    if (!cJSON_IsObject(s)) {
+        cJSON_Delete(s);
+        return ward_error_set(err, -EINVAL, "%s/%s: the status is not a JSON object", kind, name);
+    }
+    cJSON_Delete(r->status);
+    r->status = s;
+    return 0;
+}
+
+const char *ward_policy_resource_state(const struct ward_policy_engine *e, const char *kind,
+                                       const char *name, const char *dimension)
+{
+    const struct resource *r = resource_find(e, kind, name);
+    if (r == NULL || r->ndims == 0) {
+        return NULL;
+    }
+    if (dimension == NULL) {
+        struct policy *p = policy_for(e->gen, kind);
+        dimension = p != NULL ? p->m->dims[0].name : r->dim[0];
+    }
+    return resource_state(r, dimension);
+}
+
+char *ward_policy_resource_json(const struct ward_policy_engine *e, const char *kind,
+                                const char *name)
+{
+    const struct resource *r = resource_find(e, kind, name);
+    if (r == NULL) {
+        return NULL;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "kind", r->kind);
+    cJSON_AddStringToObject(o, "name", r->name);
+    cJSON *states = cJSON_AddObjectToObject(o, "states");
+    for (size_t i = 0; i < r->ndims; i++) {
+        cJSON_AddStringToObject(states, r->dim[i], r->state[i]);
+    }
+    cJSON_AddItemToObject(o, "spec", cJSON_Duplicate(r->spec, 1));
+    cJSON_AddItemToObject(o, "status", cJSON_Duplicate(r->status, 1));
+    cJSON_AddNumberToObject(o, "version", (double)r->version);
+    cJSON_AddNumberToObject(o, "entered_at", r->ndims > 0 ? r->entered[0] : 0);
+    cJSON_AddNumberToObject(o, "recovery_attempts", r->attempts);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+int ward_policy_enqueue(struct ward_policy_engine *e, const char *kind, const char *name)
+{
+    struct resource *r = resource_find(e, kind, name);
+    if (r == NULL) {
+        return -ENOENT;
+    }
+    ward_queue_add(e->q, r->key, engine_now(e));
+    schedule_wake(e);
+    return 0;
+}
+
+static int api_transition(struct ward_policy_engine *e, const char *kind, const char *name,
+                          const char *dimension, const char *to, const char *trigger,
+                          const char *reason, const char *actor, bool commit,
+                          struct ward_error *err)
+{
+    struct resource *r = resource_find(e, kind, name);
+    if (r == NULL) {
+        return ward_error_set(err, -ENOENT, "%s/%s: no such resource", kind, name);
+    }
+    struct policy *p = policy_for(e->gen, kind);
+    if (p == NULL) {
+        return ward_error_set(err, -ENOENT, "no policy declares kind %s", kind);
+    }
+    if (to == NULL) {
+        return ward_error_set(err, -EINVAL, "%s/%s: no target state", kind, name);
+    }
+    lua_State *L = p->L;
+    struct table_ctx c = {r, p->m};
+    int rc = pcall_c(L, push_resource_protected, &c, 1, err);
+    if (rc != 0) {
+        return rc;
+    }
+    ward_sandbox_arm(L, e->o.instructions, 0);
+    rc = do_transition(e, p, L, -1, r, dimension, to, trigger, reason, actor, commit, err);
+    ward_sandbox_disarm(L);
+    lua_pop(L, 1);
+    return rc;
+}
+
+int ward_policy_transition(struct ward_policy_engine *e, const char *kind, const char *name,
+                           const char *dimension, const char *to, const char *trigger,
+                           const char *reason, const char *actor, struct ward_error *err)
+{
+    return api_transition(e, kind, name, dimension, to, trigger != NULL ? trigger : "api", reason,
+                          actor != NULL ? actor : "api", true, err);
+}
+
+int ward_policy_transition_check(struct ward_policy_engine *e, const char *kind, const char *name,
+                                 const char *dimension, const char *to, struct ward_error *err)
+{
+    return api_transition(e, kind, name, dimension, to, NULL, NULL, NULL, false, err);
+}
+
+char *ward_policy_explain(struct ward_policy_engine *e, const char *kind, const char *name,
+                          struct ward_error *err)
+{
+    struct resource *r = resource_find(e, kind, name);
+    struct policy *p = policy_for(e->gen, kind);
+    if (r == NULL || p == NULL) {
+        ward_error_set(err, -ENOENT, "%s/%s: no such resource", kind, name);
+        return NULL;
+    }
+    const struct ward_machine_dim *d = &p->m->dims[0];
+    int s = ward_machine_state(d, r->state[0]);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "resource", r->key);
+    cJSON_AddStringToObject(o, "state", r->state[0]);
+    cJSON_AddNumberToObject(o, "version", (double)r->version);
+    cJSON_AddNumberToObject(o, "in_state_seconds", engine_now(e) - r->entered[0]);
+    cJSON *ts = cJSON_AddArrayToObject(o, "transitions");
+    for (size_t t = 0; s >= 0 && t < d->nstates; t++) {
+        if (!ward_machine_allows(d, s, (int)t)) {
+            continue;
+        }
+        struct ward_error why = {0};
+        int rc = ward_policy_transition_check(e, kind, name, NULL, d->states[t], &why);
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "to", d->states[t]);
+        cJSON_AddBoolToObject(x, "allowed_now", rc == 0);
+        cJSON_AddBoolToObject(x, "guarded",
+                              d->guard[(size_t)s * d->nstates + t] != WARD_MACHINE_NOREF);
+        if (rc != 0) {
+            cJSON_AddStringToObject(x, "reason", why.text);
+        }
+        cJSON_AddItemToArray(ts, x);
+    }
+    cJSON *rec = cJSON_AddObjectToObject(o, "recovery");
+    if (s >= 0 && d->stuck[s] > 0 && !d->final[s]) {
+        double since = r->entered[0] > r->last_attempt ? r->entered[0] : r->last_attempt;
+        cJSON_AddNumberToObject(rec, "stuck_after_seconds", d->stuck[s]);
+        cJSON_AddNumberToObject(rec, "next_check_in_seconds", since + d->stuck[s] - engine_now(e));
+        cJSON_AddNumberToObject(rec, "attempts", r->attempts);
+        const char *next;
+        if (r->exhausted) {
+            next = "none (exhausted; waiting for an operator)";
+        } else if (r->attempts + 1 > e->o.max_retries) {
+            next = d->error_state >= 0 && s != d->error_state ? "escalate to error" : "give up";
+        } else if (d->nrecovery[s] == 0) {
+            next = "retry";
+        } else {
+            size_t k = r->attempts < d->nrecovery[s] ? r->attempts : d->nrecovery[s] - 1;
+            next = d->recovery[s][k].name;
+        }
+        cJSON_AddStringToObject(rec, "next", next);
+    } else {
+        cJSON_AddStringToObject(rec, "next", "none (state not watched)");
+    }
+    char *out = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return out;
+}
+
+int ward_policy_check_file(const char *path, FILE *out)
+{
+    struct ward_policy_options o;
+    struct ward_error err = {0};
+    if (ward_policy_options_init(&o, &err) != 0) {
+        fprintf(out, "%s\n", err.text);
+        return 1;
+    }
+    struct ward_buf problems = {0};
+    int ncases = 0;
+    struct policy *p = policy_open(NULL, path, &o, &problems, &ncases, &err);
+    if (problems.len > 0) {
+        fputs(problems.data, out);
+    } else if (p == NULL) {
+        fprintf(out, "%s\n", err.text);
+    }
+    ward_buf_free(&problems);
+    if (p == NULL) {
+        return 1;
+    }
+    size_t nt = 0;
+    for (size_t i = 0; i < p->m->ndims; i++) {
+        const struct ward_machine_dim *d = &p->m->dims[i];
+        for (size_t a = 0; a < d->nstates; a++) {
+            for (size_t b = 0; b < d->nstates; b++) {
+                nt += ward_machine_allows(d, (int)a, (int)b);
+            }
+        }
+    }
+    fprintf(out,
+            "%s: ok: kind %s, %zu dimension%s, %zu allowed transitions, %d test case%s passed\n",
+            path, p->kind, p->m->ndims, p->m->ndims == 1 ? "" : "s", nt, ncases,
+            ncases == 1 ? "" : "s");
+    policy_free(p);
+    return 0;
+}
+
+int ward_policy_check_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s FILE.lua...\n", argc > 0 ? argv[0] : "ward-policy-check");
+        return 2;
+    }
+    int rc = 0;
+    for (int i = 1; i < argc; i++) {
+        if (ward_policy_check_file(argv[i], stdout) != 0) {
+            rc = 1;
+        }
+    }
+    return rc;
+}

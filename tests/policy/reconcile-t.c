@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The PhysicalHost policy driven end to end as coroutines against the fake
+ * BMC driver: enrollment, claim, provisioning, release; per-resource
+ * serialisation; backoff on failure; deadline cancellation; shutdown.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../tap/basic.h"
+#include "fixture.h"
+#include "metrics.h"
+#include "policy.h"
+
+static struct ward_policy_engine *e;
+static struct ev_loop *loop;
+static struct ward_error err;
+
+static const char *state(const char *name)
+{
+    const char *s = ward_policy_resource_state(e, "PhysicalHost", name, NULL);
+    return s != NULL ? s : "(none)";
+}
+
+static void put(const char *name, const char *spec)
+{
+    if (ward_policy_resource_put(e, "PhysicalHost", name, spec, &err) != 0) {
+        bail("put %s: %s", name, err.text);
+    }
+    fixture_settle(loop);
+}
+
+#define BMC "\"bmc\":{\"address\":\"https://10.0.0.5\"}"
+
+int main(void)
+{
+    plan(29);
+    loop = ev_loop_new(EVFLAG_AUTO);
+    struct ward_metrics *metrics = ward_metrics_create();
+    struct fixture_sink sink;
+    fixture_sink_init(&sink);
+    struct fixture_events events = {0};
+    struct fakebmc bmc;
+    fakebmc_init(&bmc, loop);
+    struct ward_policy_options o;
+    fixture_options(&o, &bmc, &events);
+    e = ward_policy_engine_create(loop, &sink.sink, NULL, metrics, &o, &err);
+    if (e == NULL || ward_policy_engine_load(e, WARD_SRCDIR "/policies", &err) != 0) {
+        bail("load: %s", err.text);
+    }
+    fixture_now = 1000;
+
+    put("h1", "{" BMC "}");
+    is_string("Available", state("h1"), "a host with BMC info is enrolled to Available");
+    contains(sink.history.data, "None->Enrolling registered policy:PhysicalHost",
+             "None -> Enrolling by the policy");
+    contains(sink.history.data, "Enrolling->Available enrolled", "Enrolling -> Available");
+    char *json = ward_policy_resource_json(e, "PhysicalHost", "h1");
+    contains(json, "\"serial\":\"SN-h1\"", "the hardware inventory is kept in the status");
+    contains(json, "\"redfish\":{\"connected\":true}", "and the connection health");
+    free(json);
+    is_int(0, ward_policy_engine_running(e), "nothing left running");
+
+    put("h1", "{" BMC ",\"consumerRef\":\"c1\"}");
+    is_string("Claimed", state("h1"), "setting consumerRef claims the host");
+    put("h1", "{" BMC ",\"consumerRef\":\"c1\",\"bootISOSource\":\"http://x/os.iso\"}");
+    is_string("Provisioned", state("h1"), "bootISOSource provisions it");
+    json = ward_policy_resource_json(e, "PhysicalHost", "h1");
+    ok(strstr(json, "\"configured\":true") != NULL &&
+           strstr(json, "\"iso\":\"http://x/os.iso\"") != NULL,
+       "boot configuration recorded");
+    contains(json, "\"power\":\"On\"", "power is on");
+    free(json);
+    put("h1", "{" BMC ",\"bootISOSource\":\"http://x/os.iso\"}");
+    is_string("Available", state("h1"), "clearing consumerRef releases it to Available");
+    contains(sink.history.data, "Provisioned->Available released", "as a release");
+
+    /* many hosts at once, never two operations on one host */
+    bmc.max_active = 0;
+    bmc.max_same_host = 0;
+    for (int i = 0; i < 6; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "m%d", i);
+        ward_policy_resource_put(e, "PhysicalHost", name, "{" BMC "}", &err);
+        ward_policy_enqueue(e, "PhysicalHost", name); /* asking twice changes nothing */
+    }
+    fixture_settle(loop);
+    bool all = true;
+    for (int i = 0; i < 6; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "m%d", i);
+        all = all && strcmp(state(name), "Available") == 0;
+    }
+    ok(all, "six hosts enrolled concurrently");
+    ok(bmc.max_active > 1, "their BMC calls overlapped (%u at once)", bmc.max_active);
+    is_int(1, bmc.max_same_host, "but never two at once for the same host");
+
+    /* failures back off exponentially */
+    bmc.fail_connect = true;
+    unsigned before = bmc.calls;
+    put("f1", "{" BMC "}");
+    is_string("Enrolling", state("f1"), "a host whose BMC refuses stays Enrolling");
+    contains(events.text.data, "reconcile_failed PhysicalHost/f1: connect: connection refused",
+             "the failure is an event with the BMC's reason");
+    is_int(before + 1, bmc.calls, "one attempt so far");
+    fixture_now += 0.9;
+    ward_policy_engine_tick(e);
+    fixture_settle(loop);
+    is_int(before + 1, bmc.calls, "no retry before the 1 s backoff");
+    fixture_now += 0.2;
+    ward_policy_engine_tick(e);
+    fixture_settle(loop);
+    is_int(before + 2, bmc.calls, "a retry after it");
+    fixture_now += 1.9;
+    ward_policy_engine_tick(e);
+    fixture_settle(loop);
+    is_int(before + 2, bmc.calls, "the second backoff is longer (2 s)");
+    fixture_now += 0.2;
+    ward_policy_engine_tick(e);
+    fixture_settle(loop);
+    is_int(before + 3, bmc.calls, "and then it retries");
+    bmc.fail_connect = false;
+    fixture_now += 10;
+    ward_policy_engine_tick(e);
+    fixture_settle(loop);
+    is_string("Available", state("f1"), "once the BMC answers, the retry enrolls it");
+
+    /* a reconcile past RECONCILE_TIMEOUT is cancelled and counted */
+    bmc.hang = true;
+    put("slow", "{" BMC "}");
+    is_int(1, ward_policy_engine_running(e), "a reconcile waits on a BMC that does not answer");
+    fixture_now += 29 * 60;
+    ward_policy_engine_tick(e);
+    is_int(1, ward_policy_engine_running(e), "still waiting before the deadline");
+    fixture_now += 2 * 60;
+    ward_policy_engine_tick(e);
+    is_int(1, bmc.cancelled,
+           "cancelled once RECONCILE_TIMEOUT (30m) passed: the pending BMC "
+           "operation was cancelled, not completed");
+    contains(events.text.data, "reconcile_failed PhysicalHost/slow: cancelled: deadline",
+             "the cancellation is reported");
+    struct ward_metric *c = ward_metrics_counter(metrics, "ward_reconcile_cancelled_total", "x",
+                                                 (const char *[]){"reason", NULL});
+    is_double(1, ward_metric_value(c, (const char *[]){"deadline"}), 0, "and counted");
+
+    /* shutdown cancels what is in flight */
+    fixture_now += 60;
+    ward_policy_engine_tick(e);
+    fixture_settle(loop);
+    ward_policy_engine_destroy(e);
+    is_int(2, bmc.cancelled, "destroying the engine cancels the operation in flight");
+
+    ward_metrics_destroy(metrics);
+    ward_buf_free(&sink.history);
+    ward_buf_free(&events.text);
+    ev_loop_destroy(loop);
+    return 0;
+}
