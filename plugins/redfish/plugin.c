@@ -82,7 +82,7 @@ static const struct ward_config_entry redfish_config[] = {
      "period of the jittered power-state read of every enrolled host; 0 disables it"},
     {WARD_CONFIG_STRING, "credentials_dir", NULL, offsetof(struct redfish, credentials_dir),
      "directory of named credentials sets: <dir>/<set>/username and <dir>/<set>/password"},
-    {WARD_CONFIG_STRING, "quirks", WARD_POLICYDIR "/redfish-quirks.lua",
+    {WARD_CONFIG_STRING, "quirks", WARD_REDFISH_QUIRKS,
      offsetof(struct redfish, quirks_path),
      "Lua file of vendor quirk hooks; \"\" runs without (a missing default file is a warning)"},
     {0},
@@ -107,7 +107,7 @@ static int redfish_init(struct ward_plugin_ctx *ctx, void *instance, struct ward
     if (rf->timeout <= 0 || rf->connect_timeout <= 0 || rf->poll_interval <= 0) {
         return ward_error_set(err, -EINVAL, "timeouts and poll_interval must be positive");
     }
-    const char *fallback = WARD_POLICYDIR "/redfish-quirks.lua";
+    const char *fallback = WARD_REDFISH_QUIRKS;
     if (rf->quirks_path != NULL && rf->quirks_path[0] != '\0') {
         if (strcmp(rf->quirks_path, fallback) == 0 && access(fallback, R_OK) != 0) {
             ward_plugin_log(ctx, WARD_LOG_WARN, "no vendor quirk hooks: %s is not installed",

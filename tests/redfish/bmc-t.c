@@ -421,7 +421,7 @@ int main(void)
     /* basic auth without a SessionService, ActionInfo, media under Systems, cooldown */
     o.cooldown = 0.05;
     char shipped[600];
-    snprintf(shipped, sizeof(shipped), "%s/policies/redfish-quirks.lua", getenv("WARD_SRCDIR"));
+    snprintf(shipped, sizeof(shipped), "%s/plugins/redfish/quirks.lua", getenv("WARD_SRCDIR"));
     struct ward_rf_quirks *shipped_quirks = ward_rf_quirks_load(shipped, &err);
     o.quirks = shipped_quirks;
     struct ward_rf_client *c2 = ward_rf_client_create(loop, &o, &err);

@@ -129,7 +129,7 @@ int main(void)
     o.rate_max = 1000;
     struct ward_error err = {0};
     char shipped[600];
-    snprintf(shipped, sizeof(shipped), "%s/policies/redfish-quirks.lua", getenv("WARD_SRCDIR"));
+    snprintf(shipped, sizeof(shipped), "%s/plugins/redfish/quirks.lua", getenv("WARD_SRCDIR"));
     struct ward_rf_quirks *quirks = ward_rf_quirks_load(shipped, &err);
     o.quirks = quirks;
     struct ward_rf_client *c = ward_rf_client_create(loop, &o, &err);

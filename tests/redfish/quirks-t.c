@@ -144,7 +144,7 @@ int main(void)
 
     /* the shipped hooks */
     char path[600];
-    snprintf(path, sizeof(path), "%s/policies/redfish-quirks.lua", getenv("WARD_SRCDIR"));
+    snprintf(path, sizeof(path), "%s/plugins/redfish/quirks.lua", getenv("WARD_SRCDIR"));
     q = ward_rf_quirks_load(path, &err);
     ok(q != NULL, "the shipped quirks load (%s)", err.text);
     struct ward_rf_ident any = {"Contoso", "3500", "1.0", "/redfish/v1/Systems/1"};

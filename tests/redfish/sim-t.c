@@ -207,7 +207,7 @@ int main(void)
     o.power_timeout = 20;
     struct ward_error err = {0};
     char shipped[600];
-    snprintf(shipped, sizeof(shipped), "%s/policies/redfish-quirks.lua", getenv("WARD_SRCDIR"));
+    snprintf(shipped, sizeof(shipped), "%s/plugins/redfish/quirks.lua", getenv("WARD_SRCDIR"));
     struct ward_rf_quirks *quirks = ward_rf_quirks_load(shipped, &err);
     if (quirks == NULL) {
         bail("%s", err.text);
