@@ -95,6 +95,7 @@ struct ward_rf_bmc {
     double breaker_until;
     unsigned logins, cooldown_waits, retries;
     struct ward_rf_op *ops; /* every operation, queued or running; not owned */
+    bool destroying;        /* no new operations while its last ones are ended */
 };
 
 struct answer {
@@ -269,32 +270,39 @@ static void op_begin(struct ward_rf_op *op)
     op_advance(op, NULL);
 }
 
+/*
+ * Start what may start, oldest first. Starting an operation can run callbacks that queue or
+ * cancel others, so the walk begins again from the head after each start.
+ */
 static void schedule(struct ward_rf_client *c)
 {
-    double t = now(c);
-    struct ward_rf_op *op = c->queue;
-    while (op != NULL) {
-        struct ward_rf_op *next = op->qnext;
-        struct ward_rf_bmc *b = op->bmc;
-        if (c->running < c->o.max_ops && b->running < c->o.concurrency) {
+    bool started = true;
+    while (started && c->running < c->o.max_ops) {
+        started = false;
+        double t = now(c);
+        for (struct ward_rf_op *op = c->queue; op != NULL; op = op->qnext) {
+            struct ward_rf_bmc *b = op->bmc;
+            if (b->running >= c->o.concurrency) {
+                continue;
+            }
             double ready = b->last_op_end + c->o.cooldown;
             if (b->last_op_end == 0 || ready <= t) {
                 op_begin(op);
-            } else {
-                if (!op->cooldown_counted) {
-                    op->cooldown_counted = true;
-                    b->cooldown_waits++;
-                    if (c->m_cooldown != NULL) {
-                        ward_metric_add(c->m_cooldown, (const char *const[]){b->name}, 1);
-                    }
-                }
-                if (!ev_is_active(&b->cooldown_timer)) {
-                    ev_timer_set(&b->cooldown_timer, ready - t, 0.);
-                    ev_timer_start(c->loop, &b->cooldown_timer);
+                started = true;
+                break;
+            }
+            if (!op->cooldown_counted) {
+                op->cooldown_counted = true;
+                b->cooldown_waits++;
+                if (c->m_cooldown != NULL) {
+                    ward_metric_add(c->m_cooldown, (const char *const[]){b->name}, 1);
                 }
             }
+            if (!ev_is_active(&b->cooldown_timer)) {
+                ev_timer_set(&b->cooldown_timer, ready - t, 0.);
+                ev_timer_start(c->loop, &b->cooldown_timer);
+            }
         }
-        op = next;
     }
 }
 
@@ -1862,6 +1870,9 @@ struct ward_rf_op *ward_rf_op_start(struct ward_rf_bmc *b, enum ward_rf_op_kind 
                                     const char *arg, const char *body, ward_rf_op_cb cb,
                                     void *cb_arg)
 {
+    if (b->destroying) {
+        return NULL;
+    }
     struct ward_rf_op *op = calloc(1, sizeof(*op));
     if (op == NULL) {
         return NULL;
@@ -2079,6 +2090,7 @@ static void bmc_free(struct ward_rf_bmc *b)
 {
     struct ward_rf_client *c = b->c;
     /* whoever waits on an operation of this BMC hears that it ended */
+    b->destroying = true;
     b->login_waiters = NULL;
     b->login_op = NULL;
     while (b->ops != NULL) {

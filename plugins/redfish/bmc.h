@@ -138,7 +138,8 @@ enum ward_rf_op_kind {
 
 /*
  * Queue an operation. arg and body are copied. The callback runs exactly once from the loop
- * unless the operation is cancelled first. Returns NULL only on allocation failure.
+ * unless the operation is cancelled first; it may start and cancel operations but must not
+ * destroy the client. Returns NULL on allocation failure or while the BMC is being destroyed.
  */
 struct ward_rf_op *ward_rf_op_start(struct ward_rf_bmc *b, enum ward_rf_op_kind kind,
                                     const char *arg, const char *body, ward_rf_op_cb cb,

@@ -82,8 +82,7 @@ static const struct ward_config_entry redfish_config[] = {
      "period of the jittered power-state read of every enrolled host; 0 disables it"},
     {WARD_CONFIG_STRING, "credentials_dir", NULL, offsetof(struct redfish, credentials_dir),
      "directory of named credentials sets: <dir>/<set>/username and <dir>/<set>/password"},
-    {WARD_CONFIG_STRING, "quirks", WARD_REDFISH_QUIRKS,
-     offsetof(struct redfish, quirks_path),
+    {WARD_CONFIG_STRING, "quirks", WARD_REDFISH_QUIRKS, offsetof(struct redfish, quirks_path),
      "Lua file of vendor quirk hooks; \"\" runs without (a missing default file is a warning)"},
     {0},
 };
