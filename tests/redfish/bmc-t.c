@@ -110,7 +110,7 @@ static bool wait_logouts(struct tserver *s, int want)
 
 int main(void)
 {
-    plan(86);
+    plan(88);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], bad_path[512];
@@ -289,6 +289,23 @@ int main(void)
     r = run(b, WARD_RF_OP_POWER_STATE, NULL, NULL);
     is_int(0, r.code, "two 500s then success: retried (%s)", r.reason);
     res_free(&r);
+    /* AIMD: two 503s halve the request rate twice, healthy answers raise it again */
+    struct ward_rf_bmc_stats rs;
+    ward_rf_bmc_stats(b, &rs);
+    double rate0 = rs.rate;
+    tserver_set_faults(s, &(struct tserver_faults){.error_503 = 2});
+    r = run(b, WARD_RF_OP_POWER_STATE, NULL, NULL);
+    res_free(&r);
+    ward_rf_bmc_stats(b, &rs);
+    double rate1 = rs.rate;
+    ok(rate1 <= rate0 / 4 + 1 + 1e-9, "two 503s cut the rate sharply (%.1f -> %.1f)", rate0, rate1);
+    for (int i = 0; i < 3; i++) {
+        r = run(b, WARD_RF_OP_POWER_STATE, NULL, NULL);
+        res_free(&r);
+    }
+    ward_rf_bmc_stats(b, &rs);
+    ok(rs.rate > rate1, "healthy answers raise it again (%.1f -> %.1f)", rate1, rs.rate);
+
     /* a POST is not repeated blindly */
     tserver_stats(s, &st);
     int before = st.requests;
