@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <ev.h>
 #include <lauxlib.h>
@@ -173,7 +174,7 @@ static void on_raw(void *arg, int code, const cJSON *result, const char *reason)
 
 int main(void)
 {
-    plan(27);
+    plan(29);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], spec[2048], logpath[600];
@@ -271,6 +272,39 @@ int main(void)
 
     e = run_script(L, "R2 = {}\nlocal b, err = bmc_open('host-2', '{\"bmc\":{}}')\nR2.err = err\n");
     contains(global_str(L, "R2", "err"), "no bmc.address", "a spec without address is refused");
+
+    /* a named credentials set from the plugin's credentials directory */
+    char cdir[600], cpath[700];
+    snprintf(cdir, sizeof(cdir), "%s/creds", dir);
+    snprintf(cpath, sizeof(cpath), "%s/set1", cdir);
+    mkdir(cdir, 0700);
+    mkdir(cpath, 0700);
+    snprintf(cpath, sizeof(cpath), "%s/set1/username", cdir);
+    f = fopen(cpath, "w");
+    fputs(TSERVER_USER "\n", f);
+    fclose(f);
+    snprintf(cpath, sizeof(cpath), "%s/set1/password", cdir);
+    f = fopen(cpath, "w");
+    fputs(TSERVER_PASSWORD "\n", f);
+    fclose(f);
+    struct ward_rf_driver *d1 = driver;
+    driver = ward_rf_driver_create(
+        c, &(struct ward_rf_driver_opts){.credentials_dir = cdir, .power_sync_interval = 0});
+    snprintf(spec, sizeof(spec),
+             "{\"bmc\":{\"address\":\"%s\",\"caBundle\":\"%s\",\"credentials\":\"set1\"}}",
+             tserver_url(s), ca_path);
+    lua_pushstring(L, spec);
+    lua_setglobal(L, "SPEC2");
+    e = run_script(
+        L, "R3 = {}\nlocal b = assert(bmc_open('host-3', SPEC2))\n"
+           "R3.ok = tostring(b:connect())\n"
+           "local b2, err = bmc_open('host-4', '{\"bmc\":{\"address\":\"https://127.0.0.1:1\",'"
+           " .. '\"credentials\":\"../etc\"}}')\nR3.err = err\n");
+    is_string("true", global_str(L, "R3", "ok"), "a named credentials set logs in (%s)",
+              e != NULL ? e : "");
+    contains(global_str(L, "R3", "err"), "cannot be used", "a set name with a path is refused");
+    ward_rf_driver_destroy(driver);
+    driver = d1;
 
     /* power sync reports a host whose power changed behind ward's back */
     struct hook_seen seen = {0};
