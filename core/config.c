@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
 #include <lauxlib.h>
 
 #include "config.h"
@@ -147,6 +148,138 @@ static int plugin_with_table(lua_State *L)
     return 0;
 }
 
+/* passwordFile, tokenEnv, password_path: where a secret is, not the secret itself */
+static bool names_a_reference(const char *key)
+{
+    static const char *const suffixes[] = {"File", "Env", "Path", "_file", "_env", "_path"};
+    size_t len = strlen(key);
+    for (size_t i = 0; i < WARD_ARRAY_SIZE(suffixes); i++) {
+        size_t n = strlen(suffixes[i]);
+        if (len > n && strcmp(key + len - n, suffixes[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Convert a Lua value to JSON. Tables with keys 1..n become arrays, other
+ * tables objects with string keys; functions, userdata and cycles are refused.
+ */
+static cJSON *lua_to_json(lua_State *L, int index, int depth, const char **why)
+{
+    index = lua_absindex(L, index);
+    switch (lua_type(L, index)) {
+    case LUA_TSTRING:
+        return cJSON_CreateString(lua_tostring(L, index));
+    case LUA_TBOOLEAN:
+        return cJSON_CreateBool(lua_toboolean(L, index));
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, index)) {
+            return cJSON_CreateNumber((double)lua_tointeger(L, index));
+        }
+        return cJSON_CreateNumber(lua_tonumber(L, index));
+    case LUA_TTABLE:
+        break;
+    default:
+        *why = "only strings, numbers, booleans and tables can describe a host";
+        return NULL;
+    }
+    if (depth > 16) {
+        *why = "tables nested deeper than 16 levels";
+        return NULL;
+    }
+    lua_Integer n = (lua_Integer)lua_rawlen(L, index);
+    cJSON *out = n > 0 ? cJSON_CreateArray() : cJSON_CreateObject();
+    lua_pushnil(L);
+    while (out != NULL && lua_next(L, index) != 0) {
+        cJSON *v = lua_to_json(L, -1, depth + 1, why);
+        bool is_int_key = lua_type(L, -2) == LUA_TNUMBER && lua_isinteger(L, -2);
+        if (v == NULL) {
+            cJSON_Delete(out);
+            out = NULL;
+        } else if (n > 0 && is_int_key && lua_tointeger(L, -2) >= 1 && lua_tointeger(L, -2) <= n) {
+            cJSON_AddItemToArray(out, v); /* lua_next visits the array part in order */
+        } else if (n == 0 && lua_type(L, -2) == LUA_TSTRING) {
+            const char *key = lua_tostring(L, -2);
+            if (ward_log_key_is_secret(key) && !names_a_reference(key) && cJSON_IsString(v)) {
+                *why = "a secret (password, token, ...) written in the configuration; use "
+                       "passwordFile or passwordEnv so it stays out of the state database";
+                cJSON_Delete(v);
+                cJSON_Delete(out);
+                out = NULL;
+            } else {
+                cJSON_AddItemToObject(out, key, v);
+            }
+        } else {
+            *why = "a table mixes a list with named keys";
+            cJSON_Delete(v);
+            cJSON_Delete(out);
+            out = NULL;
+        }
+        lua_pop(L, 1);
+    }
+    if (out == NULL) {
+        lua_settop(L, index);
+    }
+    return out;
+}
+
+static int host_with_table(lua_State *L)
+{
+    struct ward_config *cfg = config_of(L);
+    const char *name = luaL_checkstring(L, lua_upvalueindex(1));
+    luaL_checktype(L, 1, LUA_TTABLE);
+    for (size_t i = 0; i < cfg->nhosts; i++) {
+        if (strcmp(cfg->hosts[i].name, name) == 0) {
+            return luaL_error(L, "host '%s' is declared twice (first at line %d)", name,
+                              cfg->hosts[i].line);
+        }
+    }
+    const char *why = "out of memory";
+    cJSON *spec = lua_to_json(L, 1, 0, &why);
+    if (spec == NULL || !cJSON_IsObject(spec)) {
+        cJSON_Delete(spec);
+        return luaL_error(L, "host '%s': %s", name, spec == NULL ? why : "must be a table of settings");
+    }
+    char *text = cJSON_PrintUnformatted(spec);
+    cJSON_Delete(spec);
+    struct ward_config_host *grown = realloc(cfg->hosts, (cfg->nhosts + 1) * sizeof(*grown));
+    if (text == NULL || grown == NULL) {
+        free(text);
+        return luaL_error(L, "out of memory");
+    }
+    cfg->hosts = grown;
+    struct ward_config_host *h = &cfg->hosts[cfg->nhosts];
+    lua_Debug ar;
+    h->line = lua_getstack(L, 1, &ar) && lua_getinfo(L, "l", &ar) ? ar.currentline : 0;
+    h->spec_json = text;
+    h->name = strdup(name);
+    cfg->nhosts++;
+    if (h->name == NULL) {
+        return luaL_error(L, "out of memory");
+    }
+    return 0;
+}
+
+/* host "name" { ... }: a host of the inventory, created in the store if it is not there */
+static int host_decl(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    size_t len = strlen(name);
+    for (const char *c = name; *c != '\0'; c++) {
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '.')) {
+            return luaL_error(L, "host name '%s': use lower-case letters, digits, - and .", name);
+        }
+    }
+    if (len == 0 || len > 253) {
+        return luaL_error(L, "host name must be 1 to 253 characters");
+    }
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, host_with_table, 1);
+    return 1;
+}
+
 /* plugin "name" { ... }  or  plugin("name", { ... }) */
 static int plugin_decl(lua_State *L)
 {
@@ -214,6 +347,8 @@ struct ward_config *ward_config_load_string(const char *text, const char *name,
     }
     lua_pushcfunction(L, plugin_decl);
     lua_setfield(L, env, "plugin");
+    lua_pushcfunction(L, host_decl);
+    lua_setfield(L, env, "host");
     lua_createtable(L, 0, 2);
     lua_pushcfunction(L, env_newindex);
     lua_setfield(L, -2, "__newindex");
@@ -314,6 +449,11 @@ void ward_config_destroy(struct ward_config *cfg)
         free(cfg->plugins[i].path);
     }
     free(cfg->plugins);
+    for (size_t i = 0; i < cfg->nhosts; i++) {
+        free(cfg->hosts[i].name);
+        free(cfg->hosts[i].spec_json);
+    }
+    free(cfg->hosts);
     ward_sandbox_close(cfg->L);
     free(cfg->path);
     free(cfg->log_file);

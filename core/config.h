@@ -26,6 +26,13 @@ struct ward_config_plugin {
     int line;      /* where it was declared */
 };
 
+/* A host of the inventory: `host "name" { bmc = {...}, labels = {...} }`. */
+struct ward_config_host {
+    char *name;      /* owned */
+    char *spec_json; /* owned; the declaration as a JSON object (labels included) */
+    int line;
+};
+
 struct ward_config {
     char *path; /* owned */
     lua_State *L; /* owned; holds the plugin settings tables */
@@ -37,6 +44,8 @@ struct ward_config {
     double shutdown_grace; /* seconds in-flight work may take after SIGTERM */
     struct ward_config_plugin *plugins; /* owned, in declaration order */
     size_t nplugins;
+    struct ward_config_host *hosts; /* owned, in declaration order */
+    size_t nhosts;
 };
 
 /* Load from a file; NULL with err filled ("file:line: reason") on failure. */

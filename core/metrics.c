@@ -381,6 +381,29 @@ double ward_metric_value(const struct ward_metric *m, const char *const *values)
     return m->type == FAMILY_HISTOGRAM ? (double)s->count : s->value;
 }
 
+double ward_metric_sum(const struct ward_metric *m, const char *label, const char *value)
+{
+    if (m == NULL) {
+        return 0;
+    }
+    size_t index = m->nlabels;
+    for (size_t i = 0; label != NULL && i < m->nlabels; i++) {
+        if (strcmp(m->labels[i], label) == 0) {
+            index = i;
+        }
+    }
+    if (label != NULL && index == m->nlabels) {
+        return 0;
+    }
+    double sum = 0;
+    for (const struct series *s = m->first; s != NULL; s = s->next) {
+        if (label == NULL || strcmp(s->values[index], value) == 0) {
+            sum += m->type == FAMILY_HISTOGRAM ? (double)s->count : s->value;
+        }
+    }
+    return sum;
+}
+
 static void put_escaped(struct ward_buf *out, const char *s, bool quote)
 {
     for (; *s != '\0'; s++) {

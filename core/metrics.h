@@ -19,4 +19,7 @@ void ward_metrics_render(const struct ward_metrics *reg, struct ward_buf *out);
 /* Current value of one series (counter or gauge), or the count of a histogram; 0 if absent. */
 double ward_metric_value(const struct ward_metric *m, const char *const *values);
 
+/* Sum of ward_metric_value over every series whose label `label` reads `value` (label NULL: all). */
+double ward_metric_sum(const struct ward_metric *m, const char *label, const char *value);
+
 #endif

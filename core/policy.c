@@ -2069,6 +2069,11 @@ static char *test_path(const char *path)
  * cases. Problems go to `problems` (one line each) and make it fail.
  * *ncases gets the number of test cases run.
  */
+static struct policy *policy_open_text(struct ward_policy_engine *e, const char *path, char *text,
+                                       size_t len, const struct ward_policy_options *o,
+                                       struct ward_buf *problems, int *ncases,
+                                       struct ward_error *err);
+
 static struct policy *policy_open(struct ward_policy_engine *e, const char *path,
                                   const struct ward_policy_options *o, struct ward_buf *problems,
                                   int *ncases, struct ward_error *err)
@@ -2078,6 +2083,15 @@ static struct policy *policy_open(struct ward_policy_engine *e, const char *path
     if (text == NULL) {
         return NULL;
     }
+    return policy_open_text(e, path, text, len, o, problems, ncases, err);
+}
+
+/* As policy_open, on text already read (taken over: freed here). */
+static struct policy *policy_open_text(struct ward_policy_engine *e, const char *path, char *text,
+                                       size_t len, const struct ward_policy_options *o,
+                                       struct ward_buf *problems, int *ncases,
+                                       struct ward_error *err)
+{
     struct policy *p = calloc(1, sizeof(*p));
     if (p == NULL) {
         free(text);
@@ -2967,6 +2981,42 @@ char *ward_policy_explain(struct ward_policy_engine *e, const char *kind, const 
     char *out = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return out;
+}
+
+int ward_policy_check_text(const char *text, size_t len, const char *name,
+                           const struct ward_policy_options *opts, FILE *out)
+{
+    struct ward_policy_options o;
+    struct ward_error err = {0};
+    if (opts != NULL) {
+        o = *opts;
+    } else if (ward_policy_options_init(&o, &err) != 0) {
+        fprintf(out, "%s\n", err.text);
+        return 1;
+    }
+    char *copy = malloc(len + 1);
+    if (copy == NULL) {
+        fprintf(out, "%s: out of memory\n", name);
+        return 1;
+    }
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    struct ward_buf problems = {0};
+    int ncases = 0;
+    struct policy *p = policy_open_text(NULL, name, copy, len, &o, &problems, &ncases, &err);
+    if (problems.len > 0) {
+        fputs(problems.data, out);
+    } else if (p == NULL) {
+        fprintf(out, "%s\n", err.text);
+    }
+    ward_buf_free(&problems);
+    if (p == NULL) {
+        return 1;
+    }
+    fprintf(out, "%s: ok: kind %s, %d test case%s passed\n", name, p->kind, ncases,
+            ncases == 1 ? "" : "s");
+    policy_free(p);
+    return 0;
 }
 
 int ward_policy_check_file(const char *path, FILE *out)

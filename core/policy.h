@@ -225,6 +225,12 @@ char *ward_policy_explain(struct ward_policy_engine *e, const char *kind, const 
  * Returns 0 when everything passed, 1 otherwise.
  */
 int ward_policy_check_file(const char *path, FILE *out);
+/*
+ * The same on text (name is used in messages; no FILE.test.lua is looked
+ * for). opts NULL: defaults and the environment. For the fuzz target.
+ */
+int ward_policy_check_text(const char *text, size_t len, const char *name,
+                           const struct ward_policy_options *opts, FILE *out);
 /* argv: ward-policy-check FILE...; exit status as above. */
 int ward_policy_check_main(int argc, char **argv);
 

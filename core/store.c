@@ -473,16 +473,27 @@ static void changes_emit(struct ward_store *st)
     size_t n = st->nchanges;
     st->changes = NULL;
     st->nchanges = st->capchanges = 0;
+    /* a snapshot of the subscribers: a callback may (un)subscribe */
+    size_t nsubs = st->nsubs;
+    struct store_sub *subs = NULL;
+    if (n > 0 && nsubs > 0) {
+        subs = malloc(nsubs * sizeof(*subs));
+        if (subs == NULL) {
+            abort();
+        }
+        memcpy(subs, st->subs, nsubs * sizeof(*subs));
+    }
     for (size_t i = 0; i < n; i++) {
         struct ward_store_change c = {list[i].kind, list[i].ns, list[i].name, list[i].version,
                                       list[i].what};
-        for (size_t k = 0; k < st->nsubs; k++) {
-            st->subs[k].cb(st->subs[k].arg, &c);
+        for (size_t k = 0; k < nsubs && subs != NULL; k++) {
+            subs[k].cb(subs[k].arg, &c);
         }
         free(list[i].kind);
         free(list[i].ns);
         free(list[i].name);
     }
+    free(subs);
     free(list);
 }
 
@@ -895,14 +906,6 @@ static int apply(struct ward_store *st, const struct ward_transition *t, bool re
         return rc;
     }
     const char *where_ns = ns_of(t->ns);
-    if (t->expected_version != 0 && cur->version != t->expected_version) {
-        *why = CONFLICT_VERSION;
-        rc = ward_error_set(err, -ESTALE,
-                            "%s %s/%s changed: version is %" PRId64 ", not %" PRId64
-                            "; re-read it and retry",
-                            t->kind, where_ns, t->name, cur->version, t->expected_version);
-        goto out;
-    }
     if (require_unclaimed && cur->consumer != NULL) {
         *why = CONFLICT_CLAIMED;
         rc =
@@ -927,6 +930,15 @@ static int apply(struct ward_store *st, const struct ward_transition *t, bool re
         *why = CONFLICT_STATE;
         rc = ward_error_set(err, -ESTALE, "%s %s/%s: %s is \"%s\", not \"%s\"", t->kind, where_ns,
                             t->name, t->dimension, from, t->from);
+        goto out;
+    }
+    /* checked last so a conflict reports the most telling reason (claimed, state, version) */
+    if (t->expected_version != 0 && cur->version != t->expected_version) {
+        *why = CONFLICT_VERSION;
+        rc = ward_error_set(err, -ESTALE,
+                            "%s %s/%s changed: version is %" PRId64 ", not %" PRId64
+                            "; re-read it and retry",
+                            t->kind, where_ns, t->name, cur->version, t->expected_version);
         goto out;
     }
     double now = store_now(st);
@@ -1126,6 +1138,10 @@ void ward_store_flush(struct ward_store *st)
         list = it->next;
         if (it->done != NULL) {
             it->done(it->arg, it->rc, it->rc == 0 ? it->version : 0, it->rc == 0 ? NULL : &it->err);
+        } else if (it->rc < 0) {
+            /* nobody is waiting for this result: it must still not vanish silently */
+            ward_log(WARD_LOG_WARN, "store", "transition of %s %s/%s to %s failed: %s", it->t.kind,
+                     ns_of(it->t.ns), it->t.name, it->t.to, it->err.text);
         }
         item_free(it);
     }
@@ -1672,7 +1688,12 @@ static int check_dir(struct ward_store *st, struct ward_error *err)
     }
     struct stat sb;
     int rc = 0;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+    if (stat(dir, &sb) != 0 && errno != ENOENT && errno != ENOTDIR) {
+        rc = ward_error_set(err, -EACCES,
+                            "cannot reach the state directory %s (%s); check the permissions of "
+                            "it and its parents for the user wardd runs as",
+                            dir, strerror(errno));
+    } else if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
         rc = ward_error_set(err, -ENOENT,
                             "the state directory %s does not exist; create it (owned by the user "
                             "wardd runs as) or point state_dir elsewhere",
@@ -1685,6 +1706,57 @@ static int check_dir(struct ward_store *st, struct ward_error *err)
     }
     free(dir);
     return rc;
+}
+
+/*
+ * SQLite can read a WAL database without write access only when its -wal and -shm files
+ * exist (or can be created). In a read-only state directory after a clean shutdown they
+ * do not, so the file is reopened "immutable": safe then, because with no -wal file every
+ * commit is in the main file, and nobody can write there.
+ */
+static int read_only_fallback(struct ward_store *st, struct ward_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(s);
+    }
+    sqlite3_finalize(s);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE || rc == SQLITE_OK ||
+        ((rc & 0xff) != SQLITE_READONLY && (rc & 0xff) != SQLITE_CANTOPEN)) {
+        return 0; /* readable as it is, or a failure the version read will report */
+    }
+    struct ward_buf wal = {0};
+    ward_buf_printf(&wal, "%s-wal", st->path);
+    bool has_wal = access(wal.data, F_OK) == 0;
+    ward_buf_free(&wal);
+    if (has_wal) {
+        return 0;
+    }
+    struct ward_buf uri = {0};
+    ward_buf_puts(&uri, "file:");
+    for (const unsigned char *c = (const unsigned char *)st->path; *c != '\0'; c++) {
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+            strchr("/._-~", *c) != NULL) {
+            ward_buf_putc(&uri, (char)*c);
+        } else {
+            ward_buf_printf(&uri, "%%%02X", *c);
+        }
+    }
+    ward_buf_puts(&uri, "?immutable=1");
+    sqlite3_close(st->db);
+    st->db = NULL;
+    rc = sqlite3_open_v2(uri.data, &st->db,
+                         SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+    ward_buf_free(&uri);
+    if (rc != SQLITE_OK) {
+        return db_fail(st, rc, "open the store read-only", err);
+    }
+    sqlite3_extended_result_codes(st->db, 1);
+    ward_log(WARD_LOG_WARN, "store",
+             "%s is in a directory wardd cannot write: serving it read-only as a snapshot",
+             st->path);
+    return 0;
 }
 
 struct ward_store *ward_store_open(struct ev_loop *loop, const struct ward_store_options *o,
@@ -1727,6 +1799,9 @@ struct ward_store *ward_store_open(struct ev_loop *loop, const struct ward_store
     /* Read the version before anything that could write: a newer file stays untouched. */
     int64_t version = 0;
     char check[256];
+    if (st->read_only && read_only_fallback(st, err) < 0) {
+        goto fail;
+    }
     if (pragma_int(st, "PRAGMA user_version", &version, err) < 0) {
         goto fail;
     }
@@ -1831,12 +1906,48 @@ fail:
     return NULL;
 }
 
+char *ward_store_path(const char *state_dir)
+{
+#ifdef WARD_STATEDIR
+    const char *dir = state_dir != NULL ? state_dir : WARD_STATEDIR;
+#else
+    const char *dir = state_dir != NULL ? state_dir : "/var/lib/ward";
+#endif
+    size_t len = strlen(dir) + sizeof(WARD_STORE_FILE) + 2;
+    char *path = malloc(len);
+    if (path != NULL) {
+        size_t dl = strlen(dir);
+        snprintf(path, len, "%s%s%s", dir, dl > 0 && dir[dl - 1] == '/' ? "" : "/",
+                 WARD_STORE_FILE);
+    }
+    return path;
+}
+
 void ward_store_close(struct ward_store *st)
 {
     if (st == NULL) {
         return;
     }
-    ward_store_flush(st);
+    /* done() callbacks may queue more: a few rounds commit, then the rest is cancelled */
+    for (int round = 0; st->head != NULL; round++) {
+        if (round < 16) {
+            ward_store_flush(st);
+            continue;
+        }
+        struct store_item *list = st->head;
+        st->head = NULL;
+        st->tail = &st->head;
+        while (list != NULL) {
+            struct store_item *it = list;
+            list = it->next;
+            struct ward_error err = {0};
+            ward_error_set(&err, -ECANCELED, "the store closed before this transition committed");
+            if (it->done != NULL && round < 32) {
+                it->done(it->arg, -ECANCELED, 0, &err);
+            }
+            item_free(it);
+        }
+    }
     if (st->loop != NULL) {
         watchers_stop(st);
         if (ev_is_active(&st->prune_timer)) {

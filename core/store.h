@@ -8,7 +8,11 @@
  * was written), -EEXIST, -EINVAL (bad argument or JSON that does not parse), -ENOSPC
  * (database or disk full), -EROFS (read-only store), -EIO (corrupt database or I/O
  * error), -ENOTSUP (database written by a newer ward), -EBUSY (locked by another
- * process past the busy timeout). The text in struct ward_error says what to do.
+ * process past the busy timeout; also a release of a host past Claimed), -EPERM (release
+ * by a consumer that does not hold the host), -ECANCELED (batch item rolled back because
+ * another failed). The text in struct ward_error says what to do and never quotes a spec.
+ * Reads see committed data only: a queued transition is invisible until its group commits.
+ * A store must not cross fork(): close it first and open one in each process (SQLite rule).
  */
 #ifndef WARD_CORE_STORE_H
 #define WARD_CORE_STORE_H
@@ -32,6 +36,9 @@
 #define WARD_STORE_LIFECYCLE "lifecycle"
 #define WARD_STORE_AVAILABLE "Available"
 #define WARD_STORE_CLAIMED "Claimed"
+
+/* The database's file name inside the configured state_dir. */
+#define WARD_STORE_FILE "ward.db"
 
 struct ward_store;
 
@@ -75,7 +82,12 @@ struct ward_store_options {
  */
 struct ward_store *ward_store_open(struct ev_loop *loop, const struct ward_store_options *o,
                                    struct ward_error *err);
-/* Commits anything pending first (running its done callbacks), then closes. */
+/* "<state_dir>/ward.db" (caller frees); state_dir NULL = the built-in default
+ * ($localstatedir/lib/ward). NULL when out of memory. */
+char *ward_store_path(const char *state_dir);
+
+/* Commits anything pending first (running its done callbacks; transitions those queue
+ * again are committed too, up to a bound, then cancelled with -ECANCELED), then closes. */
 void ward_store_close(struct ward_store *st);
 
 /*

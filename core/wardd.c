@@ -11,10 +11,12 @@
 
 #include <ev.h>
 
+#include "agent.h"
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
 #include "plugin.h"
+#include "policy.h"
 #include "util.h"
 
 #ifndef WARD_SYSCONFDIR
@@ -41,6 +43,20 @@ static void usage(FILE *out)
             "Signals: SIGTERM/SIGINT drain in-flight work and exit 0; SIGHUP reloads the\n"
             "configuration and policies, keeping the running ones if the new ones fail.\n",
             WARD_SYSCONFDIR);
+}
+
+/* --test: the policies compile and self-check, without touching the state directory. */
+static int check_policies(struct ward_daemon *d, struct ward_error *err)
+{
+    struct ward_policy_options o;
+    if (ward_policy_options_init(&o, err) != 0) {
+        return -EINVAL;
+    }
+    struct ward_policy_engine *e = ward_policy_engine_create(
+        ward_daemon_loop(d), NULL, ward_daemon_plugins(d), ward_daemon_metrics(d), &o, err);
+    int rc = e != NULL ? ward_policy_engine_load(e, ward_daemon_config(d)->policy_dir, err) : -1;
+    ward_policy_engine_destroy(e);
+    return rc;
 }
 
 static int describe_plugin(const char *arg)
@@ -161,14 +177,24 @@ int main(int argc, char **argv)
         return 1;
     }
     int status = 0;
+    struct ward_agent *agent = NULL;
     if (ward_daemon_start(d, &err) != 0) {
         ward_log(WARD_LOG_ERROR, "core", "cannot start: %s", err.text);
         status = 1;
     } else if (test_only) {
-        ward_log(WARD_LOG_INFO, "core", "configuration %s is valid", config_path);
+        if (check_policies(d, &err) != 0) {
+            ward_log(WARD_LOG_ERROR, "core", "policies: %s", err.text);
+            status = 1;
+        } else {
+            ward_log(WARD_LOG_INFO, "core", "configuration %s is valid", config_path);
+        }
+    } else if ((agent = ward_agent_start(d, &err)) == NULL) {
+        ward_log(WARD_LOG_ERROR, "core", "cannot start: %s", err.text);
+        status = 1;
     } else {
         ward_daemon_run(d);
     }
+    ward_agent_destroy(agent);
     ward_daemon_destroy(d);
     ev_loop_destroy(loop);
     ward_log_clear_secrets();

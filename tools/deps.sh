@@ -14,5 +14,6 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     libclang-rt-14-dev \
     liblua5.4-dev libev-dev libcurl4-openssl-dev libcjson-dev libssl-dev \
     libgit2-dev libsqlite3-dev libmicrohttpd-dev libyaml-dev \
-    binutils file ca-certificates openssl procps python3 >/dev/null
+    binutils file ca-certificates openssl procps python3 \
+    prometheus >/dev/null
 echo "ward build dependencies are installed"

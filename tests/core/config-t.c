@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "../tap/basic.h"
 #include "config.h"
 #include "log.h"
@@ -63,7 +65,7 @@ static const char *fill_error(const char *text, const struct ward_config_entry *
 
 int main(void)
 {
-    plan(34);
+    plan(39);
     char *logbuf = NULL;
     size_t loglen = 0;
     FILE *logmem = open_memstream(&logbuf, &loglen);
@@ -145,6 +147,32 @@ int main(void)
        "a wrongly typed setting is named, its value is not echoed (%s)", typed);
     contains(fill_error("plugin \"p\" {}\n", map_required), "'needed' is required",
              "a missing required setting is refused");
+
+    cfg = ward_config_load_string(
+        "host \"node-01\" { bmc = { address = \"https://127.0.0.1:8443\",\n"
+        "  credentials = { username = \"admin\", passwordFile = \"/etc/ward/pw\" } },\n"
+        "  labels = { rack = \"r1\" }, macs = { \"aa:bb\", \"cc:dd\" } }\n",
+        "t.conf", &err);
+    ok(cfg != NULL && cfg->nhosts == 1, "a host of the inventory is declared (%s)", err.text);
+    cJSON *wanted = cJSON_Parse(
+        "{\"bmc\":{\"address\":\"https://127.0.0.1:8443\",\"credentials\":{\"username\":"
+        "\"admin\",\"passwordFile\":\"/etc/ward/pw\"}},\"labels\":{\"rack\":\"r1\"},"
+        "\"macs\":[\"aa:bb\",\"cc:dd\"]}");
+    cJSON *seen = cJSON_Parse(cfg != NULL ? cfg->hosts[0].spec_json : "null");
+    ok(cJSON_Compare(wanted, seen, true), "its table becomes the spec as JSON (objects and lists): %s",
+       cfg != NULL ? cfg->hosts[0].spec_json : "(none)");
+    cJSON_Delete(wanted);
+    cJSON_Delete(seen);
+    ward_config_destroy(cfg);
+    const char *inline_pw =
+        load_error("host \"n1\" { bmc = { credentials = { password = \"s3cr3t-inline\" } } }\n");
+    ok(strstr(inline_pw, "use passwordFile or passwordEnv") != NULL &&
+           strstr(inline_pw, "s3cr3t-inline") == NULL,
+       "a password written into a host is refused without echoing it (%s)", inline_pw);
+    contains(load_error("host \"n1\" {}\nhost \"n1\" {}\n"), "declared twice",
+             "a host declared twice is refused");
+    contains(load_error("host \"Node_1\" {}\n"), "host name 'Node_1'",
+             "a host name that is not a DNS label is refused");
 
     ward_log_set_stream(NULL);
     ward_log_clear_secrets();

@@ -33,10 +33,13 @@ static void good_conf(const char *in_flight, const char *grace)
     build("tests/fixtures/.libs/good.so", good, sizeof(good));
     snprintf(text, sizeof(text),
              "log_level = \"debug\"\n"
+             "state_dir = \"%s/state\"\n"
+             "policy_dir = \"%s/policies\"\n"
+             "http = { listen = \"127.0.0.1:0\" }\n"
              "shutdown_grace = \"%s\"\n"
              "plugin \"good\" { path = \"%s\", in_flight = \"%s\",\n"
              "                password = \"bmc-pass-7f3a9c\" }\n",
-             grace, good, in_flight);
+             test_tmpdir(), getenv("WARD_SRCDIR"), grace, good, in_flight);
     write_conf(text);
 }
 
@@ -107,8 +110,10 @@ int main(void)
     contains(c.out.data, "cannot reach the widget service", "with the plugin's reason");
     child_free(&c);
 
-    snprintf(text, sizeof(text), "plugin \"failinit\" { path = \"%s\", optional = true }\n",
-             failing);
+    snprintf(text, sizeof(text),
+             "policy_dir = \"%s/policies\"\n"
+             "plugin \"failinit\" { path = \"%s\", optional = true }\n",
+             getenv("WARD_SRCDIR"), failing);
     write_conf(text);
     child_spawn(&c, (char *[]){wardd, "--test", "--config", conf, NULL});
     is_int(0, child_wait_exit(&c, 20), "unless the plugin is optional (--test)");

@@ -71,7 +71,7 @@ static void serving(const char *name)
 
 int main(void)
 {
-    plan(38);
+    plan(39);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_policy_options o;
     fixture_options(&o, NULL, &events);
@@ -93,6 +93,9 @@ int main(void)
     attack("getenv", "attempt to call a nil value (field 'getenv')");
     attack("io", "attempt to index a nil value (global 'io')");
     attack("bytecode", "binary chunks are not allowed");
+    ward_policy_resource_put(e, "Hostile", "module", "{\"attack\":\"module\"}", &err);
+    fixture_settle(loop);
+    is_string("Done", state("module"), "require loads a module from the policy directory");
     attack("ffi", "module 'ffi' not found: policies can only require Lua modules");
     attack("cmodule", "module 'socket.core' not found");
     attack("escape", "module '..secret' not found");

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -88,7 +89,7 @@ static long long count(const char *path, const char *sql)
 
 int main(void)
 {
-    plan(31);
+    plan(35);
     const char *dir = test_tmpdir();
     char path[512];
     struct ward_error err = {0};
@@ -219,6 +220,58 @@ int main(void)
         .kind = "Host", .ns = "x", .name = "h1", .dimension = "lifecycle", .to = "Available"};
     is_int(-EROFS, ward_store_transition_sync(st, &t, NULL, &err), "so is a transition");
     ward_store_close(st);
+
+    /*
+     * A state directory wardd cannot write, for real: root ignores permissions, so as root
+     * the check runs in a child that drops to nobody (65534) first.
+     */
+    char rodir[400], line[700] = "";
+    snprintf(rodir, sizeof(rodir), "%s/rodir", dir);
+    snprintf(path, sizeof(path), "%s/ward.db", rodir);
+    mkdir(rodir, 0755);
+    make_db(path, 2, 10);
+    chmod(dir, 0755);
+    chmod(rodir, 0555);
+    int fds[2];
+    if (pipe(fds) != 0) {
+        sysbail("pipe");
+    }
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) {
+            dprintf(fds[1], "cannot drop to nobody\n");
+            _exit(0);
+        }
+        struct ward_error cerr = {0};
+        struct ward_store *c =
+            ward_store_open(NULL, &(struct ward_store_options){.path = path}, &cerr);
+        int rw = c == NULL ? cerr.code : 0;
+        ward_store_close(c);
+        char first[512];
+        snprintf(first, sizeof(first), "%s", cerr.text);
+        c = ward_store_open(NULL, &(struct ward_store_options){.path = path, .read_only = true},
+                            &cerr);
+        struct ward_resource *g = NULL;
+        int rd = c != NULL ? ward_store_get(c, "Host", "x", "h1", &g, &cerr) : cerr.code;
+        ward_resource_free(g);
+        ward_store_close(c);
+        dprintf(fds[1], "%d %d %s\n", rw, rd, first);
+        _exit(0);
+    }
+    close(fds[1]);
+    ssize_t nread = read(fds[0], line, sizeof(line) - 1);
+    line[nread > 0 ? nread : 0] = '\0';
+    close(fds[0]);
+    waitpid(pid, NULL, 0);
+    chmod(rodir, 0755);
+    int rw = 1, rd = 1;
+    sscanf(line, "%d %d", &rw, &rd);
+    is_int(-EROFS, rw, "an unwritable state directory is refused at open");
+    contains(line, "is not writable", "saying so");
+    contains(line, "open the store read-only to serve reads", "and what to do");
+    is_int(0, rd, "opened read-only, the same store serves reads");
 
     /* a missing state directory */
     snprintf(path, sizeof(path), "%s/missing/state.db", dir);

@@ -86,6 +86,7 @@ struct interference {
     int calls;
     bool all; /* bump every candidate, not only the first seen */
     const char *only;
+    bool claim; /* claim `only` for another consumer instead of editing it */
 };
 
 /* Runs while the claimer collects candidates: another writer changes them under it. */
@@ -93,7 +94,18 @@ static bool interfere(void *arg, const struct ward_resource *r)
 {
     struct interference *x = arg;
     struct ward_error err = {0};
-    if ((x->all || (x->only != NULL && strcmp(r->name, x->only) == 0)) && x->other != NULL) {
+    if (x->claim && strcmp(r->name, x->only) == 0) {
+        struct ward_transition t = {.kind = r->kind,
+                                    .ns = r->ns,
+                                    .name = r->name,
+                                    .dimension = "lifecycle",
+                                    .from = "Available",
+                                    .to = "Claimed",
+                                    .consumer = "zed"};
+        if (ward_store_transition_sync(x->other, &t, NULL, &err) < 0) {
+            bail("interfering claim: %s", err.text);
+        }
+    } else if ((x->all || (x->only != NULL && strcmp(r->name, x->only) == 0)) && x->other != NULL) {
         struct ward_resource u = {
             .kind = r->kind, .ns = r->ns, .name = r->name, .spec = "{\"touched\":true}"};
         if (ward_store_update(x->other, &u, r->version, &err) < 0) {
@@ -120,7 +132,7 @@ static double attempts(struct ward_metrics *reg, const char *outcome, const char
 
 int main(void)
 {
-    plan(42);
+    plan(45);
     char path[512], path2[512];
     snprintf(path, sizeof(path), "%s/a.db", test_tmpdir());
     snprintf(path2, sizeof(path2), "%s/b.db", test_tmpdir());
@@ -259,6 +271,18 @@ int main(void)
     ward_resource_free(got);
     is_double(1, attempts(reg, "conflict", "version_changed"), 0,
               "the conflict is counted with its reason");
+    busy[second] = true;
+    top = doc_pick("gina", 0, HOSTS - 1, busy);
+    busy[top] = true;
+    second = doc_pick("gina", 0, HOSTS - 1, busy);
+    snprintf(top_name, sizeof(top_name), "host-%02d", top);
+    x = (struct interference){.other = other, .only = top_name, .claim = true};
+    is_int(0, ward_store_claim(st, "PhysicalHost", NULL, "gina", interfere, &x, &got, &err),
+           "a claim whose best host was just claimed by someone else");
+    is_int(second, host_index(got), "takes the next candidate");
+    ward_resource_free(got);
+    is_double(1, attempts(reg, "conflict", "already_claimed"), 0,
+              "and counts the conflict as already_claimed");
     x = (struct interference){.other = other, .all = true};
     is_int(-ESTALE, ward_store_claim(st, "PhysicalHost", NULL, "frank", interfere, &x, &got, &err),
            "when every try conflicts the claim gives up with -ESTALE");

@@ -2,6 +2,7 @@
 /* History retention: a count per resource (inline) and an age (in bounded steps). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../tap/basic.h"
@@ -14,6 +15,13 @@ struct clock {
 static double fake_now(void *arg)
 {
     return ((struct clock *)arg)->t;
+}
+
+static void guard_expired(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents; /* a one-shot timer: once fired it is inactive, which ends the wait */
 }
 
 static void flip(struct ward_store *st, const char *name, int times, struct clock *clk)
@@ -49,7 +57,7 @@ static size_t history_len(struct ward_store *st, const char *name, long long *fi
 
 int main(void)
 {
-    plan(9);
+    plan(13);
     char path[512];
     struct clock clk = {1000};
     struct ward_error err = {0};
@@ -87,5 +95,40 @@ int main(void)
     st = ward_store_open(NULL, &(struct ward_store_options){.path = path}, &err);
     is_int(0, ward_store_prune(st, 10, &err), "without an age setting nothing is pruned");
     ward_store_close(st);
+
+    /* on a loop the age retention runs by itself, from a timer */
+    snprintf(path, sizeof(path), "%s/timer.db", test_tmpdir());
+    clk.t = 1000;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    st = ward_store_open(loop,
+                         &(struct ward_store_options){.path = path,
+                                                      .now = fake_now,
+                                                      .now_arg = &clk,
+                                                      .history_max_age = 100,
+                                                      .prune_interval = 0.001},
+                         &err);
+    flip(st, "a", 10, &clk);
+    clk.t = 1105;
+    ev_timer guard; /* the bound: the test never waits longer than this */
+    ev_timer_init(&guard, guard_expired, 10, 0);
+    ev_timer_start(loop, &guard);
+    size_t left = history_len(st, "a", NULL);
+    while (left > 5 && ev_is_active(&guard)) {
+        ev_run(loop, EVRUN_ONCE);
+        left = history_len(st, "a", NULL);
+    }
+    ev_timer_stop(loop, &guard);
+    is_int(5, (long long)left, "the prune timer removed the old records");
+    ev_run(loop, EVRUN_NOWAIT);
+    is_int(5, (long long)history_len(st, "a", NULL), "and only those");
+    ward_store_close(st);
+    ev_loop_destroy(loop);
+
+    char *p = ward_store_path("/srv/ward/");
+    is_string("/srv/ward/ward.db", p, "the database lives in the configured state_dir");
+    free(p);
+    p = ward_store_path(NULL);
+    contains(p, "/lib/ward/ward.db", "and under localstatedir by default");
+    free(p);
     return 0;
 }

@@ -106,7 +106,7 @@ static struct ward_transition tr(const char *name, const char *dim, const char *
 
 int main(void)
 {
-    plan(85);
+    plan(88);
     snprintf(dbpath, sizeof(dbpath), "%s/state.db", test_tmpdir());
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *reg = ward_metrics_create();
@@ -348,7 +348,17 @@ int main(void)
     is_int(-ENOENT, ward_store_get(st, "Host", "site", "h2", &got, &err), "it is gone");
     is_string("deleted site/h2 v2", feed.last, "the feed saw the deletion");
 
+    /* close commits what is still queued, and only then reports it */
+    struct done_log last = {0};
+    struct ward_transition z = tr("g1", "power", NULL, "Off");
+    ward_store_transition(st, &z, on_done, &last);
     ward_store_close(st);
+    is_int(1, last.calls, "closing the store runs the done() of a queued transition");
+    is_int(0, last.rc[0], "after committing it");
+    is_int(1,
+           raw_count("SELECT count(*) FROM states s JOIN resources r ON r.id = s.rid "
+                     "WHERE r.name = 'g1' AND s.dimension = 'power' AND s.state = 'Off'"),
+           "and it is on disk");
     ward_metrics_destroy(reg);
     ev_loop_destroy(loop);
     return 0;

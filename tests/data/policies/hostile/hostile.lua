@@ -76,6 +76,14 @@ function attacks.bytecode()
     return f()
 end
 
+function attacks.module()
+    -- not an attack: a module from the policy directory loads, once
+    local h = require "lib.helpers"
+    if h.double(h.answer) ~= 84 or require "lib.helpers" ~= h then
+        error("the policy module did not load as expected")
+    end
+end
+
 function attacks.ffi()
     return require "ffi"
 end

@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+#include <lauxlib.h>
+
+#include "agent.h"
+#include "api.h"
+#include "config.h"
+#include "daemon.h"
+#include "events.h"
+#include "http.h"
+#include "log.h"
+#include "plugin.h"
+#include "policy.h"
+#include "store.h"
+#include "util.h"
+
+#define HOST_KIND "PhysicalHost"
+
+struct ward_agent {
+    struct ward_daemon *d;
+    struct ward_store *store;          /* owned */
+    struct ward_policy_engine *engine; /* owned */
+    struct ward_operator *op;          /* owned */
+    struct ward_api_policy glue;
+    struct ward_events *events; /* the operator's; NULL until it has started */
+};
+
+/* Engine events reach the operator's event set once it exists. */
+static void on_policy_event(void *arg, const struct ward_policy_event *ev)
+{
+    struct ward_agent *a = arg;
+    if (a->events != NULL) {
+        ward_api_policy_event(a->events, ev);
+    }
+}
+
+static int mkdir_p(const char *path, struct ward_error *err)
+{
+    struct ward_buf b = {0};
+    ward_buf_puts(&b, path);
+    for (char *p = b.data + 1; ; p++) {
+        bool end = *p == '\0';
+        if (*p == '/' || end) {
+            *p = '\0';
+            if (mkdir(b.data, 0750) != 0 && errno != EEXIST) {
+                int rc = ward_error_set(err, -errno,
+                                        "cannot create the state directory %s: %s (set state_dir "
+                                        "in the configuration to a writable place)",
+                                        b.data, strerror(errno));
+                ward_buf_free(&b);
+                return rc;
+            }
+            if (end) {
+                break;
+            }
+            *p = '/';
+        }
+    }
+    ward_buf_free(&b);
+    return 0;
+}
+
+/* Read the optional `policy = { reconcile_timeout = "30m", ... }` section. */
+static int policy_options(const struct ward_config *cfg, struct ward_policy_options *o,
+                          struct ward_error *err)
+{
+    int rc = ward_policy_options_init(o, err);
+    if (rc != 0) {
+        return rc;
+    }
+    lua_State *L = cfg->L;
+    int top = lua_gettop(L);
+    if (lua_getglobal(L, "WARD_CONFIG_ENV") != LUA_TTABLE) {
+        lua_settop(L, top);
+        return 0;
+    }
+    lua_pushliteral(L, "policy");
+    if (lua_rawget(L, -2) != LUA_TTABLE) {
+        lua_settop(L, top);
+        return 0;
+    }
+    int tbl = lua_gettop(L);
+    lua_pushnil(L);
+    while (rc == 0 && lua_next(L, tbl) != 0) {
+        if (lua_type(L, -2) != LUA_TSTRING ||
+            (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)) {
+            rc = ward_error_set(err, -EINVAL, "policy: settings are name = \"value\" pairs");
+        } else {
+            lua_pushvalue(L, -1); /* tostring converts in place: work on a copy */
+            rc = ward_policy_options_set(o, lua_tostring(L, -3), lua_tostring(L, -1), err);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_settop(L, top);
+    return rc;
+}
+
+/*
+ * An inventory host enters the store once. Later starts keep what the store
+ * has (claims, boot image) and only take a changed `bmc` or `labels` from the
+ * configuration, so editing a BMC address does not lose a claim.
+ */
+static int add_inventory_host(struct ward_agent *a, const struct ward_config_host *h,
+                              struct ward_error *err)
+{
+    char *current = ward_policy_resource_json(a->engine, HOST_KIND, h->name);
+    if (current == NULL) {
+        int rc = ward_policy_resource_put(a->engine, HOST_KIND, h->name, h->spec_json, err);
+        if (rc == 0) {
+            ward_log_fields(WARD_LOG_INFO, "agent", &(struct ward_log_field){"resource", h->name},
+                            1, "host %s added from the inventory", h->name);
+        }
+        return rc;
+    }
+    cJSON *have = cJSON_Parse(current);
+    free(current);
+    cJSON *want = cJSON_Parse(h->spec_json);
+    cJSON *spec = cJSON_DetachItemFromObject(have, "spec");
+    int rc = 0;
+    if (!cJSON_IsObject(spec) || !cJSON_IsObject(want)) {
+        rc = ward_error_set(err, -EINVAL, "host %s: stored or configured spec is not an object",
+                            h->name);
+    } else {
+        bool changed = false;
+        static const char *const owned[] = {"bmc", "labels"};
+        for (size_t i = 0; i < WARD_ARRAY_SIZE(owned); i++) {
+            cJSON *w = cJSON_GetObjectItem(want, owned[i]);
+            cJSON *o = cJSON_GetObjectItem(spec, owned[i]);
+            if (w != NULL && (o == NULL || !cJSON_Compare(w, o, true))) {
+                cJSON_DeleteItemFromObject(spec, owned[i]);
+                cJSON_AddItemToObject(spec, owned[i], cJSON_Duplicate(w, true));
+                changed = true;
+            }
+        }
+        if (changed) {
+            char *text = cJSON_PrintUnformatted(spec);
+            rc = text != NULL ? ward_policy_resource_put(a->engine, HOST_KIND, h->name, text, err)
+                              : ward_error_set(err, -ENOMEM, "out of memory");
+            free(text);
+            if (rc == 0) {
+                ward_log_fields(WARD_LOG_INFO, "agent",
+                                &(struct ward_log_field){"resource", h->name}, 1,
+                                "host %s: BMC settings updated from the inventory", h->name);
+            }
+        }
+    }
+    cJSON_Delete(spec);
+    cJSON_Delete(have);
+    cJSON_Delete(want);
+    return rc;
+}
+
+static int ready_policies(void *arg, struct ward_error *err)
+{
+    struct ward_agent *a = arg;
+    if (ward_policy_engine_machine(a->engine, HOST_KIND) == NULL) {
+        return ward_error_set(err, -ENOENT, "no policy declares %s", HOST_KIND);
+    }
+    return 0;
+}
+
+static int ready_plugins(void *arg, struct ward_error *err)
+{
+    struct ward_agent *a = arg;
+    if (ward_daemon_stopping(a->d)) {
+        return ward_error_set(err, -ESHUTDOWN, "shutting down");
+    }
+    return 0;
+}
+
+struct ward_agent *ward_agent_start(struct ward_daemon *d, struct ward_error *err)
+{
+    const struct ward_config *cfg = ward_daemon_config(d);
+    struct ward_agent *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        ward_error_set(err, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    a->d = d;
+    if (mkdir_p(cfg->state_dir, err) != 0) {
+        free(a);
+        return NULL;
+    }
+    char *path = ward_store_path(cfg->state_dir);
+    struct ward_store_options so = {.path = path, .metrics = ward_daemon_metrics(d)};
+    a->store = path != NULL ? ward_store_open(ward_daemon_loop(d), &so, err) : NULL;
+    free(path);
+    if (a->store == NULL) {
+        ward_agent_destroy(a);
+        return NULL;
+    }
+
+    struct ward_policy_options po;
+    struct ward_policy_sink sink;
+    if (policy_options(cfg, &po, err) != 0) {
+        ward_agent_destroy(a);
+        return NULL;
+    }
+    po.on_event = on_policy_event;
+    po.event_arg = a;
+    ward_policy_sink_store(&sink, a->store);
+    a->engine = ward_policy_engine_create(ward_daemon_loop(d), &sink, ward_daemon_plugins(d),
+                                          ward_daemon_metrics(d), &po, err);
+    if (a->engine == NULL || ward_policy_engine_load(a->engine, cfg->policy_dir, err) != 0 ||
+        ward_policy_engine_restore(a->engine, a->store, err) != 0) {
+        ward_agent_destroy(a);
+        return NULL;
+    }
+    for (size_t i = 0; i < cfg->nhosts; i++) {
+        if (add_inventory_host(a, &cfg->hosts[i], err) != 0) {
+            ward_agent_destroy(a);
+            return NULL;
+        }
+    }
+
+    a->glue = (struct ward_api_policy){.engine = a->engine, .store = a->store};
+    struct ward_api_hooks hooks = {0};
+    ward_api_policy_hooks(&hooks, &a->glue);
+    a->op = ward_operator_start(d, a->store, &hooks, err);
+    if (a->op == NULL) {
+        ward_agent_destroy(a);
+        return NULL;
+    }
+    a->events = ward_operator_events(a->op);
+    a->glue.events = a->events;
+    ward_http_ready_check(ward_operator_http(a->op), "policies", ready_policies, a);
+    ward_http_ready_check(ward_operator_http(a->op), "plugins", ready_plugins, a);
+    ward_daemon_on_reload(d, ward_policy_daemon_reload, a->engine);
+    ward_daemon_on_stop(d, ward_policy_daemon_stop, a->engine);
+    ward_log(WARD_LOG_INFO, "agent", "serving %zu inventory host(s); state in %s, policies from %s",
+             cfg->nhosts, cfg->state_dir, cfg->policy_dir);
+    return a;
+}
+
+void ward_agent_destroy(struct ward_agent *a)
+{
+    if (a == NULL) {
+        return;
+    }
+    if (a->op != NULL) {
+        ward_operator_stop(a->op);
+    }
+    if (a->engine != NULL) {
+        ward_policy_engine_destroy(a->engine);
+    }
+    if (a->store != NULL) {
+        ward_store_close(a->store);
+    }
+    free(a);
+}

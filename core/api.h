@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The JSON API under /api/v1, over the store, the event set and hooks the
+ * daemon fills for what lives elsewhere (the guarded transition path of the
+ * policy engine, policy reload, the provisioning queue, leader election).
+ *
+ * Requests are parsed and validated first (ward_api_parse: route, names,
+ * JSON body with unknown fields refused) into a struct ward_api_call, then
+ * executed. Parsing touches no state, so the fuzz target drives it alone.
+ *
+ *   GET    /api/v1/hosts[?state=S&label=k=v&namespace=N]   list
+ *   POST   /api/v1/hosts                {name, namespace?, labels?, spec?}
+ *   GET    /api/v1/hosts/NAME                               one host with its states
+ *   DELETE /api/v1/hosts/NAME?version=V                     remove (refused while claimed)
+ *   GET    /api/v1/hosts/NAME/history[?since=T]
+ *   POST   /api/v1/hosts/NAME/transition {to, reason, version, dimension?}
+ *   POST   /api/v1/hosts/NAME/reset     {reason, version}  clear the claim, re-enroll
+ *   POST   /api/v1/hosts/NAME/release   {consumer}
+ *   POST   /api/v1/claims               {consumer, selector?}
+ *   GET    /api/v1/events[?kind=K&name=N&type=T&since=T&limit=N]
+ *   POST   /api/v1/policy/reload
+ *   GET    /api/v1/queue                POST /api/v1/queue/drain, /api/v1/queue/resume
+ *   GET    /api/v1/leader
+ *
+ * Writes to a host carry the version they expect; without one the answer is
+ * 428 with the current version, with a stale one 409 with the current one.
+ */
+#ifndef WARD_CORE_API_H
+#define WARD_CORE_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cJSON.h>
+
+#include <ward/plugin.h>
+
+#include "util.h"
+
+struct ward_api;
+struct ward_events;
+struct ward_http;
+struct ward_store;
+
+#define WARD_API_KIND "PhysicalHost"
+#define WARD_API_DEFAULT_NS "default"
+#define WARD_API_NAME_MAX 253
+#define WARD_API_REASON_MAX 256
+
+enum ward_api_op {
+    WARD_API_HOSTS_LIST = 1,
+    WARD_API_HOST_ADD,
+    WARD_API_HOST_GET,
+    WARD_API_HOST_REMOVE,
+    WARD_API_HOST_HISTORY,
+    WARD_API_HOST_TRANSITION,
+    WARD_API_HOST_RESET,
+    WARD_API_HOST_RELEASE,
+    WARD_API_CLAIM,
+    WARD_API_EVENTS,
+    WARD_API_POLICY_RELOAD,
+    WARD_API_QUEUE_STATUS,
+    WARD_API_QUEUE_DRAIN,
+    WARD_API_QUEUE_RESUME,
+    WARD_API_LEADER,
+};
+
+/* A validated request; strings point into buffers the call owns (ward_api_call_free). */
+struct ward_api_call {
+    enum ward_api_op op;
+    char name[WARD_API_NAME_MAX + 1];
+    char ns[64];
+    cJSON *body;           /* owned; NULL when the route takes none */
+    const char *to;        /* transition target state */
+    const char *dimension; /* default "lifecycle" */
+    const char *reason;
+    const char *consumer;
+    char *selector;                /* owned JSON text of a label selector, or NULL */
+    char *labels;                  /* owned JSON text */
+    char *spec;                    /* owned JSON text */
+    int64_t version;               /* 0: not given */
+    const char *state;             /* list filter */
+    char *label_key, *label_value; /* owned; list filter */
+    const char *type;              /* events filter */
+    const char *kind;              /* events filter */
+    double since;
+    long limit;
+};
+
+/* Looks up a query-string argument; NULL when absent. */
+typedef const char *(*ward_api_query_fn)(void *arg, const char *key);
+
+/*
+ * Route and validate one request. Returns 0 with call filled, or the HTTP
+ * status to answer (400, 404, 405, 422) with err saying why (err->code holds
+ * the status too); call is then empty. path excludes the query string.
+ */
+int ward_api_parse(const char *method, const char *path, ward_api_query_fn query, void *qarg,
+                   const char *body, size_t body_len, struct ward_api_call *call,
+                   struct ward_error *err);
+void ward_api_call_free(struct ward_api_call *call);
+
+/* DNS-1123 subdomain: lower-case letters, digits, '-' and '.', 1-253, alphanumeric ends. */
+bool ward_api_valid_name(const char *name);
+
+/* What the daemon provides; each may be NULL (the route then answers 503). */
+struct ward_api_transition {
+    const char *kind, *ns, *name, *dimension, *to, *reason, *actor;
+    int64_t expected_version;
+    bool reset; /* host reset: clear the claim and re-enroll */
+};
+struct ward_api_hooks {
+    /* Add a host (POST /hosts): spec and labels are JSON object text. NULL: created in the store
+       directly. 0, -EEXIST, or another negative errno with err filled. */
+    int (*add)(void *arg, const char *ns, const char *name, const char *spec, const char *labels,
+               struct ward_error *err);
+    /* The guarded path: 0 with new_version, -EPERM with err = the guard's reason,
+       -ESTALE on a version conflict, -EINVAL for a transition the machine does not allow. */
+    int (*transition)(void *arg, const struct ward_api_transition *t, int64_t *new_version,
+                      struct ward_error *err);
+    int (*policy_reload)(void *arg, struct ward_error *err);
+    /* Append a JSON object: {"length":..,"processing":..,"max_size":..,"draining":..} */
+    void (*queue_status)(void *arg, struct ward_buf *out);
+    int (*queue_drain)(void *arg, bool drain, struct ward_error *err);
+    /* Append a JSON object: {"leader":true,"holder":"..","transitions":..} */
+    void (*leader_status)(void *arg, struct ward_buf *out);
+    void *arg;
+};
+
+/*
+ * Register the /api/v1 routes on http (destroy the api after the http server:
+ * the routes point at it). store and events are borrowed (may be
+ * NULL: routes needing them answer 503); hooks are copied. The host gauge
+ * ward_hosts{state} is refreshed on scrape when the store changed.
+ */
+struct ward_api *ward_api_create(struct ward_http *http, struct ward_store *store,
+                                 struct ward_events *events, struct ward_metrics *metrics,
+                                 const struct ward_api_hooks *hooks, struct ward_error *err);
+void ward_api_destroy(struct ward_api *api);
+
+/*
+ * The API on the policy engine: POST /hosts creates through the engine (so it
+ * enrolls), transitions go through ward_policy_transition (machine, guard,
+ * consistency; the refusal text goes back to the client), a reset moves the
+ * host to Error, clears its claim and re-enrolls it through the guarded
+ * Error -> Enrolling, and policy reload reloads the engine. glue must outlive
+ * the api; engine and store are borrowed.
+ */
+struct ward_policy_engine;
+struct ward_policy_event;
+struct ward_api_policy {
+    struct ward_policy_engine *engine;
+    struct ward_store *store;
+    struct ward_events *events; /* may be NULL; refused API transitions are recorded here */
+};
+void ward_api_policy_hooks(struct ward_api_hooks *hooks, struct ward_api_policy *glue);
+/* A ward_policy_options.on_event that records the engine's events; arg is a struct ward_events. */
+void ward_api_policy_event(void *events, const struct ward_policy_event *ev);
+
+/*
+ * The whole operator surface for wardd in one call, for the daemon's wiring:
+ * reads the `http` section of the daemon's configuration, starts the event
+ * set (ward_events_total), the HTTP server and the API on the daemon's loop
+ * and registry, adds the readiness check "store" (open when store is not
+ * NULL), and a reload hook that re-reads the API token on SIGHUP. store is
+ * borrowed; hooks are copied (NULL: those routes answer 503). Other modules
+ * add their readiness checks with ward_http_ready_check(ward_operator_http()).
+ */
+struct ward_daemon;
+struct ward_operator;
+struct ward_operator *ward_operator_start(struct ward_daemon *d, struct ward_store *store,
+                                          const struct ward_api_hooks *hooks,
+                                          struct ward_error *err);
+/* Stop serving and free everything: after the loop has ended (the daemon keeps the reload
+   hook until it is destroyed) and before the store closes. */
+void ward_operator_stop(struct ward_operator *op);
+struct ward_http *ward_operator_http(const struct ward_operator *op);
+/* Where modules record events (transitions, refusals, stuck hosts, BMC failures, reloads). */
+struct ward_events *ward_operator_events(const struct ward_operator *op);
+
+#endif

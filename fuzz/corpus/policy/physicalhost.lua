@@ -1,0 +1,299 @@
+-- SPDX-License-Identifier: Apache-2.0
+-- PhysicalHost: a bare-metal host driven through its BMC.
+--
+--   None -> Enrolling -> Available -> Claimed -> Provisioning -> Provisioned
+--   any state -> Error; Deprovisioning is final.
+--
+-- spec:   bmc = {address = ..., credentials = ...}, consumerRef, bootISOSource
+-- status: redfish = {connected, error}, hardware = {...}, boot = {configured, iso},
+--         power = "On" | "Off", error = "reason the host is in error" or nil
+local M = {}
+
+M.kind = "PhysicalHost"
+
+local CLAIMED = {Claimed = true, Provisioning = true, Provisioned = true}
+local UNCLAIMED = {None = true, Enrolling = true, Available = true}
+local NEEDS_ISO = {Provisioning = true, Provisioned = true}
+
+local function set(v)
+    return v ~= nil and v ~= "" and v ~= false
+end
+
+local function has_connection_info(h)
+    return type(h.spec.bmc) == "table" and set(h.spec.bmc.address)
+end
+
+local function connected(h)
+    return type(h.status.redfish) == "table" and h.status.redfish.connected == true
+end
+
+-- guards, named after the transition they guard --------------------------------------
+
+local function enrolling_to_available(h)
+    if not connected(h) then
+        return false, "no successful Redfish connection yet"
+    end
+    if type(h.status.hardware) ~= "table" or not set(h.status.hardware.serial) then
+        return false, "hardware details have not been retrieved"
+    end
+    return true
+end
+
+local function available_to_claimed(h)
+    if not set(h.spec.consumerRef) then
+        return false, "consumerRef is not set"
+    end
+    if set(h.status.error) then
+        return false, "the host is in error: " .. tostring(h.status.error)
+    end
+    return true
+end
+
+local function claimed_to_provisioning(h)
+    if not set(h.spec.consumerRef) then
+        return false, "consumerRef is not set"
+    end
+    if not set(h.spec.bootISOSource) then
+        return false, "bootISOSource is not set"
+    end
+    return true
+end
+
+local function provisioning_to_provisioned(h)
+    if type(h.status.boot) ~= "table" or h.status.boot.configured ~= true then
+        return false, "boot configuration is not done"
+    end
+    if h.status.power ~= "On" then
+        return false, "power is not on"
+    end
+    return true
+end
+
+local function error_to_enrolling(h)
+    if not has_connection_info(h) then
+        return false, "no Redfish connection info (spec.bmc.address)"
+    end
+    return true
+end
+
+local function error_to_available(h)
+    if set(h.spec.consumerRef) then
+        return false, "the host is claimed (consumerRef is set)"
+    end
+    if not connected(h) then
+        return false, "the Redfish connection is not healthy"
+    end
+    return true
+end
+
+-- consistency rules: what must hold in the state a host is going to -------------------
+
+local function consumer_ref(h, state)
+    if CLAIMED[state] and not set(h.spec.consumerRef) then
+        return false, state .. " requires consumerRef"
+    end
+    if UNCLAIMED[state] and set(h.spec.consumerRef) then
+        return false, state .. " must not have consumerRef (release the claim first)"
+    end
+    return true
+end
+
+local function boot_iso(h, state)
+    if NEEDS_ISO[state] and not set(h.spec.bootISOSource) then
+        return false, state .. " requires bootISOSource"
+    end
+    return true
+end
+
+-- BMC work -----------------------------------------------------------------------------
+
+local function open_bmc(h)
+    local bmc, err = ward.bmc(h)
+    if not bmc then
+        return nil, err
+    end
+    local ok, cerr = bmc:connect()
+    if not ok then
+        h.status.redfish = {connected = false, error = cerr}
+        return nil, cerr
+    end
+    h.status.redfish = {connected = true}
+    return bmc
+end
+
+local function released(h)
+    if not set(h.spec.consumerRef) then
+        return ward.transition(h, "Available", "released", "consumerRef cleared")
+    end
+end
+
+-- reconciles: the work of each state ---------------------------------------------------
+
+local function reconcile_none(h)
+    if not has_connection_info(h) then
+        return -- nothing to do until spec.bmc.address is set (a spec change requeues)
+    end
+    return ward.transition(h, "Enrolling", "registered")
+end
+
+local function reconcile_enrolling(h)
+    local bmc, err = open_bmc(h)
+    if not bmc then
+        return nil, "connect: " .. tostring(err)
+    end
+    local inv, ierr = bmc:inventory()
+    bmc:close()
+    if not inv then
+        return nil, "inventory: " .. tostring(ierr)
+    end
+    h.status.hardware = inv
+    h.status.power = inv.power_state
+    h.status.error = nil
+    return ward.transition(h, "Available", "enrolled")
+end
+
+local function reconcile_available(h)
+    if set(h.spec.consumerRef) then
+        return ward.transition(h, "Claimed", "claimed")
+    end
+end
+
+local function reconcile_claimed(h)
+    if not set(h.spec.consumerRef) then
+        return released(h)
+    end
+    if set(h.spec.bootISOSource) then
+        return ward.transition(h, "Provisioning", "provision")
+    end
+end
+
+local function configure_boot(h, bmc)
+    local steps = {
+        function() return bmc:eject_media() end,
+        function() return bmc:insert_media(h.spec.bootISOSource) end,
+        function() return bmc:set_boot_once("Cd") end,
+        function() return bmc:power("ForceRestart") end,
+    }
+    for _, step in ipairs(steps) do
+        local ok, err = step()
+        if not ok then
+            h.status.boot = {configured = false, error = err}
+            return nil, err
+        end
+    end
+    h.status.boot = {configured = true, iso = h.spec.bootISOSource}
+    h.status.power = bmc:power_state()
+    return true
+end
+
+local function reconcile_provisioning(h)
+    if not set(h.spec.consumerRef) then
+        return released(h)
+    end
+    local bmc, err = open_bmc(h)
+    if not bmc then
+        return nil, "connect: " .. tostring(err)
+    end
+    local ok, berr = configure_boot(h, bmc)
+    bmc:close()
+    if not ok then
+        return nil, "boot configuration: " .. tostring(berr)
+    end
+    return ward.transition(h, "Provisioned", "provisioned")
+end
+
+local function reconcile_provisioned(h)
+    if set(h.spec.consumerRef) then
+        return
+    end
+    local bmc = open_bmc(h)
+    if bmc then
+        bmc:eject_media()
+        bmc:clear_boot_override()
+        bmc:close()
+    end
+    h.status.boot = nil
+    return released(h)
+end
+
+-- recovery steps -----------------------------------------------------------------------
+
+-- Provisioning stuck: look at the BMC again before doing the work over.
+local function recheck_boot(h)
+    local bmc, err = open_bmc(h)
+    if not bmc then
+        return nil, err
+    end
+    local power = bmc:power_state()
+    bmc:close()
+    h.status.power = power
+    if type(h.status.boot) == "table" and h.status.boot.configured and power == "On" then
+        return ward.transition(h, "Provisioned", "stuck_recovery", "boot was configured")
+    end
+    h.status.boot = {configured = false}
+    return nil, "boot configuration not in place"
+end
+
+-- Error: enroll again when we can reach the BMC, or go back to Available when healthy.
+local function recover_error(h)
+    if not has_connection_info(h) then
+        return nil, "no connection info; waiting for an operator"
+    end
+    local bmc = open_bmc(h)
+    if bmc then
+        bmc:close()
+        if not set(h.spec.consumerRef) then
+            h.status.error = nil
+            return ward.transition(h, "Available", "stuck_recovery", "healthy and unclaimed")
+        end
+    end
+    return ward.transition(h, "Enrolling", "stuck_recovery", "retrying enrollment")
+end
+
+M.machine = ward.machine {
+    dimension = "lifecycle",
+    initial = "None",
+    states = {"None", "Enrolling", "Available", "Claimed", "Provisioning", "Provisioned",
+              "Error", "Deprovisioning"},
+    transitions = {
+        None           = {"Enrolling"},
+        Enrolling      = {"Available", "Error"},
+        Available      = {"Claimed", "Error", "Deprovisioning"},
+        Claimed        = {"Provisioning", "Available", "Error"},
+        Provisioning   = {"Provisioned", "Available", "Error"},
+        Provisioned    = {"Available", "Deprovisioning"},
+        Error          = {"Enrolling", "Available", "Deprovisioning"},
+        Deprovisioning = {},
+    },
+    any = {"Error"},
+    final = {"Deprovisioning"},
+    error_state = "Error",
+    stuck = {Enrolling = true, Provisioning = true, Error = true},
+    guards = {
+        ["Enrolling -> Available"]      = enrolling_to_available,
+        ["Available -> Claimed"]        = available_to_claimed,
+        ["Claimed -> Provisioning"]     = claimed_to_provisioning,
+        ["Provisioning -> Provisioned"] = provisioning_to_provisioned,
+        ["Error -> Enrolling"]          = error_to_enrolling,
+        ["Error -> Available"]          = error_to_available,
+    },
+    consistency = {
+        consumer_ref = consumer_ref,
+        boot_iso = boot_iso,
+    },
+    reconcile = {
+        None = reconcile_none,
+        Enrolling = reconcile_enrolling,
+        Available = reconcile_available,
+        Claimed = reconcile_claimed,
+        Provisioning = reconcile_provisioning,
+        Provisioned = reconcile_provisioned,
+    },
+    recovery = {
+        Enrolling = {"retry"},
+        Provisioning = {{"recheck_boot", recheck_boot}, "retry"},
+        Error = {{"recover_error", recover_error}},
+    },
+}
+
+return M
