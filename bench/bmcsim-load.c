@@ -40,6 +40,7 @@ static int cmp_double(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     int bmcs = 100, conns = 64, requests = 20000, runs = 3, latency = 0, threads = 2;
+    bool address_mode = false;
     static const struct option longopts[] = {
         {"bmcs", required_argument, NULL, 'n'},
         {"conns", required_argument, NULL, 'c'},
@@ -50,8 +51,11 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     int c;
-    while ((c = getopt_long(argc, argv, "n:c:r:k:l:t:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "n:c:r:k:l:t:a", longopts, NULL)) != -1) {
         switch (c) {
+        case 'a':
+            address_mode = true;
+            break;
         case 'n':
             bmcs = atoi(optarg);
             break;
@@ -93,12 +97,18 @@ int main(int argc, char **argv)
     snprintf(lat, sizeof(lat), "%d", latency);
     snprintf(thr, sizeof(thr), "%d", threads);
     /* Big fleets share one credential: 10,000 password files cost seconds on some disks. */
-    char *args[] = {prog,  "--state-dir",
-                    state, "--bmcs",
-                    nb,    "--latency-ms",
-                    lat,   "--threads",
-                    thr,   bmcs > 1000 ? "--shared-password" : NULL,
-                    NULL};
+    char *args[16] = {prog,           "--state-dir", state,       "--bmcs", nb,
+                      "--latency-ms", lat,           "--threads", thr};
+    int nargs = 9;
+    if (bmcs > 1000) {
+        args[nargs++] = "--shared-password";
+    }
+    if (address_mode) {
+        /* one socket for the fleet: 10,000 BMCs and a connection each fit in 20,000 fds */
+        args[nargs++] = "--address-base";
+        args[nargs++] = "127.5.0.1";
+    }
+    args[nargs] = NULL;
     struct child sim;
     double t0 = ward_monotonic();
     child_spawn(&sim, args);

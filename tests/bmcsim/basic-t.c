@@ -17,7 +17,7 @@
 
 int main(void)
 {
-    plan(74);
+    plan(91);
     struct sim s;
     const char *args[] = {
         "--bmcs", "2", "--power-delay-ms", "5000", "--session-timeout", "60", "--max-sessions",
@@ -226,6 +226,57 @@ int main(void)
     is_int(400, sim_control_post(&s, "/control/faults", "{\"bmc\":7}"),
            "control rejects an unknown BMC");
     is_int(0, sim_stop(&s), "SIGTERM stops the simulator cleanly");
+
+    /* account lockout and password changes */
+    const char *args2[] = {"--lockout-after", "3", "--lockout-ms", "10000", NULL};
+    sim_start(&s, args2);
+    for (int k = 0; k < 3; k++) {
+        r = sim_http(&s, 0, "POST", "/redfish/v1/SessionService/Sessions", bad, NULL, NULL, 10);
+        http_free(&r);
+    }
+    tok = sim_login(&s, 0);
+    ok(tok == NULL, "after 3 failures the right password is refused too");
+    free(tok);
+    rep = sim_control_bmc(&s, 0);
+    ok(cJSON_IsTrue(json_at(rep, "locked")), "control: account locked");
+    is_int(1, (long long)json_num(rep, "lockouts"), "control: one lockout");
+    cJSON_Delete(rep);
+    sim_control_post(&s, "/control/clock", "{\"advance_ms\":10000}");
+    tok = sim_login(&s, 0);
+    ok(tok != NULL, "the lock ends");
+    free(tok);
+    char old_pass[64];
+    snprintf(old_pass, sizeof(old_pass), "%s", sim_pass(&s, 0));
+    is_int(200, sim_control_post(&s, "/control/password", "{\"bmc\":0}"), "control: new password");
+    ok(strcmp(old_pass, sim_pass(&s, 0)) != 0, "the password file has the new one");
+    tok = sim_login(&s, 0);
+    ok(tok != NULL, "login with the new password");
+    free(tok);
+    is_int(200,
+           sim_control_post(&s, "/control/password",
+                            "{\"bmc\":0,\"password\":\"Changed-Elsewhere1\",\"write_file\":false}"),
+           "control: password changed behind the file's back");
+    tok = sim_login(&s, 0);
+    ok(tok == NULL, "the file's password no longer works");
+    free(tok);
+    is_int(400, sim_control_post(&s, "/control/password", "{\"bmc\":0,\"password\":\"a b\"}"),
+           "control: a password with a space is refused");
+    is_int(0, sim_stop(&s), "stopped");
+
+    /* address mode: one port, an address per BMC */
+    const char *args3[] = {"--bmcs", "3", "--address-base", "127.3.0.1", NULL};
+    sim_start(&s, args3);
+    contains(sim_addr(&s, 2), "https://127.3.0.3:", "address mode: BMC 2 at 127.3.0.3");
+    const char *port0 = strrchr(sim_addr(&s, 0), ':');
+    char p0[16];
+    snprintf(p0, sizeof(p0), "%s", port0 != NULL ? port0 : "");
+    is_string(p0, strrchr(sim_addr(&s, 2), ':'), "address mode: one port for all");
+    r = sim_http(&s, 2, "GET", SYS, NULL, "basic", NULL, 10);
+    is_int(200, r.status, "address mode: the certificate names the BMC's address");
+    http_free(&r);
+    is_int(1, (long long)sim_counter(&s, 2, "requests"), "the request reached BMC 2");
+    is_int(0, (long long)sim_counter(&s, 0, "requests"), "and not BMC 0");
+    is_int(0, sim_stop(&s), "stopped");
 
     /* bad command lines are refused with a reason */
     char prog[1024];

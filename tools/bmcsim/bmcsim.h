@@ -167,6 +167,10 @@ struct sim_bmc {
     uint64_t logins;
     uint64_t login_failures;
     uint64_t logouts;
+    uint64_t lockouts;
+    int failures_in_row; /* failed logins since the last good one */
+    double locked_until; /* sim time */
+    char password_file[600];
 };
 
 struct sim_options {
@@ -174,7 +178,8 @@ struct sim_options {
     char **flavour_names; /* round robin over these */
     int nflavours;
     int nsystems;
-    int base_port; /* 0: any free port per BMC */
+    int base_port;         /* 0: any free port per BMC */
+    uint32_t address_base; /* host order; 0: every BMC on 127.0.0.1 with its own port */
     int control_port;
     const char *state_dir;
     bool plain_http;
@@ -187,7 +192,9 @@ struct sim_options {
     int max_sessions;
     double hang_time;
     double drip_interval;
-    int idle_timeout; /* seconds an idle keep-alive connection lives */
+    int idle_timeout;    /* seconds an idle keep-alive connection lives */
+    int lockout_after;   /* failed logins in a row that lock the account; 0: never */
+    double lockout_time; /* seconds the lock lasts */
     unsigned quirks_on, quirks_off;
     struct sim_faults faults;
     uint64_t seed;
@@ -254,8 +261,14 @@ struct sim_tls {
     char *cert_pem[SIM_CERT_COUNT]; /* owned; [0] is the good one */
     char *key_pem[SIM_CERT_COUNT];  /* owned */
 };
-int sim_tls_create(struct sim_tls *t, struct ward_error *err);
+/* extra_san: ",IP:a,IP:b..." appended to every server certificate's names ("" for none). */
+int sim_tls_create(struct sim_tls *t, const char *extra_san, struct ward_error *err);
 void sim_tls_free(struct sim_tls *t);
+
+/* Give BMC b a new password (random when password is NULL) and write it to its password file
+ * when it has one (atomic: through a rename, for changes at runtime); 0 or negative errno.
+ * Lock held by the caller at runtime. */
+int sim_bmc_set_password(struct sim_bmc *b, const char *password, bool atomic);
 
 /* The control API (control.c). */
 struct MHD_Daemon;

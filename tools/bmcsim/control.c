@@ -257,6 +257,78 @@ static int apply_quirks(const char *text, size_t len, struct ward_error *err)
     return 0;
 }
 
+/* {"bmc": sel, "password": "..." (optional: random), "write_file": true}: a new password, as
+ * when someone changes it on the BMC (write_file false: the file keeps the old one). */
+static int apply_password(const char *text, size_t len, struct ward_error *err)
+{
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return ward_error_set(err, -EINVAL, "the body must be a JSON object");
+    }
+    int index = -1;
+    int rc = select_bmc(cJSON_GetObjectItemCaseSensitive(j, "bmc"), &index, err);
+    cJSON *pw = cJSON_GetObjectItemCaseSensitive(j, "password");
+    cJSON *wf = cJSON_GetObjectItemCaseSensitive(j, "write_file");
+    char password[24] = "";
+    for (cJSON *it = j->child; it != NULL && rc == 0; it = it->next) {
+        if (strcmp(it->string, "bmc") != 0 && strcmp(it->string, "password") != 0 &&
+            strcmp(it->string, "write_file") != 0) {
+            rc = ward_error_set(err, -EINVAL, "unknown key \"%.64s\"", it->string);
+        }
+    }
+    if (rc == 0 && pw != NULL) {
+        size_t n = cJSON_IsString(pw) ? strlen(pw->valuestring) : 0;
+        bool printable = n > 0 && n < sizeof(password);
+        for (size_t i = 0; printable && i < n; i++) {
+            printable = pw->valuestring[i] > ' ' && pw->valuestring[i] < 127;
+        }
+        if (!printable) {
+            rc = ward_error_set(err, -EINVAL, "\"password\" must be 1..%zu printable characters",
+                                sizeof(password) - 1);
+        } else {
+            memcpy(password, pw->valuestring, n + 1);
+        }
+    }
+    if (rc == 0 && wf != NULL && !cJSON_IsBool(wf)) {
+        rc = ward_error_set(err, -EINVAL, "\"write_file\" must be true or false");
+    }
+    bool write = wf == NULL || cJSON_IsTrue(wf);
+    cJSON_Delete(j);
+    if (rc == 0 && sim_fleet->opt.shared_password && index >= 0) {
+        rc = ward_error_set(err, -EINVAL,
+                            "the fleet shares one password (--shared-password): use \"bmc\":\"*\"");
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    int from = index < 0 ? 0 : index;
+    int to = index < 0 ? sim_fleet->nbmcs : index + 1;
+    for (int i = from; i < to && rc == 0; i++) {
+        struct sim_bmc *b = &sim_fleet->bmcs[i];
+        pthread_mutex_lock(&b->lock);
+        const char *want = password[0] != '\0' ? password : NULL;
+        if (sim_fleet->opt.shared_password && i > 0) {
+            want = sim_fleet->bmcs[0].password; /* one password for all, one file */
+        }
+        if (write && !(sim_fleet->opt.shared_password && i > 0)) {
+            rc = sim_bmc_set_password(b, want, true);
+        } else {
+            char keep[sizeof(b->password_file)];
+            memcpy(keep, b->password_file, sizeof(keep));
+            b->password_file[0] = '\0';
+            rc = sim_bmc_set_password(b, want, true);
+            memcpy(b->password_file, keep, sizeof(keep));
+        }
+        pthread_mutex_unlock(&b->lock);
+    }
+    explicit_bzero(password, sizeof(password));
+    if (rc != 0) {
+        return ward_error_set(err, rc, "cannot write the password file: %s", strerror(-rc));
+    }
+    return 0;
+}
+
 static void reset_counters(int index)
 {
     int from = index < 0 ? 0 : index;
@@ -370,6 +442,14 @@ static enum MHD_Result on_control(void *cls, struct MHD_Connection *conn, const 
     }
     if (post && strcmp(url, "/control/quirks") == 0) {
         if (apply_quirks(cr->body.data ? cr->body.data : "", cr->body.len, &err) != 0) {
+            return reply_error(conn, 400, err.text);
+        }
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddBoolToObject(o, "ok", true);
+        return reply(conn, 200, o);
+    }
+    if (post && strcmp(url, "/control/password") == 0) {
+        if (apply_password(cr->body.data ? cr->body.data : "", cr->body.len, &err) != 0) {
             return reply_error(conn, 400, err.text);
         }
         cJSON *o = cJSON_CreateObject();

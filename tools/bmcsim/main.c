@@ -31,6 +31,7 @@
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
+#include <openssl/rand.h>
 
 #include "bmcsim.h"
 
@@ -522,6 +523,25 @@ static int ndaemons[SIM_CERT_COUNT];
 static int epfd = -1, stopfd = -1;
 static pthread_t acceptor;
 
+/* Address mode: one socket for the whole fleet, on every 127/8 address of lo. */
+static int shared_fd = -1;
+static uint32_t address_base; /* host order; 0 in port mode */
+#define SIM_SHARED_LISTENER (UINT32_MAX - 1)
+
+static struct sim_bmc *bmc_by_local_address(int fd)
+{
+    struct sockaddr_in local;
+    socklen_t len = sizeof(local);
+    if (getsockname(fd, (struct sockaddr *)&local, &len) != 0 || local.sin_family != AF_INET) {
+        return NULL;
+    }
+    uint32_t a = ntohl(local.sin_addr.s_addr);
+    if (a < address_base || a - address_base >= (uint32_t)sim_fleet->nbmcs) {
+        return NULL;
+    }
+    return &sim_fleet->bmcs[a - address_base];
+}
+
 static void *acceptor_main(void *arg)
 {
     struct epoll_event evs[64];
@@ -539,12 +559,14 @@ static void *acceptor_main(void *arg)
             if (evs[i].data.u32 == UINT32_MAX) {
                 return NULL;
             }
-            struct sim_bmc *b = &sim_fleet->bmcs[evs[i].data.u32];
+            bool shared = evs[i].data.u32 == SIM_SHARED_LISTENER;
+            struct sim_bmc *b = shared ? NULL : &sim_fleet->bmcs[evs[i].data.u32];
+            int lfd = shared ? shared_fd : b->listen_fd;
             for (;;) {
                 struct sockaddr_storage addr;
                 socklen_t alen = sizeof(addr);
-                int fd = accept4(b->listen_fd, (struct sockaddr *)&addr, &alen,
-                                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+                int fd =
+                    accept4(lfd, (struct sockaddr *)&addr, &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (fd < 0) {
                     if (errno == EMFILE || errno == ENFILE) {
                         /* The socket stays readable: pause instead of spinning, say so once
@@ -553,7 +575,7 @@ static void *acceptor_main(void *arg)
                         if (now - last_emfile > 1) {
                             fprintf(stderr,
                                     "ward-bmcsim: out of file descriptors accepting on %s\n",
-                                    b->address);
+                                    shared ? "the shared socket" : b->address);
                             last_emfile = now;
                         }
                         struct timespec pause = {.tv_nsec = 10 * 1000 * 1000};
@@ -564,6 +586,14 @@ static void *acceptor_main(void *arg)
                 if ((size_t)fd >= fd_bmc_len) {
                     close(fd);
                     continue;
+                }
+                if (shared) {
+                    /* Which BMC: the address the client connected to. */
+                    b = bmc_by_local_address(fd);
+                    if (b == NULL) {
+                        close(fd);
+                        continue;
+                    }
                 }
                 int one = 1;
                 setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -600,6 +630,11 @@ static void usage(FILE *out)
             "      --threads T          HTTP worker threads (default 2)\n"
             "      --plain-http         serve HTTP instead of HTTPS\n"
             "      --shared-password    one password and file (fleet.password) for all BMCs\n"
+            "      --address-base A     BMC i at address A+i (in 127/8), all on one port\n"
+            "                           (--base-port, default any): one socket for the fleet\n"
+            "      --lockout-after N    lock the account after N failed logins in a row (default "
+            "0: never)\n"
+            "      --lockout-ms MS      how long the lock lasts (default 60000)\n"
             "      --power-delay-ms MS  time a power change takes (default 1000)\n"
             "      --poweron-block-ms MS  power-on refused this long after off, with quirk "
             "poweron_409 (default 3000)\n"
@@ -622,6 +657,9 @@ enum {
     OPT_THREADS,
     OPT_PLAIN,
     OPT_SHARED_PASSWORD,
+    OPT_ADDRESS_BASE,
+    OPT_LOCKOUT_AFTER,
+    OPT_LOCKOUT_MS,
     OPT_POWER_DELAY,
     OPT_POWERON_BLOCK,
     OPT_TASK,
@@ -687,6 +725,9 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
         {"threads", required_argument, NULL, OPT_THREADS},
         {"plain-http", no_argument, NULL, OPT_PLAIN},
         {"shared-password", no_argument, NULL, OPT_SHARED_PASSWORD},
+        {"address-base", required_argument, NULL, OPT_ADDRESS_BASE},
+        {"lockout-after", required_argument, NULL, OPT_LOCKOUT_AFTER},
+        {"lockout-ms", required_argument, NULL, OPT_LOCKOUT_MS},
         {"power-delay-ms", required_argument, NULL, OPT_POWER_DELAY},
         {"poweron-block-ms", required_argument, NULL, OPT_POWERON_BLOCK},
         {"task-ms", required_argument, NULL, OPT_TASK},
@@ -724,6 +765,7 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
         .hang_time = 300,
         .drip_interval = 0.2,
         .idle_timeout = 60,
+        .lockout_time = 60,
         .seed = 0x5eed,
     };
     static char *flist[64];
@@ -803,6 +845,29 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
             break;
         case OPT_SHARED_PASSWORD:
             o->shared_password = true;
+            break;
+        case OPT_ADDRESS_BASE: {
+            struct in_addr a;
+            if (inet_pton(AF_INET, optarg, &a) != 1 || (ntohl(a.s_addr) >> 24) != 127) {
+                fprintf(stderr, "ward-bmcsim: --address-base wants an address in 127.0.0.0/8\n");
+                return -EINVAL;
+            }
+            o->address_base = ntohl(a.s_addr);
+            break;
+        }
+        case OPT_LOCKOUT_AFTER:
+            if (!parse_long(optarg, 0, 1000, &v)) {
+                fprintf(stderr, "ward-bmcsim: --lockout-after wants 0..1000\n");
+                return -EINVAL;
+            }
+            o->lockout_after = (int)v;
+            break;
+        case OPT_LOCKOUT_MS:
+            if (!parse_long(optarg, 0, 86400000, &v)) {
+                fprintf(stderr, "ward-bmcsim: --lockout-ms wants milliseconds\n");
+                return -EINVAL;
+            }
+            o->lockout_time = v / 1000.0;
             break;
         case OPT_POWER_DELAY:
         case OPT_POWERON_BLOCK:
@@ -922,7 +987,14 @@ static int parse_args(int argc, char **argv, struct sim_options *o)
                         "password files go there)\n");
         return -EINVAL;
     }
-    if (o->base_port > 0 && o->base_port + o->nbmcs - 1 > 65535) {
+    if (o->address_base != 0 &&
+        ((o->address_base + (uint32_t)o->nbmcs - 1) >> 24 != 127 ||
+         ((o->address_base + (uint32_t)o->nbmcs - 1) & 0xffffff) == 0xffffff)) {
+        fprintf(stderr, "ward-bmcsim: --address-base + %d BMCs runs past 127.255.255.254\n",
+                o->nbmcs);
+        return -EINVAL;
+    }
+    if (o->address_base == 0 && o->base_port > 0 && o->base_port + o->nbmcs - 1 > 65535) {
         fprintf(stderr, "ward-bmcsim: --base-port %d + %d BMCs runs past port 65535\n",
                 o->base_port, o->nbmcs);
         return -EINVAL;
@@ -967,6 +1039,70 @@ static int write_file(const char *dir, const char *name, const char *text, mode_
         snprintf(path_out, path_len, "%s", path);
     }
     return 0;
+}
+
+int sim_bmc_set_password(struct sim_bmc *b, const char *password, bool atomic)
+{
+    char fresh[sizeof(b->password)];
+    if (password == NULL) {
+        unsigned char rnd[16];
+        static const char alphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
+        if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+            return -EIO;
+        }
+        for (size_t i = 0; i < sizeof(rnd); i++) {
+            fresh[i] = alphabet[rnd[i] % (sizeof(alphabet) - 1)];
+        }
+        fresh[sizeof(rnd)] = '\0';
+        password = fresh;
+    }
+    if (password != b->password) {
+        snprintf(b->password, sizeof(b->password), "%s", password);
+    }
+    if (b->password_file[0] == '\0') {
+        return 0;
+    }
+    /* the file's directory and name, for write_file */
+    char dir[600];
+    snprintf(dir, sizeof(dir), "%s", b->password_file);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL) {
+        return -EINVAL;
+    }
+    *slash = '\0';
+    char text[64];
+    snprintf(text, sizeof(text), "%s\n", b->password);
+    int rc = write_file(dir, slash + 1, text, 0600, atomic, NULL, 0);
+    explicit_bzero(text, sizeof(text));
+    return rc;
+}
+
+/* One socket on every address of the loopback interface (SO_BINDTODEVICE "lo": nothing
+ * from outside reaches it); returns the bound port or negative errno. */
+static int open_shared_listener(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -errno;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, "lo", 3) != 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_ANY);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 4096) != 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    socklen_t len = sizeof(sa);
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    shared_fd = fd;
+    return ntohs(sa.sin_port);
 }
 
 static int open_listener(struct sim_bmc *b, int port)
@@ -1032,10 +1168,7 @@ static char *fleet_json(const char *ca_path, int control_port)
         cJSON_AddStringToObject(o, "address", b->address);
         cJSON_AddStringToObject(o, "flavour", b->flavour->name);
         cJSON_AddStringToObject(o, "username", b->flavour->username);
-        char path[4200];
-        snprintf(path, sizeof(path), "%s/%s.password", sim_fleet->opt.state_dir,
-                 sim_fleet->opt.shared_password ? "fleet" : b->name);
-        cJSON_AddStringToObject(o, "password_file", path);
+        cJSON_AddStringToObject(o, "password_file", b->password_file);
         cJSON *sys = cJSON_AddArrayToObject(o, "systems");
         for (int s = 0; s < b->nsystems; s++) {
             cJSON_AddItemToArray(sys, cJSON_CreateString(b->systems[s].path));
@@ -1067,11 +1200,26 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     /* Every BMC needs a listening socket plus its clients' connections. */
-    struct rlimit rl;
+    struct rlimit rl = {0};
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        /* A listening socket and a client connection per BMC, plus some: beyond the hard
+         * limit only with privilege, so try and fall back to the hard limit. */
+        rlim_t want = (rlim_t)o->nbmcs * 2 + 1024;
+        if (want > rl.rlim_max) {
+            struct rlimit more = {.rlim_cur = want, .rlim_max = want};
+            if (setrlimit(RLIMIT_NOFILE, &more) == 0) {
+                rl = more;
+            }
+        }
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
         getrlimit(RLIMIT_NOFILE, &rl);
+        if (rl.rlim_cur < want) {
+            fprintf(stderr,
+                    "ward-bmcsim: warning: %d BMCs with a connection each need about %llu file "
+                    "descriptors; the limit is %llu\n",
+                    o->nbmcs, (unsigned long long)want, (unsigned long long)rl.rlim_cur);
+        }
     }
     fd_bmc_len = rl.rlim_cur > 1048576 ? 1048576 : (size_t)rl.rlim_cur;
     if ((size_t)o->nbmcs + 64 > fd_bmc_len) {
@@ -1094,7 +1242,17 @@ int main(int argc, char **argv)
     struct sim_tls tls = {0};
     char ca_path[4200] = "";
     if (!o->plain_http) {
-        if (sim_tls_create(&tls, &err) != 0) {
+        /* In address mode the certificates name every BMC's address. */
+        struct ward_buf san = {0};
+        for (int i = 0; o->address_base != 0 && i < o->nbmcs; i++) {
+            struct in_addr a = {.s_addr = htonl(o->address_base + (uint32_t)i)};
+            char ip[INET_ADDRSTRLEN];
+            inet_ntop(AF_INET, &a, ip, sizeof(ip));
+            ward_buf_printf(&san, ",IP:%s", ip);
+        }
+        int trc = sim_tls_create(&tls, san.data != NULL ? san.data : "", &err);
+        ward_buf_free(&san);
+        if (trc != 0) {
             fprintf(stderr, "ward-bmcsim: %s\n", err.text);
             return 1;
         }
@@ -1114,6 +1272,18 @@ int main(int argc, char **argv)
         (span > 0
              ? (int)(((unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL)) % (unsigned)span)
              : 0);
+    int shared_port = 0;
+    if (o->address_base != 0) {
+        shared_port = open_shared_listener(o->base_port);
+        if (shared_port < 0) {
+            fprintf(stderr,
+                    "ward-bmcsim: cannot listen on port %d of the loopback interface: %s "
+                    "(address mode binds to device lo)\n",
+                    o->base_port, strerror(-shared_port));
+            return 1;
+        }
+        address_base = o->address_base;
+    }
     for (int i = 0; i < o->nbmcs; i++) {
         struct sim_bmc *b = &fleet.bmcs[i];
         if (sim_bmc_init(b, i, sim_flavour_find(o->flavour_names[i % o->nflavours]), o) != 0) {
@@ -1121,7 +1291,15 @@ int main(int argc, char **argv)
             return 1;
         }
         int rc;
-        if (o->base_port > 0) {
+        if (address_base != 0) {
+            char ip[INET_ADDRSTRLEN];
+            struct in_addr a = {.s_addr = htonl(address_base + (uint32_t)i)};
+            inet_ntop(AF_INET, &a, ip, sizeof(ip));
+            b->port = shared_port;
+            snprintf(b->address, sizeof(b->address), "%s://%s:%d", o->plain_http ? "http" : "https",
+                     ip, shared_port);
+            rc = 0;
+        } else if (o->base_port > 0) {
             rc = open_listener(b, o->base_port + i);
         } else {
             /* Free ports below the ephemeral range, skipping taken ones: the kernel's own
@@ -1139,15 +1317,14 @@ int main(int argc, char **argv)
                     o->base_port > 0 ? o->base_port + i : 0, strerror(-rc));
             return 1;
         }
+        snprintf(b->password_file, sizeof(b->password_file), "%s/%s.password", o->state_dir,
+                 o->shared_password ? "fleet" : b->name);
         if (o->shared_password && i > 0) {
             memcpy(b->password, fleet.bmcs[0].password, sizeof(b->password));
         } else {
-            char name[64], text[64];
-            snprintf(name, sizeof(name), "%s.password", o->shared_password ? "fleet" : b->name);
-            snprintf(text, sizeof(text), "%s\n", b->password);
-            rc = write_file(o->state_dir, name, text, 0600, false, NULL, 0);
+            rc = sim_bmc_set_password(b, b->password, false);
             if (rc != 0) {
-                fprintf(stderr, "ward-bmcsim: cannot write the password file for %s: %s\n", b->name,
+                fprintf(stderr, "ward-bmcsim: cannot write %s: %s\n", b->password_file,
                         strerror(-rc));
                 return 1;
             }
@@ -1197,7 +1374,11 @@ int main(int argc, char **argv)
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
     epoll_ctl(epfd, EPOLL_CTL_ADD, stopfd, &ev);
-    for (int i = 0; i < o->nbmcs; i++) {
+    if (shared_fd >= 0) {
+        ev.data.u32 = SIM_SHARED_LISTENER;
+        epoll_ctl(epfd, EPOLL_CTL_ADD, shared_fd, &ev);
+    }
+    for (int i = 0; i < o->nbmcs && shared_fd < 0; i++) {
         ev.data.u32 = (uint32_t)i;
         if (epoll_ctl(epfd, EPOLL_CTL_ADD, fleet.bmcs[i].listen_fd, &ev) != 0) {
             fprintf(stderr, "ward-bmcsim: epoll_ctl: %s\n", strerror(errno));
@@ -1241,8 +1422,13 @@ int main(int argc, char **argv)
         free(daemons[cert]);
     }
     for (int i = 0; i < o->nbmcs; i++) {
-        close(fleet.bmcs[i].listen_fd);
+        if (fleet.bmcs[i].listen_fd >= 0) {
+            close(fleet.bmcs[i].listen_fd);
+        }
         sim_bmc_destroy(&fleet.bmcs[i]);
+    }
+    if (shared_fd >= 0) {
+        close(shared_fd);
     }
     close(epfd);
     close(stopfd);

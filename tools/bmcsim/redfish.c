@@ -1068,6 +1068,30 @@ out:
     cJSON_Delete(j);
 }
 
+/* Check a user/password pair, counting failures toward a lockout like real BMCs do: once
+ * locked, even the right password is refused until the lock ends. */
+static bool credentials_ok(struct sim_bmc *b, const char *user, const char *pass, double now)
+{
+    if (now < b->locked_until) {
+        b->login_failures++;
+        return false;
+    }
+    bool good = user != NULL && pass != NULL && strcmp(user, b->flavour->username) == 0 &&
+                strcmp(pass, b->password) == 0;
+    if (good) {
+        b->failures_in_row = 0;
+        return true;
+    }
+    b->login_failures++;
+    b->failures_in_row++;
+    if (opts()->lockout_after > 0 && b->failures_in_row >= opts()->lockout_after) {
+        b->locked_until = now + opts()->lockout_time;
+        b->lockouts++;
+        b->failures_in_row = 0;
+    }
+    return false;
+}
+
 static void do_login(struct sim_bmc *b, const struct sim_request *rq, struct sim_response *rs,
                      double now)
 {
@@ -1083,10 +1107,9 @@ static void do_login(struct sim_bmc *b, const struct sim_request *rq, struct sim
         cJSON_Delete(j);
         return;
     }
-    bool good = strcmp(user, b->flavour->username) == 0 && strcmp(pass, b->password) == 0;
+    bool good = credentials_ok(b, user, pass, now);
     cJSON_Delete(j);
     if (!good) {
-        b->login_failures++;
         reply_error(rs, 401, "NoValidSession",
                     "There is no valid session established with the implementation.");
         return;
@@ -1151,11 +1174,9 @@ static int authenticate(struct sim_bmc *b, const struct sim_request *rq, struct 
             }
         }
     } else if (basic_ok && rq->basic_user != NULL) {
-        if (strcmp(rq->basic_user, b->flavour->username) == 0 && rq->basic_pass != NULL &&
-            strcmp(rq->basic_pass, b->password) == 0) {
+        if (credentials_ok(b, rq->basic_user, rq->basic_pass, now)) {
             return 0;
         }
-        b->login_failures++;
     }
     reply_error(rs, 401, "NoValidSession",
                 "There is no valid session established with the implementation.");
@@ -1489,6 +1510,8 @@ void sim_bmc_report(struct sim_bmc *b, cJSON *arr)
     cJSON_AddNumberToObject(o, "logins", (double)b->logins);
     cJSON_AddNumberToObject(o, "login_failures", (double)b->login_failures);
     cJSON_AddNumberToObject(o, "logouts", (double)b->logouts);
+    cJSON_AddNumberToObject(o, "lockouts", (double)b->lockouts);
+    cJSON_AddBoolToObject(o, "locked", sim_now() < b->locked_until);
     cJSON_AddNumberToObject(o, "active_sessions", active_sessions(b));
     cJSON *f = cJSON_AddObjectToObject(o, "faults");
     cJSON_AddNumberToObject(f, "error_rate", b->faults.error_rate);

@@ -119,10 +119,11 @@ fail:
     return NULL;
 }
 
-int sim_tls_create(struct sim_tls *t, struct ward_error *err)
+int sim_tls_create(struct sim_tls *t, const char *extra_san, struct ward_error *err)
 {
     memset(t, 0, sizeof(*t));
     int rc = -ENOMEM;
+    char *san = NULL;
     EVP_PKEY *ca_key = EVP_EC_gen("P-256");
     EVP_PKEY *rogue_key = EVP_EC_gen("P-256");
     EVP_PKEY *key = EVP_EC_gen("P-256");
@@ -138,7 +139,10 @@ int sim_tls_create(struct sim_tls *t, struct ward_error *err)
     if (ca == NULL || rogue == NULL) {
         goto out;
     }
-    const char *san = "IP:127.0.0.1,IP:::1,DNS:localhost";
+    if (asprintf(&san, "IP:127.0.0.1,IP:::1,DNS:localhost%s", extra_san) < 0) {
+        san = NULL;
+        goto out;
+    }
     certs[SIM_CERT_GOOD] = make_cert(key, "127.0.0.1", ca, ca_key, false, san, -day, 30 * day);
     certs[SIM_CERT_OTHER_CA] =
         make_cert(key, "127.0.0.1", rogue, rogue_key, false, san, -day, 30 * day);
@@ -162,6 +166,7 @@ int sim_tls_create(struct sim_tls *t, struct ward_error *err)
     }
     rc = 0;
 out:
+    free(san);
     for (int i = 0; i < SIM_CERT_COUNT; i++) {
         X509_free(certs[i]);
     }
