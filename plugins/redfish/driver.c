@@ -146,11 +146,11 @@ static int host_for(struct ward_rf_driver *d, const char *name, const char *spec
         const char *set = cred->valuestring;
         if (d->credentials_dir == NULL || set[0] == '\0' || strchr(set, '/') != NULL ||
             set[0] == '.') {
-            cJSON_Delete(spec);
             snprintf(reason, rlen,
                      "host %s: credentials set '%.64s' cannot be used (set credentials_dir in the "
                      "redfish plugin's configuration; names have no '/')",
                      name, set);
+            cJSON_Delete(spec); /* set points into spec */
             return -EINVAL;
         }
         char upath[1024];
