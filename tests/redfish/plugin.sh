@@ -15,8 +15,11 @@ check() { # check DESCRIPTION COMMAND...
         echo "not ok $n - $desc"; sed 's/^/# /' "$tmp/out"; fi
 }
 conf() { # conf SETTINGS: write a configuration loading the plugin with them
-    printf 'plugin "redfish" { path = "%s", quirks = "%s/plugins/redfish/quirks.lua"%s }\n' \
-        "$so" "$WARD_SRCDIR" "$1" >"$tmp/wardd.conf.lua"
+    {
+        printf 'policy_dir = "%s/policies"\nstate_dir = "%s/state"\n' "$WARD_SRCDIR" "$tmp"
+        printf 'plugin "redfish" { path = "%s", quirks = "%s/plugins/redfish/quirks.lua"%s }\n' \
+            "$so" "$WARD_SRCDIR" "$1"
+    } >"$tmp/wardd.conf.lua"
 }
 check "it exports exactly one symbol, redfish_plugin" \
     sh -c "nm -D --defined-only '$so' | awk '\$2 ~ /^[A-Z]\$/ && \$2 != \"A\" {print \$3}' | grep -vx redfish_plugin | grep -q . && exit 1 || exit 0"
@@ -29,8 +32,8 @@ check "maxConcurrentOps 21 is refused" \
     sh -c "! '$wardd' --test --config '$tmp/wardd.conf.lua' >'$tmp/wardd.log' 2>&1"
 check "with a reason" grep -q "maxConcurrentOps must be between 1 and 20" "$tmp/wardd.log"
 printf 'return {quirks = {{name = "x"}}}\n' >"$tmp/bad.lua"
-printf 'plugin "redfish" { path = "%s", quirks = "%s" }\n' "$so" "$tmp/bad.lua" \
-    >"$tmp/wardd.conf.lua"
+printf 'policy_dir = "%s/policies"\nplugin "redfish" { path = "%s", quirks = "%s" }\n' \
+    "$WARD_SRCDIR" "$so" "$tmp/bad.lua" >"$tmp/wardd.conf.lua"
 check "a broken quirks file stops the start with its reason" \
     sh -c "! '$wardd' --test --config '$tmp/wardd.conf.lua' && grep -q 'quirks\[1\] has neither' '$tmp/out'"
 check "the settings reference is generated from the config map" \
