@@ -42,13 +42,10 @@ int main(int argc, char **argv)
     int bmcs = 100, conns = 64, requests = 20000, runs = 3, latency = 0, threads = 2;
     bool address_mode = false;
     static const struct option longopts[] = {
-        {"bmcs", required_argument, NULL, 'n'},
-        {"conns", required_argument, NULL, 'c'},
-        {"requests", required_argument, NULL, 'r'},
-        {"runs", required_argument, NULL, 'k'},
-        {"latency-ms", required_argument, NULL, 'l'},
-        {"threads", required_argument, NULL, 't'},
-        {NULL, 0, NULL, 0},
+        {"bmcs", required_argument, NULL, 'n'},       {"conns", required_argument, NULL, 'c'},
+        {"requests", required_argument, NULL, 'r'},   {"runs", required_argument, NULL, 'k'},
+        {"latency-ms", required_argument, NULL, 'l'}, {"threads", required_argument, NULL, 't'},
+        {"address-mode", no_argument, NULL, 'a'},     {NULL, 0, NULL, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "n:c:r:k:l:t:a", longopts, NULL)) != -1) {
@@ -76,7 +73,7 @@ int main(int argc, char **argv)
             break;
         default:
             fprintf(stderr, "usage: bmcsim-load [--bmcs N] [--conns C] [--requests R] "
-                            "[--runs K] [--latency-ms L] [--threads T]\n");
+                            "[--runs K] [--latency-ms L] [--threads T] [--address-mode]\n");
             return 2;
         }
     }
@@ -202,8 +199,8 @@ int main(int argc, char **argv)
     }
     qsort(rate, (size_t)runs, sizeof(rate[0]), cmp_double);
     double median = rate[runs / 2];
-    printf("bmcs=%d conns=%d latency_ms=%d threads=%d: start-up %.2f s, median %.0f req/s", bmcs,
-           conns, latency, threads, startup, median);
+    printf("bmcs=%d conns=%d latency_ms=%d threads=%d%s: start-up %.2f s, median %.0f req/s",
+           bmcs, conns, latency, threads, address_mode ? " address-mode" : "", startup, median);
     if (latency > 0) {
         /* the most a perfectly fast server could give this client */
         double bound = conns / (latency / 1000.0);

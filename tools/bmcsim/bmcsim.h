@@ -260,9 +260,15 @@ struct sim_tls {
     char *ca_pem;                   /* owned */
     char *cert_pem[SIM_CERT_COUNT]; /* owned; [0] is the good one */
     char *key_pem[SIM_CERT_COUNT];  /* owned */
+    char **group_pem;               /* owned, ngroups: good certificates per address block */
+    int ngroups;
 };
-/* extra_san: ",IP:a,IP:b..." appended to every server certificate's names ("" for none). */
-int sim_tls_create(struct sim_tls *t, const char *extra_san, struct ward_error *err);
+/* extra_san: ",IP:a,IP:b..." appended to every cert_pem's names ("" for none); group_sans:
+ * the same for each of ngroups extra good certificates (address mode). */
+int sim_tls_create(struct sim_tls *t, const char *extra_san, const char *const *group_sans,
+                   int ngroups, struct ward_error *err);
+/* BMCs per certificate (and per HTTPS thread) in address mode. */
+#define SIM_ADDRESS_GROUP 256
 void sim_tls_free(struct sim_tls *t);
 
 /* Give BMC b a new password (random when password is NULL) and write it to its password file

@@ -602,7 +602,9 @@ static void *acceptor_main(void *arg)
                 if (cert < 0 || cert >= SIM_CERT_COUNT || ndaemons[cert] == 0) {
                     cert = 0;
                 }
-                struct MHD_Daemon *d = daemons[cert][rr++ % (unsigned)ndaemons[cert]];
+                struct MHD_Daemon *d = cert == 0 && address_base != 0 && ndaemons[0] > 1
+                                           ? daemons[0][b->index / SIM_ADDRESS_GROUP]
+                                           : daemons[cert][rr++ % (unsigned)ndaemons[cert]];
                 /* MHD closes the fd itself when it cannot take it. */
                 MHD_add_connection(d, fd, (struct sockaddr *)&addr, alen);
             }
@@ -1129,8 +1131,10 @@ static int open_listener(struct sim_bmc *b, int port)
     return 0;
 }
 
-static struct MHD_Daemon *start_daemon(const struct sim_tls *tls, int cert)
+/* group >= 0: the good certificate of that address block. */
+static struct MHD_Daemon *start_daemon(const struct sim_tls *tls, int cert, int group)
 {
+    const char *cert_pem = group >= 0 ? tls->group_pem[group] : tls->cert_pem[cert];
     const struct sim_options *o = &sim_fleet->opt;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET |
                      MHD_ALLOW_SUSPEND_RESUME;
@@ -1148,7 +1152,7 @@ static struct MHD_Daemon *start_daemon(const struct sim_tls *tls, int cert)
                             on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT, limit,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->idle_timeout,
                             MHD_OPTION_HTTPS_MEM_KEY, tls->key_pem[cert], MHD_OPTION_HTTPS_MEM_CERT,
-                            tls->cert_pem[cert], MHD_OPTION_END);
+                            cert_pem, MHD_OPTION_END);
 }
 
 static char *fleet_json(const char *ca_path, int control_port)
@@ -1244,14 +1248,31 @@ int main(int argc, char **argv)
     if (!o->plain_http) {
         /* In address mode the certificates name every BMC's address. */
         struct ward_buf san = {0};
+        int ngroups =
+            o->address_base != 0 ? (o->nbmcs + SIM_ADDRESS_GROUP - 1) / SIM_ADDRESS_GROUP : 0;
+        struct ward_buf *gsan = calloc((size_t)ngroups + 1, sizeof(*gsan));
+        const char **gsans = calloc((size_t)ngroups + 1, sizeof(*gsans));
+        if (gsan == NULL || gsans == NULL) {
+            fprintf(stderr, "ward-bmcsim: out of memory\n");
+            return 1;
+        }
         for (int i = 0; o->address_base != 0 && i < o->nbmcs; i++) {
             struct in_addr a = {.s_addr = htonl(o->address_base + (uint32_t)i)};
             char ip[INET_ADDRSTRLEN];
             inet_ntop(AF_INET, &a, ip, sizeof(ip));
             ward_buf_printf(&san, ",IP:%s", ip);
+            ward_buf_printf(&gsan[i / SIM_ADDRESS_GROUP], ",IP:%s", ip);
         }
-        int trc = sim_tls_create(&tls, san.data != NULL ? san.data : "", &err);
+        for (int g = 0; g < ngroups; g++) {
+            gsans[g] = gsan[g].data;
+        }
+        int trc = sim_tls_create(&tls, san.data != NULL ? san.data : "", gsans, ngroups, &err);
         ward_buf_free(&san);
+        for (int g = 0; g < ngroups; g++) {
+            ward_buf_free(&gsan[g]);
+        }
+        free(gsan);
+        free(gsans);
         if (trc != 0) {
             fprintf(stderr, "ward-bmcsim: %s\n", err.text);
             return 1;
@@ -1348,10 +1369,12 @@ int main(int argc, char **argv)
         if (o->plain_http && cert > 0) {
             break;
         }
-        int n = cert == 0 ? o->threads : 1;
+        /* Address mode: one good daemon (and thread) per address block, each with the
+         * certificate naming its block. */
+        int n = cert == 0 ? (tls.ngroups > 0 ? tls.ngroups : o->threads) : 1;
         daemons[cert] = calloc((size_t)n, sizeof(*daemons[cert]));
         for (int k = 0; k < n; k++) {
-            daemons[cert][k] = start_daemon(&tls, cert);
+            daemons[cert][k] = start_daemon(&tls, cert, cert == 0 && tls.ngroups > 0 ? k : -1);
             if (daemons[cert][k] == NULL) {
                 fprintf(stderr, "ward-bmcsim: cannot start the HTTP server\n");
                 return 1;
