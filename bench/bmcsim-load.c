@@ -31,6 +31,20 @@ static size_t discard(char *d, size_t size, size_t n, void *arg)
     return size * n;
 }
 
+/* The temporary directory (state of the simulator), removed at exit. */
+static const char *workdir;
+
+static void remove_workdir(void)
+{
+    if (workdir != NULL) {
+        char cmd[1200];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", workdir);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "bmcsim-load: could not remove %s\n", workdir);
+        }
+    }
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -87,6 +101,8 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     const char *dir = test_tmpdir();
+    workdir = dir;
+    atexit(remove_workdir);
     char state[512], prog[512], nb[16], lat[16], thr[16];
     snprintf(state, sizeof(state), "%s/sim", dir);
     snprintf(prog, sizeof(prog), "%s/tools/bmcsim/ward-bmcsim", WARD_BUILDDIR);
@@ -199,8 +215,8 @@ int main(int argc, char **argv)
     }
     qsort(rate, (size_t)runs, sizeof(rate[0]), cmp_double);
     double median = rate[runs / 2];
-    printf("bmcs=%d conns=%d latency_ms=%d threads=%d%s: start-up %.2f s, median %.0f req/s",
-           bmcs, conns, latency, threads, address_mode ? " address-mode" : "", startup, median);
+    printf("bmcs=%d conns=%d latency_ms=%d threads=%d%s: start-up %.2f s, median %.0f req/s", bmcs,
+           conns, latency, threads, address_mode ? " address-mode" : "", startup, median);
     if (latency > 0) {
         /* the most a perfectly fast server could give this client */
         double bound = conns / (latency / 1000.0);

@@ -110,7 +110,7 @@ static bool wait_logouts(struct tserver *s, int want)
 
 int main(void)
 {
-    plan(88);
+    plan(90);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], bad_path[512];
@@ -494,6 +494,25 @@ int main(void)
     ward_rf_bmc_destroy(b);
     tserver_stop(s);
     tca_free(other);
+
+    /* every answer slower than slow_answer halves the rate */
+    struct ward_rf_client_opts slow = o;
+    slow.slow_answer = 1e-9;
+    slow.quirks = NULL;
+    slow.metrics = NULL;
+    struct ward_rf_client *c3 = ward_rf_client_create(loop, &slow, &err);
+    s = tserver_start(&(struct tserver_opts){.ca = ca, .basic_auth = true});
+    cfg.address = tserver_url(s);
+    b = ward_rf_bmc_create(c3, &cfg, &err);
+    r = run(b, WARD_RF_OP_POWER_STATE, NULL, NULL);
+    is_int(0, r.code, "a BMC that answers slowly is still served (%s)", r.reason);
+    res_free(&r);
+    ward_rf_bmc_stats(b, &bs);
+    ok(bs.rate <= slow.rate_max / 8, "and its request rate fell sharply (%.1f of %.0f)", bs.rate,
+       slow.rate_max);
+    ward_rf_bmc_destroy(b);
+    ward_rf_client_destroy(c3);
+    tserver_stop(s);
 
     /* configuration errors */
     cfg.address = "https://admin:pw@127.0.0.1:1";

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 #include <openssl/bio.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -34,6 +35,20 @@ static void add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
         bail("cannot add certificate extension %d", nid);
     }
     X509_EXTENSION_free(ext);
+}
+
+/* A P-256 key through the EVP interface (works with OpenSSL 1.1.1 and 3). */
+static EVP_PKEY *ec_key(void)
+{
+    EVP_PKEY *key = NULL;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_EC, NULL);
+    if (ctx == NULL || EVP_PKEY_keygen_init(ctx) <= 0 ||
+        EVP_PKEY_CTX_set_ec_paramgen_curve_nid(ctx, NID_X9_62_prime256v1) <= 0 ||
+        EVP_PKEY_keygen(ctx, &key) <= 0) {
+        bail("cannot generate a key");
+    }
+    EVP_PKEY_CTX_free(ctx);
+    return key;
 }
 
 static X509 *make_cert(EVP_PKEY *key, const char *cn, const struct tca *issuer, bool ca,
@@ -74,7 +89,7 @@ static X509 *make_cert(EVP_PKEY *key, const char *cn, const struct tca *issuer, 
 struct tca *tca_create(const char *cn)
 {
     struct tca *ca = calloc(1, sizeof(*ca));
-    ca->key = EVP_EC_gen("P-256");
+    ca->key = ec_key();
     if (ca->key == NULL) {
         bail("cannot generate a key");
     }
@@ -812,7 +827,7 @@ struct tserver *tserver_start(const struct tserver_opts *o)
     snprintf(s->st.boot_target, sizeof(s->st.boot_target), "None");
     snprintf(s->st.boot_enabled, sizeof(s->st.boot_enabled), "Disabled");
 
-    EVP_PKEY *key = EVP_EC_gen("P-256");
+    EVP_PKEY *key = ec_key();
     long after = o->cert == TSERVER_CERT_EXPIRED ? -86400 : 86400;
     long before = o->cert == TSERVER_CERT_EXPIRED ? -2 * 86400 : -3600;
     X509 *leaf = make_cert(key, "127.0.0.1", o->ca, false, before, after);
