@@ -202,18 +202,60 @@ local function reconcile_provisioning(h)
     return ward.transition(h, "Provisioned", "provisioned")
 end
 
+-- The release flow, also the work of Deprovisioning: power off, eject the media, clear the
+-- one-time boot. Any step that fails fails the run, which is retried with backoff.
+local function clean_host(h, bmc)
+    local ok, err = bmc:power("ForceOff")
+    if not ok then
+        return nil, "power off: " .. tostring(err)
+    end
+    h.status.power = "Off"
+    ok, err = bmc:eject_media()
+    if not ok then
+        return nil, "eject media: " .. tostring(err)
+    end
+    ok, err = bmc:clear_boot_override()
+    if not ok then
+        return nil, "clear boot override: " .. tostring(err)
+    end
+    h.status.boot = nil
+    return true
+end
+
 local function reconcile_provisioned(h)
     if set(h.spec.consumerRef) then
         return
     end
-    local bmc = open_bmc(h)
-    if bmc then
-        bmc:eject_media()
-        bmc:clear_boot_override()
-        bmc:close()
+    local bmc, err = open_bmc(h)
+    if not bmc then
+        return nil, "connect: " .. tostring(err)
     end
-    h.status.boot = nil
+    local ok, cerr = clean_host(h, bmc)
+    bmc:close()
+    if not ok then
+        return nil, cerr
+    end
     return released(h)
+end
+
+-- Deprovisioning is final: leave the host off and empty, and end the BMC session.
+local function reconcile_deprovisioning(h)
+    if h.status.deprovisioned then
+        return
+    end
+    local bmc, err = open_bmc(h)
+    if not bmc then
+        return nil, "connect: " .. tostring(err)
+    end
+    local ok, cerr = clean_host(h, bmc)
+    if ok and bmc.logout then
+        bmc:logout()
+    end
+    bmc:close()
+    if not ok then
+        return nil, cerr
+    end
+    h.status.deprovisioned = true
 end
 
 -- recovery steps -----------------------------------------------------------------------
@@ -288,6 +330,7 @@ M.machine = ward.machine {
         Claimed = reconcile_claimed,
         Provisioning = reconcile_provisioning,
         Provisioned = reconcile_provisioned,
+        Deprovisioning = reconcile_deprovisioning,
     },
     recovery = {
         Enrolling = {"retry"},
