@@ -244,6 +244,33 @@ static void timers_stop(void)
 static struct sim_bmc **fd_bmc;
 static size_t fd_bmc_len;
 
+/* Connections handed to MHD that have not yet sent a request (mostly: in the TLS handshake).
+ * libmicrohttpd's work per wake-up grows with the handshakes under way, so thousands at once
+ * cost minutes; the acceptor lets at most SIM_MAX_HANDSHAKES be pending and leaves the rest
+ * in the listen backlog. fd_handshaking[fd] says whether fd is one of them. */
+#define SIM_MAX_HANDSHAKES 128
+static atomic_int handshaking;
+static atomic_bool *fd_handshaking;
+
+static void handshake_done(int fd)
+{
+    if (fd >= 0 && (size_t)fd < fd_bmc_len && atomic_exchange(&fd_handshaking[fd], false)) {
+        atomic_fetch_sub(&handshaking, 1);
+    }
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci != NULL) {
+            handshake_done(ci->connect_fd);
+        }
+    }
+}
+
 static ssize_t body_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct sim_req *rq = cls;
@@ -378,6 +405,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         }
         struct sim_bmc *b = fd_bmc[ci->connect_fd];
+        handshake_done(ci->connect_fd);
         rq->bmc = b;
         rq->conn = conn;
         pthread_mutex_lock(&b->lock);
@@ -559,10 +587,17 @@ static void *acceptor_main(void *arg)
             if (evs[i].data.u32 == UINT32_MAX) {
                 return NULL;
             }
+            if (atomic_load(&handshaking) >= SIM_MAX_HANDSHAKES) {
+                /* Enough handshakes under way: come back in a moment (only the acceptor
+                 * waits; the listen backlog holds the rest). */
+                struct timespec pause = {.tv_nsec = 1000 * 1000};
+                nanosleep(&pause, NULL);
+                continue;
+            }
             bool shared = evs[i].data.u32 == SIM_SHARED_LISTENER;
             struct sim_bmc *b = shared ? NULL : &sim_fleet->bmcs[evs[i].data.u32];
             int lfd = shared ? shared_fd : b->listen_fd;
-            for (;;) {
+            while (atomic_load(&handshaking) < SIM_MAX_HANDSHAKES) {
                 struct sockaddr_storage addr;
                 socklen_t alen = sizeof(addr);
                 int fd =
@@ -598,6 +633,8 @@ static void *acceptor_main(void *arg)
                 int one = 1;
                 setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
                 fd_bmc[fd] = b;
+                atomic_store(&fd_handshaking[fd], true);
+                atomic_fetch_add(&handshaking, 1);
                 int cert = __atomic_load_n(&b->faults.wrong_cert, __ATOMIC_RELAXED);
                 if (cert < 0 || cert >= SIM_CERT_COUNT || ndaemons[cert] == 0) {
                     cert = 0;
@@ -606,7 +643,9 @@ static void *acceptor_main(void *arg)
                                            ? daemons[0][b->index / SIM_ADDRESS_GROUP]
                                            : daemons[cert][rr++ % (unsigned)ndaemons[cert]];
                 /* MHD closes the fd itself when it cannot take it. */
-                MHD_add_connection(d, fd, (struct sockaddr *)&addr, alen);
+                if (MHD_add_connection(d, fd, (struct sockaddr *)&addr, alen) != MHD_YES) {
+                    handshake_done(fd);
+                }
             }
         }
     }
@@ -1143,16 +1182,16 @@ static struct MHD_Daemon *start_daemon(const struct sim_tls *tls, int cert, int 
     }
     unsigned limit = (unsigned)(fd_bmc_len > 16 ? fd_bmc_len : 16);
     if (o->plain_http) {
-        return MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_NOTIFY_COMPLETED,
-                                on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT, limit,
-                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->idle_timeout,
-                                MHD_OPTION_END);
+        return MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_CONNECTION_LIMIT, limit,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->idle_timeout, MHD_OPTION_END);
     }
     return MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_NOTIFY_COMPLETED,
-                            on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT, limit,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->idle_timeout,
-                            MHD_OPTION_HTTPS_MEM_KEY, tls->key_pem[cert], MHD_OPTION_HTTPS_MEM_CERT,
-                            cert_pem, MHD_OPTION_END);
+                            on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+                            MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned)o->idle_timeout, MHD_OPTION_HTTPS_MEM_KEY, tls->key_pem[cert],
+                            MHD_OPTION_HTTPS_MEM_CERT, cert_pem, MHD_OPTION_END);
 }
 
 static char *fleet_json(const char *ca_path, int control_port)
@@ -1232,9 +1271,10 @@ int main(int argc, char **argv)
         return 1;
     }
     fd_bmc = calloc(fd_bmc_len, sizeof(*fd_bmc));
+    fd_handshaking = calloc(fd_bmc_len, sizeof(*fd_handshaking));
     fleet.nbmcs = o->nbmcs;
     fleet.bmcs = calloc((size_t)o->nbmcs, sizeof(*fleet.bmcs));
-    if (fd_bmc == NULL || fleet.bmcs == NULL) {
+    if (fd_bmc == NULL || fd_handshaking == NULL || fleet.bmcs == NULL) {
         fprintf(stderr, "ward-bmcsim: out of memory\n");
         return 1;
     }
@@ -1457,6 +1497,7 @@ int main(int argc, char **argv)
     close(stopfd);
     free(fleet.bmcs);
     free(fd_bmc);
+    free(fd_handshaking);
     sim_tls_free(&tls);
     fprintf(stderr, "ward-bmcsim: stopped on signal %d\n", sig);
     return 0;
