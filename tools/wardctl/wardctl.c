@@ -696,6 +696,7 @@ static int cmd_config(int argc, char **argv)
     }
     struct ward_http_options o;
     int rc = ward_http_options_from_config(cfg, &o, &err);
+    bool have_options = rc == 0;
     if (rc == 0 && o.listen != NULL && strncmp(o.listen, "127.", 4) != 0 &&
         strncmp(o.listen, "[::1]", 5) != 0 &&
         (o.tls_cert == NULL || o.tls_key == NULL || o.token_file == NULL)) {
@@ -714,9 +715,11 @@ static int cmd_config(int argc, char **argv)
     if (rc == 0) {
         printf("%s: ok (%zu plugin(s), API on %s)\n", file, cfg->nplugins,
                o.listen != NULL ? o.listen : WARD_HTTP_DEFAULT_LISTEN);
-        ward_http_options_free(&o);
     } else {
         fprintf(stderr, "%s: %s\n", file, err.text);
+    }
+    if (have_options) {
+        ward_http_options_free(&o);
     }
     ward_config_destroy(cfg);
     return rc == 0 ? 0 : EXIT_REFUSED;
