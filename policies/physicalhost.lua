@@ -127,6 +127,23 @@ local function released(h)
     end
 end
 
+-- The claim was released after boot media may have been set up: power the host off,
+-- eject the media and clear the boot override, then hand it back as Available. The
+-- BMC steps are best effort (a host whose BMC is gone is still released); what was
+-- done is kept in the status.
+local function release_boot(h)
+    local bmc = open_bmc(h)
+    if bmc then
+        local off = bmc:power("ForceOff")
+        bmc:eject_media()
+        bmc:clear_boot_override()
+        h.status.power = off and "Off" or bmc:power_state()
+        bmc:close()
+    end
+    h.status.boot = nil
+    return released(h)
+end
+
 -- reconciles: the work of each state ---------------------------------------------------
 
 local function reconcile_none(h)
@@ -188,7 +205,7 @@ end
 
 local function reconcile_provisioning(h)
     if not set(h.spec.consumerRef) then
-        return released(h)
+        return release_boot(h)
     end
     local bmc, err = open_bmc(h)
     if not bmc then
@@ -206,14 +223,7 @@ local function reconcile_provisioned(h)
     if set(h.spec.consumerRef) then
         return
     end
-    local bmc = open_bmc(h)
-    if bmc then
-        bmc:eject_media()
-        bmc:clear_boot_override()
-        bmc:close()
-    end
-    h.status.boot = nil
-    return released(h)
+    return release_boot(h)
 end
 
 -- recovery steps -----------------------------------------------------------------------
