@@ -1047,14 +1047,24 @@ static void do_claim(struct ward_api *api, struct ward_api_call *call,
         store_error(res, rc, &err);
         return;
     }
-    if (call->boot_iso != NULL) {
+    /*
+     * The image belongs to the claim: the one asked for, or none, so an image
+     * a previous holder left is never provisioned for the new one.
+     */
+    const char *image = call->boot_iso != NULL ? call->boot_iso : "";
+    cJSON *spec = cJSON_Parse(r->spec != NULL ? r->spec : "{}");
+    const cJSON *left = cJSON_GetObjectItemCaseSensitive(spec, "bootISOSource");
+    bool rewrite = cJSON_IsString(left) ? strcmp(left->valuestring, image) != 0
+                                        : (left != NULL || *image != '\0');
+    cJSON_Delete(spec);
+    if (rewrite) {
         /*
          * A versioned update right after the claim, on the version the claim
          * produced: nobody can slip in between unnoticed, and ward_store_claim
          * keeps its shape. Should it fail, the claim is undone so the client
          * never holds a host without the image it asked for.
          */
-        rc = write_image(api, r, call->boot_iso, r->version, &err);
+        rc = write_image(api, r, image, r->version, &err);
         struct ward_resource *got = NULL;
         if (rc == 0 && ward_store_get(api->store, WARD_API_KIND, r->ns, r->name, &got, &err) == 0) {
             ward_resource_free(r);
