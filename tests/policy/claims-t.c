@@ -183,7 +183,7 @@ static char *history(const char *name)
 
 int main(void)
 {
-    plan(49);
+    plan(57);
     ward_log_set_level(WARD_LOG_ERROR);
     loop = ev_loop_new(EVFLAG_AUTO);
     metrics = ward_metrics_create();
@@ -335,6 +335,28 @@ int main(void)
     ward_policy_engine_tick(engine);
     settle();
     is_string("Claimed", state("h1"), "so h1 waits in Claimed for c4's image");
+
+    /* --- a release while the policy is still configuring the BMC ----------------------------- */
+    bmc.hang = true;
+    is_int(200,
+           post_free("/api/v1/claims", "{\"consumer\":\"c5\",\"selector\":{\"rack\":\"r2\"},"
+                                       "\"bootISOSource\":\"" ISO "\"}"),
+           "c5 claims h2 with an image while the BMC hangs");
+    ok(settle_until("h2", "Provisioning"), "h2 is Provisioning");
+    settle();
+    ok(ward_policy_engine_running(engine) > 0, "and its run waits on the BMC");
+    is_int(200, post_free("/api/v1/hosts/h2/release", "{\"consumer\":\"c5\"}"),
+           "c5 releases it meanwhile");
+    bmc.hang = false;
+    fakebmc_release(&bmc);
+    ok(settle_until("h2", "Available"), "h2 ends Available");
+    text = history("h2");
+    ok(strstr(text, "Provisioning->Provisioning release c5") != NULL &&
+           strstr(text, "Provisioning->Available released policy:PhysicalHost") != NULL,
+       "through the policy's release flow");
+    lacks(text, "->Provisioned", "the run that read the claim never made it Provisioned");
+    free(text);
+    is_consumers("h2", "", "and nobody holds it");
 
     stop();
     ward_metrics_destroy(metrics);
