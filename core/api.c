@@ -1632,6 +1632,14 @@ static int policy_step(struct ward_api_policy *p, const struct ward_api_transiti
     return rc;
 }
 
+/* The engine's view of a host after a write to the store; an engine on another sink has none. */
+static int engine_catch_up(struct ward_api_policy *p, const char *kind, const char *name,
+                           struct ward_error *err)
+{
+    int rc = ward_policy_resource_refresh(p->engine, kind, name, err);
+    return rc == -ENOTSUP ? 0 : rc;
+}
+
 static int policy_transition(void *arg, const struct ward_api_transition *t, int64_t *new_version,
                              struct ward_error *err)
 {
@@ -1651,6 +1659,10 @@ static int policy_transition(void *arg, const struct ward_api_transition *t, int
     if (t->expected_version != 0 && t->expected_version != current) {
         return ward_error_set(err, -ESTALE, "the host is at version %lld, not %lld",
                               (long long)current, (long long)t->expected_version);
+    }
+    /* a claim or release a moment ago may not have reached the engine through the feed yet */
+    if ((rc = engine_catch_up(p, t->kind, t->name, err)) != 0) {
+        return rc;
     }
     if (!t->reset) {
         rc = policy_step(p, t, t->to, "api", t->reason, err);
@@ -1675,6 +1687,10 @@ static int policy_transition(void *arg, const struct ward_api_transition *t, int
                                             .actor = t->actor,
                                             .consumer = ""};
             rc = ward_store_transition_sync(p->store, &clear, NULL, err);
+            if (rc == 0) {
+                /* the engine's guards must see the claim gone before Error -> Enrolling */
+                rc = engine_catch_up(p, t->kind, t->name, err);
+            }
         }
         if (rc == 0) {
             rc = policy_step(p, t, "Enrolling", "reset", t->reason, err);

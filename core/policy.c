@@ -2977,6 +2977,26 @@ static void feed_catch_up(struct ward_policy_engine *e)
     free(list);
 }
 
+int ward_policy_resource_refresh(struct ward_policy_engine *e, const char *kind, const char *name,
+                                 struct ward_error *err)
+{
+    if (!store_backed(e)) {
+        return ward_error_set(err, -ENOTSUP, "the policy engine does not run on the store");
+    }
+    struct ward_resource *sr = NULL;
+    int rc = ward_store_get(e->feed, kind, WARD_POLICY_NAMESPACE, name, &sr, err);
+    if (rc != 0) {
+        return rc;
+    }
+    const struct resource *r = resource_find(e, kind, name);
+    if (r == NULL || sr->version > r->version) {
+        rc = restore_one(e, e->feed, sr, err);
+        schedule_wake(e);
+    }
+    ward_resource_free(sr);
+    return rc;
+}
+
 int ward_policy_engine_restore(struct ward_policy_engine *e, struct ward_store *st,
                                struct ward_error *err)
 {

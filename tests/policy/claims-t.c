@@ -183,7 +183,7 @@ static char *history(const char *name)
 
 int main(void)
 {
-    plan(57);
+    plan(60);
     ward_log_set_level(WARD_LOG_ERROR);
     loop = ev_loop_new(EVFLAG_AUTO);
     metrics = ward_metrics_create();
@@ -335,6 +335,15 @@ int main(void)
     ward_policy_engine_tick(engine);
     settle();
     is_string("Claimed", state("h1"), "so h1 waits in Claimed for c4's image");
+    struct ward_resource *cur = NULL;
+    char body[128];
+    snprintf(body, sizeof(body), "{\"reason\":\"operator reset\",\"version\":%lld}",
+             ward_store_get(store, KIND, "default", "h1", &cur, NULL) == 0 ? (long long)cur->version
+                                                                           : 0LL);
+    ward_resource_free(cur);
+    is_int(200, post_free("/api/v1/hosts/h1/reset", body), "a claimed host can be reset");
+    ok(settle_until("h1", "Available"), "it re-enrolls to Available");
+    is_consumers("h1", "", "with the claim cleared");
 
     /* --- a release while the policy is still configuring the BMC ----------------------------- */
     bmc.hang = true;
