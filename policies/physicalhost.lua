@@ -127,23 +127,6 @@ local function released(h)
     end
 end
 
--- The claim was released after boot media may have been set up: power the host off,
--- eject the media and clear the boot override, then hand it back as Available. The
--- BMC steps are best effort (a host whose BMC is gone is still released); what was
--- done is kept in the status.
-local function release_boot(h)
-    local bmc = open_bmc(h)
-    if bmc then
-        local off = bmc:power("ForceOff")
-        bmc:eject_media()
-        bmc:clear_boot_override()
-        h.status.power = off and "Off" or bmc:power_state()
-        bmc:close()
-    end
-    h.status.boot = nil
-    return released(h)
-end
-
 -- reconciles: the work of each state ---------------------------------------------------
 
 local function reconcile_none(h)
@@ -203,9 +186,44 @@ local function configure_boot(h, bmc)
     return true
 end
 
+-- The release flow, also the work of Deprovisioning: power off, eject the media, clear the
+-- one-time boot. Any step that fails fails the run, which is retried with backoff.
+local function clean_host(h, bmc)
+    local ok, err = bmc:power("ForceOff")
+    if not ok then
+        return nil, "power off: " .. tostring(err)
+    end
+    h.status.power = "Off"
+    ok, err = bmc:eject_media()
+    if not ok then
+        return nil, "eject media: " .. tostring(err)
+    end
+    ok, err = bmc:clear_boot_override()
+    if not ok then
+        return nil, "clear boot override: " .. tostring(err)
+    end
+    h.status.boot = nil
+    return true
+end
+
+-- Release after boot media may have been set up (Provisioning or Provisioned): clean the
+-- host through its BMC, then hand it back as Available.
+local function release_host(h)
+    local bmc, err = open_bmc(h)
+    if not bmc then
+        return nil, "connect: " .. tostring(err)
+    end
+    local ok, cerr = clean_host(h, bmc)
+    bmc:close()
+    if not ok then
+        return nil, cerr
+    end
+    return released(h)
+end
+
 local function reconcile_provisioning(h)
     if not set(h.spec.consumerRef) then
-        return release_boot(h)
+        return release_host(h)
     end
     local bmc, err = open_bmc(h)
     if not bmc then
@@ -223,7 +241,27 @@ local function reconcile_provisioned(h)
     if set(h.spec.consumerRef) then
         return
     end
-    return release_boot(h)
+    return release_host(h)
+end
+
+-- Deprovisioning is final: leave the host off and empty, and end the BMC session.
+local function reconcile_deprovisioning(h)
+    if h.status.deprovisioned then
+        return
+    end
+    local bmc, err = open_bmc(h)
+    if not bmc then
+        return nil, "connect: " .. tostring(err)
+    end
+    local ok, cerr = clean_host(h, bmc)
+    if ok and bmc.logout then
+        bmc:logout()
+    end
+    bmc:close()
+    if not ok then
+        return nil, cerr
+    end
+    h.status.deprovisioned = true
 end
 
 -- recovery steps -----------------------------------------------------------------------
@@ -298,6 +336,7 @@ M.machine = ward.machine {
         Claimed = reconcile_claimed,
         Provisioning = reconcile_provisioning,
         Provisioned = reconcile_provisioned,
+        Deprovisioning = reconcile_deprovisioning,
     },
     recovery = {
         Enrolling = {"retry"},

@@ -1,22 +1,110 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
-# From a fresh clone on Debian 12: install dependencies, build ward, and run
-# wardd in the foreground on the example configuration, its embedded default.
-# WARD_DEMO_SECONDS (default 20) bounds the demo; 0 runs until Ctrl-C.
+# ward's main job on one machine: install the dependencies, build, start a
+# simulated BMC fleet (ward-bmcsim, every vendor flavour, HTTPS with its own CA)
+# and wardd on the embedded default (SQLite store, the shipped PhysicalHost
+# policy, the Redfish plugin). wardd enrolls the fleet; the script then claims
+# hosts, releases one, and shows the hosts, a history and the health check. Everything listens on 127.0.0.1.
+#
+#   WARD_DEMO_HOSTS     size of the fleet (default 6)
+#   WARD_DEMO_SECONDS   keep wardd running this long after the demo (default 0;
+#                       "forever" keeps it until Ctrl-C)
 set -eu
 cd "$(dirname "$0")/.."
+top=$(pwd)
+hosts=${WARD_DEMO_HOSTS:-6}
+linger=${WARD_DEMO_SECONDS:-0}
+port=${WARD_DEMO_PORT:-9580}
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "installing build dependencies (Debian packages)"
 sh tools/deps.sh
+say "building ward"
 ./bootstrap >/dev/null 2>&1
 mkdir -p _quickstart
 cd _quickstart
-../configure -q >/dev/null
+[ -f Makefile ] || ../configure -q >/dev/null
 make -j"$(nproc)" >/dev/null
-state=$(pwd)/state
-mkdir -p "$state"
-sed "s|^-- state_dir = .*|state_dir = \"$state\"|" ../examples/wardd.conf.lua >wardd.conf.lua
-seconds=${WARD_DEMO_SECONDS:-20}
-echo "wardd is starting (log below; it stops by itself after ${seconds}s, 0 = never)"
-if [ "$seconds" -gt 0 ]; then
-    exec timeout --preserve-status --signal=TERM --kill-after=30 "$seconds" ./wardd --foreground --config wardd.conf.lua
+qs=$(pwd)
+rm -rf "$qs/sim" "$qs/state"
+mkdir -p "$qs/sim" "$qs/state"
+
+pids=""
+cleanup() {
+    for p in $pids; do
+        kill -TERM "$p" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+# wait_for SECONDS COMMAND...: retry a check until it holds or the time is up
+wait_for() {
+    limit=$1
+    shift
+    i=0
+    while ! "$@" >/dev/null 2>&1; do
+        i=$((i + 1))
+        if [ "$i" -gt $((limit * 10)) ]; then
+            echo "gave up after ${limit}s waiting for: $*" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+say "starting ward-bmcsim: $hosts BMCs on 127.0.0.1 over HTTPS"
+./tools/bmcsim/ward-bmcsim --state-dir "$qs/sim" --bmcs "$hosts" --flavour all \
+    --power-delay-ms 500 >"$qs/sim/out" 2>&1 &
+pids="$pids $!"
+wait_for 30 grep -q '^ready' "$qs/sim/out"
+cat "$qs/sim/out"
+
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$qs/api.token"
+chmod 600 "$qs/api.token"
+python3 "$top/tools/fleet-config.py" "$qs/sim/fleet.json" "$top" "$qs" "$qs/state" \
+    "127.0.0.1:$port" >"$qs/wardd.conf.lua"
+sed -i "s|^http = { listen = \\(.*\\) }|http = { listen = \\1, token_file = \"$qs/api.token\" }|" \
+    "$qs/wardd.conf.lua"
+
+say "starting wardd (JSON log in $qs/wardd.log; transitions shown below)"
+./wardd --foreground --config "$qs/wardd.conf.lua" >"$qs/wardd.log" 2>&1 &
+wardd_pid=$!
+pids="$wardd_pid $pids"
+tail -n +1 -f "$qs/wardd.log" | sed -un 's/.*"component":"policy","msg":"\([^"]*\)".*/  wardd: \1/p' &
+pids="$pids $!"
+
+ctl() { ./wardctl --url "http://127.0.0.1:$port" --token-file "$qs/api.token" --no-color "$@"; }
+count_state() { ctl -o json hosts --state "$1" | grep -o '"name"' | wc -l; }
+all_in() { [ "$(count_state "$1")" -ge "$2" ]; }
+
+wait_for 60 all_in Available "$hosts"
+say "the fleet is enrolled"
+ctl hosts
+
+say "claiming two hosts for consumer cluster-a"
+ctl claim --consumer cluster-a
+ctl claim --consumer cluster-a
+wait_for 60 all_in Claimed 2
+ctl hosts
+
+first=$(ctl -o json hosts --state Claimed | sed -n 's/.*"name": *"\([^"]*\)".*/\1/p' | head -n 1)
+say "releasing $first: it returns to Available"
+ctl release "$first" --consumer cluster-a
+wait_for 60 all_in Available $((hosts - 1))
+ctl hosts
+say "history of $first"
+ctl history "$first"
+say "health"
+ctl doctor || true
+
+if [ "$linger" = forever ]; then
+    say "wardd keeps running: http://127.0.0.1:$port/metrics — Ctrl-C stops it"
+    wait "$wardd_pid"
+elif [ "$linger" -gt 0 ]; then
+    sleep "$linger"
 fi
-exec ./wardd --foreground --config wardd.conf.lua
+say "stopping wardd (SIGTERM drains in-flight work)"
+kill -TERM "$wardd_pid"
+wait "$wardd_pid" && echo "wardd exited 0"

@@ -1,0 +1,2169 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bmc.h"
+#include "parse.h"
+#include "quirks.h"
+
+#define COMPONENT "redfish"
+#define PATH_MAX_LEN 512
+
+void ward_rf_client_opts_default(struct ward_rf_client_opts *o)
+{
+    *o = (struct ward_rf_client_opts){
+        .connect_timeout = 10,
+        .timeout = 60,
+        .concurrency = 1,
+        .cooldown = 0,
+        .max_ops = 20,
+        .retries = 3,
+        .backoff = 1,
+        .backoff_max = 30,
+        .breaker_threshold = 5,
+        .breaker_open = 60,
+        .slow_answer = 5,
+        .rate_max = 50,
+        .rate_min = 0.2,
+        .poll_interval = 2,
+        .power_timeout = 300,
+        .task_timeout = 600,
+        .session_backoff = 30,
+    };
+}
+
+struct ward_rf_client {
+    struct ev_loop *loop; /* not owned */
+    struct ward_rf_client_opts o;
+    struct ward_rf_http *http; /* owned */
+    struct ward_rf_bmc *bmcs;  /* owned, list */
+    struct ward_rf_op *queue;  /* waiting operations, FIFO over all BMCs */
+    struct ward_rf_op *queue_tail;
+    unsigned running, max_running;
+    ev_timer kick; /* runs the scheduler from the loop */
+    struct ward_metric *m_cooldown;
+    struct ward_metric *m_duration;
+};
+
+enum phase {
+    PH_ROOT,    /* GET the service root */
+    PH_LOGIN,   /* POST a session */
+    PH_SYSTEMS, /* GET the Systems collection */
+    PH_SYSTEM,  /* GET the chosen system */
+    PH_MANAGER, /* GET its manager (firmware version, for quirks) */
+    PH_MAIN,    /* the operation's own steps */
+};
+
+struct ward_rf_bmc {
+    struct ward_rf_client *c;
+    struct ward_rf_bmc *prev, *next;
+    char *name, *base, *system_cfg, *user, *password_file, *password_env, *cainfo;
+    bool insecure;
+    /* discovery */
+    bool have_root, discovered, has_sessions;
+    char systems_path[PATH_MAX_LEN], managers_path[PATH_MAX_LEN], sessions_path[PATH_MAX_LEN];
+    char system_path[PATH_MAX_LEN], manager_path[PATH_MAX_LEN], sys_media_path[PATH_MAX_LEN];
+    char media_path[PATH_MAX_LEN];                  /* CD-capable VirtualMedia member, once found */
+    char manufacturer[96], model[96], firmware[96]; /* selects quirk hooks */
+    struct ward_rf_ident ident;
+    /* session; token is a secret */
+    char *token;
+    char session_path[PATH_MAX_LEN];
+    struct ward_rf_op *login_op;      /* the operation logging in for everyone, or NULL */
+    struct ward_rf_op *login_waiters; /* parked until the login ends */
+    double sessions_blocked_until;
+    double session_backoff;
+    /* credentials; password is a secret */
+    char *password;
+    char cred_stamp[128];
+    char bad_stamp[128]; /* stamp of credentials a login refused, "" when none */
+    /* protection */
+    unsigned running;
+    unsigned in_flight, max_in_flight;
+    double last_op_end;
+    ev_timer cooldown_timer;
+    double rate, next_request_at;
+    unsigned failures;
+    double breaker_until;
+    unsigned logins, cooldown_waits, retries;
+    struct ward_rf_op *ops; /* every operation, queued or running; not owned */
+    bool destroying;        /* no new operations while its last ones are ended */
+};
+
+struct answer {
+    int code;
+    long status;
+    cJSON *json; /* parsed body or NULL */
+    const char *etag, *location;
+    char reason[700];
+};
+
+struct req {
+    enum ward_rf_method method;
+    char path[PATH_MAX_LEN];
+    char *body; /* owned; for a login it holds the password and is wiped */
+    char if_match[256];
+};
+
+static void req_clear(struct req *r)
+{
+    if (r->body != NULL) {
+        explicit_bzero(r->body, strlen(r->body));
+        free(r->body);
+    }
+    memset(r, 0, sizeof(*r));
+}
+
+struct ward_rf_op {
+    struct ward_rf_bmc *bmc;
+    struct ward_rf_op *qnext, *qprev; /* client queue */
+    struct ward_rf_op *wait_next;     /* login waiters */
+    struct ward_rf_op *bnext, *bprev; /* every operation of its BMC */
+    enum ward_rf_op_kind kind;
+    char *arg, *body;
+    ward_rf_op_cb cb;
+    void *cb_arg;
+    bool queued, started, cooldown_counted, relogged, login_sent;
+    enum phase phase;
+    int step;
+    double started_at, deadline;
+    /* the request being sent, kept so it can be resent after a backoff */
+    struct req req;
+    struct req saved; /* the request a login interrupted, resent after it */
+    bool has_saved;
+    unsigned attempt;
+    struct ward_rf_http_req *http;
+    ev_timer timer;
+    void (*on_timer)(struct ward_rf_op *op);
+    /* operation state */
+    char target[64];           /* PowerState wanted, boot target, ... */
+    char action[PATH_MAX_LEN]; /* the Reset action's target */
+    char etag[256];
+    cJSON *members; /* collection members being walked, owned */
+    int member;
+    cJSON *result; /* owned until completion */
+    bool outcome_unknown, refetched, tried_systems;
+    char insert_target[PATH_MAX_LEN], eject_target[PATH_MAX_LEN];
+    char saved_task[PATH_MAX_LEN];
+    int task_next;
+    double task_deadline;
+    char power_now[64];
+    char unknown_reason[700];
+    cJSON *current; /* last document read by this operation (for request hooks), owned */
+    char current_path[PATH_MAX_LEN];
+    unsigned quirk_retries;
+};
+
+static double now(struct ward_rf_client *c)
+{
+    return ev_now(c->loop);
+}
+
+static double jitter(struct ward_rf_client *c);
+
+/* Exponential backoff with jitter: base * 2^n, capped, then scaled into [50%, 100%]. */
+static double backoff_delay(struct ward_rf_client *c, unsigned n)
+{
+    double d = c->o.backoff;
+    for (unsigned i = 0; i < n && d < c->o.backoff_max; i++) {
+        d *= 2;
+    }
+    if (d > c->o.backoff_max) {
+        d = c->o.backoff_max;
+    }
+    return d * (0.5 + 0.5 * jitter(c));
+}
+
+static double jitter(struct ward_rf_client *c)
+{
+    if (c->o.random != NULL) {
+        return c->o.random(c->o.random_arg);
+    }
+    return (double)random() / ((double)RAND_MAX + 1.0);
+}
+
+const char *ward_rf_op_kind_name(enum ward_rf_op_kind kind)
+{
+    static const char *const names[] = {
+        [WARD_RF_OP_CONNECT] = "connect",
+        [WARD_RF_OP_GET] = "get",
+        [WARD_RF_OP_PATCH] = "patch",
+        [WARD_RF_OP_POST] = "post",
+        [WARD_RF_OP_INVENTORY] = "inventory",
+        [WARD_RF_OP_POWER_STATE] = "power_state",
+        [WARD_RF_OP_POWER] = "power",
+        [WARD_RF_OP_BOOT_ONCE] = "set_boot_once",
+        [WARD_RF_OP_BOOT_CLEAR] = "clear_boot_override",
+        [WARD_RF_OP_INSERT_MEDIA] = "insert_media",
+        [WARD_RF_OP_EJECT_MEDIA] = "eject_media",
+        [WARD_RF_OP_LOGOUT] = "logout",
+        [WARD_RF_OP_MANAGER_RESET] = "reset",
+    };
+    return (unsigned)kind < WARD_ARRAY_LEN(names) ? names[kind] : "unknown";
+}
+
+/* ---- scheduling ------------------------------------------------------------------- */
+
+static void schedule(struct ward_rf_client *c);
+
+static void kick(struct ward_rf_client *c)
+{
+    if (!ev_is_active(&c->kick)) {
+        ev_timer_set(&c->kick, 0., 0.);
+        ev_timer_start(c->loop, &c->kick);
+    }
+}
+
+static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    schedule(ward_rf_container_of(w, struct ward_rf_client, kick));
+}
+
+static void on_cooldown(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct ward_rf_bmc *b = ward_rf_container_of(w, struct ward_rf_bmc, cooldown_timer);
+    schedule(b->c);
+}
+
+static void queue_remove(struct ward_rf_op *op)
+{
+    struct ward_rf_client *c = op->bmc->c;
+    if (!op->queued) {
+        return;
+    }
+    if (op->qprev != NULL) {
+        op->qprev->qnext = op->qnext;
+    } else {
+        c->queue = op->qnext;
+    }
+    if (op->qnext != NULL) {
+        op->qnext->qprev = op->qprev;
+    } else {
+        c->queue_tail = op->qprev;
+    }
+    op->qnext = op->qprev = NULL;
+    op->queued = false;
+}
+
+static void op_advance(struct ward_rf_op *op, struct answer *a);
+
+static void op_begin(struct ward_rf_op *op)
+{
+    struct ward_rf_bmc *b = op->bmc;
+    queue_remove(op);
+    op->started = true;
+    op->started_at = now(b->c);
+    b->running++;
+    b->c->running++;
+    if (b->c->running > b->c->max_running) {
+        b->c->max_running = b->c->running;
+    }
+    op->phase = PH_ROOT;
+    op_advance(op, NULL);
+}
+
+/*
+ * Start what may start, oldest first. Starting an operation can run callbacks that queue or
+ * cancel others, so the walk begins again from the head after each start.
+ */
+static void schedule(struct ward_rf_client *c)
+{
+    bool started = true;
+    while (started && c->running < c->o.max_ops) {
+        started = false;
+        double t = now(c);
+        for (struct ward_rf_op *op = c->queue; op != NULL; op = op->qnext) {
+            struct ward_rf_bmc *b = op->bmc;
+            if (b->running >= c->o.concurrency) {
+                continue;
+            }
+            double ready = b->last_op_end + c->o.cooldown;
+            if (b->last_op_end == 0 || ready <= t) {
+                op_begin(op);
+                started = true;
+                break;
+            }
+            if (!op->cooldown_counted) {
+                op->cooldown_counted = true;
+                b->cooldown_waits++;
+                if (c->m_cooldown != NULL) {
+                    ward_metric_add(c->m_cooldown, (const char *const[]){b->name}, 1);
+                }
+            }
+            if (!ev_is_active(&b->cooldown_timer)) {
+                ev_timer_set(&b->cooldown_timer, ready - t, 0.);
+                ev_timer_start(c->loop, &b->cooldown_timer);
+            }
+        }
+    }
+}
+
+static void op_free(struct ward_rf_op *op)
+{
+    struct ward_rf_bmc *b = op->bmc;
+    queue_remove(op);
+    if (op->bprev != NULL) {
+        op->bprev->bnext = op->bnext;
+    } else {
+        b->ops = op->bnext;
+    }
+    if (op->bnext != NULL) {
+        op->bnext->bprev = op->bprev;
+    }
+    if (op->http != NULL) {
+        ward_rf_http_cancel(op->http);
+        if (b->in_flight > 0) {
+            b->in_flight--;
+        }
+    }
+    ev_timer_stop(b->c->loop, &op->timer);
+    /* a parked waiter leaves the list; a login owner hands nothing over, waiters re-try */
+    for (struct ward_rf_op **p = &b->login_waiters; *p != NULL; p = &(*p)->wait_next) {
+        if (*p == op) {
+            *p = op->wait_next;
+            break;
+        }
+    }
+    if (b->login_op == op) {
+        b->login_op = NULL;
+    }
+    if (op->started) {
+        b->running--;
+        b->c->running--;
+        b->last_op_end = now(b->c);
+    }
+    cJSON_Delete(op->members);
+    cJSON_Delete(op->result);
+    cJSON_Delete(op->current);
+    free(op->arg);
+    free(op->body);
+    req_clear(&op->req);
+    req_clear(&op->saved);
+    free(op);
+}
+
+static void wake_login_waiters(struct ward_rf_bmc *b, int code, const char *reason);
+
+/* End the operation: callback, metrics, free, schedule the next one. */
+static void op_done(struct ward_rf_op *op, int code, const char *reason)
+{
+    struct ward_rf_bmc *b = op->bmc;
+    struct ward_rf_client *c = b->c;
+    if (b->login_op == op) {
+        b->login_op = NULL;
+        wake_login_waiters(b, code, reason);
+    }
+    if (code != 0) {
+        ward_log_fields(
+            WARD_LOG_WARN, COMPONENT,
+            (const struct ward_log_field[]){{"bmc", b->name},
+                                            {"operation", ward_rf_op_kind_name(op->kind)},
+                                            {"reason", reason}},
+            3, "BMC operation failed");
+    }
+    if (c->m_duration != NULL && op->started) {
+        ward_metric_observe(c->m_duration, (const char *const[]){ward_rf_op_kind_name(op->kind)},
+                            now(c) - op->started_at);
+    }
+    ward_rf_op_cb cb = op->cb;
+    void *arg = op->cb_arg;
+    cJSON *result = op->result;
+    op->result = NULL;
+    if (code == 0 && result == NULL) {
+        result = cJSON_CreateTrue();
+    }
+    op_free(op);
+    cb(arg, code, code == 0 ? result : NULL, code == 0 ? "" : reason);
+    cJSON_Delete(result);
+    kick(c);
+}
+
+static void op_fail(struct ward_rf_op *op, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void op_fail(struct ward_rf_op *op, int code, const char *fmt, ...)
+{
+    char reason[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    op_done(op, code, reason);
+}
+
+static void on_op_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct ward_rf_op *op = ward_rf_container_of(w, struct ward_rf_op, timer);
+    op->on_timer(op);
+}
+
+static void op_after(struct ward_rf_op *op, double delay, void (*fn)(struct ward_rf_op *op))
+{
+    ev_timer_stop(op->bmc->c->loop, &op->timer);
+    op->on_timer = fn;
+    ev_timer_set(&op->timer, delay > 0 ? delay : 0., 0.);
+    ev_timer_start(op->bmc->c->loop, &op->timer);
+}
+
+/* ---- credentials ------------------------------------------------------------------ */
+
+/* Re-read the password when its source changed; fills cred_stamp. 0 or -errno + reason. */
+static int load_password(struct ward_rf_bmc *b, char *reason, size_t rlen)
+{
+    char stamp[128];
+    if (b->password_file != NULL) {
+        struct stat st;
+        if (stat(b->password_file, &st) != 0) {
+            snprintf(reason, rlen, "cannot read the password file of BMC %s: %s", b->name,
+                     strerror(errno));
+            return -errno;
+        }
+        snprintf(stamp, sizeof(stamp), "f:%lu:%lld:%lld.%09ld", (unsigned long)st.st_ino,
+                 (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+        if (b->password != NULL && strcmp(stamp, b->cred_stamp) == 0) {
+            return 0;
+        }
+        int fd = open(b->password_file, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            snprintf(reason, rlen, "cannot read the password file of BMC %s: %s", b->name,
+                     strerror(errno));
+            return -errno;
+        }
+        char buf[1024];
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n < 0) {
+            snprintf(reason, rlen, "cannot read the password file of BMC %s", b->name);
+            return -EIO;
+        }
+        buf[n] = '\0';
+        buf[strcspn(buf, "\r\n")] = '\0';
+        if (buf[0] == '\0') {
+            snprintf(reason, rlen, "the password file of BMC %s is empty", b->name);
+            return -EINVAL;
+        }
+        free(b->password);
+        b->password = strdup(buf);
+        explicit_bzero(buf, sizeof(buf));
+    } else if (b->password_env != NULL) {
+        const char *v = getenv(b->password_env);
+        if (v == NULL || v[0] == '\0') {
+            snprintf(reason, rlen, "the environment variable %s (password of BMC %s) is not set",
+                     b->password_env, b->name);
+            return -ENOENT;
+        }
+        /* the stamp must not reveal the password: a short non-cryptographic digest */
+        unsigned long h = 5381;
+        for (const char *p = v; *p != '\0'; p++) {
+            h = h * 33 + (unsigned char)*p;
+        }
+        snprintf(stamp, sizeof(stamp), "e:%lx", h);
+        if (b->password == NULL || strcmp(b->password, v) != 0) {
+            free(b->password);
+            b->password = strdup(v);
+        }
+    } else {
+        snprintf(reason, rlen, "BMC %s has no password file or variable", b->name);
+        return -EINVAL;
+    }
+    if (b->password == NULL) {
+        snprintf(reason, rlen, "out of memory");
+        return -ENOMEM;
+    }
+    ward_log_add_secret(b->password);
+    snprintf(b->cred_stamp, sizeof(b->cred_stamp), "%s", stamp);
+    return 0;
+}
+
+/* ---- requests --------------------------------------------------------------------- */
+
+static void send_now(struct ward_rf_op *op);
+static void on_http(void *arg, const struct ward_rf_response *r);
+
+static bool idempotent(enum ward_rf_method m)
+{
+    return m == WARD_RF_GET || m == WARD_RF_PATCH || m == WARD_RF_DELETE;
+}
+
+static void op_request(struct ward_rf_op *op, enum ward_rf_method method, const char *path,
+                       const char *body, const char *if_match)
+{
+    char *copy = body != NULL ? strdup(body) : NULL;
+    char p[PATH_MAX_LEN];
+    snprintf(p, sizeof(p), "%s", path); /* path may point into op->req */
+    struct ward_rf_quirks *q = op->bmc->c->o.quirks;
+    if (q != NULL && copy != NULL) {
+        char *adjusted = ward_rf_quirks_request(
+            q, &op->bmc->ident, ward_rf_op_kind_name(op->kind), ward_rf_method_name(method), p,
+            copy, strcmp(op->current_path, p) == 0 ? op->current : NULL);
+        if (adjusted != NULL) {
+            free(copy);
+            copy = adjusted;
+        }
+    }
+    req_clear(&op->req);
+    op->req.method = method;
+    snprintf(op->req.path, sizeof(op->req.path), "%s", p);
+    op->req.body = copy;
+    snprintf(op->req.if_match, sizeof(op->req.if_match), "%s", if_match != NULL ? if_match : "");
+    op->attempt = 0;
+    send_now(op);
+}
+
+static void op_request_json(struct ward_rf_op *op, enum ward_rf_method method, const char *path,
+                            cJSON *body, const char *if_match)
+{
+    char *text = cJSON_PrintUnformatted(body);
+    cJSON_Delete(body);
+    op_request(op, method, path, text, if_match);
+    free(text);
+}
+
+static void send_now(struct ward_rf_op *op)
+{
+    struct ward_rf_bmc *b = op->bmc;
+    struct ward_rf_client *c = b->c;
+    double t = now(c);
+    if (b->failures >= c->o.breaker_threshold && t < b->breaker_until) {
+        op_fail(op, -EHOSTDOWN,
+                "BMC %s: circuit breaker open after %u consecutive failures; next trial in %.0fs",
+                b->name, b->failures, b->breaker_until - t);
+        return;
+    }
+    /* AIMD pacing: requests to one BMC are at least 1/rate apart */
+    double at = b->next_request_at > t ? b->next_request_at : t;
+    if (at > t + 1e-6) {
+        op_after(op, at - t, send_now);
+        return;
+    }
+    b->next_request_at = t + 1.0 / b->rate;
+    char url[PATH_MAX_LEN + 256];
+    snprintf(url, sizeof(url), "%s%s", b->base, op->req.path);
+    bool login = op->login_sent;
+    struct ward_rf_http_opts o = {
+        .method = op->req.method,
+        .url = url,
+        .body = op->req.body,
+        .if_match = op->req.if_match[0] != '\0' ? op->req.if_match : NULL,
+        .cainfo = b->cainfo,
+        .insecure = b->insecure,
+        .connect_timeout = c->o.connect_timeout,
+        .timeout = c->o.timeout,
+    };
+    if (!login && b->have_root) {
+        if (b->has_sessions) {
+            o.auth_token = b->token;
+        } else {
+            o.user = b->user;
+            o.password = b->password;
+        }
+    }
+    struct ward_error err = {0};
+    op->http = ward_rf_http_start(c->http, &o, on_http, op, &err);
+    if (op->http == NULL) {
+        op_fail(op, err.code, "BMC %s: %s", b->name, err.text);
+        return;
+    }
+    b->in_flight++;
+    if (b->in_flight > b->max_in_flight) {
+        b->max_in_flight = b->in_flight;
+    }
+}
+
+static void login(struct ward_rf_op *op);
+
+static void wake_login_waiters(struct ward_rf_bmc *b, int code, const char *reason)
+{
+    struct ward_rf_op *w = b->login_waiters;
+    b->login_waiters = NULL;
+    while (w != NULL) {
+        struct ward_rf_op *next = w->wait_next;
+        w->wait_next = NULL;
+        if (code != 0) {
+            op_fail(w, code, "%s", reason);
+        } else if (w->phase == PH_LOGIN) {
+            op_advance(w, NULL);
+        } else {
+            send_now(w); /* its interrupted request, now with the new token */
+        }
+        w = next;
+    }
+}
+
+static void aimd(struct ward_rf_bmc *b, const struct ward_rf_response *r)
+{
+    struct ward_rf_client *c = b->c;
+    bool congested = r->code == -ETIMEDOUT || r->status == 409 || r->status == 429 ||
+                     r->status == 503 || r->elapsed > c->o.slow_answer;
+    if (congested) {
+        b->rate /= 2;
+        if (b->rate < c->o.rate_min) {
+            b->rate = c->o.rate_min;
+        }
+    } else if (r->code == 0 && r->status < 500) {
+        b->rate += 1;
+        if (b->rate > c->o.rate_max) {
+            b->rate = c->o.rate_max;
+        }
+    }
+}
+
+static void breaker(struct ward_rf_bmc *b, const struct ward_rf_response *r)
+{
+    struct ward_rf_client *c = b->c;
+    if (r->code != 0 || r->status >= 500) {
+        b->failures++;
+        if (b->failures == c->o.breaker_threshold ||
+            (b->failures > c->o.breaker_threshold && now(c) >= b->breaker_until)) {
+            b->breaker_until = now(c) + c->o.breaker_open;
+            ward_log_fields(WARD_LOG_WARN, COMPONENT,
+                            (const struct ward_log_field[]){{"bmc", b->name}}, 1,
+                            "circuit breaker opened after %u consecutive failures", b->failures);
+        }
+    } else {
+        if (b->failures >= c->o.breaker_threshold) {
+            ward_log_fields(WARD_LOG_INFO, COMPONENT,
+                            (const struct ward_log_field[]){{"bmc", b->name}}, 1,
+                            "circuit breaker closed");
+        }
+        b->failures = 0;
+    }
+}
+
+static void fill_reason(struct ward_rf_op *op, const struct ward_rf_response *r, struct answer *a)
+{
+    const char *m = ward_rf_method_name(op->req.method);
+    if (r->code != 0) {
+        snprintf(a->reason, sizeof(a->reason), "%s %.160s: %.500s", m, op->req.path, r->reason);
+        return;
+    }
+    char detail[512];
+    ward_rf_error_reason(r->body, detail, sizeof(detail));
+    snprintf(a->reason, sizeof(a->reason), "%s %.160s: HTTP %ld%s%.500s", m, op->req.path,
+             r->status, detail[0] != '\0' ? ": " : "", detail);
+}
+
+static void on_http(void *arg, const struct ward_rf_response *r)
+{
+    struct ward_rf_op *op = arg;
+    struct ward_rf_bmc *b = op->bmc;
+    struct ward_rf_client *c = b->c;
+    op->http = NULL;
+    b->in_flight--;
+    aimd(b, r);
+    breaker(b, r);
+    /* vendor quirk hooks see the answer first (never a login: it carries credentials) */
+    struct ward_rf_response view = *r;
+    cJSON *hooked = NULL;
+    bool have_hooked = false, parse_failed = false;
+    if (c->o.quirks != NULL && r->code == 0 && !op->login_sent) {
+        hooked = r->body_len > 0 ? cJSON_ParseWithLength(r->body, r->body_len) : NULL;
+        parse_failed = r->body_len > 0 && hooked == NULL;
+        long status = r->status;
+        double retry = 0;
+        ward_rf_quirks_response(c->o.quirks, &b->ident, ward_rf_op_kind_name(op->kind),
+                                ward_rf_method_name(op->req.method), op->req.path, &status, &hooked,
+                                &retry);
+        if (retry > 0 && op->quirk_retries < 10) {
+            /* a refusal whose outcome is known (the hook said so): ask again later */
+            cJSON_Delete(hooked);
+            op->quirk_retries++;
+            op_after(op, retry, send_now);
+            return;
+        }
+        view.status = status;
+        have_hooked = true;
+        r = &view;
+    }
+    bool transient = r->code != 0 || r->status == 429 || r->status == 500 || r->status == 502 ||
+                     r->status == 503 || r->status == 504;
+    bool login_req = op->login_sent;
+    if (transient && idempotent(op->req.method) && op->attempt < c->o.retries &&
+        !(b->failures >= c->o.breaker_threshold && now(c) < b->breaker_until)) {
+        double delay = backoff_delay(c, op->attempt);
+        if (r->retry_after > delay) {
+            delay = r->retry_after;
+        }
+        op->attempt++;
+        b->retries++;
+        cJSON_Delete(hooked);
+        op_after(op, delay, send_now);
+        return;
+    }
+    if (r->code == 0 && r->status == 401 && !login_req && b->has_sessions && !op->relogged) {
+        /* the session expired or was dropped: one new login for this request */
+        op->relogged = true;
+        free(b->token);
+        b->token = NULL;
+        cJSON_Delete(hooked);
+        login(op);
+        return;
+    }
+    struct answer a = {
+        .code = r->code, .status = r->status, .etag = r->etag, .location = r->location};
+    if (r->code != 0 || r->status >= 400) {
+        fill_reason(op, r, &a);
+        if (a.code == 0) {
+            a.code = r->status == 404 ? -ENOENT : r->status == 401 ? -EACCES : -EIO;
+        }
+    } else if (have_hooked) {
+        a.json = hooked;
+        hooked = NULL;
+        if (parse_failed && a.json == NULL) {
+            snprintf(a.reason, sizeof(a.reason), "%s %s: malformed JSON in the BMC's answer",
+                     ward_rf_method_name(op->req.method), op->req.path);
+            a.code = -EBADMSG;
+        }
+    } else if (r->body_len > 0) {
+        a.json = cJSON_ParseWithLength(r->body, r->body_len);
+        if (a.json == NULL) {
+            snprintf(a.reason, sizeof(a.reason), "%s %s: malformed JSON in the BMC's answer",
+                     ward_rf_method_name(op->req.method), op->req.path);
+            a.code = -EBADMSG;
+        }
+    }
+    if (login_req) {
+        op->login_sent = false;
+        req_clear(&op->req); /* wipes the password */
+        if (a.code == 0) {
+            if (r->auth_token == NULL) {
+                cJSON_Delete(a.json);
+                op_fail(op, -EPROTO, "BMC %s: login answered without an X-Auth-Token", b->name);
+                return;
+            }
+            free(b->token);
+            /* not registered with the logger's redaction: tokens change at every login and
+               the list would only grow; no code path puts a token into text */
+            b->token = strdup(r->auth_token);
+            char p[PATH_MAX_LEN];
+            if (ward_rf_path_ok(b->base, r->location, p, sizeof(p))) {
+                snprintf(b->session_path, sizeof(b->session_path), "%s", p);
+            } else {
+                b->session_path[0] = '\0';
+            }
+            b->session_backoff = 0;
+            b->bad_stamp[0] = '\0';
+        } else if (r->status == 401 || r->status == 403) {
+            snprintf(b->bad_stamp, sizeof(b->bad_stamp), "%s", b->cred_stamp);
+            ward_log_fields(WARD_LOG_ERROR, COMPONENT,
+                            (const struct ward_log_field[]){{"bmc", b->name}}, 1,
+                            "login refused; not retrying until the credentials change");
+        } else if (r->status == 503) {
+            double wait = b->session_backoff > 0 ? b->session_backoff * 2 : c->o.session_backoff;
+            if (wait > 600) {
+                wait = 600;
+            }
+            b->session_backoff = wait;
+            b->sessions_blocked_until = now(c) + wait;
+            char more[760];
+            snprintf(more, sizeof(more), "%.620s (no free sessions; no new login for %.0fs)",
+                     a.reason, wait);
+            snprintf(a.reason, sizeof(a.reason), "%.699s", more);
+        }
+        if (a.code != 0) {
+            char reason[sizeof(a.reason) + 64];
+            snprintf(reason, sizeof(reason), "BMC %s: login failed: %s", b->name, a.reason);
+            cJSON_Delete(a.json);
+            op_done(op, a.code, reason);
+            return;
+        }
+        cJSON_Delete(a.json);
+        /* login done: wake the others, then resend what this operation was doing */
+        b->login_op = NULL;
+        wake_login_waiters(b, 0, "");
+        if (op->has_saved) {
+            op->has_saved = false;
+            op->req = op->saved;
+            memset(&op->saved, 0, sizeof(op->saved));
+            op->attempt = 0;
+            send_now(op);
+        } else {
+            op->phase = PH_SYSTEMS;
+            op_advance(op, NULL);
+        }
+        return;
+    }
+    cJSON_Delete(hooked);
+    if (c->o.quirks != NULL && a.code == 0 && a.json != NULL && op->req.method == WARD_RF_GET) {
+        cJSON_Delete(op->current);
+        op->current = cJSON_Duplicate(a.json, true);
+        snprintf(op->current_path, sizeof(op->current_path), "%s", op->req.path);
+    }
+    op_advance(op, &a);
+    cJSON_Delete(a.json);
+}
+
+/*
+ * Log in for op. The request op was sending is kept in op->saved so it can be resent
+ * afterwards; when op->phase is PH_LOGIN the discovery continues instead. Only one login runs
+ * per BMC: other operations needing one park until it ends.
+ */
+static void login(struct ward_rf_op *op)
+{
+    struct ward_rf_bmc *b = op->bmc;
+    struct ward_rf_client *c = b->c;
+    if (b->login_op != NULL && b->login_op != op) {
+        op->wait_next = b->login_waiters;
+        b->login_waiters = op;
+        return;
+    }
+    if (now(c) < b->sessions_blocked_until) {
+        op_fail(op, -EBUSY, "BMC %s has no free sessions; next login attempt in %.0fs", b->name,
+                b->sessions_blocked_until - now(c));
+        return;
+    }
+    char reason[512];
+    int rc = load_password(b, reason, sizeof(reason));
+    if (rc != 0) {
+        op_fail(op, rc, "%s", reason);
+        return;
+    }
+    if (b->bad_stamp[0] != '\0' && strcmp(b->bad_stamp, b->cred_stamp) == 0) {
+        op_fail(op, -EACCES,
+                "BMC %s refused these credentials; not logging in again until they change",
+                b->name);
+        return;
+    }
+    b->login_op = op;
+    b->logins++;
+    if (op->phase != PH_LOGIN) {
+        /* keep the interrupted request to resend it with the new session */
+        req_clear(&op->saved);
+        op->saved = op->req;
+        memset(&op->req, 0, sizeof(op->req));
+        op->has_saved = true;
+    } else {
+        req_clear(&op->req);
+    }
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddStringToObject(body, "UserName", b->user != NULL ? b->user : "");
+    cJSON_AddStringToObject(body, "Password", b->password);
+    op->req.body = cJSON_PrintUnformatted(body);
+    cJSON_Delete(body);
+    op->req.method = WARD_RF_POST;
+    snprintf(op->req.path, sizeof(op->req.path), "%s", b->sessions_path);
+    op->attempt = 0;
+    op->login_sent = true;
+    send_now(op);
+}
+
+/* ---- operations ------------------------------------------------------------------- */
+
+static bool failed(struct ward_rf_op *op, struct answer *a)
+{
+    if (a->code == 0) {
+        return false;
+    }
+    op_fail(op, a->code, "BMC %s: %s", op->bmc->name, a->reason);
+    return true;
+}
+
+static bool to_path(struct ward_rf_op *op, const char *link, char *out, size_t outlen)
+{
+    return ward_rf_path_ok(op->bmc->base, link, out, outlen);
+}
+
+static void main_step(struct ward_rf_op *op, struct answer *a);
+
+static void get(struct ward_rf_op *op, int next, const char *path)
+{
+    op->step = next;
+    op_request(op, WARD_RF_GET, path, NULL, NULL);
+}
+
+static cJSON *take_json(struct answer *a)
+{
+    cJSON *j = a->json;
+    a->json = NULL;
+    return j;
+}
+
+enum {
+    /* shared */
+    S_START = 0,
+    S_TASK_POLL = 100, /* GET the task monitor in op->saved, then step op->target[0..] */
+    S_TASK_DONE,
+    /* raw requests */
+    S_RAW_DONE = 10,
+    S_RAW_ETAG,
+    /* inventory */
+    S_INV_SYSTEM = 20,
+    S_INV_NICS,
+    S_INV_NIC,
+    /* power */
+    S_PW_READ = 30,
+    S_PW_INFO,
+    S_PW_POSTED,
+    S_PW_POLL,
+    S_PW_POLLED,
+    S_PW_REPOST,
+    /* boot */
+    S_BT_READ = 40,
+    S_BT_PATCHED,
+    S_BT_VERIFIED,
+    /* media */
+    S_MD_MANAGER = 50,
+    S_MD_COLLECTION,
+    S_MD_MEMBER,
+    S_MD_EJECTED,
+    S_MD_INSERTED,
+    S_MD_VERIFIED,
+    S_MD_AFTER_EJECT,
+    /* others */
+    S_PS_READ = 70,
+    S_MR_READ = 75,
+    S_MR_POSTED,
+    S_LOGOUT_DONE = 80,
+};
+
+static void start_task(struct ward_rf_op *op, const char *location, int next)
+{
+    char path[PATH_MAX_LEN];
+    if (!to_path(op, location, path, sizeof(path))) {
+        op_fail(op, -EPROTO, "BMC %s: task monitor location is not on the BMC", op->bmc->name);
+        return;
+    }
+    snprintf(op->saved_task, sizeof(op->saved_task), "%s", path);
+    op->task_next = next;
+    op->task_deadline = now(op->bmc->c) + op->bmc->c->o.task_timeout;
+    get(op, S_TASK_DONE, path);
+}
+
+static void task_poll_again(struct ward_rf_op *op)
+{
+    get(op, S_TASK_DONE, op->saved_task);
+}
+
+/* The answer of a task monitor: 202 still running, anything else final. */
+static void task_step(struct ward_rf_op *op, struct answer *a)
+{
+    if (failed(op, a)) {
+        return;
+    }
+    if (a->status == 202) {
+        if (now(op->bmc->c) > op->task_deadline) {
+            op_fail(op, -ETIMEDOUT, "BMC %s: task %s still running after %.0fs", op->bmc->name,
+                    op->saved_task, op->bmc->c->o.task_timeout);
+            return;
+        }
+        op_after(op, op->bmc->c->o.poll_interval, task_poll_again);
+        return;
+    }
+    const char *state = ward_rf_str(a->json, "TaskState");
+    if (state != NULL && (strcmp(state, "Exception") == 0 || strcmp(state, "Killed") == 0 ||
+                          strcmp(state, "Cancelled") == 0)) {
+        char detail[512] = "";
+        const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(a->json, "Messages");
+        const cJSON *m;
+        cJSON_ArrayForEach(m, (cJSON_IsArray(msgs) ? msgs : NULL))
+        {
+            const char *text = ward_rf_str(m, "Message");
+            if (text != NULL) {
+                snprintf(detail, sizeof(detail), ": %s", text);
+                break;
+            }
+        }
+        op_fail(op, -EIO, "BMC %s: task ended %s%s", op->bmc->name, state, detail);
+        return;
+    }
+    op->step = op->task_next;
+    main_step(op, NULL);
+}
+
+/* ---- raw get/patch/post ---- */
+
+static void raw_step(struct ward_rf_op *op, struct answer *a)
+{
+    enum ward_rf_method m = op->kind == WARD_RF_OP_GET     ? WARD_RF_GET
+                            : op->kind == WARD_RF_OP_PATCH ? WARD_RF_PATCH
+                                                           : WARD_RF_POST;
+    char path[PATH_MAX_LEN];
+    switch (op->step) {
+    case S_START:
+        if (!to_path(op, op->arg, path, sizeof(path))) {
+            op_fail(op, -EINVAL, "not a path on the BMC: %.200s", op->arg != NULL ? op->arg : "");
+            return;
+        }
+        if (m != WARD_RF_GET) {
+            cJSON *check = cJSON_Parse(op->body != NULL ? op->body : "{}");
+            if (!cJSON_IsObject(check)) {
+                cJSON_Delete(check);
+                op_fail(op, -EINVAL, "the request body is not a JSON object");
+                return;
+            }
+            cJSON_Delete(check);
+        }
+        op->step = S_RAW_DONE;
+        op_request(op, m, path, m == WARD_RF_GET ? NULL : (op->body ? op->body : "{}"),
+                   op->etag[0] != '\0' ? op->etag : NULL);
+        return;
+    case S_RAW_DONE:
+        if (m == WARD_RF_PATCH && (a->status == 412 || a->status == 428) && !op->refetched) {
+            /* the BMC wants If-Match: read the current ETag and try once more */
+            op->refetched = true;
+            get(op, S_RAW_ETAG, op->req.path);
+            return;
+        }
+        if (failed(op, a)) {
+            return;
+        }
+        if (a->status == 202 && a->location != NULL) {
+            start_task(op, a->location, S_TASK_POLL);
+            return;
+        }
+        op->result = take_json(a);
+        op_done(op, 0, "");
+        return;
+    case S_RAW_ETAG:
+        if (failed(op, a)) {
+            return;
+        }
+        snprintf(op->etag, sizeof(op->etag), "%s", a->etag != NULL ? a->etag : "*");
+        op->step = S_START;
+        raw_step(op, NULL);
+        return;
+    case S_TASK_POLL:
+        op_done(op, 0, "");
+        return;
+    }
+}
+
+/* ---- inventory ---- */
+
+static void inventory_next_nic(struct ward_rf_op *op)
+{
+    char path[PATH_MAX_LEN];
+    while (op->member < cJSON_GetArraySize(op->members) && op->member < 32) {
+        const cJSON *m = cJSON_GetArrayItem(op->members, op->member++);
+        if (to_path(op, ward_rf_str(m, "@odata.id"), path, sizeof(path))) {
+            get(op, S_INV_NIC, path);
+            return;
+        }
+    }
+    op_done(op, 0, "");
+}
+
+static void inventory_step(struct ward_rf_op *op, struct answer *a)
+{
+    char path[PATH_MAX_LEN];
+    switch (op->step) {
+    case S_START:
+        get(op, S_INV_SYSTEM, op->bmc->system_path);
+        return;
+    case S_INV_SYSTEM:
+        if (failed(op, a)) {
+            return;
+        }
+        op->result = ward_rf_inventory_from_system(a->json);
+        if (op->result == NULL) {
+            op_fail(op, -EBADMSG, "BMC %s: the system resource is not a JSON object",
+                    op->bmc->name);
+            return;
+        }
+        if (to_path(op, ward_rf_link(a->json, "EthernetInterfaces"), path, sizeof(path))) {
+            get(op, S_INV_NICS, path);
+            return;
+        }
+        op_done(op, 0, "");
+        return;
+    case S_INV_NICS:
+        if (failed(op, a)) {
+            return;
+        }
+        cJSON_Delete(op->members);
+        op->members = cJSON_DetachItemFromObjectCaseSensitive(a->json, "Members");
+        op->member = 0;
+        inventory_next_nic(op);
+        return;
+    case S_INV_NIC: {
+        if (failed(op, a)) {
+            return;
+        }
+        const char *mac = ward_rf_str(a->json, "MACAddress");
+        if (mac == NULL) {
+            mac = ward_rf_str(a->json, "PermanentMACAddress");
+        }
+        cJSON *macs = cJSON_GetObjectItemCaseSensitive(op->result, "macs");
+        if (mac != NULL && cJSON_IsArray(macs)) {
+            cJSON_AddItemToArray(macs, cJSON_CreateString(mac));
+        }
+        inventory_next_nic(op);
+        return;
+    }
+    }
+}
+
+/* ---- power ---- */
+
+/* The PowerState a ResetType leads to; NULL for a type ward does not drive. */
+static const char *power_goal(const char *type)
+{
+    static const char *const on[] = {"On", "ForceOn", "ForceRestart", "GracefulRestart",
+                                     "PowerCycle"};
+    static const char *const off[] = {"ForceOff", "GracefulShutdown"};
+    for (size_t i = 0; i < WARD_ARRAY_LEN(on); i++) {
+        if (strcmp(type, on[i]) == 0) {
+            return "On";
+        }
+    }
+    for (size_t i = 0; i < WARD_ARRAY_LEN(off); i++) {
+        if (strcmp(type, off[i]) == 0) {
+            return "Off";
+        }
+    }
+    return NULL;
+}
+
+static bool is_restart(const char *type)
+{
+    return strstr(type, "Restart") != NULL || strcmp(type, "PowerCycle") == 0;
+}
+
+static void power_post(struct ward_rf_op *op)
+{
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddStringToObject(body, "ResetType", op->arg);
+    op->step = S_PW_POSTED;
+    op_request_json(op, WARD_RF_POST, op->action, body, NULL);
+}
+
+static void power_check_and_post(struct ward_rf_op *op, const cJSON *doc_with_values)
+{
+    const char *vals[32];
+    size_t n = ward_rf_allowable_values(doc_with_values, "ResetType", vals, 32);
+    if (n > 0) {
+        bool found = false;
+        char offered[256] = "";
+        for (size_t i = 0; i < n; i++) {
+            found = found || strcmp(vals[i], op->arg) == 0;
+            size_t used = strlen(offered);
+            snprintf(offered + used, sizeof(offered) - used, "%s%s", i ? ", " : "", vals[i]);
+        }
+        if (!found) {
+            op_fail(op, -ENOTSUP, "BMC %s does not advertise ResetType %s (it offers: %s)",
+                    op->bmc->name, op->arg, offered);
+            return;
+        }
+    }
+    if (strcmp(op->power_now, op->target) == 0 && !is_restart(op->arg)) {
+        op_done(op, 0, "");
+        return;
+    }
+    power_post(op);
+}
+
+static void power_poll(struct ward_rf_op *op)
+{
+    get(op, S_PW_POLLED, op->bmc->system_path);
+}
+
+static void power_step(struct ward_rf_op *op, struct answer *a)
+{
+    struct ward_rf_client *c = op->bmc->c;
+    char path[PATH_MAX_LEN];
+    switch (op->step) {
+    case S_START: {
+        const char *goal = op->arg != NULL ? power_goal(op->arg) : NULL;
+        if (goal == NULL) {
+            op_fail(op, -EINVAL, "unsupported power action %.64s", op->arg ? op->arg : "");
+            return;
+        }
+        snprintf(op->target, sizeof(op->target), "%s", goal);
+        get(op, S_PW_READ, op->bmc->system_path);
+        return;
+    }
+    case S_PW_READ: {
+        if (failed(op, a)) {
+            return;
+        }
+        const char *ps = ward_rf_str(a->json, "PowerState");
+        snprintf(op->power_now, sizeof(op->power_now), "%s", ps != NULL ? ps : "");
+        const cJSON *actions = cJSON_GetObjectItemCaseSensitive(a->json, "Actions");
+        const cJSON *reset =
+            cJSON_IsObject(actions)
+                ? cJSON_GetObjectItemCaseSensitive(actions, "#ComputerSystem.Reset")
+                : NULL;
+        if (!to_path(op, ward_rf_str(reset, "target"), op->action, sizeof(op->action))) {
+            op_fail(op, -ENOTSUP, "BMC %s: the system offers no ComputerSystem.Reset action",
+                    op->bmc->name);
+            return;
+        }
+        const char *vals[2];
+        if (ward_rf_allowable_values(a->json, "ResetType", vals, 2) == 0 &&
+            to_path(op, ward_rf_str(reset, "@Redfish.ActionInfo"), path, sizeof(path))) {
+            get(op, S_PW_INFO, path);
+            return;
+        }
+        power_check_and_post(op, a->json);
+        return;
+    }
+    case S_PW_INFO:
+        if (failed(op, a)) {
+            return;
+        }
+        power_check_and_post(op, a->json);
+        return;
+    case S_PW_POSTED:
+        if (a->code != 0 && a->status == 0) {
+            /* the request may or may not have reached the BMC: never repeat it blindly,
+               read the state instead */
+            op->outcome_unknown = true;
+            snprintf(op->unknown_reason, sizeof(op->unknown_reason), "%s", a->reason);
+        } else if (failed(op, a)) {
+            return;
+        }
+        op->task_deadline = now(c) + c->o.power_timeout;
+        power_poll(op);
+        return;
+    case S_PW_POLLED: {
+        if (failed(op, a)) {
+            return;
+        }
+        const char *ps = ward_rf_str(a->json, "PowerState");
+        if (ps != NULL && strcmp(ps, op->target) == 0) {
+            op_done(op, 0, "");
+            return;
+        }
+        if (now(c) > op->task_deadline) {
+            op_fail(op, -ETIMEDOUT, "BMC %s: PowerState is still %s %.0fs after Reset %s%s%s",
+                    op->bmc->name, ps != NULL ? ps : "unknown", c->o.power_timeout, op->arg,
+                    op->outcome_unknown ? "; the Reset request's outcome is unknown: " : "",
+                    op->outcome_unknown ? op->unknown_reason : "");
+            return;
+        }
+        op_after(op, c->o.poll_interval, power_poll);
+        return;
+    }
+    }
+}
+
+static void power_state_step(struct ward_rf_op *op, struct answer *a)
+{
+    if (op->step == S_START) {
+        get(op, S_PS_READ, op->bmc->system_path);
+        return;
+    }
+    if (failed(op, a)) {
+        return;
+    }
+    const char *ps = ward_rf_str(a->json, "PowerState");
+    if (ps == NULL) {
+        op_fail(op, -EBADMSG, "BMC %s: the system reports no PowerState", op->bmc->name);
+        return;
+    }
+    op->result = cJSON_CreateString(ps);
+    op_done(op, 0, "");
+}
+
+/* ---- boot override ---- */
+
+static void boot_step(struct ward_rf_op *op, struct answer *a)
+{
+    bool clear = op->kind == WARD_RF_OP_BOOT_CLEAR;
+    switch (op->step) {
+    case S_START:
+        get(op, S_BT_READ, op->bmc->system_path);
+        return;
+    case S_BT_READ: {
+        if (failed(op, a)) {
+            return;
+        }
+        const cJSON *boot = cJSON_GetObjectItemCaseSensitive(a->json, "Boot");
+        snprintf(op->etag, sizeof(op->etag), "%s", a->etag != NULL ? a->etag : "");
+        cJSON *body = cJSON_CreateObject();
+        cJSON *nb = cJSON_AddObjectToObject(body, "Boot");
+        if (clear) {
+            cJSON_AddStringToObject(nb, "BootSourceOverrideEnabled", "Disabled");
+        } else {
+            const char *vals[32];
+            size_t n = 0;
+            const cJSON *av = cJSON_GetObjectItemCaseSensitive(
+                boot, "BootSourceOverrideTarget@Redfish.AllowableValues");
+            const cJSON *v;
+            cJSON_ArrayForEach(v, (cJSON_IsArray(av) ? av : NULL))
+            {
+                if (cJSON_IsString(v) && n < 32) {
+                    vals[n++] = v->valuestring;
+                }
+            }
+            bool ok = n == 0;
+            for (size_t i = 0; i < n; i++) {
+                ok = ok || strcmp(vals[i], op->arg) == 0;
+            }
+            if (!ok) {
+                cJSON_Delete(body);
+                op_fail(op, -ENOTSUP, "BMC %s does not allow boot target %s", op->bmc->name,
+                        op->arg);
+                return;
+            }
+            cJSON_AddStringToObject(nb, "BootSourceOverrideTarget", op->arg);
+            cJSON_AddStringToObject(nb, "BootSourceOverrideEnabled", "Once");
+            /* ask for UEFI unless the BMC says it cannot; firmware that lacks the property
+               altogether is a vendor quirk, handled by a hook */
+            const cJSON *modes = cJSON_GetObjectItemCaseSensitive(
+                boot, "BootSourceOverrideMode@Redfish.AllowableValues");
+            bool uefi = !cJSON_IsArray(modes);
+            cJSON_ArrayForEach(v, (cJSON_IsArray(modes) ? modes : NULL))
+            {
+                uefi = uefi || (cJSON_IsString(v) && strcmp(v->valuestring, "UEFI") == 0);
+            }
+            if (uefi) {
+                cJSON_AddStringToObject(nb, "BootSourceOverrideMode", "UEFI");
+            }
+        }
+        op->step = S_BT_PATCHED;
+        op_request_json(op, WARD_RF_PATCH, op->bmc->system_path, body,
+                        op->etag[0] != '\0' ? op->etag : NULL);
+        return;
+    }
+    case S_BT_PATCHED:
+        if ((a->status == 412 || a->status == 428) && !op->refetched) {
+            op->refetched = true; /* a stale or missing ETag: read it again, once */
+            get(op, S_BT_READ, op->bmc->system_path);
+            return;
+        }
+        if (failed(op, a)) {
+            return;
+        }
+        get(op, S_BT_VERIFIED, op->bmc->system_path);
+        return;
+    case S_BT_VERIFIED: {
+        if (failed(op, a)) {
+            return;
+        }
+        const cJSON *boot = cJSON_GetObjectItemCaseSensitive(a->json, "Boot");
+        const char *en = ward_rf_str(boot, "BootSourceOverrideEnabled");
+        const char *tg = ward_rf_str(boot, "BootSourceOverrideTarget");
+        bool good = clear ? (en != NULL && strcmp(en, "Disabled") == 0)
+                          : (en != NULL && tg != NULL && strcmp(en, "Once") == 0 &&
+                             strcmp(tg, op->arg) == 0);
+        if (!good) {
+            op_fail(op, -EIO, "BMC %s accepted the boot override but reports Target=%s Enabled=%s",
+                    op->bmc->name, tg ? tg : "unset", en ? en : "unset");
+            return;
+        }
+        op_done(op, 0, "");
+        return;
+    }
+    }
+}
+
+/* ---- virtual media ---- */
+
+/*
+ * VirtualMedia is looked for where the Manager links it (its classic place). Firmware that
+ * moved it under the ComputerSystem is handled by a quirk hook that adjusts the Manager's
+ * answer; where there is no Manager at all, the system's own link is the last resort.
+ */
+static void media_try_systems(struct ward_rf_op *op)
+{
+    struct ward_rf_bmc *b = op->bmc;
+    if (!op->tried_systems && b->manager_path[0] == '\0' && b->sys_media_path[0] != '\0') {
+        op->tried_systems = true;
+        get(op, S_MD_COLLECTION, b->sys_media_path);
+        return;
+    }
+    op_fail(op, -ENODEV, "BMC %s: no CD-capable virtual media found (looked under %s)", b->name,
+            b->manager_path[0] != '\0' ? b->manager_path : "the system");
+}
+
+static void media_next_member(struct ward_rf_op *op)
+{
+    char path[PATH_MAX_LEN];
+    while (op->member < cJSON_GetArraySize(op->members) && op->member < 32) {
+        const cJSON *m = cJSON_GetArrayItem(op->members, op->member++);
+        if (to_path(op, ward_rf_str(m, "@odata.id"), path, sizeof(path))) {
+            get(op, S_MD_MEMBER, path);
+            return;
+        }
+    }
+    media_try_systems(op);
+}
+
+/* Vendors that misreport an empty slot are fixed by a quirk hook before this reads it. */
+static bool media_busy(const cJSON *doc)
+{
+    return ward_rf_media_inserted(doc) != 0;
+}
+
+static void media_after_eject(struct ward_rf_op *op)
+{
+    struct ward_rf_bmc *b = op->bmc;
+    if (op->kind == WARD_RF_OP_EJECT_MEDIA) {
+        get(op, S_MD_VERIFIED, b->media_path);
+        return;
+    }
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddStringToObject(body, "Image", op->arg);
+    cJSON_AddBoolToObject(body, "Inserted", true);
+    op->step = S_MD_INSERTED;
+    if (op->insert_target[0] != '\0' && !op->refetched) {
+        cJSON_AddBoolToObject(body, "WriteProtected", true);
+        op_request_json(op, WARD_RF_POST, op->insert_target, body, NULL);
+    } else {
+        op->refetched = true; /* marks the PATCH fallback as used */
+        op_request_json(op, WARD_RF_PATCH, b->media_path, body, NULL);
+    }
+}
+
+static bool nothing_inserted(const char *reason)
+{
+    static const char *const hints[] = {"not inserted",  "no media", "nothing",
+                                        "not connected", "NoMedia",  "MediaNotInserted"};
+    for (size_t i = 0; i < WARD_ARRAY_LEN(hints); i++) {
+        if (strcasestr(reason, hints[i]) != NULL) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void media_step(struct ward_rf_op *op, struct answer *a)
+{
+    struct ward_rf_bmc *b = op->bmc;
+    char path[PATH_MAX_LEN];
+    switch (op->step) {
+    case S_START:
+        if (op->kind == WARD_RF_OP_INSERT_MEDIA &&
+            (op->arg == NULL || strncasecmp(op->arg, "http", 4) != 0)) {
+            op_fail(op, -EINVAL, "the image must be an http(s) URL");
+            return;
+        }
+        if (b->media_path[0] != '\0') {
+            get(op, S_MD_MEMBER, b->media_path);
+            return;
+        }
+        if (b->manager_path[0] != '\0') {
+            get(op, S_MD_MANAGER, b->manager_path);
+            return;
+        }
+        media_try_systems(op);
+        return;
+    case S_MD_MANAGER:
+        if (failed(op, a)) {
+            return;
+        }
+        if (to_path(op, ward_rf_link(a->json, "VirtualMedia"), path, sizeof(path))) {
+            get(op, S_MD_COLLECTION, path);
+            return;
+        }
+        media_try_systems(op);
+        return;
+    case S_MD_COLLECTION:
+        if (failed(op, a)) {
+            return;
+        }
+        cJSON_Delete(op->members);
+        op->members = cJSON_DetachItemFromObjectCaseSensitive(a->json, "Members");
+        op->member = 0;
+        media_next_member(op);
+        return;
+    case S_MD_MEMBER: {
+        if (a->code == -ENOENT && b->media_path[0] != '\0' && !op->tried_systems) {
+            b->media_path[0] = '\0'; /* moved (firmware update): find it again */
+            op->step = S_START;
+            media_step(op, NULL);
+            return;
+        }
+        if (failed(op, a)) {
+            return;
+        }
+        if (!ward_rf_media_is_cd(a->json)) {
+            media_next_member(op);
+            return;
+        }
+        snprintf(b->media_path, sizeof(b->media_path), "%s", op->req.path);
+        const cJSON *actions = cJSON_GetObjectItemCaseSensitive(a->json, "Actions");
+        const cJSON *ins =
+            cJSON_IsObject(actions)
+                ? cJSON_GetObjectItemCaseSensitive(actions, "#VirtualMedia.InsertMedia")
+                : NULL;
+        const cJSON *ej =
+            cJSON_IsObject(actions)
+                ? cJSON_GetObjectItemCaseSensitive(actions, "#VirtualMedia.EjectMedia")
+                : NULL;
+        if (!to_path(op, ward_rf_str(ins, "target"), op->insert_target,
+                     sizeof(op->insert_target))) {
+            op->insert_target[0] = '\0';
+        }
+        if (!to_path(op, ward_rf_str(ej, "target"), op->eject_target, sizeof(op->eject_target))) {
+            op->eject_target[0] = '\0';
+        }
+        if (!media_busy(a->json)) {
+            if (op->kind == WARD_RF_OP_EJECT_MEDIA) {
+                op_done(op, 0, "");
+                return;
+            }
+            media_after_eject(op);
+            return;
+        }
+        op->step = S_MD_EJECTED;
+        if (op->eject_target[0] != '\0') {
+            op_request(op, WARD_RF_POST, op->eject_target, "{}", NULL);
+        } else {
+            cJSON *body = cJSON_CreateObject();
+            cJSON_AddNullToObject(body, "Image");
+            cJSON_AddBoolToObject(body, "Inserted", false);
+            op_request_json(op, WARD_RF_PATCH, b->media_path, body, NULL);
+        }
+        return;
+    }
+    case S_MD_EJECTED:
+        if (a->code != 0 && a->status >= 400 && a->status < 500 && nothing_inserted(a->reason)) {
+            /* refusing to eject an empty drive is not a failure */
+            media_after_eject(op);
+            return;
+        }
+        if (failed(op, a)) {
+            return;
+        }
+        if (a->status == 202 && a->location != NULL) {
+            start_task(op, a->location, S_MD_AFTER_EJECT);
+            return;
+        }
+        media_after_eject(op);
+        return;
+    case S_MD_AFTER_EJECT:
+        media_after_eject(op);
+        return;
+    case S_MD_INSERTED:
+        if (a->code != 0 && !op->refetched &&
+            (a->status == 400 || a->status == 404 || a->status == 405 || a->status == 501)) {
+            /* older BMCs have no InsertMedia action but take a PATCH of Image */
+            op->refetched = true;
+            media_after_eject(op);
+            return;
+        }
+        if (failed(op, a)) {
+            return;
+        }
+        if (a->status == 202 && a->location != NULL) {
+            start_task(op, a->location, S_TASK_POLL);
+            return;
+        }
+        get(op, S_MD_VERIFIED, b->media_path);
+        return;
+    case S_TASK_POLL:
+        get(op, S_MD_VERIFIED, b->media_path);
+        return;
+    case S_MD_VERIFIED: {
+        if (failed(op, a)) {
+            return;
+        }
+        const char *img = ward_rf_str(a->json, "Image");
+        bool busy = media_busy(a->json);
+        if (op->kind == WARD_RF_OP_EJECT_MEDIA) {
+            if (busy) {
+                op_fail(op, -EIO, "BMC %s: media still inserted after EjectMedia", b->name);
+                return;
+            }
+        } else if (!busy || img == NULL || strcmp(img, op->arg) != 0) {
+            op_fail(op, -EIO, "BMC %s: virtual media reports Inserted=%s Image=%.200s after insert",
+                    b->name, busy ? "true" : "false", img != NULL ? img : "none");
+            return;
+        }
+        op_done(op, 0, "");
+        return;
+    }
+    }
+}
+
+/* Restart the BMC itself (recovery): Manager.Reset with a restart type it offers. */
+static void manager_reset_step(struct ward_rf_op *op, struct answer *a)
+{
+    struct ward_rf_bmc *b = op->bmc;
+    switch (op->step) {
+    case S_START:
+        if (b->manager_path[0] == '\0') {
+            op_fail(op, -ENOTSUP, "BMC %s: the system names no manager to reset", b->name);
+            return;
+        }
+        get(op, S_MR_READ, b->manager_path);
+        return;
+    case S_MR_READ: {
+        if (failed(op, a)) {
+            return;
+        }
+        const cJSON *actions = cJSON_GetObjectItemCaseSensitive(a->json, "Actions");
+        const cJSON *reset = cJSON_IsObject(actions)
+                                 ? cJSON_GetObjectItemCaseSensitive(actions, "#Manager.Reset")
+                                 : NULL;
+        if (!to_path(op, ward_rf_str(reset, "target"), op->action, sizeof(op->action))) {
+            op_fail(op, -ENOTSUP, "BMC %s: the manager offers no Manager.Reset action", b->name);
+            return;
+        }
+        const cJSON *vals =
+            cJSON_GetObjectItemCaseSensitive(reset, "ResetType@Redfish.AllowableValues");
+        const char *type = NULL;
+        static const char *const prefer[] = {"GracefulRestart", "ForceRestart"};
+        for (size_t i = 0; i < WARD_ARRAY_LEN(prefer) && type == NULL; i++) {
+            const cJSON *v;
+            cJSON_ArrayForEach(v, (cJSON_IsArray(vals) ? vals : NULL))
+            {
+                if (cJSON_IsString(v) && strcmp(v->valuestring, prefer[i]) == 0) {
+                    type = prefer[i];
+                }
+            }
+        }
+        if (type == NULL && cJSON_IsArray(vals) && cJSON_GetArraySize(vals) > 0) {
+            op_fail(op, -ENOTSUP, "BMC %s: the manager offers no restart ResetType", b->name);
+            return;
+        }
+        cJSON *body = cJSON_CreateObject();
+        cJSON_AddStringToObject(body, "ResetType", type != NULL ? type : "GracefulRestart");
+        op->step = S_MR_POSTED;
+        op_request_json(op, WARD_RF_POST, op->action, body, NULL);
+        return;
+    }
+    case S_MR_POSTED:
+        if (failed(op, a)) {
+            return;
+        }
+        /* a restarted BMC forgets its sessions; the next operation logs in again */
+        free(b->token);
+        b->token = NULL;
+        b->session_path[0] = '\0';
+        op_done(op, 0, "");
+        return;
+    }
+}
+
+static void logout_step(struct ward_rf_op *op, struct answer *a)
+{
+    struct ward_rf_bmc *b = op->bmc;
+    if (op->step == S_START) {
+        if (b->token == NULL || b->session_path[0] == '\0') {
+            free(b->token);
+            b->token = NULL;
+            op_done(op, 0, "");
+            return;
+        }
+        op->step = S_LOGOUT_DONE;
+        op_request(op, WARD_RF_DELETE, b->session_path, NULL, NULL);
+        return;
+    }
+    free(b->token);
+    b->token = NULL;
+    b->session_path[0] = '\0';
+    if (a->code != 0 && a->status != 401 && a->status != 404) {
+        op_fail(op, a->code, "BMC %s: logout failed: %s", b->name, a->reason);
+        return;
+    }
+    op_done(op, 0, "");
+}
+
+static void main_step(struct ward_rf_op *op, struct answer *a)
+{
+    if (op->step == S_TASK_DONE) {
+        task_step(op, a);
+        return;
+    }
+    switch (op->kind) {
+    case WARD_RF_OP_CONNECT:
+        op_done(op, 0, "");
+        return;
+    case WARD_RF_OP_GET:
+    case WARD_RF_OP_PATCH:
+    case WARD_RF_OP_POST:
+        raw_step(op, a);
+        return;
+    case WARD_RF_OP_INVENTORY:
+        inventory_step(op, a);
+        return;
+    case WARD_RF_OP_POWER_STATE:
+        power_state_step(op, a);
+        return;
+    case WARD_RF_OP_POWER:
+        power_step(op, a);
+        return;
+    case WARD_RF_OP_BOOT_ONCE:
+    case WARD_RF_OP_BOOT_CLEAR:
+        boot_step(op, a);
+        return;
+    case WARD_RF_OP_INSERT_MEDIA:
+    case WARD_RF_OP_EJECT_MEDIA:
+        media_step(op, a);
+        return;
+    case WARD_RF_OP_LOGOUT:
+        logout_step(op, a);
+        return;
+    case WARD_RF_OP_MANAGER_RESET:
+        manager_reset_step(op, a);
+        return;
+    }
+}
+
+/* ---- discovery ---- */
+
+static void pick_system(struct ward_rf_op *op, const cJSON *coll, char *out, size_t outlen)
+{
+    const char *want = op->bmc->system_cfg;
+    const cJSON *members = cJSON_GetObjectItemCaseSensitive(coll, "Members");
+    const cJSON *m;
+    out[0] = '\0';
+    cJSON_ArrayForEach(m, (cJSON_IsArray(members) ? members : NULL))
+    {
+        const char *id = ward_rf_str(m, "@odata.id");
+        char path[PATH_MAX_LEN];
+        if (!to_path(op, id, path, sizeof(path))) {
+            continue;
+        }
+        if (want == NULL) {
+            snprintf(out, outlen, "%s", path);
+            return;
+        }
+        const char *last = strrchr(path, '/');
+        if (strcmp(path, want) == 0 || (last != NULL && strcmp(last + 1, want) == 0)) {
+            snprintf(out, outlen, "%s", path);
+            return;
+        }
+    }
+}
+
+static void op_advance(struct ward_rf_op *op, struct answer *a)
+{
+    struct ward_rf_bmc *b = op->bmc;
+    char path[PATH_MAX_LEN];
+    switch (op->phase) {
+    case PH_ROOT:
+        if (b->have_root || op->kind == WARD_RF_OP_LOGOUT) {
+            op->phase = op->kind == WARD_RF_OP_LOGOUT ? PH_MAIN : PH_LOGIN;
+            op->step = S_START;
+            op_advance(op, NULL);
+            return;
+        }
+        if (a == NULL) {
+            op_request(op, WARD_RF_GET, "/redfish/v1", NULL, NULL);
+            return;
+        }
+        if (failed(op, a)) {
+            return;
+        }
+        if (!to_path(op, ward_rf_link(a->json, "Systems"), b->systems_path,
+                     sizeof(b->systems_path))) {
+            op_fail(op, -EPROTO, "BMC %s: the service root has no Systems link", b->name);
+            return;
+        }
+        if (!to_path(op, ward_rf_link(a->json, "Managers"), b->managers_path,
+                     sizeof(b->managers_path))) {
+            b->managers_path[0] = '\0';
+        }
+        {
+            const cJSON *links = cJSON_GetObjectItemCaseSensitive(a->json, "Links");
+            b->has_sessions = to_path(op, ward_rf_link(links, "Sessions"), b->sessions_path,
+                                      sizeof(b->sessions_path));
+            if (!b->has_sessions &&
+                to_path(op, ward_rf_link(a->json, "SessionService"), path, sizeof(path))) {
+                snprintf(b->sessions_path, sizeof(b->sessions_path), "%.480s/Sessions", path);
+                b->has_sessions = true;
+            }
+        }
+        b->have_root = true;
+        op->phase = PH_LOGIN;
+        op_advance(op, NULL);
+        return;
+    case PH_LOGIN:
+        if (!b->has_sessions) {
+            char reason[512];
+            int rc = load_password(b, reason, sizeof(reason));
+            if (rc != 0) {
+                op_fail(op, rc, "%s", reason);
+                return;
+            }
+            if (b->bad_stamp[0] != '\0' && strcmp(b->bad_stamp, b->cred_stamp) == 0) {
+                op_fail(op, -EACCES,
+                        "BMC %s refused these credentials; not trying again until they change",
+                        b->name);
+                return;
+            }
+        } else if (b->token == NULL) {
+            login(op);
+            return;
+        }
+        op->phase = PH_SYSTEMS;
+        op_advance(op, NULL);
+        return;
+    case PH_SYSTEMS:
+        if (b->discovered) {
+            op->phase = PH_MAIN;
+            op->step = S_START;
+            main_step(op, NULL);
+            return;
+        }
+        if (a == NULL) {
+            op_request(op, WARD_RF_GET, b->systems_path, NULL, NULL);
+            return;
+        }
+        if (a->code == -EACCES && !b->has_sessions) {
+            snprintf(b->bad_stamp, sizeof(b->bad_stamp), "%s", b->cred_stamp);
+        }
+        if (failed(op, a)) {
+            return;
+        }
+        pick_system(op, a->json, b->system_path, sizeof(b->system_path));
+        if (b->system_path[0] == '\0') {
+            op_fail(op, -ENOENT, "BMC %s: %s%s%s", b->name,
+                    b->system_cfg != NULL ? "no system named " : "the Systems collection is empty",
+                    b->system_cfg != NULL ? b->system_cfg : "", "");
+            return;
+        }
+        op->phase = PH_SYSTEM;
+        op_request(op, WARD_RF_GET, b->system_path, NULL, NULL);
+        return;
+    case PH_SYSTEM: {
+        if (failed(op, a)) {
+            return;
+        }
+        const cJSON *links = cJSON_GetObjectItemCaseSensitive(a->json, "Links");
+        const cJSON *by = cJSON_GetObjectItemCaseSensitive(links, "ManagedBy");
+        const cJSON *first = cJSON_IsArray(by) ? cJSON_GetArrayItem(by, 0) : NULL;
+        if (!to_path(op, ward_rf_str(first, "@odata.id"), b->manager_path,
+                     sizeof(b->manager_path))) {
+            b->manager_path[0] = '\0';
+        }
+        if (!to_path(op, ward_rf_link(a->json, "VirtualMedia"), b->sys_media_path,
+                     sizeof(b->sys_media_path))) {
+            b->sys_media_path[0] = '\0';
+        }
+        snprintf(b->manufacturer, sizeof(b->manufacturer), "%s",
+                 ward_rf_str(a->json, "Manufacturer") ? ward_rf_str(a->json, "Manufacturer") : "");
+        snprintf(b->model, sizeof(b->model), "%s",
+                 ward_rf_str(a->json, "Model") ? ward_rf_str(a->json, "Model") : "");
+        if (b->c->o.quirks != NULL && b->manager_path[0] != '\0') {
+            /* the manager's firmware version selects quirks too */
+            op->phase = PH_MANAGER;
+            op_request(op, WARD_RF_GET, b->manager_path, NULL, NULL);
+            return;
+        }
+        b->discovered = true;
+        op->phase = PH_MAIN;
+        op->step = S_START;
+        main_step(op, NULL);
+        return;
+    }
+    case PH_MANAGER: {
+        /* an unreadable manager only means no firmware-specific quirks */
+        const char *fw = a->code == 0 ? ward_rf_str(a->json, "FirmwareVersion") : NULL;
+        snprintf(b->firmware, sizeof(b->firmware), "%s", fw != NULL ? fw : "");
+        b->discovered = true;
+        op->phase = PH_MAIN;
+        op->step = S_START;
+        main_step(op, NULL);
+        return;
+    }
+    case PH_MAIN:
+        main_step(op, a);
+        return;
+    }
+}
+
+/* ---- public ----------------------------------------------------------------------- */
+
+struct ward_rf_op *ward_rf_op_start(struct ward_rf_bmc *b, enum ward_rf_op_kind kind,
+                                    const char *arg, const char *body, ward_rf_op_cb cb,
+                                    void *cb_arg)
+{
+    if (b->destroying) {
+        return NULL;
+    }
+    struct ward_rf_op *op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        return NULL;
+    }
+    op->bmc = b;
+    op->kind = kind;
+    op->cb = cb;
+    op->cb_arg = cb_arg;
+    op->arg = arg != NULL ? strdup(arg) : NULL;
+    op->body = body != NULL ? strdup(body) : NULL;
+    if ((arg != NULL && op->arg == NULL) || (body != NULL && op->body == NULL)) {
+        free(op->arg);
+        free(op->body);
+        free(op);
+        return NULL;
+    }
+    ev_timer_init(&op->timer, on_op_timer, 0., 0.);
+    op->bnext = b->ops;
+    if (b->ops != NULL) {
+        b->ops->bprev = op;
+    }
+    b->ops = op;
+    struct ward_rf_client *c = b->c;
+    op->queued = true;
+    op->qprev = c->queue_tail;
+    if (c->queue_tail != NULL) {
+        c->queue_tail->qnext = op;
+    } else {
+        c->queue = op;
+    }
+    c->queue_tail = op;
+    kick(c);
+    return op;
+}
+
+void ward_rf_op_cancel(struct ward_rf_op *op)
+{
+    if (op != NULL) {
+        struct ward_rf_client *c = op->bmc->c;
+        struct ward_rf_bmc *b = op->bmc;
+        bool was_login = b->login_op == op;
+        op_free(op);
+        if (was_login) {
+            /* others waiting on this login start their own */
+            struct ward_rf_op *w = b->login_waiters;
+            b->login_waiters = NULL;
+            while (w != NULL) {
+                struct ward_rf_op *next = w->wait_next;
+                w->wait_next = NULL;
+                if (w->phase == PH_LOGIN) {
+                    op_advance(w, NULL);
+                } else {
+                    login(w);
+                }
+                w = next;
+            }
+        }
+        kick(c);
+    }
+}
+
+struct ward_rf_client *ward_rf_client_create(struct ev_loop *loop,
+                                             const struct ward_rf_client_opts *o,
+                                             struct ward_error *err)
+{
+    if (o->max_ops < 1 || o->max_ops > 20) {
+        ward_error_set(err, -EINVAL, "maxConcurrentOps must be between 1 and 20 (got %u)",
+                       o->max_ops);
+        return NULL;
+    }
+    if (o->concurrency < 1) {
+        ward_error_set(err, -EINVAL, "per-BMC concurrency must be at least 1");
+        return NULL;
+    }
+    if (o->rate_min <= 0 || o->rate_max < o->rate_min) {
+        ward_error_set(err, -EINVAL, "the request rate bounds must be positive and ordered");
+        return NULL;
+    }
+    struct ward_rf_client *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        ward_error_set(err, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    c->loop = loop;
+    c->o = *o;
+    if (c->o.breaker_threshold < 1) {
+        c->o.breaker_threshold = 1;
+    }
+    c->http = ward_rf_http_create(loop);
+    if (c->http == NULL) {
+        free(c);
+        ward_error_set(err, -ENOMEM, "cannot create the HTTP client");
+        return NULL;
+    }
+    ev_timer_init(&c->kick, on_kick, 0., 0.);
+    if (o->metrics != NULL) {
+        c->m_cooldown = ward_metrics_counter(o->metrics, "ward_bmc_cooldown_waits_total",
+                                             "Operations that waited for a BMC's cooldown.",
+                                             (const char *const[]){"bmc", NULL});
+        c->m_duration = ward_metrics_histogram(o->metrics, "ward_bmc_operation_duration_seconds",
+                                               "Duration of BMC operations.",
+                                               (const char *const[]){"operation", NULL}, NULL, 0);
+    }
+    return c;
+}
+
+static void bmc_free(struct ward_rf_bmc *b);
+
+void ward_rf_client_destroy(struct ward_rf_client *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    while (c->bmcs != NULL) {
+        bmc_free(c->bmcs);
+    }
+    ev_timer_stop(c->loop, &c->kick);
+    ward_rf_http_destroy(c->http);
+    free(c);
+}
+
+struct ward_rf_http *ward_rf_client_http(struct ward_rf_client *c)
+{
+    return c->http;
+}
+
+unsigned ward_rf_client_running(const struct ward_rf_client *c)
+{
+    return c->running;
+}
+
+unsigned ward_rf_client_max_running(const struct ward_rf_client *c)
+{
+    return c->max_running;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? strdup(s) : NULL;
+}
+
+struct ward_rf_bmc *ward_rf_bmc_create(struct ward_rf_client *c,
+                                       const struct ward_rf_bmc_config *cfg, struct ward_error *err)
+{
+    if (cfg->name == NULL || cfg->name[0] == '\0') {
+        ward_error_set(err, -EINVAL, "a BMC needs a name");
+        return NULL;
+    }
+    if (cfg->address == NULL ||
+        (strncmp(cfg->address, "https://", 8) != 0 && strncmp(cfg->address, "http://", 7) != 0)) {
+        ward_error_set(err, -EINVAL, "BMC %s: address must be an https:// URL", cfg->name);
+        return NULL;
+    }
+    const char *host = strstr(cfg->address, "://") + 3;
+    if (strchr(host, '@') != NULL) {
+        ward_error_set(err, -EINVAL,
+                       "BMC %s: credentials do not belong in the address; use a password file",
+                       cfg->name);
+        return NULL;
+    }
+    if (strchr(host, '/') != NULL && strchr(host, '/')[1] != '\0') {
+        ward_error_set(err, -EINVAL, "BMC %s: the address must not carry a path", cfg->name);
+        return NULL;
+    }
+    if (cfg->password_file == NULL && cfg->password_env == NULL) {
+        ward_error_set(err, -EINVAL, "BMC %s: set a password file or a password variable",
+                       cfg->name);
+        return NULL;
+    }
+    struct ward_rf_bmc *b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        ward_error_set(err, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    b->c = c;
+    b->name = strdup(cfg->name);
+    b->base = strdup(cfg->address);
+    if (b->base != NULL && b->base[strlen(b->base) - 1] == '/') {
+        b->base[strlen(b->base) - 1] = '\0';
+    }
+    b->system_cfg = dup_or_null(cfg->system);
+    b->user = dup_or_null(cfg->username);
+    b->password_file = dup_or_null(cfg->password_file);
+    b->password_env = dup_or_null(cfg->password_env);
+    b->cainfo = dup_or_null(cfg->cainfo);
+    b->insecure = cfg->insecure;
+    b->rate = c->o.rate_max;
+    b->ident = (struct ward_rf_ident){.manufacturer = b->manufacturer,
+                                      .model = b->model,
+                                      .firmware = b->firmware,
+                                      .system = b->system_path};
+    ev_timer_init(&b->cooldown_timer, on_cooldown, 0., 0.);
+    if (b->name == NULL || b->base == NULL) {
+        bmc_free(b);
+        ward_error_set(err, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (strncmp(b->base, "http://", 7) == 0) {
+        ward_log_fields(WARD_LOG_WARN, COMPONENT, (const struct ward_log_field[]){{"bmc", b->name}},
+                        1, "plain HTTP to this BMC: credentials and tokens travel unencrypted");
+    }
+    if (b->insecure) {
+        ward_log_fields(WARD_LOG_WARN, COMPONENT, (const struct ward_log_field[]){{"bmc", b->name}},
+                        1, "TLS certificate verification is DISABLED for this BMC (insecure)");
+    }
+    b->next = c->bmcs;
+    if (c->bmcs != NULL) {
+        c->bmcs->prev = b;
+    }
+    c->bmcs = b;
+    return b;
+}
+
+static void bmc_free(struct ward_rf_bmc *b)
+{
+    struct ward_rf_client *c = b->c;
+    /* whoever waits on an operation of this BMC hears that it ended */
+    b->destroying = true;
+    b->login_waiters = NULL;
+    b->login_op = NULL;
+    while (b->ops != NULL) {
+        op_fail(b->ops, -ECANCELED, "BMC %s was removed", b->name);
+    }
+    if (c->bmcs == b) {
+        c->bmcs = b->next;
+    }
+    if (b->prev != NULL) {
+        b->prev->next = b->next;
+    }
+    if (b->next != NULL) {
+        b->next->prev = b->prev;
+    }
+    ev_timer_stop(c->loop, &b->cooldown_timer);
+    if (b->password != NULL) {
+        explicit_bzero(b->password, strlen(b->password));
+    }
+    if (b->token != NULL) {
+        explicit_bzero(b->token, strlen(b->token));
+    }
+    free(b->password);
+    free(b->token);
+    free(b->name);
+    free(b->base);
+    free(b->system_cfg);
+    free(b->user);
+    free(b->password_file);
+    free(b->password_env);
+    free(b->cainfo);
+    free(b);
+}
+
+static void ignore_logout(void *arg, const struct ward_rf_response *r)
+{
+}
+
+void ward_rf_bmc_destroy(struct ward_rf_bmc *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    if (b->token != NULL && b->session_path[0] != '\0') {
+        char url[PATH_MAX_LEN + 256];
+        snprintf(url, sizeof(url), "%s%s", b->base, b->session_path);
+        struct ward_rf_http_opts o = {.method = WARD_RF_DELETE,
+                                      .url = url,
+                                      .auth_token = b->token,
+                                      .cainfo = b->cainfo,
+                                      .insecure = b->insecure,
+                                      .connect_timeout = b->c->o.connect_timeout,
+                                      .timeout = b->c->o.timeout};
+        ward_rf_http_start(b->c->http, &o, ignore_logout, NULL, NULL);
+    }
+    bmc_free(b);
+}
+
+const char *ward_rf_bmc_name(const struct ward_rf_bmc *b)
+{
+    return b->name;
+}
+
+void ward_rf_bmc_stats(const struct ward_rf_bmc *b, struct ward_rf_bmc_stats *out)
+{
+    *out = (struct ward_rf_bmc_stats){
+        .running = b->running,
+        .max_running = b->max_in_flight,
+        .logins = b->logins,
+        .cooldown_waits = b->cooldown_waits,
+        .retries = b->retries,
+        .breaker_open = b->failures >= b->c->o.breaker_threshold && now(b->c) < b->breaker_until,
+        .rate = b->rate,
+        .have_session = b->token != NULL,
+    };
+}

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The Redfish layer: one client per plugin instance (HTTP client, global operation cap,
+ * metrics) and one ward_rf_bmc per BMC (discovery, the shared session, protection state).
+ * Work is submitted as operations; each runs as a small state machine of HTTP requests on
+ * the loop and completes through a callback with a cJSON result or a readable reason.
+ *
+ * Protection, in the order a request meets it:
+ *   - global cap: at most max_ops operations run at once over all BMCs (others queue);
+ *   - per BMC: at most concurrency operations at once, each issuing one request at a time,
+ *     so requests in flight to a BMC never exceed concurrency; cooldown seconds between the
+ *     end of one operation and the start of the next on the same BMC;
+ *   - circuit breaker: breaker_threshold consecutive failed answers open it for breaker_open
+ *     seconds; operations then fail at once with the reason, a single trial closes it again;
+ *   - adaptive rate (AIMD): the minimum gap between requests to a BMC shrinks additively
+ *     while answers are fast and healthy and doubles on a slow answer, a 409 or a 503;
+ *   - retries with exponential backoff and jitter for GET, PATCH and DELETE only; a POST with
+ *     an unknown outcome is left to the operation, which re-reads state (power) instead.
+ */
+#ifndef WARD_REDFISH_BMC_H
+#define WARD_REDFISH_BMC_H
+
+#include <stdbool.h>
+
+#include <cjson/cJSON.h>
+#include <ev.h>
+
+#include <ward/plugin.h>
+
+#include "http.h"
+#include "quirks.h"
+
+#ifndef WARD_ARRAY_LEN
+#define WARD_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#endif
+
+struct ward_rf_client_opts {
+    double connect_timeout; /* seconds per connection attempt */
+    double timeout;         /* seconds per request */
+    unsigned concurrency;   /* operations (and so requests) in flight per BMC, >= 1 */
+    double cooldown;        /* seconds between operations on one BMC */
+    unsigned max_ops;       /* operations in flight over all BMCs, 1..20 */
+    unsigned retries;       /* extra attempts of an idempotent request */
+    double backoff;         /* first retry delay, doubled each attempt */
+    double backoff_max;
+    unsigned breaker_threshold; /* consecutive failures that open the breaker */
+    double breaker_open;        /* seconds it stays open */
+    double slow_answer;         /* an answer slower than this counts as slow (AIMD) */
+    double rate_max;            /* requests/s per BMC the AIMD controller may rise to */
+    double rate_min;            /* requests/s it may fall to */
+    double poll_interval;       /* power state and task monitor polling */
+    double power_timeout;       /* how long to wait for PowerState to change */
+    double task_timeout;        /* how long to poll a task monitor */
+    double session_backoff;     /* wait after a "no free sessions" answer, doubled each time */
+    /* Jitter source in [0,1); NULL uses random(). Tests inject a fixed one. */
+    double (*random)(void *arg);
+    void *random_arg;
+    struct ward_metrics *metrics;  /* may be NULL; not owned */
+    struct ward_rf_quirks *quirks; /* vendor quirk hooks, may be NULL; not owned */
+};
+
+/* The defaults documented in the plugin's config map. */
+void ward_rf_client_opts_default(struct ward_rf_client_opts *o);
+
+struct ward_rf_client;
+struct ward_rf_bmc;
+
+struct ward_rf_client *ward_rf_client_create(struct ev_loop *loop,
+                                             const struct ward_rf_client_opts *o,
+                                             struct ward_error *err);
+/* Destroys every BMC still registered (sessions abandoned, operations ended with -ECANCELED). */
+void ward_rf_client_destroy(struct ward_rf_client *c);
+struct ward_rf_http *ward_rf_client_http(struct ward_rf_client *c);
+/* Operations running over all BMCs. */
+unsigned ward_rf_client_running(const struct ward_rf_client *c);
+/* The most operations ever running at once (never above max_ops). */
+unsigned ward_rf_client_max_running(const struct ward_rf_client *c);
+
+struct ward_rf_bmc_config {
+    const char *name;    /* host name used in logs and metrics */
+    const char *address; /* "https://host:port", no path, no credentials */
+    const char *system;  /* Id or @odata.id of the system to drive, NULL for the first */
+    const char *username;
+    const char *password_file; /* read at each login; a change is noticed */
+    const char *password_env;  /* or the name of an environment variable */
+    const char *cainfo;        /* CA bundle, NULL for the system store */
+    bool insecure;             /* skip verification; warned about at every start */
+};
+
+/* All strings are copied. NULL with err on bad configuration. */
+struct ward_rf_bmc *ward_rf_bmc_create(struct ward_rf_client *c,
+                                       const struct ward_rf_bmc_config *cfg,
+                                       struct ward_error *err);
+/*
+ * End queued and running operations (each callback runs at once with -ECANCELED), log the
+ * session out (fire and forget, the DELETE is owned by the client) and free the BMC.
+ */
+void ward_rf_bmc_destroy(struct ward_rf_bmc *b);
+const char *ward_rf_bmc_name(const struct ward_rf_bmc *b);
+
+/* Protection state, for tests and status. */
+struct ward_rf_bmc_stats {
+    unsigned running;     /* operations running */
+    unsigned max_running; /* largest number of requests in flight ever seen */
+    unsigned logins;      /* login attempts sent */
+    unsigned cooldown_waits;
+    unsigned retries;
+    bool breaker_open;
+    double rate; /* current AIMD request rate, requests/s */
+    bool have_session;
+};
+void ward_rf_bmc_stats(const struct ward_rf_bmc *b, struct ward_rf_bmc_stats *out);
+
+/*
+ * Completion of an operation. code is 0 or a negative errno; result is owned by the
+ * callee and only valid during the call (a JSON document, object or true); reason is a
+ * readable text when code != 0, never containing secrets.
+ */
+typedef void (*ward_rf_op_cb)(void *arg, int code, const cJSON *result, const char *reason);
+
+struct ward_rf_op;
+
+enum ward_rf_op_kind {
+    WARD_RF_OP_CONNECT,     /* discover and authenticate */
+    WARD_RF_OP_GET,         /* arg: path */
+    WARD_RF_OP_PATCH,       /* arg: path, body */
+    WARD_RF_OP_POST,        /* arg: path, body */
+    WARD_RF_OP_INVENTORY,   /* result: inventory object */
+    WARD_RF_OP_POWER_STATE, /* result: string */
+    WARD_RF_OP_POWER,       /* arg: ResetType */
+    WARD_RF_OP_BOOT_ONCE,   /* arg: target, e.g. "Cd" */
+    WARD_RF_OP_BOOT_CLEAR,
+    WARD_RF_OP_INSERT_MEDIA, /* arg: image URL */
+    WARD_RF_OP_EJECT_MEDIA,
+    WARD_RF_OP_LOGOUT,
+    WARD_RF_OP_MANAGER_RESET, /* restart the BMC (Manager.Reset); its sessions end */
+};
+
+/*
+ * Queue an operation. arg and body are copied. The callback runs exactly once from the loop
+ * unless the operation is cancelled first; it may start and cancel operations but must not
+ * destroy the client. Returns NULL on allocation failure or while the BMC is being destroyed.
+ */
+struct ward_rf_op *ward_rf_op_start(struct ward_rf_bmc *b, enum ward_rf_op_kind kind,
+                                    const char *arg, const char *body, ward_rf_op_cb cb,
+                                    void *cb_arg);
+/* Stop an operation; its callback will not run. */
+void ward_rf_op_cancel(struct ward_rf_op *op);
+const char *ward_rf_op_kind_name(enum ward_rf_op_kind kind);
+
+/*
+ * Turn a Redfish error body into a readable reason: the messages of
+ * error.@Message.ExtendedInfo (or error.message), joined with "; ". Writes at most outlen
+ * bytes and returns out; writes "" when the body carries no error. Never fails.
+ */
+char *ward_rf_error_reason(const char *body, char *out, size_t outlen);
+
+/*
+ * Extract the inventory of a ComputerSystem document as the object the Lua API returns
+ * (manufacturer, model, serial, uuid, bios_version, power_state, cpu_count, memory_gib,
+ * macs = {}). Missing properties are left out. NULL when doc is not an object.
+ */
+cJSON *ward_rf_inventory_from_system(const cJSON *doc);
+
+/*
+ * The ResetType values a ComputerSystem advertises through
+ * Actions.#ComputerSystem.Reset.ResetType@Redfish.AllowableValues or an ActionInfo's
+ * Parameters[Name=ResetType].AllowableValues. Returns a NULL-terminated array of borrowed
+ * strings in out (at most n - 1), and the count; 0 when none are advertised.
+ */
+size_t ward_rf_allowable_values(const cJSON *doc, const char *param, const char **out, size_t n);
+
+/* Is s (a link or a Location) a path on the BMC itself? Refuses other hosts and schemes. */
+bool ward_rf_path_ok(const char *base, const char *s, char *path, size_t pathlen);
+
+#endif

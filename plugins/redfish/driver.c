@@ -1,0 +1,645 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <ward/async.h>
+
+#include "driver.h"
+#include "parse.h"
+#include "quirks.h"
+
+/*
+ * The async SDK lives in wardd's policy engine. Weak references let the plugin load into a
+ * wardd built without it; the handle then answers every call with a clear error.
+ */
+#pragma weak ward_async_begin
+#pragma weak ward_async_refuse
+#pragma weak ward_async_yield
+#pragma weak ward_async_complete
+#pragma weak ward_async_fail
+
+#define HANDLE_MT "ward.redfish.bmc"
+
+struct host {
+    struct host *next;
+    char *name;
+    char *signature;         /* what the BMC was created from; a change recreates it */
+    struct ward_rf_bmc *bmc; /* owned */
+    char power[32];          /* last power state ward knew, "" when unknown */
+    bool syncing;
+};
+
+struct ward_rf_driver {
+    struct ward_rf_driver *next_live;
+    struct ward_rf_client *client; /* not owned */
+    char *credentials_dir;
+    double sync_interval;
+    struct host *hosts; /* owned */
+    struct ev_loop *loop;
+    ev_timer sync_timer;
+    ward_rf_power_hook hook;
+    void *hook_arg;
+};
+
+/* Handles may outlive their driver (a policy state kept across a plugin reload): each call
+   checks that its driver is still alive. */
+static struct ward_rf_driver *live_drivers;
+
+static bool alive(const struct ward_rf_driver *d)
+{
+    for (struct ward_rf_driver *p = live_drivers; p != NULL; p = p->next_live) {
+        if (p == d) {
+            return true;
+        }
+    }
+    return false;
+}
+
+struct handle {
+    struct ward_rf_driver *d;
+    char host[256];
+};
+
+struct pending {
+    struct ward_async *a;
+    struct ward_rf_op *op;
+    struct ward_rf_driver *d;
+    enum ward_rf_op_kind kind;
+    char host[256];
+    char arg[64];
+};
+
+static struct host *find_host(struct ward_rf_driver *d, const char *name)
+{
+    for (struct host *h = d->hosts; h != NULL; h = h->next) {
+        if (strcmp(h->name, name) == 0) {
+            return h;
+        }
+    }
+    return NULL;
+}
+
+/* ---- hosts ------------------------------------------------------------------------ */
+
+static const char *jstr(const cJSON *o, const char *a, const char *b)
+{
+    const char *v = ward_rf_str(o, a);
+    return v != NULL ? v : (b != NULL ? ward_rf_str(o, b) : NULL);
+}
+
+static char *read_small(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return NULL;
+    }
+    char buf[256];
+    char *s = fgets(buf, sizeof(buf), f) != NULL ? buf : NULL;
+    fclose(f);
+    if (s == NULL) {
+        return NULL;
+    }
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return strdup(buf);
+}
+
+/* Find or (re)create the host's BMC from its spec. 0, or -errno with a reason. */
+static int host_for(struct ward_rf_driver *d, const char *name, const char *spec_json,
+                    struct host **out, char *reason, size_t rlen)
+{
+    cJSON *spec = cJSON_Parse(spec_json != NULL ? spec_json : "{}");
+    const cJSON *bmc = cJSON_GetObjectItemCaseSensitive(spec, "bmc");
+    if (!cJSON_IsObject(bmc)) {
+        bmc = spec;
+    }
+    const char *address = jstr(bmc, "address", NULL);
+    if (address == NULL) {
+        cJSON_Delete(spec);
+        snprintf(reason, rlen, "host %s has no bmc.address", name);
+        return -EINVAL;
+    }
+    struct ward_rf_bmc_config cfg = {
+        .name = name,
+        .address = address,
+        .system = jstr(bmc, "system", NULL),
+        .cainfo = jstr(bmc, "caBundle", "ca_bundle"),
+        .username = jstr(bmc, "username", NULL),
+        .password_file = jstr(bmc, "passwordFile", "password_file"),
+        .password_env = jstr(bmc, "passwordEnv", "password_env"),
+    };
+    const cJSON *insecure = cJSON_GetObjectItemCaseSensitive(bmc, "insecure");
+    cfg.insecure = cJSON_IsTrue(insecure);
+    const cJSON *cred = cJSON_GetObjectItemCaseSensitive(bmc, "credentials");
+    char pw_path[1024];
+    char *user = NULL;
+    if (cJSON_IsObject(cred)) {
+        cfg.username = jstr(cred, "username", NULL);
+        cfg.password_file = jstr(cred, "passwordFile", "password_file");
+        cfg.password_env = jstr(cred, "passwordEnv", "password_env");
+    } else if (cJSON_IsString(cred)) {
+        /* a named credentials set under the plugin's credentials directory */
+        const char *set = cred->valuestring;
+        if (d->credentials_dir == NULL || set[0] == '\0' || strchr(set, '/') != NULL ||
+            set[0] == '.') {
+            snprintf(reason, rlen,
+                     "host %s: credentials set '%.64s' cannot be used (set credentials_dir in the "
+                     "redfish plugin's configuration; names have no '/')",
+                     name, set);
+            cJSON_Delete(spec); /* set points into spec */
+            return -EINVAL;
+        }
+        char upath[1024];
+        snprintf(upath, sizeof(upath), "%s/%s/username", d->credentials_dir, set);
+        snprintf(pw_path, sizeof(pw_path), "%s/%s/password", d->credentials_dir, set);
+        user = read_small(upath);
+        cfg.username = user;
+        cfg.password_file = pw_path;
+    }
+    char sig[2048];
+    snprintf(sig, sizeof(sig), "%s|%s|%s|%s|%s|%s|%d", address, cfg.username ? cfg.username : "",
+             cfg.password_file ? cfg.password_file : "", cfg.password_env ? cfg.password_env : "",
+             cfg.cainfo ? cfg.cainfo : "", cfg.system ? cfg.system : "", cfg.insecure);
+    struct host *h = find_host(d, name);
+    if (h != NULL && strcmp(h->signature, sig) == 0) {
+        free(user);
+        cJSON_Delete(spec);
+        *out = h;
+        return 0;
+    }
+    struct ward_error err = {0};
+    struct ward_rf_bmc *b = ward_rf_bmc_create(d->client, &cfg, &err);
+    free(user);
+    cJSON_Delete(spec);
+    if (b == NULL) {
+        snprintf(reason, rlen, "%s", err.text);
+        return err.code != 0 ? err.code : -EINVAL;
+    }
+    if (h != NULL) {
+        /* the spec changed: the old session ends, the next calls use the new BMC config */
+        ward_rf_bmc_destroy(h->bmc);
+        free(h->signature);
+    } else {
+        h = calloc(1, sizeof(*h));
+        if (h == NULL || (h->name = strdup(name)) == NULL) {
+            free(h);
+            ward_rf_bmc_destroy(b);
+            snprintf(reason, rlen, "out of memory");
+            return -ENOMEM;
+        }
+        h->next = d->hosts;
+        d->hosts = h;
+    }
+    h->bmc = b;
+    h->signature = strdup(sig);
+    *out = h;
+    return 0;
+}
+
+static void host_free(struct host *h)
+{
+    ward_rf_bmc_destroy(h->bmc);
+    free(h->signature);
+    free(h->name);
+    free(h);
+}
+
+int ward_rf_driver_remove(struct ward_rf_driver *d, const char *host)
+{
+    for (struct host **p = &d->hosts; *p != NULL; p = &(*p)->next) {
+        if (strcmp((*p)->name, host) == 0) {
+            struct host *h = *p;
+            *p = h->next;
+            host_free(h);
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+/* ---- the Lua handle --------------------------------------------------------------- */
+
+static int push_result(lua_State *L, void *arg)
+{
+    const cJSON *result = arg;
+    ward_rf_lua_push_json(L, result, 0);
+    return 1;
+}
+
+static void on_op_done(void *arg, int code, const cJSON *result, const char *reason)
+{
+    struct pending *p = arg;
+    if (code == 0 && alive(p->d)) {
+        struct host *h = find_host(p->d, p->host);
+        if (h != NULL && p->kind == WARD_RF_OP_POWER_STATE && cJSON_IsString(result)) {
+            snprintf(h->power, sizeof(h->power), "%s", result->valuestring);
+        } else if (h != NULL && p->kind == WARD_RF_OP_POWER) {
+            snprintf(h->power, sizeof(h->power), "%s",
+                     strcmp(p->arg, "ForceOff") == 0 || strcmp(p->arg, "GracefulShutdown") == 0
+                         ? "Off"
+                         : "On");
+        }
+    }
+    if (code == 0) {
+        ward_async_complete(p->a, push_result, (void *)result);
+    } else {
+        ward_async_fail(p->a, reason);
+    }
+    free(p);
+}
+
+static void on_cancel(void *arg)
+{
+    struct pending *p = arg;
+    ward_rf_op_cancel(p->op);
+    free(p);
+}
+
+static int fail(lua_State *L, const char *reason)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, reason);
+    return 2;
+}
+
+static int start(lua_State *L, enum ward_rf_op_kind kind, const char *arg, const char *body)
+{
+    struct handle *hd = luaL_checkudata(L, 1, HANDLE_MT);
+    if (ward_async_begin == NULL) {
+        return fail(L, "this wardd has no policy engine to wait on BMC calls");
+    }
+    if (hd->d == NULL || !alive(hd->d)) {
+        return fail(L, "the redfish plugin was unloaded");
+    }
+    struct host *h = find_host(hd->d, hd->host);
+    if (h == NULL) {
+        return fail(L, "the host was removed");
+    }
+    struct pending *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return fail(L, "out of memory");
+    }
+    p->d = hd->d;
+    p->kind = kind;
+    snprintf(p->host, sizeof(p->host), "%s", hd->host);
+    snprintf(p->arg, sizeof(p->arg), "%s", arg != NULL ? arg : "");
+    /* the operation never completes inside this call, so it can start before the yield */
+    p->op = ward_rf_op_start(h->bmc, kind, arg, body, on_op_done, p);
+    if (p->op == NULL) {
+        free(p);
+        return fail(L, "out of memory");
+    }
+    p->a = ward_async_begin(L, on_cancel, p);
+    if (p->a == NULL) {
+        ward_rf_op_cancel(p->op);
+        free(p);
+        return ward_async_refuse(L);
+    }
+    return ward_async_yield(L, p->a);
+}
+
+static int m_connect(lua_State *L)
+{
+    return start(L, WARD_RF_OP_CONNECT, NULL, NULL);
+}
+
+static int m_inventory(lua_State *L)
+{
+    return start(L, WARD_RF_OP_INVENTORY, NULL, NULL);
+}
+
+static int m_power(lua_State *L)
+{
+    return start(L, WARD_RF_OP_POWER, luaL_checkstring(L, 2), NULL);
+}
+
+static int m_power_state(lua_State *L)
+{
+    return start(L, WARD_RF_OP_POWER_STATE, NULL, NULL);
+}
+
+static int m_eject_media(lua_State *L)
+{
+    return start(L, WARD_RF_OP_EJECT_MEDIA, NULL, NULL);
+}
+
+static int m_insert_media(lua_State *L)
+{
+    return start(L, WARD_RF_OP_INSERT_MEDIA, luaL_checkstring(L, 2), NULL);
+}
+
+static int m_set_boot_once(lua_State *L)
+{
+    return start(L, WARD_RF_OP_BOOT_ONCE, luaL_optstring(L, 2, "Cd"), NULL);
+}
+
+static int m_clear_boot_override(lua_State *L)
+{
+    return start(L, WARD_RF_OP_BOOT_CLEAR, NULL, NULL);
+}
+
+static int m_get(lua_State *L)
+{
+    return start(L, WARD_RF_OP_GET, luaL_checkstring(L, 2), NULL);
+}
+
+static int with_body(lua_State *L, enum ward_rf_op_kind kind)
+{
+    const char *path = luaL_checkstring(L, 2);
+    const char *why = "the body must be a table";
+    cJSON *body = lua_istable(L, 3) ? ward_rf_lua_to_json(L, 3, 0, &why) : NULL;
+    if (body == NULL && !lua_isnoneornil(L, 3)) {
+        return fail(L, why);
+    }
+    char *text = body != NULL ? cJSON_PrintUnformatted(body) : NULL;
+    cJSON_Delete(body);
+    /* start() yields, so free the text first: the operation keeps its own copy */
+    char copy[8192];
+    if (text != NULL && strlen(text) >= sizeof(copy)) {
+        free(text);
+        return fail(L, "the body is too large");
+    }
+    snprintf(copy, sizeof(copy), "%s", text != NULL ? text : "{}");
+    free(text);
+    return start(L, kind, path, copy);
+}
+
+static int m_patch(lua_State *L)
+{
+    return with_body(L, WARD_RF_OP_PATCH);
+}
+
+static int m_post(lua_State *L)
+{
+    return with_body(L, WARD_RF_OP_POST);
+}
+
+static int m_close(lua_State *L)
+{
+    /* the session is shared by every handle of the host and reused until it expires; it is
+       ended by bmc:logout(), host removal or shutdown */
+    luaL_checkudata(L, 1, HANDLE_MT);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int m_logout(lua_State *L)
+{
+    return start(L, WARD_RF_OP_LOGOUT, NULL, NULL);
+}
+
+static int m_reset(lua_State *L)
+{
+    return start(L, WARD_RF_OP_MANAGER_RESET, NULL, NULL);
+}
+
+static int m_tostring(lua_State *L)
+{
+    struct handle *hd = luaL_checkudata(L, 1, HANDLE_MT);
+    lua_pushfstring(L, "redfish BMC of %s", hd->host);
+    return 1;
+}
+
+static const luaL_Reg methods[] = {
+    {"connect", m_connect},
+    {"inventory", m_inventory},
+    {"power", m_power},
+    {"power_state", m_power_state},
+    {"eject_media", m_eject_media},
+    {"insert_media", m_insert_media},
+    {"set_boot_once", m_set_boot_once},
+    {"clear_boot_override", m_clear_boot_override},
+    {"get", m_get},
+    {"patch", m_patch},
+    {"post", m_post},
+    {"action", m_post},
+    {"close", m_close},
+    {"logout", m_logout},
+    {"reset", m_reset},
+    {NULL, NULL},
+};
+
+static int open_protected(lua_State *L)
+{
+    struct handle *src = lua_touserdata(L, 1);
+    struct handle *hd = lua_newuserdatauv(L, sizeof(*hd), 0);
+    *hd = *src;
+    if (luaL_newmetatable(L, HANDLE_MT)) {
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, m_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushliteral(L, "redfish BMC handle");
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+int ward_rf_driver_open(void *self, lua_State *L, const char *host, const char *spec_json)
+{
+    struct ward_rf_driver *d = self;
+    char reason[600];
+    struct host *h = NULL;
+    if (host == NULL || strlen(host) >= sizeof(((struct handle *)0)->host)) {
+        return fail(L, "bad host name");
+    }
+    int rc = host_for(d, host, spec_json, &h, reason, sizeof(reason));
+    if (rc != 0) {
+        return fail(L, reason);
+    }
+    struct handle tmp = {.d = d};
+    snprintf(tmp.host, sizeof(tmp.host), "%s", host);
+    /* allocation in L may raise (memory cap): keep it inside a protected call */
+    lua_pushcfunction(L, open_protected);
+    lua_pushlightuserdata(L, &tmp);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        return fail(L, "cannot create the BMC handle (out of memory)");
+    }
+    return 1;
+}
+
+/* ---- power sync ------------------------------------------------------------------- */
+
+struct sync_req {
+    struct ward_rf_driver *d;
+    char host[256];
+};
+
+static void on_sync(void *arg, int code, const cJSON *result, const char *reason)
+{
+    struct sync_req *s = arg;
+    struct ward_rf_driver *d = s->d;
+    struct host *h = alive(d) ? find_host(d, s->host) : NULL;
+    if (h != NULL) {
+        h->syncing = false;
+        if (code == 0 && cJSON_IsString(result)) {
+            const char *seen = result->valuestring;
+            if (h->power[0] != '\0' && strcmp(h->power, seen) != 0) {
+                ward_log_fields(WARD_LOG_WARN, "redfish",
+                                (const struct ward_log_field[]){
+                                    {"host", h->name}, {"expected", h->power}, {"seen", seen}},
+                                3, "power state differs from what ward last knew");
+                if (d->hook != NULL) {
+                    d->hook(d->hook_arg, h->name, h->power, seen);
+                }
+            }
+            snprintf(h->power, sizeof(h->power), "%s", seen);
+        }
+    }
+    free(s);
+}
+
+void ward_rf_driver_sync_now(struct ward_rf_driver *d)
+{
+    for (struct host *h = d->hosts; h != NULL; h = h->next) {
+        if (h->syncing) {
+            continue; /* the previous read of this host is still queued or running */
+        }
+        struct sync_req *s = calloc(1, sizeof(*s));
+        if (s == NULL) {
+            return;
+        }
+        s->d = d;
+        snprintf(s->host, sizeof(s->host), "%s", h->name);
+        if (ward_rf_op_start(h->bmc, WARD_RF_OP_POWER_STATE, NULL, NULL, on_sync, s) == NULL) {
+            free(s);
+            return;
+        }
+        h->syncing = true;
+    }
+}
+
+static void on_sync_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct ward_rf_driver *d = ward_rf_container_of(w, struct ward_rf_driver, sync_timer);
+    ward_rf_driver_sync_now(d);
+    /* jitter each round by up to 10% so a fleet's reads spread out */
+    double next = d->sync_interval * (0.9 + 0.2 * ((double)random() / RAND_MAX));
+    ev_timer_set(w, next, 0.);
+    ev_timer_start(loop, w);
+}
+
+void ward_rf_driver_start_sync(struct ward_rf_driver *d, struct ev_loop *loop)
+{
+    d->loop = loop;
+    if (d->sync_interval <= 0) {
+        return;
+    }
+    double first = d->sync_interval * ((double)random() / RAND_MAX);
+    ev_timer_init(&d->sync_timer, on_sync_timer, first, 0.);
+    ev_timer_start(loop, &d->sync_timer);
+}
+
+struct logout {
+    void (*done)(void *arg);
+    void *arg;
+};
+
+static void on_logout(void *arg, int code, const cJSON *result, const char *reason)
+{
+    struct logout *l = arg;
+    l->done(l->arg);
+    free(l);
+}
+
+unsigned ward_rf_driver_logout_all(struct ward_rf_driver *d, void (*done)(void *arg), void *arg)
+{
+    unsigned n = 0;
+    if (d == NULL) {
+        return 0;
+    }
+    if (d->loop != NULL) {
+        ev_timer_stop(d->loop, &d->sync_timer);
+    }
+    for (struct host *h = d->hosts; h != NULL; h = h->next) {
+        struct ward_rf_bmc_stats st;
+        ward_rf_bmc_stats(h->bmc, &st);
+        if (!st.have_session) {
+            continue;
+        }
+        struct logout *l = calloc(1, sizeof(*l));
+        if (l == NULL) {
+            break;
+        }
+        l->done = done;
+        l->arg = arg;
+        if (ward_rf_op_start(h->bmc, WARD_RF_OP_LOGOUT, NULL, NULL, on_logout, l) == NULL) {
+            free(l);
+            break;
+        }
+        n++;
+    }
+    return n;
+}
+
+void ward_rf_driver_set_power_hook(struct ward_rf_driver *d, ward_rf_power_hook fn, void *arg)
+{
+    d->hook = fn;
+    d->hook_arg = arg;
+}
+
+unsigned ward_rf_driver_hosts(const struct ward_rf_driver *d)
+{
+    unsigned n = 0;
+    for (const struct host *h = d->hosts; h != NULL; h = h->next) {
+        n++;
+    }
+    return n;
+}
+
+struct ward_rf_bmc *ward_rf_driver_bmc(struct ward_rf_driver *d, const char *host)
+{
+    struct host *h = find_host(d, host);
+    return h != NULL ? h->bmc : NULL;
+}
+
+struct ward_rf_driver *ward_rf_driver_create(struct ward_rf_client *client,
+                                             const struct ward_rf_driver_opts *o)
+{
+    struct ward_rf_driver *d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        return NULL;
+    }
+    d->client = client;
+    d->sync_interval = o->power_sync_interval;
+    if (o->credentials_dir != NULL && o->credentials_dir[0] != '\0') {
+        d->credentials_dir = strdup(o->credentials_dir);
+        if (d->credentials_dir == NULL) {
+            free(d);
+            return NULL;
+        }
+    }
+    ev_timer_init(&d->sync_timer, on_sync_timer, 0., 0.);
+    d->next_live = live_drivers;
+    live_drivers = d;
+    return d;
+}
+
+void ward_rf_driver_destroy(struct ward_rf_driver *d)
+{
+    if (d == NULL) {
+        return;
+    }
+    if (d->loop != NULL) {
+        ev_timer_stop(d->loop, &d->sync_timer);
+    }
+    while (d->hosts != NULL) {
+        struct host *h = d->hosts;
+        d->hosts = h->next;
+        host_free(h);
+    }
+    for (struct ward_rf_driver **p = &live_drivers; *p != NULL; p = &(*p)->next_live) {
+        if (*p == d) {
+            *p = d->next_live;
+            break;
+        }
+    }
+    free(d->credentials_dir);
+    free(d);
+}

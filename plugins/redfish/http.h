@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * An asynchronous HTTPS client on the core's libev loop: libcurl's multi-socket
+ * interface driven by one ev_io per socket and one ev_timer. Connections are kept
+ * alive and reused (libcurl's connection cache is shared by every request of the
+ * client, so a BMC's requests reuse its connection). Every request is verified
+ * against the system or a per-request CA bundle unless marked insecure.
+ */
+#ifndef WARD_REDFISH_HTTP_H
+#define WARD_REDFISH_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <ev.h>
+
+#include <ward/plugin.h>
+
+#define ward_rf_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* A growable NUL-terminated byte string private to the plugin (it links nothing of ward's). */
+struct ward_rf_buf {
+    char *data; /* owned */
+    size_t len;
+    size_t cap;
+};
+
+void ward_rf_buf_put(struct ward_rf_buf *b, const char *s, size_t n);
+void ward_rf_buf_puts(struct ward_rf_buf *b, const char *s);
+void ward_rf_buf_printf(struct ward_rf_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void ward_rf_buf_free(struct ward_rf_buf *b);
+
+/* Largest response body kept; a larger one fails the request instead of growing memory. */
+#define WARD_RF_HTTP_MAX_BODY (8u * 1024u * 1024u)
+
+struct ward_rf_http;
+struct ward_rf_http_req;
+
+/* What one request produced. Lives only for the duration of the completion callback. */
+struct ward_rf_response {
+    int code;         /* 0 when an HTTP answer arrived, else a negative errno */
+    long status;      /* HTTP status, 0 when none arrived */
+    const char *body; /* NUL-terminated, never NULL */
+    size_t body_len;
+    const char *etag;       /* ETag header or NULL */
+    const char *location;   /* Location header or NULL */
+    const char *auth_token; /* X-Auth-Token header or NULL; a secret */
+    double retry_after;     /* Retry-After seconds, 0 when absent */
+    double elapsed;         /* seconds from start to completion */
+    const char *reason;     /* readable text when code != 0, never NULL */
+};
+
+enum ward_rf_method {
+    WARD_RF_GET,
+    WARD_RF_POST,
+    WARD_RF_PATCH,
+    WARD_RF_DELETE,
+};
+
+const char *ward_rf_method_name(enum ward_rf_method m);
+
+struct ward_rf_http_opts {
+    enum ward_rf_method method;
+    const char *url;        /* full URL; never carries credentials */
+    const char *body;       /* JSON body or NULL; copied */
+    const char *if_match;   /* ETag for If-Match, or NULL */
+    const char *auth_token; /* X-Auth-Token to send, or NULL; a secret */
+    const char *user;       /* basic auth user (CURLOPT_USERNAME), or NULL */
+    const char *password;   /* basic auth password, or NULL; a secret */
+    const char *cainfo;     /* CA bundle path, NULL for the system default */
+    bool insecure;          /* skip peer and host verification */
+    double connect_timeout; /* seconds, 0 for libcurl's default */
+    double timeout;         /* seconds for the whole transfer, 0 for none */
+    double low_speed_time;  /* abort when below 1 byte/s for this long (slow drip); 0 off */
+};
+
+typedef void (*ward_rf_http_cb)(void *arg, const struct ward_rf_response *resp);
+
+/* NULL on allocation failure. The client does not own the loop. */
+struct ward_rf_http *ward_rf_http_create(struct ev_loop *loop);
+/* Cancels every request still in flight without calling its callback. */
+void ward_rf_http_destroy(struct ward_rf_http *h);
+
+/*
+ * Start a request; cb runs exactly once from the loop (never from inside this call) unless
+ * the request is cancelled first. The callback may start and cancel requests but must not
+ * destroy the client. Returns NULL and fills err when it cannot start.
+ */
+struct ward_rf_http_req *ward_rf_http_start(struct ward_rf_http *h,
+                                            const struct ward_rf_http_opts *o, ward_rf_http_cb cb,
+                                            void *arg, struct ward_error *err);
+/* Abandon a request: its callback will not run. */
+void ward_rf_http_cancel(struct ward_rf_http_req *r);
+/* Requests in flight. */
+unsigned ward_rf_http_active(const struct ward_rf_http *h);
+
+#endif

@@ -1,0 +1,473 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdbool.h>
+
+#include "quirks.h"
+
+#define JSON_DEPTH 32
+#define QUIRKS_MEMORY (16u * 1024u * 1024u)
+#define QUIRKS_BUDGET 1000000 /* instructions per hook call */
+#define HOOK_STEP 1000
+
+struct ward_rf_quirks {
+    lua_State *L;
+    size_t used;
+    long budget;
+    int table_ref; /* the quirks list */
+    int dispatch_ref;
+    unsigned count;
+};
+
+/* ---- JSON <-> Lua ----------------------------------------------------------------- */
+
+void ward_rf_lua_push_json(lua_State *L, const cJSON *j, int depth)
+{
+    if (depth > JSON_DEPTH || !lua_checkstack(L, 3)) {
+        lua_pushnil(L);
+        return;
+    }
+    if (cJSON_IsObject(j) || cJSON_IsArray(j)) {
+        bool arr = cJSON_IsArray(j);
+        lua_createtable(L, arr ? cJSON_GetArraySize(j) : 0, arr ? 0 : 8);
+        const cJSON *c;
+        lua_Integer i = 1;
+        cJSON_ArrayForEach(c, j)
+        {
+            ward_rf_lua_push_json(L, c, depth + 1);
+            if (arr) {
+                lua_rawseti(L, -2, i++);
+            } else {
+                lua_setfield(L, -2, c->string);
+            }
+        }
+    } else if (cJSON_IsString(j)) {
+        lua_pushstring(L, j->valuestring);
+    } else if (cJSON_IsNumber(j)) {
+        double v = j->valuedouble;
+        if (v == (double)(lua_Integer)v && v > -9e15 && v < 9e15) {
+            lua_pushinteger(L, (lua_Integer)v);
+        } else {
+            lua_pushnumber(L, v);
+        }
+    } else if (cJSON_IsBool(j)) {
+        lua_pushboolean(L, cJSON_IsTrue(j));
+    } else {
+        lua_pushnil(L);
+    }
+}
+
+/* A Lua value as JSON; NULL with a reason for what JSON cannot hold. */
+cJSON *ward_rf_lua_to_json(lua_State *L, int idx, int depth, const char **why)
+{
+    idx = lua_absindex(L, idx);
+    if (depth > JSON_DEPTH || !lua_checkstack(L, 3)) {
+        *why = "table nested too deeply";
+        return NULL;
+    }
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        return cJSON_CreateNull();
+    case LUA_TBOOLEAN:
+        return cJSON_CreateBool(lua_toboolean(L, idx));
+    case LUA_TNUMBER:
+        return cJSON_CreateNumber(lua_tonumber(L, idx));
+    case LUA_TSTRING:
+        return cJSON_CreateString(lua_tostring(L, idx));
+    case LUA_TTABLE: {
+        lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+        bool arr = n > 0;
+        cJSON *out = arr ? cJSON_CreateArray() : cJSON_CreateObject();
+        if (arr) {
+            for (lua_Integer i = 1; i <= n; i++) {
+                lua_rawgeti(L, idx, i);
+                cJSON *v = ward_rf_lua_to_json(L, -1, depth + 1, why);
+                lua_pop(L, 1);
+                if (v == NULL) {
+                    cJSON_Delete(out);
+                    return NULL;
+                }
+                cJSON_AddItemToArray(out, v);
+            }
+            return out;
+        }
+        lua_pushnil(L);
+        while (lua_next(L, idx) != 0) {
+            if (lua_type(L, -2) != LUA_TSTRING) {
+                lua_pop(L, 2);
+                cJSON_Delete(out);
+                *why = "object keys must be strings";
+                return NULL;
+            }
+            cJSON *v = ward_rf_lua_to_json(L, -1, depth + 1, why);
+            if (v == NULL) {
+                lua_pop(L, 2);
+                cJSON_Delete(out);
+                return NULL;
+            }
+            cJSON_AddItemToObject(out, lua_tostring(L, -2), v);
+            lua_pop(L, 1);
+        }
+        return out;
+    }
+    default:
+        *why = "only nil, booleans, numbers, strings and tables can be sent";
+        return NULL;
+    }
+}
+
+/* ---- the sandbox ------------------------------------------------------------------ */
+
+static void *q_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct ward_rf_quirks *q = ud;
+    size_t old = ptr != NULL ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        q->used -= old;
+        return NULL;
+    }
+    if (nsize > old && q->used + (nsize - old) > QUIRKS_MEMORY) {
+        return NULL; /* Lua raises "not enough memory": contained by the pcall */
+    }
+    void *p = realloc(ptr, nsize);
+    if (p != NULL) {
+        q->used = q->used - old + nsize;
+    }
+    return p;
+}
+
+static void q_hook(lua_State *L, lua_Debug *ar)
+{
+    struct ward_rf_quirks *q;
+    lua_getallocf(L, (void **)&q);
+    q->budget -= HOOK_STEP;
+    if (q->budget < 0) {
+        /* from now on fire on every instruction, so a pcall inside the hook cannot swallow
+           it: the next instruction after the pcall raises again */
+        lua_sethook(L, q_hook, LUA_MASKCOUNT, 1);
+        luaL_error(L, "quirk hook exceeded its instruction budget");
+    }
+}
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    luaL_traceback(L, L, msg != NULL ? msg : "(error object is not a string)", 1);
+    return 1;
+}
+
+/* Calls every matching hook of one kind; a hook returns true when it changed something. */
+static const char dispatcher[] =
+    "local quirks, ident, kind, req, resp = ...\n"
+    "local changed = false\n"
+    "for _, q in ipairs(quirks) do\n"
+    "  local fits = true\n"
+    "  for key, pattern in pairs(q.match or {}) do\n"
+    "    local v = ident[key]\n"
+    "    if type(v) ~= 'string' or not string.find(v, pattern) then fits = false break end\n"
+    "  end\n"
+    "  local fn = q[kind]\n"
+    "  if fits and type(fn) == 'function' and fn(req, resp) then changed = true end\n"
+    "end\n"
+    "return changed\n";
+
+static void open_safe_libs(lua_State *L)
+{
+    static const luaL_Reg libs[] = {
+        {LUA_GNAME, luaopen_base},        {LUA_TABLIBNAME, luaopen_table},
+        {LUA_STRLIBNAME, luaopen_string}, {LUA_MATHLIBNAME, luaopen_math},
+        {LUA_UTF8LIBNAME, luaopen_utf8},  {NULL, NULL},
+    };
+    for (const luaL_Reg *l = libs; l->func != NULL; l++) {
+        luaL_requiref(L, l->name, l->func, 1);
+        lua_pop(L, 1);
+    }
+    static const char *const drop[] = {"dofile",  "loadfile",       "load",
+                                       "require", "collectgarbage", "rawset",
+                                       "rawget",  "setmetatable",   "getmetatable"};
+    for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++) {
+        lua_pushnil(L);
+        lua_setglobal(L, drop[i]);
+    }
+    lua_getglobal(L, "string");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lua_pop(L, 1);
+}
+
+static int load_protected(lua_State *L)
+{
+    struct ward_rf_quirks *q = lua_touserdata(L, 1);
+    const char *path = lua_tostring(L, 2);
+    open_safe_libs(L);
+    if (luaL_loadfilex(L, path, "t") != LUA_OK) {
+        return lua_error(L);
+    }
+    lua_call(L, 0, 1);
+    if (!lua_istable(L, -1)) {
+        return luaL_error(L, "the file must return a table");
+    }
+    lua_getfield(L, -1, "quirks");
+    if (!lua_istable(L, -1)) {
+        return luaL_error(L, "the returned table needs a 'quirks' list");
+    }
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, i);
+        if (!lua_istable(L, -1)) {
+            return luaL_error(L, "quirks[%d] is not a table", (int)i);
+        }
+        lua_getfield(L, -1, "name");
+        if (!lua_isstring(L, -1)) {
+            return luaL_error(L, "quirks[%d] has no name", (int)i);
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "match");
+        if (!lua_isnil(L, -1) && !lua_istable(L, -1)) {
+            return luaL_error(L, "quirks[%d].match must be a table", (int)i);
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "request");
+        lua_getfield(L, -2, "response");
+        if (!lua_isfunction(L, -1) && !lua_isfunction(L, -2)) {
+            return luaL_error(L, "quirks[%d] has neither a request nor a response hook", (int)i);
+        }
+        lua_pop(L, 3);
+    }
+    q->count = (unsigned)n;
+    q->table_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (luaL_loadbufferx(L, dispatcher, sizeof(dispatcher) - 1, "=dispatcher", "t") != LUA_OK) {
+        return lua_error(L);
+    }
+    q->dispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+struct ward_rf_quirks *ward_rf_quirks_load(const char *path, struct ward_error *err)
+{
+    struct ward_rf_quirks *q = calloc(1, sizeof(*q));
+    if (q == NULL) {
+        ward_error_set(err, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    q->L = lua_newstate(q_alloc, q);
+    if (q->L == NULL) {
+        free(q);
+        ward_error_set(err, -ENOMEM, "cannot create the quirks Lua state");
+        return NULL;
+    }
+    q->budget = QUIRKS_BUDGET * 10L; /* the file's main chunk gets a larger budget */
+    lua_sethook(q->L, q_hook, LUA_MASKCOUNT, HOOK_STEP);
+    lua_pushcfunction(q->L, load_protected);
+    lua_pushlightuserdata(q->L, q);
+    lua_pushstring(q->L, path);
+    if (lua_pcall(q->L, 2, 0, 0) != LUA_OK) {
+        const char *msg = lua_tostring(q->L, -1);
+        ward_error_set(err, -EINVAL, "quirks file %s: %.400s", path, msg != NULL ? msg : "error");
+        ward_rf_quirks_free(q);
+        return NULL;
+    }
+    lua_settop(q->L, 0);
+    return q;
+}
+
+void ward_rf_quirks_free(struct ward_rf_quirks *q)
+{
+    if (q != NULL) {
+        lua_close(q->L);
+        free(q);
+    }
+}
+
+unsigned ward_rf_quirks_count(const struct ward_rf_quirks *q)
+{
+    return q != NULL ? q->count : 0;
+}
+
+struct call {
+    struct ward_rf_quirks *q;
+    const struct ward_rf_ident *id;
+    const char *kind, *op, *method, *path;
+    const char *body_text; /* request */
+    const cJSON *current;  /* request */
+    bool response;
+    long status;     /* response, in and out */
+    const cJSON *in; /* response body in */
+    cJSON *out;      /* response body out, owned by the caller after the call */
+    double retry_after;
+    char *new_body; /* request body out, caller frees */
+    bool changed;
+};
+
+static void push_ident(lua_State *L, const struct ward_rf_ident *id)
+{
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, id->manufacturer != NULL ? id->manufacturer : "");
+    lua_setfield(L, -2, "manufacturer");
+    lua_pushstring(L, id->model != NULL ? id->model : "");
+    lua_setfield(L, -2, "model");
+    lua_pushstring(L, id->firmware != NULL ? id->firmware : "");
+    lua_setfield(L, -2, "firmware");
+}
+
+static int call_protected(lua_State *L)
+{
+    struct call *c = lua_touserdata(L, 1);
+    lua_createtable(L, 0, 5);
+    int req = lua_gettop(L);
+    lua_pushstring(L, c->op);
+    lua_setfield(L, req, "op");
+    lua_pushstring(L, c->method);
+    lua_setfield(L, req, "method");
+    lua_pushstring(L, c->path);
+    lua_setfield(L, req, "path");
+    lua_pushstring(L, c->id->system != NULL ? c->id->system : "");
+    lua_setfield(L, req, "system");
+    if (c->body_text != NULL) {
+        cJSON *b = cJSON_Parse(c->body_text);
+        ward_rf_lua_push_json(L, b, 0);
+        cJSON_Delete(b);
+        lua_setfield(L, req, "body");
+    }
+    if (c->current != NULL) {
+        ward_rf_lua_push_json(L, c->current, 0);
+        lua_setfield(L, req, "current");
+    }
+    lua_createtable(L, 0, 3);
+    int resp = lua_gettop(L);
+    if (c->response) {
+        lua_pushinteger(L, c->status);
+        lua_setfield(L, resp, "status");
+        if (c->in != NULL) {
+            ward_rf_lua_push_json(L, c->in, 0);
+            lua_setfield(L, resp, "body");
+        }
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->q->dispatch_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->q->table_ref);
+    push_ident(L, c->id);
+    lua_pushstring(L, c->kind);
+    lua_pushvalue(L, req);
+    lua_pushvalue(L, resp);
+    lua_call(L, 5, 1);
+    c->changed = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (!c->changed) {
+        return 0;
+    }
+    const char *why = NULL;
+    if (!c->response) {
+        lua_getfield(L, req, "body");
+        if (!lua_isnil(L, -1)) {
+            cJSON *b = ward_rf_lua_to_json(L, -1, 0, &why);
+            if (b == NULL) {
+                return luaL_error(L, "req.body: %s", why);
+            }
+            c->new_body = cJSON_PrintUnformatted(b);
+            cJSON_Delete(b);
+        } else {
+            c->new_body = strdup("{}");
+        }
+        return 0;
+    }
+    lua_getfield(L, resp, "status");
+    if (lua_isinteger(L, -1)) {
+        lua_Integer st = lua_tointeger(L, -1);
+        if (st < 100 || st > 599) {
+            return luaL_error(L, "resp.status %d is not an HTTP status", (int)st);
+        }
+        c->status = (long)st;
+    }
+    lua_getfield(L, resp, "retry_after");
+    if (lua_isnumber(L, -1)) {
+        double ra = lua_tonumber(L, -1);
+        c->retry_after = ra > 0 && ra < 600 ? ra : 0;
+    }
+    lua_getfield(L, resp, "body");
+    if (!lua_isnil(L, -1)) {
+        c->out = ward_rf_lua_to_json(L, -1, 0, &why);
+        if (c->out == NULL) {
+            return luaL_error(L, "resp.body: %s", why);
+        }
+    }
+    return 0;
+}
+
+static bool call(struct call *c)
+{
+    lua_State *L = c->q->L;
+    lua_settop(L, 0);
+    c->q->budget = QUIRKS_BUDGET;
+    lua_sethook(L, q_hook, LUA_MASKCOUNT, HOOK_STEP);
+    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, call_protected);
+    lua_pushlightuserdata(L, c);
+    if (lua_pcall(L, 1, 0, 1) != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        ward_log_fields(
+            WARD_LOG_WARN, "redfish", (const struct ward_log_field[]){{"path", c->path}}, 1,
+            "a quirk %s hook failed and was ignored: %.300s", c->kind, msg != NULL ? msg : "error");
+        lua_settop(L, 0);
+        free(c->new_body);
+        c->new_body = NULL;
+        cJSON_Delete(c->out);
+        c->out = NULL;
+        return false;
+    }
+    lua_settop(L, 0);
+    return c->changed;
+}
+
+char *ward_rf_quirks_request(struct ward_rf_quirks *q, const struct ward_rf_ident *id,
+                             const char *op, const char *method, const char *path, const char *body,
+                             const cJSON *current)
+{
+    if (q == NULL || q->count == 0) {
+        return NULL;
+    }
+    struct call c = {.q = q,
+                     .id = id,
+                     .kind = "request",
+                     .op = op,
+                     .method = method,
+                     .path = path,
+                     .body_text = body,
+                     .current = current};
+    if (!call(&c)) {
+        return NULL;
+    }
+    return c.new_body;
+}
+
+void ward_rf_quirks_response(struct ward_rf_quirks *q, const struct ward_rf_ident *id,
+                             const char *op, const char *method, const char *path, long *status,
+                             cJSON **body, double *retry_after)
+{
+    if (q == NULL || q->count == 0) {
+        return;
+    }
+    struct call c = {.q = q,
+                     .id = id,
+                     .kind = "response",
+                     .op = op,
+                     .method = method,
+                     .path = path,
+                     .response = true,
+                     .status = *status,
+                     .in = *body};
+    if (!call(&c)) {
+        return;
+    }
+    *status = c.status;
+    cJSON_Delete(*body);
+    *body = c.out;
+    *retry_after = c.retry_after;
+}

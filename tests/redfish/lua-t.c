@@ -1,0 +1,344 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The Lua BMC handle, run in a coroutine the way the policy engine runs reconciles. The
+ * engine's ward/async.h is replaced by a small double here: it resumes the coroutine from
+ * the test's loop once an operation completes.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <ev.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <ward/async.h>
+
+#include "log.h"
+#include "redfish/driver.h"
+#include "tap/basic.h"
+#include "tserver.h"
+
+/* ---- the async double --------------------------------------------------------------- */
+
+struct ward_async {
+    lua_State *co;
+    void (*cancel)(void *arg);
+    void *arg;
+};
+
+static struct ward_async *pending;
+static bool ready;
+static int nresults;
+
+struct ward_async *ward_async_begin(lua_State *L, void (*cancel)(void *arg), void *arg)
+{
+    if (!lua_isyieldable(L) || pending != NULL) {
+        return NULL;
+    }
+    pending = calloc(1, sizeof(*pending));
+    pending->co = L;
+    pending->cancel = cancel;
+    pending->arg = arg;
+    return pending;
+}
+
+int ward_async_refuse(lua_State *L)
+{
+    return luaL_error(L, "this call has to wait and cannot yield here");
+}
+
+int ward_async_yield(lua_State *L, struct ward_async *a)
+{
+    if (a == NULL) {
+        return ward_async_refuse(L);
+    }
+    return lua_yield(L, 0);
+}
+
+void ward_async_complete(struct ward_async *a, int (*push)(lua_State *L, void *arg), void *arg)
+{
+    nresults = push(a->co, arg);
+    ready = true;
+    free(a);
+    pending = NULL;
+}
+
+static int push_fail(lua_State *L, void *arg)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, arg);
+    return 2;
+}
+
+void ward_async_fail(struct ward_async *a, const char *reason)
+{
+    ward_async_complete(a, push_fail, (void *)reason);
+}
+
+/* ---- harness ------------------------------------------------------------------------ */
+
+static struct ev_loop *loop;
+static struct ward_rf_driver *driver;
+
+static void on_bound(struct ev_loop *l, ev_timer *w, int revents)
+{
+}
+
+static bool wait_ready(double bound)
+{
+    ev_timer t;
+    ev_timer_init(&t, on_bound, bound, 0);
+    ev_timer_start(loop, &t);
+    while (!ready && ev_is_active(&t)) {
+        ev_run(loop, EVRUN_ONCE);
+    }
+    ev_timer_stop(loop, &t);
+    return ready;
+}
+
+static int l_open(lua_State *L)
+{
+    const char *host = luaL_checkstring(L, 1);
+    const char *spec = luaL_checkstring(L, 2);
+    return ward_rf_driver_open(driver, L, host, spec);
+}
+
+/* Run src as a coroutine to its end, completing each wait from the loop. */
+static const char *run_script(lua_State *L, const char *src)
+{
+    static char error[1024];
+    lua_State *co = lua_newthread(L);
+    if (luaL_loadstring(co, src) != LUA_OK) {
+        snprintf(error, sizeof(error), "%s", lua_tostring(co, -1));
+        lua_pop(L, 1);
+        return error;
+    }
+    int nargs = 0;
+    for (;;) {
+        int nres = 0;
+        int rc = lua_resume(co, L, nargs, &nres);
+        if (rc == LUA_OK) {
+            lua_pop(L, 1);
+            return NULL;
+        }
+        if (rc != LUA_YIELD) {
+            snprintf(error, sizeof(error), "%s", lua_tostring(co, -1));
+            lua_pop(L, 1);
+            return error;
+        }
+        lua_pop(co, nres);
+        ready = false;
+        if (!wait_ready(30)) {
+            snprintf(error, sizeof(error), "an operation did not complete in time");
+            lua_pop(L, 1);
+            return error;
+        }
+        nargs = nresults;
+    }
+}
+
+static const char *global_str(lua_State *L, const char *table, const char *key)
+{
+    static char buf[8][512];
+    static int slot;
+    lua_getglobal(L, table);
+    lua_getfield(L, -1, key);
+    const char *v = lua_tostring(L, -1);
+    char *out = buf[slot++ % 8];
+    snprintf(out, 512, "%s", v != NULL ? v : "(nil)");
+    lua_pop(L, 2);
+    return out;
+}
+
+struct hook_seen {
+    int calls;
+    char expected[32], seen[32];
+};
+
+static void on_power(void *arg, const char *host, const char *expected, const char *seen)
+{
+    struct hook_seen *h = arg;
+    h->calls++;
+    snprintf(h->expected, sizeof(h->expected), "%s", expected);
+    snprintf(h->seen, sizeof(h->seen), "%s", seen);
+}
+
+static void on_raw(void *arg, int code, const cJSON *result, const char *reason)
+{
+    *(bool *)arg = true;
+}
+
+int main(void)
+{
+    plan(29);
+    loop = ev_default_loop(0);
+    const char *dir = test_tmpdir();
+    char ca_path[512], pw_path[512], spec[2048], logpath[600];
+    snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", dir);
+    snprintf(pw_path, sizeof(pw_path), "%s/password", dir);
+    snprintf(logpath, sizeof(logpath), "%s/log", dir);
+    FILE *logf = fopen(logpath, "w+");
+    ward_log_set_stream(logf);
+    FILE *f = fopen(pw_path, "w");
+    fputs(TSERVER_PASSWORD "\n", f);
+    fclose(f);
+    struct tca *ca = tca_create("ward test CA");
+    tca_write(ca, ca_path);
+    struct tserver *s =
+        tserver_start(&(struct tserver_opts){.ca = ca, .sessions = true, .etag_required = true});
+
+    struct ward_rf_client_opts o;
+    ward_rf_client_opts_default(&o);
+    o.timeout = 5;
+    o.poll_interval = 0.02;
+    o.backoff = 0.01;
+    o.rate_max = 1000;
+    struct ward_error err = {0};
+    struct ward_rf_client *c = ward_rf_client_create(loop, &o, &err);
+    driver = ward_rf_driver_create(c, &(struct ward_rf_driver_opts){.power_sync_interval = 0});
+    ok(driver != NULL, "driver created");
+
+    lua_State *L = luaL_newstate();
+    luaL_openlibs(L);
+    lua_register(L, "bmc_open", l_open);
+    snprintf(spec, sizeof(spec),
+             "{\"bmc\":{\"address\":\"%s\",\"caBundle\":\"%s\",\"credentials\":"
+             "{\"username\":\"%s\",\"passwordFile\":\"%s\"}}}",
+             tserver_url(s), ca_path, TSERVER_USER, pw_path);
+    lua_pushstring(L, spec);
+    lua_setglobal(L, "SPEC");
+
+    const char *e = run_script(L, "R = {}\n"
+                                  "local bmc, err = bmc_open('host-1', SPEC)\n"
+                                  "assert(bmc, err)\n"
+                                  "R.name = tostring(bmc)\n"
+                                  "R.connect = tostring(bmc:connect())\n"
+                                  "local inv = assert(bmc:inventory())\n"
+                                  "R.serial = inv.serial\n"
+                                  "R.cpus = inv.cpu_count\n"
+                                  "R.mac = inv.macs[1]\n"
+                                  "R.power = tostring(bmc:power('On'))\n"
+                                  "R.state = bmc:power_state()\n"
+                                  "R.insert = tostring(bmc:insert_media('http://10.0.0.1/a.iso'))\n"
+                                  "R.boot = tostring(bmc:set_boot_once('Cd'))\n"
+                                  "local sys = assert(bmc:get('/redfish/v1/Systems/1'))\n"
+                                  "R.model = sys.Model\n"
+                                  "R.boot_target = sys.Boot.BootSourceOverrideTarget\n"
+                                  "R.patch = tostring(bmc:patch('/redfish/v1/Systems/1', "
+                                  "{Boot = {BootSourceOverrideTarget = 'Pxe'}}))\n"
+                                  "local bad, berr = bmc:get('https://elsewhere.example/x')\n"
+                                  "R.bad = berr\n"
+                                  "local nope, nerr = bmc:power('Explode')\n"
+                                  "R.explode = nerr\n"
+                                  "R.eject = tostring(bmc:eject_media())\n"
+                                  "R.clear = tostring(bmc:clear_boot_override())\n"
+                                  "R.close = tostring(bmc:close())\n");
+    ok(e == NULL, "the script ran to its end (%s)", e != NULL ? e : "");
+    is_string("redfish BMC of host-1", global_str(L, "R", "name"), "handle names its host");
+    is_string("true", global_str(L, "R", "connect"), "connect returns true");
+    is_string("437XR1138R2", global_str(L, "R", "serial"), "inventory serial");
+    is_string("2", global_str(L, "R", "cpus"), "inventory CPU count is an integer");
+    is_string("12:44:6A:3B:04:11", global_str(L, "R", "mac"), "inventory MACs");
+    is_string("true", global_str(L, "R", "power"), "power('On') returns true");
+    is_string("On", global_str(L, "R", "state"), "power_state() returns On");
+    is_string("true", global_str(L, "R", "insert"), "insert_media returns true");
+    is_string("true", global_str(L, "R", "boot"), "set_boot_once returns true");
+    is_string("3500RX", global_str(L, "R", "model"), "get returns the document as a table");
+    is_string("Cd", global_str(L, "R", "boot_target"), "nested tables too");
+    is_string("true", global_str(L, "R", "patch"), "patch with a table body works");
+    contains(global_str(L, "R", "bad"), "not a path on the BMC", "another host is refused");
+    contains(global_str(L, "R", "explode"), "unsupported power action", "bad action: reason");
+    is_string("true", global_str(L, "R", "eject"), "eject_media returns true");
+    is_string("true", global_str(L, "R", "clear"), "clear_boot_override returns true");
+    is_string("true", global_str(L, "R", "close"), "close returns true");
+    struct tserver_stats st;
+    tserver_stats(s, &st);
+    is_int(1, st.logins, "one session served every call of the script");
+
+    /* a call that cannot yield (a guard, the main chunk) is a clear error */
+    lua_getglobal(L, "bmc_open");
+    lua_pushstring(L, "host-1");
+    lua_pushstring(L, spec);
+    lua_call(L, 2, 1);
+    lua_setglobal(L, "B");
+    int rc = luaL_dostring(L, "return B:power_state()");
+    ok(rc != LUA_OK, "calling from a context that cannot yield fails");
+    contains(lua_tostring(L, -1), "cannot yield", "with a clear message");
+    lua_pop(L, 1);
+
+    e = run_script(L, "R2 = {}\nlocal b, err = bmc_open('host-2', '{\"bmc\":{}}')\nR2.err = err\n");
+    contains(global_str(L, "R2", "err"), "no bmc.address", "a spec without address is refused");
+
+    /* a named credentials set from the plugin's credentials directory */
+    char cdir[600], cpath[700];
+    snprintf(cdir, sizeof(cdir), "%s/creds", dir);
+    snprintf(cpath, sizeof(cpath), "%s/set1", cdir);
+    mkdir(cdir, 0700);
+    mkdir(cpath, 0700);
+    snprintf(cpath, sizeof(cpath), "%s/set1/username", cdir);
+    f = fopen(cpath, "w");
+    fputs(TSERVER_USER "\n", f);
+    fclose(f);
+    snprintf(cpath, sizeof(cpath), "%s/set1/password", cdir);
+    f = fopen(cpath, "w");
+    fputs(TSERVER_PASSWORD "\n", f);
+    fclose(f);
+    struct ward_rf_driver *d1 = driver;
+    driver = ward_rf_driver_create(
+        c, &(struct ward_rf_driver_opts){.credentials_dir = cdir, .power_sync_interval = 0});
+    snprintf(spec, sizeof(spec),
+             "{\"bmc\":{\"address\":\"%s\",\"caBundle\":\"%s\",\"credentials\":\"set1\"}}",
+             tserver_url(s), ca_path);
+    lua_pushstring(L, spec);
+    lua_setglobal(L, "SPEC2");
+    e = run_script(
+        L, "R3 = {}\nlocal b = assert(bmc_open('host-3', SPEC2))\n"
+           "R3.ok = tostring(b:connect())\n"
+           "local b2, err = bmc_open('host-4', '{\"bmc\":{\"address\":\"https://127.0.0.1:1\",'"
+           " .. '\"credentials\":\"../etc\"}}')\nR3.err = err\n");
+    is_string("true", global_str(L, "R3", "ok"), "a named credentials set logs in (%s)",
+              e != NULL ? e : "");
+    contains(global_str(L, "R3", "err"), "cannot be used", "a set name with a path is refused");
+    ward_rf_driver_destroy(driver);
+    driver = d1;
+
+    /* power sync reports a host whose power changed behind ward's back */
+    struct hook_seen seen = {0};
+    ward_rf_driver_set_power_hook(driver, on_power, &seen);
+    bool done = false;
+    ward_rf_op_start(ward_rf_driver_bmc(driver, "host-1"), WARD_RF_OP_POST,
+                     "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset",
+                     "{\"ResetType\":\"ForceOff\"}", on_raw, &done);
+    ready = false;
+    while (!done) {
+        ev_run(loop, EVRUN_ONCE);
+    }
+    ward_rf_driver_sync_now(driver);
+    ev_timer bound;
+    ev_timer_init(&bound, on_bound, 20, 0);
+    ev_timer_start(loop, &bound);
+    while (seen.calls == 0 && ev_is_active(&bound)) {
+        ev_run(loop, EVRUN_ONCE);
+    }
+    ev_timer_stop(loop, &bound);
+    is_int(1, seen.calls, "the power sync reported a mismatch");
+    ok(strcmp(seen.expected, "On") == 0 && strcmp(seen.seen, "Off") == 0,
+       "expected On, saw Off (%s/%s)", seen.expected, seen.seen);
+
+    is_int(0, ward_rf_driver_remove(driver, "host-1"), "host removed");
+    is_int(-ENOENT, ward_rf_driver_remove(driver, "host-1"), "removing it again says so");
+
+    lua_close(L);
+    ward_rf_driver_destroy(driver);
+    ward_rf_client_destroy(c);
+    tserver_stop(s);
+    tca_free(ca);
+    ward_log_set_stream(NULL);
+    fclose(logf);
+    ev_loop_destroy(loop);
+    return 0;
+}

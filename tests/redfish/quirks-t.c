@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Vendor quirk hooks: loading, the sandbox, selection, and each shipped hook on its case. */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "redfish/quirks.h"
+#include "tap/basic.h"
+
+static const char *dir;
+
+static const char *write_lua(const char *name, const char *text)
+{
+    static char path[8][600];
+    static int slot;
+    char *p = path[slot++ % 8];
+    snprintf(p, 600, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    if (f == NULL) {
+        sysbail("write %s", p);
+    }
+    fputs(text, f);
+    fclose(f);
+    return p;
+}
+
+static struct ward_rf_quirks *load(const char *name, const char *text, struct ward_error *err)
+{
+    return ward_rf_quirks_load(write_lua(name, text), err);
+}
+
+/* Run the response hooks over (status, body) and return "status|body|retry". */
+static const char *respond(struct ward_rf_quirks *q, const struct ward_rf_ident *id, const char *op,
+                           const char *method, const char *path, long status, const char *body)
+{
+    static char out[2048];
+    cJSON *doc = body != NULL ? cJSON_Parse(body) : NULL;
+    double retry = 0;
+    ward_rf_quirks_response(q, id, op, method, path, &status, &doc, &retry);
+    char *text = doc != NULL ? cJSON_PrintUnformatted(doc) : NULL;
+    snprintf(out, sizeof(out), "%ld|%s|%g", status, text != NULL ? text : "nil", retry);
+    free(text);
+    cJSON_Delete(doc);
+    return out;
+}
+
+/* Same JSON, whatever the key order (Lua tables have none). */
+static bool same_json(const char *wanted, const char *seen)
+{
+    cJSON *a = cJSON_Parse(wanted);
+    cJSON *b = seen != NULL ? cJSON_Parse(seen) : NULL;
+    bool same = a != NULL && b != NULL && cJSON_Compare(a, b, true);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    return same;
+}
+
+/* The body part of respond()'s "status|body|retry". */
+static const char *body_of(const char *r)
+{
+    static char b[2048];
+    const char *p = strchr(r, '|');
+    snprintf(b, sizeof(b), "%s", p != NULL ? p + 1 : "");
+    char *e = strrchr(b, '|');
+    if (e != NULL) {
+        *e = '\0';
+    }
+    return b;
+}
+
+int main(void)
+{
+    plan(26);
+    dir = test_tmpdir();
+    char logpath[600];
+    snprintf(logpath, sizeof(logpath), "%s/log", dir);
+    FILE *logf = fopen(logpath, "w+");
+    ward_log_set_stream(logf);
+    struct ward_error err = {0};
+
+    /* loading */
+    ok(load("syntax.lua", "return {quirks = {\n{name = 'x',\n", &err) == NULL,
+       "a syntax error is refused");
+    contains(err.text, "syntax.lua:3", "with file and line (%s)", err.text);
+    ok(load("noret.lua", "local x = 1\n", &err) == NULL, "a file returning nothing is refused");
+    contains(err.text, "must return a table", "with a reason");
+    ok(load("nohook.lua", "return {quirks = {{name = 'x', match = {}}}}", &err) == NULL,
+       "an entry without hooks is refused");
+    contains(err.text, "quirks[1] has neither", "with a reason naming it (%s)", err.text);
+    ok(load("io.lua", "local f = io.open('/etc/passwd')\nreturn {quirks = {}}", &err) == NULL,
+       "io is not available");
+    ok(load("loop.lua", "while true do end", &err) == NULL, "an endless main chunk is stopped");
+    contains(err.text, "instruction budget", "by the instruction budget (%s)", err.text);
+
+    /* the sandbox at call time: failures leave the answer as it was */
+    struct ward_rf_quirks *q =
+        load("hostile.lua",
+             "return {quirks = {\n"
+             " {name = 'spin', match = {model = '^Spin$'}, response = function(req, resp)\n"
+             "    while true do end end},\n"
+             " {name = 'hog', match = {model = '^Hog$'}, response = function(req, resp)\n"
+             "    local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 1000) end end},\n"
+             " {name = 'boom', match = {model = '^Boom$'}, response = function(req, resp)\n"
+             "    resp.status = 204 error('boom') end},\n"
+             " {name = 'pcall', match = {model = '^Pcall$'}, response = function(req, resp)\n"
+             "    pcall(function() while true do end end) resp.status = 299 return true end},\n"
+             " {name = 'sel', match = {manufacturer = '^Acme', firmware = '^2%.'},\n"
+             "   response = function(req, resp) resp.status = 299 return true end},\n"
+             " {name = 'body', match = {model = '^Body$'}, request = function(req)\n"
+             "    req.body.Added = req.current.Id .. req.system return true end},\n"
+             "}}\n",
+             &err);
+    ok(q != NULL, "a file of hooks loads (%s)", err.text);
+    is_int(6, ward_rf_quirks_count(q), "six entries");
+    struct ward_rf_ident spin = {"Acme", "Spin", "1.0", "/s"};
+    is_string("200|{\"a\":1}|0", respond(q, &spin, "get", "GET", "/x", 200, "{\"a\":1}"),
+              "an endless hook is stopped, the answer unchanged");
+    struct ward_rf_ident hog = {"Acme", "Hog", "1.0", "/s"};
+    is_string("200|{\"a\":1}|0", respond(q, &hog, "get", "GET", "/x", 200, "{\"a\":1}"),
+              "a memory hog is stopped, the answer unchanged");
+    struct ward_rf_ident boom = {"Acme", "Boom", "1.0", "/s"};
+    is_string("500|nil|0", respond(q, &boom, "get", "GET", "/x", 500, NULL),
+              "an erroring hook changes nothing, even what it set before failing");
+    struct ward_rf_ident pc = {"Acme", "Pcall", "1.0", "/s"};
+    is_string("200|nil|0", respond(q, &pc, "get", "GET", "/x", 200, NULL),
+              "pcall cannot swallow the budget");
+    struct ward_rf_ident sel = {"Acme Corp", "Other", "2.5", "/s"};
+    is_string("299|nil|0", respond(q, &sel, "get", "GET", "/x", 200, NULL),
+              "manufacturer and firmware patterns select a hook");
+    struct ward_rf_ident nosel = {"Acme Corp", "Other", "3.0", "/s"};
+    is_string("200|nil|0", respond(q, &nosel, "get", "GET", "/x", 200, NULL),
+              "a firmware that does not match leaves it out");
+    struct ward_rf_ident body = {"Acme", "Body", "1", "/redfish/v1/Systems/1"};
+    cJSON *cur = cJSON_Parse("{\"Id\":\"sys\"}");
+    char *nb = ward_rf_quirks_request(q, &body, "patch", "PATCH", "/x", "{\"a\":true}", cur);
+    ok(same_json("{\"a\":true,\"Added\":\"sys/redfish/v1/Systems/1\"}", nb),
+       "a request hook rewrites the body with current and system (%s)", nb);
+    free(nb);
+    cJSON_Delete(cur);
+    ward_rf_quirks_free(q);
+
+    /* the shipped hooks */
+    char path[600];
+    snprintf(path, sizeof(path), "%s/plugins/redfish/quirks.lua", getenv("WARD_SRCDIR"));
+    q = ward_rf_quirks_load(path, &err);
+    ok(q != NULL, "the shipped quirks load (%s)", err.text);
+    struct ward_rf_ident any = {"Contoso", "3500", "1.0", "/redfish/v1/Systems/1"};
+    ok(same_json("{\"Inserted\":false,\"ConnectedVia\":\"NotConnected\",\"Image\":\"\"}",
+                 body_of(respond(q, &any, "eject_media", "GET", "/m/CD", 200,
+                                 "{\"Inserted\":true,\"ConnectedVia\":\"NotConnected\","
+                                 "\"Image\":\"\"}"))),
+       "cd-notconnected-is-free frees the slot");
+    cur = cJSON_Parse("{\"Boot\":{\"BootSourceOverrideTarget\":\"None\"}}");
+    nb = ward_rf_quirks_request(
+        q, &any, "set_boot_once", "PATCH", "/redfish/v1/Systems/1",
+        "{\"Boot\":{\"BootSourceOverrideTarget\":\"Cd\",\"BootSourceOverrideMode\":\"UEFI\"}}",
+        cur);
+    is_string("{\"Boot\":{\"BootSourceOverrideTarget\":\"Cd\"}}", nb,
+              "no-boot-override-mode drops the mode the system lacks");
+    free(nb);
+    cJSON_Delete(cur);
+    ok(same_json("{\"ManagerType\":\"BMC\",\"VirtualMedia\":{\"@odata.id\":\"/redfish/v1/"
+                 "Systems/1/VirtualMedia\"}}",
+                 body_of(respond(q, &any, "insert_media", "GET", "/redfish/v1/Managers/1", 200,
+                                 "{\"ManagerType\":\"BMC\"}"))),
+       "virtual-media-moved-to-systems points the manager at the system");
+    struct ward_rf_ident dell = {"DellLike Inc.", "R650", "6.10", "/s"};
+    const char *refused = "{\"error\":{\"@Message.ExtendedInfo\":[{\"Message\":\"No virtual "
+                          "media is currently connected: nothing to eject.\"}]}}";
+    is_string("204|nil|0",
+              respond(q, &dell, "eject_media", "POST", "/m/CD/Actions/VirtualMedia.EjectMedia", 400,
+                      refused),
+              "eject-empty-refused turns the refusal into success");
+    ok(strncmp(respond(q, &any, "eject_media", "POST", "/m/CD/Actions/VirtualMedia.EjectMedia", 400,
+                       refused),
+               "400|", 4) == 0,
+       "but only for the vendor it is selected for");
+    struct ward_rf_ident smc = {"SupermicroLike", "SYS", "01.73", "/s"};
+    is_string("409|nil|1",
+              respond(q, &smc, "power", "POST", "/s/Actions/ComputerSystem.Reset", 409, NULL),
+              "poweron-409-after-off asks to retry in 1 s");
+    ward_rf_quirks_free(q);
+
+    fflush(logf);
+    char *log = test_slurp(logpath);
+    contains(log != NULL ? log : "", "quirk response hook failed", "failed hooks are logged");
+    free(log);
+    ward_log_set_stream(NULL);
+    fclose(logf);
+    return 0;
+}
