@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "api.h"
@@ -69,12 +70,16 @@ bool ward_api_valid_name(const char *name)
 bool ward_api_valid_image_url(const char *url)
 {
     size_t n = strlen(url);
-    size_t scheme = strncmp(url, "https://", 8) == 0 ? 8 : strncmp(url, "http://", 7) == 0 ? 7 : 0;
+    /* schemes are case-insensitive (RFC 3986) */
+    size_t scheme = strncasecmp(url, "https://", 8) == 0  ? 8
+                    : strncasecmp(url, "http://", 7) == 0 ? 7
+                                                          : 0;
     if (scheme == 0 || n > WARD_API_URL_MAX) {
         return false;
     }
     for (size_t i = 0; i < n; i++) {
-        if (url[i] <= 0x20 || url[i] >= 0x7f) {
+        unsigned char c = (unsigned char)url[i];
+        if (c <= 0x20 || c >= 0x7f) {
             return false;
         }
     }

@@ -183,7 +183,7 @@ static char *history(const char *name)
 
 int main(void)
 {
-    plan(60);
+    plan(65);
     ward_log_set_level(WARD_LOG_ERROR);
     loop = ev_loop_new(EVFLAG_AUTO);
     metrics = ward_metrics_create();
@@ -203,6 +203,28 @@ int main(void)
                                       "\"spec\":{\"bmc\":{\"address\":\"https://10.0.0.2\"}}}"),
            "h2 added");
     ok(settle_until("h1", "Available") && settle_until("h2", "Available"), "both enroll");
+
+    /* --- what a boot image may be ---------------------------------------------------------- */
+    ok(ward_api_valid_image_url("https://images.example.org/os.iso") &&
+           ward_api_valid_image_url("HTTP://[::1]:8080/os.iso?arch=x86_64"),
+       "http(s) URLs with a host are images");
+    ok(!ward_api_valid_image_url("ftp://x/os.iso") && !ward_api_valid_image_url("http://") &&
+           !ward_api_valid_image_url("https:///os.iso") &&
+           !ward_api_valid_image_url("http://:80/os.iso") && !ward_api_valid_image_url("/os.iso"),
+       "other schemes, no host or no scheme are not");
+    ok(!ward_api_valid_image_url("https://user:secret@x/os.iso") &&
+           !ward_api_valid_image_url("https://x/a b.iso") &&
+           !ward_api_valid_image_url("https://x/\xc3\xa9.iso") &&
+           !ward_api_valid_image_url("https://x/\t.iso"),
+       "nor URLs with credentials, spaces, non-ASCII or control bytes");
+    char *long_url = malloc(WARD_API_URL_MAX + 2);
+    memset(long_url, 'a', WARD_API_URL_MAX + 1);
+    memcpy(long_url, "https://x/", 10);
+    long_url[WARD_API_URL_MAX + 1] = '\0';
+    ok(!ward_api_valid_image_url(long_url), "nor one longer than %d bytes", WARD_API_URL_MAX);
+    long_url[WARD_API_URL_MAX] = '\0';
+    ok(ward_api_valid_image_url(long_url), "%d bytes are fine", WARD_API_URL_MAX);
+    free(long_url);
 
     /* --- claim through the API: the engine sees it --------------------------------------- */
     is_int(200, post_free("/api/v1/claims", "{\"consumer\":\"c1\",\"selector\":{\"rack\":\"r1\"}}"),
