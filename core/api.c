@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "api.h"
@@ -62,6 +63,30 @@ bool ward_api_valid_name(const char *name)
         if (!alnum && !((c == '-' || c == '.') && i > 0 && i < n - 1)) {
             return false;
         }
+    }
+    return true;
+}
+
+bool ward_api_valid_image_url(const char *url)
+{
+    size_t n = strlen(url);
+    /* schemes are case-insensitive (RFC 3986) */
+    size_t scheme = strncasecmp(url, "https://", 8) == 0  ? 8
+                    : strncasecmp(url, "http://", 7) == 0 ? 7
+                                                          : 0;
+    if (scheme == 0 || n > WARD_API_URL_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)url[i];
+        if (c <= 0x20 || c >= 0x7f) {
+            return false;
+        }
+    }
+    /* the authority ends at the first '/', '?' or '#'; it needs a host and no user info */
+    size_t end = scheme + strcspn(url + scheme, "/?#");
+    if (end == scheme || url[scheme] == ':' || memchr(url + scheme, '@', end - scheme) != NULL) {
+        return false;
     }
     return true;
 }
@@ -135,8 +160,14 @@ static const struct field transition_fields[] = {{"to", FIELD_STRING, true},
 static const struct field reset_fields[] = {
     {"reason", FIELD_STRING, true}, {"version", FIELD_VERSION, false}, {NULL, 0, false}};
 static const struct field release_fields[] = {{"consumer", FIELD_STRING, true}, {NULL, 0, false}};
-static const struct field claim_fields[] = {
-    {"consumer", FIELD_STRING, true}, {"selector", FIELD_LABELS, false}, {NULL, 0, false}};
+static const struct field claim_fields[] = {{"consumer", FIELD_STRING, true},
+                                            {"selector", FIELD_LABELS, false},
+                                            {"bootISOSource", FIELD_STRING, false},
+                                            {NULL, 0, false}};
+static const struct field image_fields[] = {{"consumer", FIELD_STRING, true},
+                                            {"bootISOSource", FIELD_STRING, true},
+                                            {"version", FIELD_VERSION, false},
+                                            {NULL, 0, false}};
 static const struct field no_fields[] = {{NULL, 0, false}};
 
 static int check_labels(const cJSON *obj, const char *what, struct ward_error *err)
@@ -346,6 +377,7 @@ static const struct route_def routes[] = {
     {"POST", {"hosts", "*", "transition"}, WARD_API_HOST_TRANSITION, transition_fields},
     {"POST", {"hosts", "*", "reset"}, WARD_API_HOST_RESET, reset_fields},
     {"POST", {"hosts", "*", "release"}, WARD_API_HOST_RELEASE, release_fields},
+    {"POST", {"hosts", "*", "image"}, WARD_API_HOST_IMAGE, image_fields},
     {"POST", {"claims"}, WARD_API_CLAIM, claim_fields},
     {"GET", {"events"}, WARD_API_EVENTS, NULL},
     {"POST", {"policy", "reload"}, WARD_API_POLICY_RELOAD, no_fields},
@@ -450,6 +482,16 @@ static int fill_from_body(struct ward_api_call *call, struct ward_error *err)
             return ward_error_set(err, 422, "consumer '%.64s' is not a valid name", s);
         }
         call->consumer = s;
+    }
+    if ((s = body_string(b, "bootISOSource")) != NULL) {
+        /* "" clears the image of a claimed host; a claim must name a real one */
+        if ((*s != '\0' || call->op == WARD_API_CLAIM) && !ward_api_valid_image_url(s)) {
+            return ward_error_set(err, 422,
+                                  "bootISOSource must be an http:// or https:// URL with a host, "
+                                  "printable, without spaces or user:password@, at most %d bytes",
+                                  WARD_API_URL_MAX);
+        }
+        call->boot_iso = s;
     }
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(b, "version");
     if (v != NULL) {
@@ -923,8 +965,10 @@ static void do_release(struct ward_api *api, struct ward_api_call *call,
                        struct ward_http_response *res)
 {
     struct ward_error err = {0};
-    int rc =
-        ward_store_release(api->store, WARD_API_KIND, call->ns, call->name, call->consumer, &err);
+    int rc = api->hooks.release != NULL
+                 ? api->hooks.release(api->hooks.arg, call->ns, call->name, call->consumer, &err)
+                 : ward_store_release(api->store, WARD_API_KIND, call->ns, call->name,
+                                      call->consumer, &err);
     if (rc != 0) {
         if (rc == -ENOENT) {
             ward_http_error(res, 404, "no host named %s", call->name);
@@ -950,6 +994,35 @@ static void claim_error(struct ward_http_response *res, int status, const char *
     res->body.len -= 2;
     res->body.data[res->body.len] = '\0';
     ward_buf_printf(&res->body, ",\"attempts\":%.0f,\"conflicts\":%.0f}\n", attempts, conflicts);
+}
+
+/*
+ * Write bootISOSource ("" removes it) into a host's spec, compare-and-swap on
+ * version. The policy engine follows the store's change feed, so the spec it
+ * sees (and its reconcile) follows without another call.
+ */
+static int write_image(struct ward_api *api, const struct ward_resource *r, const char *url,
+                       int64_t version, struct ward_error *err)
+{
+    cJSON *spec = cJSON_Parse(r->spec != NULL && *r->spec != '\0' ? r->spec : "{}");
+    if (!cJSON_IsObject(spec)) {
+        cJSON_Delete(spec);
+        return ward_error_set(err, -EIO, "the stored spec of %s is not a JSON object", r->name);
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(spec, "bootISOSource");
+    if (*url != '\0' && cJSON_AddStringToObject(spec, "bootISOSource", url) == NULL) {
+        cJSON_Delete(spec);
+        return ward_error_set(err, -ENOMEM, "out of memory");
+    }
+    char *text = cJSON_PrintUnformatted(spec);
+    cJSON_Delete(spec);
+    if (text == NULL) {
+        return ward_error_set(err, -ENOMEM, "out of memory");
+    }
+    struct ward_resource update = {.kind = r->kind, .ns = r->ns, .name = r->name, .spec = text};
+    int rc = ward_store_update(api->store, &update, version, err);
+    free(text);
+    return rc;
 }
 
 static void do_claim(struct ward_api *api, struct ward_api_call *call,
@@ -979,11 +1052,99 @@ static void do_claim(struct ward_api *api, struct ward_api_call *call,
         store_error(res, rc, &err);
         return;
     }
+    /*
+     * The image belongs to the claim: the one asked for, or none, so an image
+     * a previous holder left is never provisioned for the new one.
+     */
+    const char *image = call->boot_iso != NULL ? call->boot_iso : "";
+    cJSON *spec = cJSON_Parse(r->spec != NULL ? r->spec : "{}");
+    const cJSON *left = cJSON_GetObjectItemCaseSensitive(spec, "bootISOSource");
+    bool rewrite = cJSON_IsString(left) ? strcmp(left->valuestring, image) != 0
+                                        : (left != NULL || *image != '\0');
+    cJSON_Delete(spec);
+    if (rewrite) {
+        /*
+         * A versioned update right after the claim, on the version the claim
+         * produced: nobody can slip in between unnoticed, and ward_store_claim
+         * keeps its shape. Should it fail, the claim is undone so the client
+         * never holds a host without the image it asked for.
+         */
+        rc = write_image(api, r, image, r->version, &err);
+        struct ward_resource *got = NULL;
+        if (rc == 0 && ward_store_get(api->store, WARD_API_KIND, r->ns, r->name, &got, &err) == 0) {
+            ward_resource_free(r);
+            r = got;
+        }
+        if (rc != 0) {
+            struct ward_error undo = {0};
+            if (ward_store_release(api->store, WARD_API_KIND, r->ns, r->name, call->consumer,
+                                   &undo) != 0) {
+                ward_log(WARD_LOG_WARN, "api", "claim of %s not undone: %s", r->name, undo.text);
+            }
+            ward_resource_free(r);
+            store_error(res, rc, &err);
+            return;
+        }
+    }
     record_event(api, "Normal", "Claimed", r->name, "claimed by %s", call->consumer);
     put_host(api, &res->body, r, false);
     res->body.len -= 1;
     res->body.data[res->body.len] = '\0';
     ward_buf_printf(&res->body, ",\"attempts\":%.0f,\"conflicts\":%.0f}\n", attempts, conflicts);
+    ward_resource_free(r);
+}
+
+/* Set or clear the boot image of a host the caller holds, while it is still Claimed. */
+static void do_image(struct ward_api *api, struct ward_api_call *call,
+                     struct ward_http_response *res)
+{
+    struct ward_resource *r = NULL;
+    struct ward_error err = {0};
+    int rc = ward_store_get(api->store, WARD_API_KIND, call->ns, call->name, &r, &err);
+    if (rc != 0) {
+        if (rc == -ENOENT) {
+            ward_http_error(res, 404, "no host named %s", call->name);
+        } else {
+            store_error(res, rc, &err);
+        }
+        return;
+    }
+    struct ward_state *states = NULL;
+    size_t n = 0;
+    char state[64] = "";
+    if (ward_store_states(api->store, r->kind, r->ns, r->name, &states, &n, NULL) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(states[i].dimension, WARD_STORE_LIFECYCLE) == 0) {
+                snprintf(state, sizeof(state), "%s", states[i].state);
+            }
+        }
+        ward_state_free(states, n);
+    }
+    if (r->consumer == NULL || strcmp(r->consumer, call->consumer) != 0) {
+        ward_http_error(res, 409, "host %s is not held by %s: claim it first", call->name,
+                        call->consumer);
+    } else if (strcmp(state, WARD_STORE_CLAIMED) != 0) {
+        /* later states were provisioned from the image: changing it would not redo that */
+        ward_http_error(res, 409,
+                        "host %s is %s: its image can change only while it is Claimed (release "
+                        "it and claim again to provision another image)",
+                        call->name, state[0] != '\0' ? state : "in no lifecycle state");
+    } else if (call->version != 0 && call->version != r->version) {
+        version_error(api, res, 409, call, "the host changed since that version");
+    } else if ((rc = write_image(api, r, call->boot_iso, r->version, &err)) == -ESTALE) {
+        version_error(api, res, 409, call, "the host changed while the image was written; retry");
+    } else if (rc != 0) {
+        store_error(res, rc, &err);
+    } else {
+        record_event(api, "Normal", "ImageSet", call->name, "boot image %s by %s",
+                     *call->boot_iso != '\0' ? "set" : "cleared", call->consumer);
+        struct ward_resource *got = NULL;
+        if (ward_store_get(api->store, WARD_API_KIND, call->ns, call->name, &got, NULL) == 0) {
+            put_host(api, &res->body, got, true);
+            ward_buf_putc(&res->body, '\n');
+            ward_resource_free(got);
+        }
+    }
     ward_resource_free(r);
 }
 
@@ -1002,7 +1163,7 @@ static void do_events(struct ward_api *api, struct ward_api_call *call,
 static void execute(struct ward_api *api, struct ward_api_call *call,
                     struct ward_http_response *res)
 {
-    bool needs_store = call->op <= WARD_API_CLAIM;
+    bool needs_store = call->op <= WARD_API_CLAIM || call->op == WARD_API_HOST_IMAGE;
     if (needs_store && api->store == NULL) {
         ward_http_error(res, 503, "the store is not open");
         return;
@@ -1035,6 +1196,9 @@ static void execute(struct ward_api *api, struct ward_api_call *call,
         return;
     case WARD_API_CLAIM:
         do_claim(api, call, res);
+        return;
+    case WARD_API_HOST_IMAGE:
+        do_image(api, call, res);
         return;
     case WARD_API_EVENTS:
         if (api->events == NULL) {
@@ -1473,6 +1637,14 @@ static int policy_step(struct ward_api_policy *p, const struct ward_api_transiti
     return rc;
 }
 
+/* The engine's view of a host after a write to the store; an engine on another sink has none. */
+static int engine_catch_up(struct ward_api_policy *p, const char *kind, const char *name,
+                           struct ward_error *err)
+{
+    int rc = ward_policy_resource_refresh(p->engine, kind, name, err);
+    return rc == -ENOTSUP ? 0 : rc;
+}
+
 static int policy_transition(void *arg, const struct ward_api_transition *t, int64_t *new_version,
                              struct ward_error *err)
 {
@@ -1492,6 +1664,10 @@ static int policy_transition(void *arg, const struct ward_api_transition *t, int
     if (t->expected_version != 0 && t->expected_version != current) {
         return ward_error_set(err, -ESTALE, "the host is at version %lld, not %lld",
                               (long long)current, (long long)t->expected_version);
+    }
+    /* a claim or release a moment ago may not have reached the engine through the feed yet */
+    if ((rc = engine_catch_up(p, t->kind, t->name, err)) != 0) {
+        return rc;
     }
     if (!t->reset) {
         rc = policy_step(p, t, t->to, "api", t->reason, err);
@@ -1516,6 +1692,10 @@ static int policy_transition(void *arg, const struct ward_api_transition *t, int
                                             .actor = t->actor,
                                             .consumer = ""};
             rc = ward_store_transition_sync(p->store, &clear, NULL, err);
+            if (rc == 0) {
+                /* the engine's guards must see the claim gone before Error -> Enrolling */
+                rc = engine_catch_up(p, t->kind, t->name, err);
+            }
         }
         if (rc == 0) {
             rc = policy_step(p, t, "Enrolling", "reset", t->reason, err);
@@ -1523,6 +1703,64 @@ static int policy_transition(void *arg, const struct ward_api_transition *t, int
     }
     if (rc == 0 && ward_store_get(p->store, t->kind, t->ns, t->name, &r, NULL) == 0) {
         *new_version = r->version;
+        ward_resource_free(r);
+    }
+    return rc;
+}
+
+/*
+ * Release in any state. Claimed -> Available stays the store's own release (consumer
+ * and state in one transaction). Past Claimed the store must not invent the way back
+ * (media, boot override, power): only the claim is cleared, recorded as a history
+ * record that keeps the state, and the engine, following the change feed, re-reads
+ * the host without consumerRef and runs the policy's release flow on the guarded path.
+ */
+static int policy_release(void *arg, const char *ns, const char *name, const char *consumer,
+                          struct ward_error *err)
+{
+    struct ward_api_policy *p = arg;
+    int rc = -ESTALE;
+    for (int attempt = 0; attempt < 3 && rc == -ESTALE; attempt++) {
+        struct ward_resource *r = NULL;
+        rc = ward_store_get(p->store, WARD_API_KIND, ns, name, &r, err);
+        if (rc != 0) {
+            return rc;
+        }
+        if (r->consumer == NULL) {
+            ward_resource_free(r);
+            return 0; /* idempotent: nobody holds it */
+        }
+        if (strcmp(r->consumer, consumer) != 0) {
+            ward_resource_free(r);
+            return ward_error_set(err, -EPERM, "host %s is held by another consumer", name);
+        }
+        struct ward_state *states = NULL;
+        size_t n = 0;
+        char state[64] = "";
+        rc = ward_store_states(p->store, WARD_API_KIND, ns, name, &states, &n, err);
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            if (strcmp(states[i].dimension, WARD_STORE_LIFECYCLE) == 0) {
+                snprintf(state, sizeof(state), "%s", states[i].state);
+            }
+        }
+        ward_state_free(states, n);
+        if (rc == 0 && strcmp(state, WARD_STORE_CLAIMED) == 0) {
+            rc = ward_store_release(p->store, WARD_API_KIND, ns, name, consumer, err);
+        } else if (rc == 0) {
+            struct ward_transition clear = {.kind = WARD_API_KIND,
+                                            .ns = ns,
+                                            .name = name,
+                                            .dimension = WARD_STORE_LIFECYCLE,
+                                            .from = state,
+                                            .to = state,
+                                            .trigger = "release",
+                                            .reason =
+                                                "claim released; the policy releases the host",
+                                            .actor = consumer,
+                                            .expected_version = r->version,
+                                            .consumer = ""};
+            rc = ward_store_transition_sync(p->store, &clear, NULL, err);
+        }
         ward_resource_free(r);
     }
     return rc;
@@ -1539,6 +1777,7 @@ void ward_api_policy_hooks(struct ward_api_hooks *hooks, struct ward_api_policy 
     hooks->add = policy_add;
     hooks->transition = policy_transition;
     hooks->policy_reload = policy_reload;
+    hooks->release = policy_release;
     hooks->arg = glue;
 }
 

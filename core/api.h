@@ -16,7 +16,8 @@
  *   POST   /api/v1/hosts/NAME/transition {to, reason, version, dimension?}
  *   POST   /api/v1/hosts/NAME/reset     {reason, version}  clear the claim, re-enroll
  *   POST   /api/v1/hosts/NAME/release   {consumer}
- *   POST   /api/v1/claims               {consumer, selector?}
+ *   POST   /api/v1/hosts/NAME/image     {consumer, bootISOSource, version?}  "" clears
+ *   POST   /api/v1/claims               {consumer, selector?, bootISOSource?}
  *   GET    /api/v1/events[?kind=K&name=N&type=T&since=T&limit=N]
  *   POST   /api/v1/policy/reload
  *   GET    /api/v1/queue                POST /api/v1/queue/drain, /api/v1/queue/resume
@@ -64,6 +65,7 @@ enum ward_api_op {
     WARD_API_QUEUE_DRAIN,
     WARD_API_QUEUE_RESUME,
     WARD_API_LEADER,
+    WARD_API_HOST_IMAGE,
 };
 
 /* A validated request; strings point into buffers the call owns (ward_api_call_free). */
@@ -86,6 +88,7 @@ struct ward_api_call {
     const char *kind;              /* events filter */
     double since;
     long limit;
+    const char *boot_iso; /* bootISOSource: a validated http(s) URL, "" clears (image) */
 };
 
 /* Looks up a query-string argument; NULL when absent. */
@@ -103,6 +106,12 @@ void ward_api_call_free(struct ward_api_call *call);
 
 /* DNS-1123 subdomain: lower-case letters, digits, '-' and '.', 1-253, alphanumeric ends. */
 bool ward_api_valid_name(const char *name);
+/*
+ * A boot image URL: http:// or https://, a host, printable ASCII without spaces,
+ * at most WARD_API_URL_MAX bytes, and no user:password@ (it would be stored and shown).
+ */
+#define WARD_API_URL_MAX 2048
+bool ward_api_valid_image_url(const char *url);
 
 /* What the daemon provides; each may be NULL (the route then answers 503). */
 struct ward_api_transition {
@@ -126,6 +135,11 @@ struct ward_api_hooks {
     /* Append a JSON object: {"leader":true,"holder":"..","transitions":..} */
     void (*leader_status)(void *arg, struct ward_buf *out);
     void *arg;
+    /* Release a claim (POST /hosts/NAME/release) in whatever state the host is: 0 (also when
+       nobody holds it), -EPERM (another consumer holds it), -ENOENT, -ESTALE. NULL: the store's
+       release, which refuses hosts past Claimed (409). */
+    int (*release)(void *arg, const char *ns, const char *name, const char *consumer,
+                   struct ward_error *err);
 };
 
 /*
@@ -144,8 +158,12 @@ void ward_api_destroy(struct ward_api *api);
  * enrolls), transitions go through ward_policy_transition (machine, guard,
  * consistency; the refusal text goes back to the client), a reset moves the
  * host to Error, clears its claim and re-enrolls it through the guarded
- * Error -> Enrolling, and policy reload reloads the engine. glue must outlive
- * the api; engine and store are borrowed.
+ * Error -> Enrolling, and policy reload reloads the engine. A release clears
+ * the claim in any state: Claimed goes straight to Available (the store's
+ * release); from Provisioning, Provisioned or Error only the consumer is
+ * cleared and the engine, which follows the store's change feed, runs the
+ * policy's release flow (power off, eject, clear the boot override ->
+ * Available). glue must outlive the api; engine and store are borrowed.
  */
 struct ward_policy_engine;
 struct ward_policy_event;

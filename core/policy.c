@@ -128,6 +128,13 @@ struct ward_policy_engine {
     ev_timer due;   /* the next requeue */
     bool destroying;
     bool stopping;
+    /* The store whose change feed the engine follows (the store sink's), or NULL. */
+    struct ward_store *feed;
+    /* Resources another writer changed, re-read on the next wake (owned "kind" + "name"). */
+    struct stale_ref {
+        char *kind, *name;
+    } * stale;
+    size_t nstale, capstale;
     struct ward_metrics *metrics;
     struct ward_metric *m_reconcile, *m_reloads, *m_cancelled, *m_failures, *m_refused;
 };
@@ -632,6 +639,7 @@ static const char *const duration_labels[] = {"state", NULL};
 static void policy_metrics(struct policy *p, struct ward_metrics *metrics);
 
 static void engine_refresh(struct ward_policy_engine *e, struct resource *r);
+static bool store_backed(const struct ward_policy_engine *e);
 
 /* After a durable commit: the engine's copy, then log, count, emit, look again. */
 static void apply_transition(struct ward_policy_engine *e, struct policy *p, struct resource *r,
@@ -1190,11 +1198,15 @@ static void pump(struct ward_policy_engine *e)
     }
 }
 
+static void feed_catch_up(struct ward_policy_engine *e);
+static void on_store_change(void *arg, const struct ward_store_change *c);
+
 static void on_wake(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
     struct ward_policy_engine *e = ward_container_of(w, struct ward_policy_engine, wake);
+    feed_catch_up(e);
     while (e->ready != NULL) {
         struct run *run = e->ready;
         e->ready = run->next_ready;
@@ -1568,6 +1580,22 @@ static int l_transition(lua_State *L)
         lua_pushliteral(L, "unknown resource");
         return 2;
     }
+    /*
+     * The run decided on the version its table was read at; if another writer
+     * (a release, a claim, a new spec) changed the resource since, the decision
+     * is stale and the compare-and-swap must be on that version, not the newest.
+     */
+    lua_pushliteral(L, "version");
+    lua_rawget(L, 1);
+    if (lua_isinteger(L, -1) && lua_tointeger(L, -1) != r->version) {
+        long long seen = (long long)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s changed since this run read it (version %I, now %I); it runs again",
+                        r->key, (lua_Integer)seen, (lua_Integer)r->version);
+        return 2;
+    }
+    lua_pop(L, 1);
     struct ward_error err = {0};
     if (pull_status(L, 1, r, &err) != 0) {
         luaL_pushfail(L);
@@ -2444,6 +2472,16 @@ ward_policy_engine_create(struct ev_loop *loop, const struct ward_policy_sink *s
         ward_error_set(err, -ENOMEM, "out of memory");
         return NULL;
     }
+    if (store_backed(e)) {
+        /* claims and releases made through the API reach the engine through the feed */
+        if (ward_store_subscribe(e->sink.self, on_store_change, e) != 0) {
+            ward_queue_destroy(e->q);
+            free(e);
+            ward_error_set(err, -ENOMEM, "out of memory");
+            return NULL;
+        }
+        e->feed = e->sink.self;
+    }
     ev_timer_init(&e->wake, on_wake, 0, 0);
     ev_timer_init(&e->due, on_due, 0, 0);
     ev_timer_init(&e->stuck, on_stuck_timer, e->o.stuck_interval, e->o.stuck_interval);
@@ -2539,6 +2577,10 @@ void ward_policy_engine_destroy(struct ward_policy_engine *e)
     if (e == NULL) {
         return;
     }
+    if (e->feed != NULL) {
+        ward_store_unsubscribe(e->feed, on_store_change, e);
+        e->feed = NULL;
+    }
     if (e->has_sink && e->sink.flush != NULL) {
         /* commits runs wait on complete now, while the resources they touch still exist */
         e->sink.flush(e->sink.self);
@@ -2557,8 +2599,42 @@ void ward_policy_engine_destroy(struct ward_policy_engine *e)
     }
     generation_release(e->gen);
     ward_queue_destroy(e->q);
+    for (size_t i = 0; i < e->nstale; i++) {
+        free(e->stale[i].kind);
+        free(e->stale[i].name);
+    }
+    free(e->stale);
     free(e->dir);
     free(e);
+}
+
+/*
+ * With the store behind the engine, the claim lives in the store's consumer
+ * column (set by ward_store_claim, cleared by a release) and spec.consumerRef
+ * only mirrors it. A spec written through the engine may repeat the current
+ * holder or leave consumerRef out (the claim stays); naming anybody else would
+ * make a second notion of the claim, so it is refused.
+ */
+static int keep_claim(const char *kind, const char *name, const struct resource *r, cJSON *spec,
+                      struct ward_error *err)
+{
+    const cJSON *have = r != NULL ? cJSON_GetObjectItemCaseSensitive(r->spec, "consumerRef") : NULL;
+    const char *held = cJSON_IsString(have) ? have->valuestring : NULL;
+    const cJSON *want = cJSON_GetObjectItemCaseSensitive(spec, "consumerRef");
+    if (want == NULL) {
+        if (held != NULL && cJSON_AddStringToObject(spec, "consumerRef", held) == NULL) {
+            abort();
+        }
+        return 0;
+    }
+    if (cJSON_IsString(want) && held != NULL && strcmp(want->valuestring, held) == 0) {
+        return 0;
+    }
+    return ward_error_set(err, -EPERM,
+                          "%s/%s: consumerRef mirrors the store's claim and cannot be written "
+                          "through the spec (claim the host with POST /api/v1/claims, release it "
+                          "with POST /api/v1/hosts/%s/release)",
+                          kind, name, name);
 }
 
 int ward_policy_resource_put(struct ward_policy_engine *e, const char *kind, const char *name,
@@ -2579,6 +2655,10 @@ int ward_policy_resource_put(struct ward_policy_engine *e, const char *kind, con
     double now = engine_now(e);
     struct resource *r = resource_find(e, kind, name);
     long long version = r != NULL ? r->version : 0;
+    if (store_backed(e) && keep_claim(kind, name, r, spec, err) != 0) {
+        cJSON_Delete(spec);
+        return err != NULL ? err->code : -EPERM;
+    }
     if (e->has_sink && e->sink.put != NULL) {
         char *text = cJSON_PrintUnformatted(spec);
         int rc = e->sink.put(e->sink.self, kind, name, text != NULL ? text : "{}", version,
@@ -2586,6 +2666,10 @@ int ward_policy_resource_put(struct ward_policy_engine *e, const char *kind, con
         free(text);
         if (rc != 0) {
             cJSON_Delete(spec);
+            if (rc == -ESTALE && r != NULL) {
+                /* another writer came first: take its version so a retry can succeed */
+                engine_refresh(e, r);
+            }
             return rc;
         }
     }
@@ -2646,14 +2730,27 @@ static int store_commit(void *self, const struct ward_policy_commit *c, long lon
 static int store_put(void *self, const char *kind, const char *name, const char *spec_json,
                      long long expected_version, long long *new_version, struct ward_error *err)
 {
+    /* consumerRef is derived from the consumer column when read back: never stored twice */
+    cJSON *spec = cJSON_Parse(spec_json);
+    if (!cJSON_IsObject(spec)) {
+        cJSON_Delete(spec);
+        return ward_error_set(err, -EINVAL, "%s/%s: the spec is not a JSON object", kind, name);
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(spec, "consumerRef");
+    char *text = cJSON_PrintUnformatted(spec);
+    cJSON_Delete(spec);
+    if (text == NULL) {
+        return ward_error_set(err, -ENOMEM, "out of memory");
+    }
     struct ward_resource r = {
         .kind = (char *)kind,
         .ns = (char *)WARD_POLICY_NAMESPACE,
         .name = (char *)name,
-        .spec = (char *)spec_json,
+        .spec = text,
     };
     int rc = expected_version == 0 ? ward_store_create(self, &r, err)
                                    : ward_store_update(self, &r, expected_version, err);
+    free(text);
     if (rc == 0) {
         *new_version = r.version;
     }
@@ -2731,6 +2828,12 @@ static int restore_one(struct ward_policy_engine *e, struct ward_store *st,
     }
     /* the store keeps the states inside the status it returns; the engine keeps them apart */
     cJSON_DeleteItemFromObjectCaseSensitive(status, "states");
+    /* the store's consumer column is the one truth about a claim: the engine's view of it */
+    cJSON_DeleteItemFromObjectCaseSensitive(spec, "consumerRef");
+    if (sr->consumer != NULL && sr->consumer[0] != '\0' &&
+        cJSON_AddStringToObject(spec, "consumerRef", sr->consumer) == NULL) {
+        abort();
+    }
     struct ward_state *states = NULL;
     size_t n = 0;
     int rc = ward_store_states(st, sr->kind, sr->ns, sr->name, &states, &n, err);
@@ -2766,6 +2869,13 @@ static int restore_one(struct ward_policy_engine *e, struct ward_store *st,
         int di = resource_dim(r, d, sr->created > 0 ? sr->created : now);
         for (size_t k = 0; di >= 0 && k < n; k++) {
             if (strcmp(states[k].dimension, d->name) == 0 && states[k].state[0] != '\0') {
+                if (i == 0 && strcmp(r->state[di], states[k].state) != 0) {
+                    /* another writer moved the primary state: stuck tracking starts over */
+                    r->stuck_reported = false;
+                    r->exhausted = false;
+                    r->attempts = 0;
+                    r->last_attempt = 0;
+                }
                 free(r->state[di]);
                 r->state[di] = xstrdup(states[k].state);
                 r->entered[di] = states[k].entered;
@@ -2790,6 +2900,101 @@ static void engine_refresh(struct ward_policy_engine *e, struct resource *r)
                  err.text);
     }
     ward_resource_free(sr);
+}
+
+static bool store_backed(const struct ward_policy_engine *e)
+{
+    return e->has_sink && e->sink.commit == store_commit;
+}
+
+/*
+ * The store's change feed. It runs inside the writer's call (for the engine's
+ * own writes too, before the engine has taken the new version), so it only
+ * notes the resource; feed_catch_up re-reads it on the next wake, when a
+ * version newer than the engine's own means another writer (a claim, a
+ * release, an image set through the API) changed it.
+ */
+static void on_store_change(void *arg, const struct ward_store_change *c)
+{
+    struct ward_policy_engine *e = arg;
+    if (e->destroying || c->kind == NULL || c->ns == NULL || c->name == NULL ||
+        strcmp(c->ns, WARD_POLICY_NAMESPACE) != 0 || strcmp(c->what, "deleted") == 0 ||
+        policy_for(e->gen, c->kind) == NULL) {
+        return;
+    }
+    const struct resource *r = resource_find(e, c->kind, c->name);
+    if (r != NULL && c->version <= r->version) {
+        return; /* already seen */
+    }
+    for (size_t i = 0; i < e->nstale; i++) {
+        if (strcmp(e->stale[i].kind, c->kind) == 0 && strcmp(e->stale[i].name, c->name) == 0) {
+            return;
+        }
+    }
+    if (e->nstale == e->capstale) {
+        size_t cap = e->capstale != 0 ? e->capstale * 2 : 8;
+        struct stale_ref *list = realloc(e->stale, cap * sizeof(*list));
+        if (list == NULL) {
+            abort();
+        }
+        e->stale = list;
+        e->capstale = cap;
+    }
+    e->stale[e->nstale++] = (struct stale_ref){xstrdup(c->kind), xstrdup(c->name)};
+    schedule_wake(e);
+}
+
+static void feed_catch_up(struct ward_policy_engine *e)
+{
+    struct stale_ref *list = e->stale;
+    size_t n = e->nstale;
+    e->stale = NULL;
+    e->nstale = e->capstale = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct ward_resource *sr = NULL;
+        struct ward_error err = {0};
+        int rc = e->feed != NULL && !e->destroying
+                     ? ward_store_get(e->feed, list[i].kind, WARD_POLICY_NAMESPACE, list[i].name,
+                                      &sr, &err)
+                     : -ENOENT;
+        const struct resource *r = resource_find(e, list[i].kind, list[i].name);
+        if (rc == 0 && (r == NULL || sr->version > r->version)) {
+            rc = restore_one(e, e->feed, sr, &err);
+            if (rc == 0) {
+                ward_log_fields(
+                    WARD_LOG_DEBUG, "policy", &(struct ward_log_field){"resource", list[i].name}, 1,
+                    "%s/%s: re-read after a change by another writer", list[i].kind, list[i].name);
+            }
+        }
+        if (rc != 0 && rc != -ENOENT) {
+            ward_log(WARD_LOG_WARN, "policy", "%s/%s: cannot re-read it from the store: %s",
+                     list[i].kind, list[i].name, err.text);
+        }
+        ward_resource_free(sr);
+        free(list[i].kind);
+        free(list[i].name);
+    }
+    free(list);
+}
+
+int ward_policy_resource_refresh(struct ward_policy_engine *e, const char *kind, const char *name,
+                                 struct ward_error *err)
+{
+    if (!store_backed(e)) {
+        return ward_error_set(err, -ENOTSUP, "the policy engine does not run on the store");
+    }
+    struct ward_resource *sr = NULL;
+    int rc = ward_store_get(e->feed, kind, WARD_POLICY_NAMESPACE, name, &sr, err);
+    if (rc != 0) {
+        return rc;
+    }
+    const struct resource *r = resource_find(e, kind, name);
+    if (r == NULL || sr->version > r->version) {
+        rc = restore_one(e, e->feed, sr, err);
+        schedule_wake(e);
+    }
+    ward_resource_free(sr);
+    return rc;
 }
 
 int ward_policy_engine_restore(struct ward_policy_engine *e, struct ward_store *st,

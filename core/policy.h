@@ -195,6 +195,16 @@ char *ward_policy_resource_json(const struct ward_policy_engine *e, const char *
                                 const char *name);
 /* Queue a reconcile now. */
 int ward_policy_enqueue(struct ward_policy_engine *e, const char *kind, const char *name);
+/*
+ * With the store sink: re-read a resource from the store now if the store has a
+ * newer version than the engine (spec, status, states, and spec.consumerRef from
+ * the store's consumer), and queue a reconcile when it changed. The change feed does
+ * this by itself on the next loop iteration; this is for a caller that wrote to
+ * the store and acts through the engine at once (the API's reset clears the claim,
+ * then re-enrolls). 0, -ENOENT, -ENOTSUP without the store sink, or a store error.
+ */
+int ward_policy_resource_refresh(struct ward_policy_engine *e, const char *kind, const char *name,
+                                 struct ward_error *err);
 
 /*
  * The one path that changes state: validate against the machine, run the

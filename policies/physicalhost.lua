@@ -186,22 +186,6 @@ local function configure_boot(h, bmc)
     return true
 end
 
-local function reconcile_provisioning(h)
-    if not set(h.spec.consumerRef) then
-        return released(h)
-    end
-    local bmc, err = open_bmc(h)
-    if not bmc then
-        return nil, "connect: " .. tostring(err)
-    end
-    local ok, berr = configure_boot(h, bmc)
-    bmc:close()
-    if not ok then
-        return nil, "boot configuration: " .. tostring(berr)
-    end
-    return ward.transition(h, "Provisioned", "provisioned")
-end
-
 -- The release flow, also the work of Deprovisioning: power off, eject the media, clear the
 -- one-time boot. Any step that fails fails the run, which is retried with backoff.
 local function clean_host(h, bmc)
@@ -222,10 +206,9 @@ local function clean_host(h, bmc)
     return true
 end
 
-local function reconcile_provisioned(h)
-    if set(h.spec.consumerRef) then
-        return
-    end
+-- Release after boot media may have been set up (Provisioning or Provisioned): clean the
+-- host through its BMC, then hand it back as Available.
+local function release_host(h)
     local bmc, err = open_bmc(h)
     if not bmc then
         return nil, "connect: " .. tostring(err)
@@ -236,6 +219,29 @@ local function reconcile_provisioned(h)
         return nil, cerr
     end
     return released(h)
+end
+
+local function reconcile_provisioning(h)
+    if not set(h.spec.consumerRef) then
+        return release_host(h)
+    end
+    local bmc, err = open_bmc(h)
+    if not bmc then
+        return nil, "connect: " .. tostring(err)
+    end
+    local ok, berr = configure_boot(h, bmc)
+    bmc:close()
+    if not ok then
+        return nil, "boot configuration: " .. tostring(berr)
+    end
+    return ward.transition(h, "Provisioned", "provisioned")
+end
+
+local function reconcile_provisioned(h)
+    if set(h.spec.consumerRef) then
+        return
+    end
+    return release_host(h)
 end
 
 -- Deprovisioning is final: leave the host off and empty, and end the BMC session.

@@ -117,7 +117,7 @@ static char *file_with(const char *name, const char *text)
 
 int main(void)
 {
-    plan(63);
+    plan(73);
     ward_log_set_level(WARD_LOG_ERROR);
     const char *builddir = getenv("WARD_BUILDDIR");
     snprintf(wardctl, sizeof(wardctl), "%s/wardctl", builddir != NULL ? builddir : WARD_BUILDDIR);
@@ -203,6 +203,31 @@ int main(void)
            "release by another consumer fails");
     ward_buf_free(&o);
     is_int(0, ctl(&o, "release", second, "--consumer", "c2", NULL), "release");
+    ward_buf_free(&o);
+    is_int(0,
+           ctl(&o, "claim", "--consumer", "c2", "--image", "https://img.example/os.iso",
+               "--selector", "rack=r2", NULL),
+           "claim with an image");
+    contains(o.data, "to boot https://img.example/os.iso", "the claim reports the image");
+    char third[64] = "";
+    sscanf(o.data, "claimed %63s", third);
+    ward_buf_free(&o);
+    is_int(0, ctl(&o, "host", "image", third, "none", "--consumer", "c2", NULL), "clear the image");
+    contains(o.data, "image cleared", "wardctl says it is cleared");
+    ward_buf_free(&o);
+    is_int(0,
+           ctl(&o, "host", "image", third, "http://img.example/v2.iso", "--consumer", "c2", NULL),
+           "set another image");
+    contains(o.data, "image set to http://img.example/v2.iso", "wardctl shows the new image");
+    ward_buf_free(&o);
+    is_int(1, ctl(&o, "host", "image", third, "ftp://img.example/os.iso", "--consumer", "c2", NULL),
+           "an image that is not http(s) is refused");
+    contains(o.data, "bootISOSource", "with the reason");
+    ward_buf_free(&o);
+    is_int(2, ctl(&o, "host", "image", third, "--consumer", "c2", NULL),
+           "host image without a URL is a usage error");
+    ward_buf_free(&o);
+    is_int(0, ctl(&o, "release", third, "--consumer", "c2", NULL), "release it again");
     ward_buf_free(&o);
     is_int(0, ctl(&o, "host", "reset", claimed, "--reason", "stuck in Provisioning", NULL),
            "host reset");

@@ -83,8 +83,10 @@ static void usage(FILE *out)
                  "  host add NAME [--label KEY=VALUE]...    add a host to the inventory\n"
                  "  host remove NAME                        remove an unclaimed host\n"
                  "  host reset NAME --reason TEXT           clear the claim and re-enroll\n"
+                 "  host image NAME URL|none --consumer C   set or clear a Claimed host's image\n"
                  "  history NAME [--since TIME]             a host's transitions\n"
-                 "  claim --consumer C [--selector K=V]...  claim an available host\n"
+                 "  claim --consumer C [--image URL] [--selector K=V]...\n"
+                 "                                          claim an available host (and boot it)\n"
                  "  release NAME --consumer C               release a claim\n"
                  "  transition NAME STATE --reason TEXT     request a guarded transition\n"
                  "  events [--name N] [--type T] [--since TIME] [--limit N]\n"
@@ -375,8 +377,18 @@ static void table_kv(const struct ctl *c, const cJSON *j)
 
 static void table_claimed(const struct ctl *c, const cJSON *h)
 {
-    printf("claimed %s for %s (version %lld)\n", str_at(h, "name", "?"), str_at(h, "consumer", "?"),
-           (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(h, "version")));
+    const char *image = str_at(cJSON_GetObjectItemCaseSensitive(h, "spec"), "bootISOSource", NULL);
+    printf("claimed %s for %s (version %lld)%s%s\n", str_at(h, "name", "?"),
+           str_at(h, "consumer", "?"),
+           (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(h, "version")),
+           image != NULL ? " to boot " : "", image != NULL ? image : "");
+}
+
+static void table_image(const struct ctl *c, const cJSON *h)
+{
+    const char *image = str_at(cJSON_GetObjectItemCaseSensitive(h, "spec"), "bootISOSource", NULL);
+    printf("%s: image %s%s\n", str_at(h, "name", "?"), image != NULL ? "set to " : "cleared",
+           image != NULL ? image : "");
 }
 
 static void table_done(const struct ctl *c, const cJSON *j)
@@ -541,6 +553,23 @@ static int cmd_host(struct ctl *c, int argc, char **argv)
         }
         ward_buf_printf(&path, "?version=%lld", (long long)v);
         rc = call(c, "DELETE", path.data, NULL, table_done);
+    } else if (strcmp(sub, "image") == 0) {
+        const char *url = positional(argc, argv, 2);
+        const char *consumer = opt_value(argc, argv, "--consumer");
+        rc = need(url, "an image URL (or none)");
+        if (rc == 0) {
+            rc = need(consumer, "--consumer");
+        }
+        if (rc == 0) {
+            cJSON *body = cJSON_CreateObject();
+            cJSON_AddStringToObject(body, "consumer", consumer);
+            cJSON_AddStringToObject(body, "bootISOSource", strcmp(url, "none") == 0 ? "" : url);
+            char *text = cJSON_PrintUnformatted(body);
+            ward_buf_puts(&path, "/image");
+            rc = call(c, "POST", path.data, text, table_image);
+            free(text);
+            cJSON_Delete(body);
+        }
     } else if (strcmp(sub, "reset") == 0) {
         const char *reason = opt_value(argc, argv, "--reason");
         rc = need(reason, "--reason");
@@ -581,6 +610,10 @@ static int cmd_claim(struct ctl *c, int argc, char **argv)
     cJSON *body = cJSON_CreateObject();
     cJSON_AddStringToObject(body, "consumer", consumer);
     cJSON_AddItemToObject(body, "selector", selector);
+    const char *image = opt_value(argc, argv, "--image");
+    if (image != NULL) {
+        cJSON_AddStringToObject(body, "bootISOSource", image);
+    }
     char *text = cJSON_PrintUnformatted(body);
     rc = call(c, "POST", "/api/v1/claims", text, table_claimed);
     free(text);
