@@ -4,7 +4,8 @@
 # simulated BMC fleet (ward-bmcsim, every vendor flavour, HTTPS with its own CA)
 # and wardd on the embedded default (SQLite store, the shipped PhysicalHost
 # policy, the Redfish plugin). wardd enrolls the fleet; the script then claims
-# hosts, releases one, and shows the hosts, a history and the health check. Everything listens on 127.0.0.1.
+# hosts with a boot image, lets wardd provision them, releases one, and shows
+# the hosts, a history and the health check. Everything listens on 127.0.0.1.
 #
 #   WARD_DEMO_HOSTS     size of the fleet (default 6)
 #   WARD_DEMO_SECONDS   keep wardd running this long after the demo (default 0;
@@ -83,16 +84,18 @@ wait_for 60 all_in Available "$hosts"
 say "the fleet is enrolled"
 ctl hosts
 
-say "claiming two hosts for consumer cluster-a"
-ctl claim --consumer cluster-a
-ctl claim --consumer cluster-a
-wait_for 60 all_in Claimed 2
+image="http://127.0.0.1:8080/images/edge-os.iso"
+say "claiming two hosts for consumer cluster-a with boot image $image"
+ctl claim --consumer cluster-a --image "$image"
+ctl claim --consumer cluster-a --image "$image"
+wait_for 120 all_in Provisioned 2
+say "two hosts are provisioned: virtual media inserted, one-time boot from CD, powered on"
 ctl hosts
 
-first=$(ctl -o json hosts --state Claimed | sed -n 's/.*"name": *"\([^"]*\)".*/\1/p' | head -n 1)
-say "releasing $first: it returns to Available"
+first=$(ctl -o json hosts --state Provisioned | sed -n 's/.*"name": *"\([^"]*\)".*/\1/p' | head -n 1)
+say "releasing $first: wardd powers it off, ejects the media and returns it to Available"
 ctl release "$first" --consumer cluster-a
-wait_for 60 all_in Available $((hosts - 1))
+wait_for 120 all_in Available $((hosts - 1))
 ctl hosts
 say "history of $first"
 ctl history "$first"
