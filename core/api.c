@@ -378,6 +378,7 @@ static const struct route_def routes[] = {
     {"POST", {"hosts", "*", "reset"}, WARD_API_HOST_RESET, reset_fields},
     {"POST", {"hosts", "*", "release"}, WARD_API_HOST_RELEASE, release_fields},
     {"POST", {"hosts", "*", "image"}, WARD_API_HOST_IMAGE, image_fields},
+    {"GET", {"hosts", "*", "explain"}, WARD_API_HOST_EXPLAIN, NULL},
     {"POST", {"claims"}, WARD_API_CLAIM, claim_fields},
     {"GET", {"events"}, WARD_API_EVENTS, NULL},
     {"POST", {"policy", "reload"}, WARD_API_POLICY_RELOAD, no_fields},
@@ -868,6 +869,25 @@ static void do_remove(struct ward_api *api, struct ward_api_call *call,
     ward_buf_puts(&res->body, "}\n");
 }
 
+/* Read-only: asks the policy what it would do, changes nothing. */
+static void do_explain(struct ward_api *api, struct ward_api_call *call,
+                       struct ward_http_response *res)
+{
+    if (api->hooks.explain == NULL) {
+        ward_http_error(res, 503, "explain needs the policy engine");
+        return;
+    }
+    struct ward_error err = {0};
+    char *json = api->hooks.explain(api->hooks.arg, call->ns, call->name, &err);
+    if (json == NULL) {
+        ward_http_error(res, err.code == -ENOENT ? 404 : 500, "%s", err.text);
+        return;
+    }
+    ward_buf_puts(&res->body, json);
+    ward_buf_putc(&res->body, '\n');
+    free(json);
+}
+
 static void do_history(struct ward_api *api, struct ward_api_call *call,
                        struct ward_http_response *res)
 {
@@ -1199,6 +1219,9 @@ static void execute(struct ward_api *api, struct ward_api_call *call,
         return;
     case WARD_API_HOST_IMAGE:
         do_image(api, call, res);
+        return;
+    case WARD_API_HOST_EXPLAIN:
+        do_explain(api, call, res);
         return;
     case WARD_API_EVENTS:
         if (api->events == NULL) {
@@ -1715,6 +1738,17 @@ static int policy_transition(void *arg, const struct ward_api_transition *t, int
  * record that keeps the state, and the engine, following the change feed, re-reads
  * the host without consumerRef and runs the policy's release flow on the guarded path.
  */
+static char *policy_explain(void *arg, const char *ns, const char *name, struct ward_error *err)
+{
+    struct ward_api_policy *p = arg;
+    /* explain from what the store holds now, not from a view a claim has overtaken */
+    if (ward_policy_resource_refresh(p->engine, WARD_API_KIND, name, err) != 0 &&
+        err->code == -ENOENT) {
+        return NULL;
+    }
+    return ward_policy_explain(p->engine, WARD_API_KIND, name, err);
+}
+
 static int policy_release(void *arg, const char *ns, const char *name, const char *consumer,
                           struct ward_error *err)
 {
@@ -1778,6 +1812,7 @@ void ward_api_policy_hooks(struct ward_api_hooks *hooks, struct ward_api_policy 
     hooks->transition = policy_transition;
     hooks->policy_reload = policy_reload;
     hooks->release = policy_release;
+    hooks->explain = policy_explain;
     hooks->arg = glue;
 }
 

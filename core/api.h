@@ -66,6 +66,7 @@ enum ward_api_op {
     WARD_API_QUEUE_RESUME,
     WARD_API_LEADER,
     WARD_API_HOST_IMAGE,
+    WARD_API_HOST_EXPLAIN,
 };
 
 /* A validated request; strings point into buffers the call owns (ward_api_call_free). */
@@ -140,6 +141,9 @@ struct ward_api_hooks {
        release, which refuses hosts past Claimed (409). */
     int (*release)(void *arg, const char *ns, const char *name, const char *consumer,
                    struct ward_error *err);
+    /* GET /hosts/NAME/explain: what the machine allows now, each guard's answer, and the next
+       recovery, as a JSON object the caller frees; NULL with err (-ENOENT: no such host). */
+    char *(*explain)(void *arg, const char *ns, const char *name, struct ward_error *err);
 };
 
 /*

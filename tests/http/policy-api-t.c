@@ -76,7 +76,7 @@ static long version_of(const char *name)
 
 int main(void)
 {
-    plan(17);
+    plan(21);
     ward_log_set_level(WARD_LOG_ERROR);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
@@ -173,6 +173,21 @@ int main(void)
     is_int(200, post("/api/v1/hosts/h1/reset", body, &r), "host reset");
     http_reply_free(&r);
     ok(settle_until("h1", "Available"), "re-enrolls the host to Available");
+
+    snprintf(url, sizeof(url), "%s/api/v1/hosts/h1/explain", base);
+    http_request(loop, "GET", url, NULL, NULL, &r);
+    is_int(200, r.status, "explain answers for a host");
+    ok(strstr(r.body.data, "\"state\":\"Available\"") != NULL &&
+           strstr(r.body.data, "\"to\":\"Claimed\"") != NULL &&
+           strstr(r.body.data, "\"allowed_now\":false") != NULL,
+       "with the state, each target and whether its guard allows it now: %s", r.body.data);
+    http_reply_free(&r);
+    long before = version_of("h1");
+    snprintf(url, sizeof(url), "%s/api/v1/hosts/nosuch/explain", base);
+    http_request(loop, "GET", url, NULL, NULL, &r);
+    is_int(404, r.status, "explain of an unknown host is 404");
+    http_reply_free(&r);
+    is_int(before, version_of("h1"), "explaining changes nothing");
 
     is_int(200, post("/api/v1/policy/reload", NULL, &r), "policy reload");
     http_reply_free(&r);

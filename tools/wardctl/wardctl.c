@@ -80,6 +80,8 @@ static void usage(FILE *out)
                  "\n"
                  "  hosts [--state S] [--label KEY=VALUE]   list hosts\n"
                  "  host show NAME                          one host with its states\n"
+                 "  host explain NAME                       allowed transitions, guard answers,\n"
+                 "                                          next recovery (changes nothing)\n"
                  "  host add NAME [--label KEY=VALUE]...    add a host to the inventory\n"
                  "  host remove NAME                        remove an unclaimed host\n"
                  "  host reset NAME --reason TEXT           clear the claim and re-enroll\n"
@@ -308,6 +310,24 @@ static void table_hosts(const struct ctl *c, const cJSON *j)
     }
 }
 
+static void table_explain(const struct ctl *c, const cJSON *x)
+{
+    const cJSON *secs = cJSON_GetObjectItemCaseSensitive(x, "in_state_seconds");
+    printf("%s is %s%s%s (for %.0fs)\n", str_at(x, "resource", "?"), c_bold(c),
+           str_at(x, "state", "?"), c_off(c), cJSON_IsNumber(secs) ? secs->valuedouble : 0);
+    printf("%-16s %-8s %s\n", "TRANSITION TO", "NOW", "GUARD / REASON");
+    const cJSON *t;
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(x, "transitions"))
+    {
+        bool allowed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "allowed_now"));
+        printf("%-16s %s%-8s%s %s\n", str_at(t, "to", "?"), allowed ? c_green(c) : "",
+               allowed ? "allowed" : "refused", allowed ? c_off(c) : "",
+               str_at(t, "reason", allowed ? "" : "-"));
+    }
+    const cJSON *rec = cJSON_GetObjectItemCaseSensitive(x, "recovery");
+    printf("next recovery: %s\n", str_at(rec, "next", "none"));
+}
+
 static void table_host(const struct ctl *c, const cJSON *h)
 {
     printf("Name:       %s\n", str_at(h, "name", "?"));
@@ -531,6 +551,9 @@ static int cmd_host(struct ctl *c, int argc, char **argv)
     ward_buf_printf(&path, "/api/v1/hosts/%s", name);
     if (strcmp(sub, "show") == 0) {
         rc = call(c, "GET", path.data, NULL, table_host);
+    } else if (strcmp(sub, "explain") == 0) {
+        ward_buf_puts(&path, "/explain");
+        rc = call(c, "GET", path.data, NULL, table_explain);
     } else if (strcmp(sub, "add") == 0) {
         cJSON *labels = pairs(argc, argv, "--label");
         if (labels == NULL) {
