@@ -162,67 +162,22 @@ static bool names_a_reference(const char *key)
     return false;
 }
 
-/*
- * Convert a Lua value to JSON. Tables with keys 1..n become arrays, other
- * tables objects with string keys; functions, userdata and cycles are refused.
- */
-static cJSON *lua_to_json(lua_State *L, int index, int depth, const char **why)
+/* The first string-valued key named like a secret in a JSON tree, or NULL. */
+static const char *find_secret(const cJSON *node)
 {
-    index = lua_absindex(L, index);
-    switch (lua_type(L, index)) {
-    case LUA_TSTRING:
-        return cJSON_CreateString(lua_tostring(L, index));
-    case LUA_TBOOLEAN:
-        return cJSON_CreateBool(lua_toboolean(L, index));
-    case LUA_TNUMBER:
-        if (lua_isinteger(L, index)) {
-            return cJSON_CreateNumber((double)lua_tointeger(L, index));
+    const cJSON *item;
+    cJSON_ArrayForEach(item, node)
+    {
+        if (item->string != NULL && cJSON_IsString(item) && ward_log_key_is_secret(item->string) &&
+            !names_a_reference(item->string)) {
+            return item->string;
         }
-        return cJSON_CreateNumber(lua_tonumber(L, index));
-    case LUA_TTABLE:
-        break;
-    default:
-        *why = "only strings, numbers, booleans and tables can describe a host";
-        return NULL;
-    }
-    if (depth > 16) {
-        *why = "tables nested deeper than 16 levels";
-        return NULL;
-    }
-    lua_Integer n = (lua_Integer)lua_rawlen(L, index);
-    cJSON *out = n > 0 ? cJSON_CreateArray() : cJSON_CreateObject();
-    lua_pushnil(L);
-    while (out != NULL && lua_next(L, index) != 0) {
-        cJSON *v = lua_to_json(L, -1, depth + 1, why);
-        bool is_int_key = lua_type(L, -2) == LUA_TNUMBER && lua_isinteger(L, -2);
-        if (v == NULL) {
-            cJSON_Delete(out);
-            out = NULL;
-        } else if (n > 0 && is_int_key && lua_tointeger(L, -2) >= 1 && lua_tointeger(L, -2) <= n) {
-            cJSON_AddItemToArray(out, v); /* lua_next visits the array part in order */
-        } else if (n == 0 && lua_type(L, -2) == LUA_TSTRING) {
-            const char *key = lua_tostring(L, -2);
-            if (ward_log_key_is_secret(key) && !names_a_reference(key) && cJSON_IsString(v)) {
-                *why = "a secret (password, token, ...) written in the configuration; use "
-                       "passwordFile or passwordEnv so it stays out of the state database";
-                cJSON_Delete(v);
-                cJSON_Delete(out);
-                out = NULL;
-            } else {
-                cJSON_AddItemToObject(out, key, v);
-            }
-        } else {
-            *why = "a table mixes a list with named keys";
-            cJSON_Delete(v);
-            cJSON_Delete(out);
-            out = NULL;
+        const char *inner = find_secret(item);
+        if (inner != NULL) {
+            return inner;
         }
-        lua_pop(L, 1);
     }
-    if (out == NULL) {
-        lua_settop(L, index);
-    }
-    return out;
+    return NULL;
 }
 
 static int host_with_table(lua_State *L)
@@ -236,11 +191,20 @@ static int host_with_table(lua_State *L)
                               cfg->hosts[i].line);
         }
     }
-    const char *why = "out of memory";
-    cJSON *spec = lua_to_json(L, 1, 0, &why);
+    struct ward_error why = {0};
+    cJSON *spec = ward_sandbox_to_json(L, 1, "a host", &why);
     if (spec == NULL || !cJSON_IsObject(spec)) {
         cJSON_Delete(spec);
-        return luaL_error(L, "host '%s': %s", name, spec == NULL ? why : "must be a table of settings");
+        return luaL_error(L, "host '%s': %s", name,
+                          spec == NULL ? why.text : "must be a table of settings");
+    }
+    const char *secret = find_secret(spec);
+    if (secret != NULL) {
+        cJSON_Delete(spec);
+        return luaL_error(L,
+                          "host '%s': %s is a secret written in the configuration; use "
+                          "passwordFile or passwordEnv so it stays out of the state database",
+                          name, secret);
     }
     char *text = cJSON_PrintUnformatted(spec);
     cJSON_Delete(spec);

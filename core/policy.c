@@ -26,7 +26,6 @@
 
 #define POLICY_MAX_BYTES (1u << 20)
 #define POLICY_MAX_DIMS 8
-#define POLICY_JSON_DEPTH 32
 #define POLICY_DEFAULT_MEMORY (64u << 20)
 #define POLICY_DEFAULT_INSTRUCTIONS 100000000ul
 
@@ -210,7 +209,7 @@ static int pcall_c(lua_State *L, int (*fn)(lua_State *L, void *ud), void *ud, in
 static void json_to_lua(lua_State *L, const cJSON *v, int depth)
 {
     luaL_checkstack(L, 3, "JSON nested too deeply");
-    if (v == NULL || cJSON_IsNull(v) || depth > POLICY_JSON_DEPTH) {
+    if (v == NULL || cJSON_IsNull(v) || depth > WARD_SANDBOX_JSON_DEPTH) {
         lua_pushnil(L);
     } else if (cJSON_IsBool(v)) {
         lua_pushboolean(L, cJSON_IsTrue(v));
@@ -241,86 +240,6 @@ static void json_to_lua(lua_State *L, const cJSON *v, int depth)
     } else {
         lua_pushnil(L);
     }
-}
-
-/* Read the value at idx as JSON; raw access only, so no metamethod runs. */
-static cJSON *lua_to_json(lua_State *L, int idx, int depth, struct ward_error *err)
-{
-    idx = lua_absindex(L, idx);
-    switch (lua_type(L, idx)) {
-    case LUA_TNIL:
-        return cJSON_CreateNull();
-    case LUA_TBOOLEAN:
-        return cJSON_CreateBool(lua_toboolean(L, idx));
-    case LUA_TNUMBER: {
-        double d = lua_tonumber(L, idx);
-        if (d != d || d > 1e308 || d < -1e308) {
-            ward_error_set(err, -EINVAL, "status holds a number JSON cannot represent");
-            return NULL;
-        }
-        return cJSON_CreateNumber(d);
-    }
-    case LUA_TSTRING:
-        return cJSON_CreateString(lua_tostring(L, idx));
-    case LUA_TTABLE:
-        break;
-    default:
-        ward_error_set(err, -EINVAL, "status cannot hold a %s value", luaL_typename(L, idx));
-        return NULL;
-    }
-    if (depth > POLICY_JSON_DEPTH || !lua_checkstack(L, 4)) {
-        ward_error_set(err, -EINVAL, "status is nested too deeply (or refers to itself)");
-        return NULL;
-    }
-    size_t len = lua_rawlen(L, idx);
-    size_t count = 0;
-    bool array = true;
-    lua_pushnil(L);
-    while (lua_next(L, idx) != 0) {
-        count++;
-        if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 ||
-            (size_t)lua_tointeger(L, -2) > len) {
-            array = false;
-        }
-        lua_pop(L, 1);
-    }
-    array = array && count == len && len > 0;
-    cJSON *out = array ? cJSON_CreateArray() : cJSON_CreateObject();
-    if (out == NULL) {
-        ward_error_set(err, -ENOMEM, "out of memory");
-        return NULL;
-    }
-    if (array) {
-        for (size_t i = 1; i <= len; i++) {
-            lua_rawgeti(L, idx, (lua_Integer)i);
-            cJSON *c = lua_to_json(L, -1, depth + 1, err);
-            lua_pop(L, 1);
-            if (c == NULL) {
-                cJSON_Delete(out);
-                return NULL;
-            }
-            cJSON_AddItemToArray(out, c);
-        }
-        return out;
-    }
-    lua_pushnil(L);
-    while (lua_next(L, idx) != 0) {
-        if (lua_type(L, -2) != LUA_TSTRING) {
-            lua_pop(L, 2);
-            cJSON_Delete(out);
-            ward_error_set(err, -EINVAL, "status keys must be strings (or a plain list)");
-            return NULL;
-        }
-        cJSON *c = lua_to_json(L, -1, depth + 1, err);
-        if (c == NULL) {
-            lua_pop(L, 2);
-            cJSON_Delete(out);
-            return NULL;
-        }
-        cJSON_AddItemToObject(out, lua_tostring(L, -2), c);
-        lua_pop(L, 1);
-    }
-    return out;
 }
 
 /* -------------------------------------------------------------- resources */
@@ -430,7 +349,7 @@ static int pull_status(lua_State *L, int idx, struct resource *r, struct ward_er
         lua_pop(L, 1);
         return 0;
     }
-    cJSON *s = lua_to_json(L, -1, 0, err);
+    cJSON *s = ward_sandbox_to_json(L, -1, "status", err);
     lua_pop(L, 1);
     if (s == NULL) {
         return err != NULL ? err->code : -EINVAL;
@@ -1999,10 +1918,10 @@ static int run_case(lua_State *L, void *ud)
     }
     struct ward_error err = {0};
     lua_getfield(L, res, "spec");
-    r.spec = lua_type(L, -1) == LUA_TTABLE ? lua_to_json(L, -1, 0, &err) : cJSON_CreateObject();
+    r.spec = lua_type(L, -1) == LUA_TTABLE ? ward_sandbox_to_json(L, -1, "spec", &err) : cJSON_CreateObject();
     lua_pop(L, 1);
     lua_getfield(L, res, "status");
-    r.status = lua_type(L, -1) == LUA_TTABLE ? lua_to_json(L, -1, 0, &err) : cJSON_CreateObject();
+    r.status = lua_type(L, -1) == LUA_TTABLE ? ward_sandbox_to_json(L, -1, "status", &err) : cJSON_CreateObject();
     lua_pop(L, 1);
     lua_getfield(L, t, "to");
     const char *to = lua_tostring(L, -1);

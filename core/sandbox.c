@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <lauxlib.h>
+#include <cjson/cJSON.h>
 #include <lualib.h>
 
 #include "sandbox.h"
@@ -327,4 +328,89 @@ int ward_sandbox_load(lua_State *L, const char *text, size_t len, const char *na
         lua_pop(L, 1);
     }
     return 0;
+}
+
+/* Raw access only, so no metamethod of a hostile table runs. */
+static cJSON *to_json(lua_State *L, int idx, int depth, const char *what, struct ward_error *err)
+{
+    idx = lua_absindex(L, idx);
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        return cJSON_CreateNull();
+    case LUA_TBOOLEAN:
+        return cJSON_CreateBool(lua_toboolean(L, idx));
+    case LUA_TNUMBER: {
+        double d = lua_tonumber(L, idx);
+        if (d != d || d > 1e308 || d < -1e308) {
+            ward_error_set(err, -EINVAL, "%s holds a number JSON cannot represent", what);
+            return NULL;
+        }
+        return cJSON_CreateNumber(d);
+    }
+    case LUA_TSTRING:
+        return cJSON_CreateString(lua_tostring(L, idx));
+    case LUA_TTABLE:
+        break;
+    default:
+        ward_error_set(err, -EINVAL, "%s cannot hold a %s value", what, luaL_typename(L, idx));
+        return NULL;
+    }
+    if (depth > WARD_SANDBOX_JSON_DEPTH || !lua_checkstack(L, 4)) {
+        ward_error_set(err, -EINVAL, "%s is nested too deeply (or refers to itself)", what);
+        return NULL;
+    }
+    size_t len = lua_rawlen(L, idx);
+    size_t count = 0;
+    bool array = true;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        count++;
+        if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 ||
+            (size_t)lua_tointeger(L, -2) > len) {
+            array = false;
+        }
+        lua_pop(L, 1);
+    }
+    array = array && count == len && len > 0;
+    cJSON *out = array ? cJSON_CreateArray() : cJSON_CreateObject();
+    if (out == NULL) {
+        ward_error_set(err, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (array) {
+        for (size_t i = 1; i <= len; i++) {
+            lua_rawgeti(L, idx, (lua_Integer)i);
+            cJSON *c = to_json(L, -1, depth + 1, what, err);
+            lua_pop(L, 1);
+            if (c == NULL) {
+                cJSON_Delete(out);
+                return NULL;
+            }
+            cJSON_AddItemToArray(out, c);
+        }
+        return out;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            lua_pop(L, 2);
+            cJSON_Delete(out);
+            ward_error_set(err, -EINVAL, "%s keys must be strings (or a plain list)", what);
+            return NULL;
+        }
+        cJSON *c = to_json(L, -1, depth + 1, what, err);
+        if (c == NULL) {
+            lua_pop(L, 2);
+            cJSON_Delete(out);
+            return NULL;
+        }
+        cJSON_AddItemToObject(out, lua_tostring(L, -2), c);
+        lua_pop(L, 1);
+    }
+    return out;
+}
+
+cJSON *ward_sandbox_to_json(lua_State *L, int idx, const char *what, struct ward_error *err)
+{
+    return to_json(L, idx, 0, what, err);
 }

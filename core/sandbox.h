@@ -56,6 +56,19 @@ int ward_sandbox_pcall(lua_State *L, int nargs, int nresults, struct ward_error 
 int ward_sandbox_load(lua_State *L, const char *text, size_t len, const char *name, int env_index,
                       struct ward_error *err);
 
+/* Deepest table nesting ward_sandbox_to_json accepts (a cycle ends here too). */
+#define WARD_SANDBOX_JSON_DEPTH 32
+
+struct cJSON;
+/*
+ * The Lua value at idx as JSON: a table whose keys are exactly 1..n becomes
+ * an array, other tables objects with string keys; functions, userdata, NaN
+ * and cycles are refused with err naming `what` ("status", "host spec").
+ * Caller frees the result with cJSON_Delete.
+ */
+struct cJSON *ward_sandbox_to_json(lua_State *L, int idx, const char *what,
+                                   struct ward_error *err);
+
 /* Turn any error object at the top of the stack into a readable string. */
 const char *ward_sandbox_error_string(lua_State *L, int index);
 
