@@ -196,11 +196,10 @@ int main(void)
         cJSON_Delete(rep);
     }
 
-    /* deprovision: the final state, and the session ends with the host */
+    /* deprovision: the final state; the policy powers the host off and ends the session */
     for (int i = 0; i < NBMCS; i++) {
         int rc = ward_policy_transition(engine, "PhysicalHost", names[i], NULL, "Deprovisioning",
                                         "api", "retired", "api:test", &err);
-        ward_rf_driver_remove(driver, names[i]);
         cJSON *rep = NULL;
         double sessions = -1;
         /* the DELETE is on the loop: wait for it with a bound */
