@@ -208,10 +208,11 @@ def show(r):
              peak_h=r["peak_kib"] / r["n"], idle_h=r["idle_kib"] / r["n"])
     out = line % d
     if "sushy_wall" in r:
-        out += (" | sushy: wall %.2fs (bound %.2fs) req/host %.2f cpu %ss failed %d | "
-                "ward/sushy throughput x%.2f" % (r["sushy_wall"], r["sushy_lower_bound"],
-                                                  r["sushy_requests"] / r["n"], r["sushy_cpu"],
-                                                  r["sushy_failed"], r["ratio"]))
+        ge = ">=" if r.get("sushy_timed_out") else ""
+        out += (" | sushy: wall %s%.2fs (bound %.2fs) req/host %.2f cpu %ss failed %d | "
+                "ward/sushy throughput %sx%.2f" % (ge, r["sushy_wall"], r["sushy_lower_bound"],
+                                                    r["sushy_requests"] / r["n"], r["sushy_cpu"],
+                                                    r["sushy_failed"], ge, r["ratio"]))
         if r["sushy_errors"]:
             out += " sushy errors: %s" % r["sushy_errors"][:2]
     print(out, flush=True)
@@ -227,12 +228,14 @@ def table(results):
         def med(f):
             return statistics.median(f(r) for r in rs)
         sw = med(lambda r: r["sushy_wall"]) if all("sushy_wall" in r for r in rs) else None
+        # sushy stopped at the time limit: its wall time is at least the limit
+        ge = ">=" if any(r.get("sushy_timed_out") for r in rs) else ""
         print("| %d | %d | %.2f | %.2f | %.2f | %.2f | %.3f | %.1f | %.1f | %s | %s |" % (
             n, len(rs), med(lambda r: r["wall"]), med(lambda r: r["lower_bound"]),
             med(lambda r: r["wall"] / r["lower_bound"]), med(lambda r: r["req_per_host"]),
             med(lambda r: r["cpu"] / r["requests"] * 1e3), med(lambda r: r["peak_kib"] / n),
-            med(lambda r: r["idle_kib"] / n), "%.2f" % sw if sw is not None else "-",
-            "%.2f" % med(lambda r: r["ratio"]) if sw is not None else "-"))
+            med(lambda r: r["idle_kib"] / n), ge + "%.2f" % sw if sw is not None else "-",
+            ge + "%.2f" % med(lambda r: r["ratio"]) if sw is not None else "-"))
 
 
 def main():
