@@ -1,0 +1,275 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""ward's fleet enrollment benchmark (issue 5): wardd vs python3-sushy against ward-bmcsim.
+
+usage: fleet-bench.py [--hosts 100,1000,10000] [--runs 3] [--big-runs 1] [--latency-ms 20]
+                      [--threads 32] [--builddir DIR] [--workdir DIR] [--no-sushy]
+
+For each fleet size N and each run: start ward-bmcsim (N BMCs, every flavour, HTTPS,
+--latency-ms per request), write a wardd config with tools/fleet-config.py, start wardd and
+poll its /metrics at 10 Hz until ward_hosts{state="Available"} is N. Measured on wardd:
+wall time from exec to all Available, VmHWM at that moment, VmRSS once idle (5 s later),
+utime+stime, and the requests the simulator counted (control API). Then, on the same
+simulator with its counters reset, bench/sushy-enroll.py does the same enrollment with a
+ThreadPoolExecutor(32). Prints one line per run and a table of medians.
+
+Lower bounds (per-BMC concurrency 1 makes a host's requests sequential):
+    ward:  ceil(N / maxConcurrentOps) * R_ward  * latency   (maxConcurrentOps = 20, its maximum)
+    sushy: ceil(N / threads)          * R_sushy * latency
+R is the measured number of requests per host. It is a benchmark, not a test: it polls.
+"""
+import argparse
+import json
+import math
+import os
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+SRCDIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+MAX_OPS = 20
+ADDRESS_MODE_FROM = 5000  # fleets this big use one socket (--address-base)
+
+
+def http_get(url, timeout=10):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read().decode()
+
+
+def http_post(url, body, timeout=10):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return r.read().decode()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_line(path, prefix, limit):
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        try:
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    if line.startswith(prefix):
+                        return line.strip()
+        except FileNotFoundError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("no %r in %s after %ss" % (prefix, path, limit))
+
+
+def proc_status(pid):
+    out = {}
+    with open("/proc/%d/status" % pid, encoding="utf-8") as f:
+        for line in f:
+            key, _, val = line.partition(":")
+            if key in ("VmHWM", "VmRSS"):
+                out[key] = int(val.split()[0])  # kB
+    return out
+
+
+def proc_cpu(pid):
+    with open("/proc/%d/stat" % pid, encoding="utf-8") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
+
+
+def sim_counters(control):
+    bmcs = json.loads(http_get(control + "/control/bmcs", timeout=60))["bmcs"]
+    return (sum(b["requests"] for b in bmcs), max(b["max_concurrent"] for b in bmcs),
+            sum(b["responses_4xx"] + b["responses_5xx"] for b in bmcs))
+
+
+def stop(proc, limit=30):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(limit)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def one_run(args, n, run):
+    work = os.path.join(args.workdir, "n%d-r%d" % (n, run))
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(os.path.join(work, "sim"))
+    os.makedirs(os.path.join(work, "state"))
+    sim_cmd = [os.path.join(args.builddir, "tools/bmcsim/ward-bmcsim"), "--state-dir",
+               os.path.join(work, "sim"), "--bmcs", str(n), "--flavour", "all",
+               "--latency-ms", str(args.latency_ms), "--shared-password"]
+    if n >= ADDRESS_MODE_FROM:
+        sim_cmd += ["--address-base", "127.1.0.1"]
+    sim_out = open(os.path.join(work, "sim", "out"), "w")
+    sim = subprocess.Popen(sim_cmd, stdout=sim_out, stderr=subprocess.STDOUT)
+    wardd = None
+    try:
+        ready = wait_line(os.path.join(work, "sim", "out"), "ready bmcs=", 120)
+        control = ready.split("control=")[1].split()[0]
+        fleet = os.path.join(work, "sim", "fleet.json")
+        port = free_port()
+        conf = os.path.join(work, "wardd.conf.lua")
+        text = subprocess.run([sys.executable, os.path.join(SRCDIR, "tools/fleet-config.py"),
+                               fleet, SRCDIR, args.builddir, os.path.join(work, "state"),
+                               "127.0.0.1:%d" % port], check=True, capture_output=True,
+                              text=True).stdout
+        # enrollment only: no power sync during the measurement; the widest global cap
+        text = text.replace('power_sync_interval = "30s",',
+                            'power_sync_interval = "1h",\n    maxConcurrentOps = %d,' % MAX_OPS)
+        with open(conf, "w", encoding="utf-8") as f:
+            f.write(text)
+        http_post(control + "/control/counters/reset", {})
+        log = open(os.path.join(work, "wardd.log"), "w")
+        t0 = time.monotonic()
+        wardd = subprocess.Popen([os.path.join(args.builddir, "wardd"), "--foreground",
+                                  "--config", conf], stdout=log, stderr=subprocess.STDOUT)
+        metrics = "http://127.0.0.1:%d/metrics" % port
+        t_up = None
+        avail = 0
+        deadline = t0 + args.limit
+        while True:
+            if wardd.poll() is not None:
+                raise RuntimeError("wardd exited with %s (see %s)" % (wardd.returncode, work))
+            if time.monotonic() > deadline:
+                raise RuntimeError("%d/%d Available after %ss" % (avail, n, args.limit))
+            try:
+                body = http_get(metrics, timeout=5)
+                if t_up is None:
+                    t_up = time.monotonic() - t0
+                for line in body.splitlines():
+                    if line.startswith('ward_hosts{state="Available"} '):
+                        avail = int(float(line.split()[1]))
+            except (OSError, ValueError):
+                pass
+            if avail >= n:
+                break
+            time.sleep(0.1)
+        wall = time.monotonic() - t0
+        cpu = proc_cpu(wardd.pid)
+        peak = proc_status(wardd.pid)["VmHWM"]
+        requests, max_conc, errors = sim_counters(control)
+        time.sleep(5)
+        idle = proc_status(wardd.pid)["VmRSS"]
+        stop(wardd)
+        wardd = None
+        res = {"n": n, "run": run, "wall": wall, "startup": t_up, "cpu": cpu,
+               "requests": requests, "req_per_host": requests / n, "max_concurrent": max_conc,
+               "error_answers": errors, "peak_kib": peak, "idle_kib": idle}
+        res["lower_bound"] = math.ceil(n / MAX_OPS) * res["req_per_host"] * args.latency_ms / 1e3
+        if not args.no_sushy:
+            http_post(control + "/control/counters/reset", {})
+            env = dict(os.environ)
+            try:
+                p = subprocess.run(["/usr/bin/python3",
+                                    os.path.join(SRCDIR, "bench/sushy-enroll.py"), fleet,
+                                    str(args.threads)], capture_output=True, text=True, env=env,
+                                   timeout=args.limit)
+                s = json.loads(p.stdout.strip().splitlines()[-1])
+            except subprocess.TimeoutExpired:
+                # not finished within the limit: its throughput is at most N / limit
+                s = {"wall_s": args.limit, "failed": n, "cpu_s": None,
+                     "errors": ["did not finish within %ss" % args.limit]}
+                res["sushy_timed_out"] = True
+            s_requests, s_max_conc, _ = sim_counters(control)
+            res.update({"sushy_wall": s["wall_s"], "sushy_failed": s["failed"],
+                        "sushy_cpu": s.get("cpu_s"), "sushy_requests": s_requests,
+                        "sushy_errors": s["errors"]})
+            res["sushy_lower_bound"] = (math.ceil(n / args.threads) * s_requests / n
+                                        * args.latency_ms / 1e3)
+            res["ratio"] = res["sushy_wall"] / wall  # throughput ward / throughput sushy
+        return res
+    finally:
+        if wardd is not None:
+            stop(wardd)
+        stop(sim)
+        sim_out.close()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def show(r):
+    line = ("N=%(n)d run=%(run)d ward: wall %(wall).2fs (bound %(lower_bound).2fs, x%(x).2f, "
+            "metrics up %(startup).2fs) req/host %(req_per_host).2f cpu %(cpu).2fs "
+            "(%(cpu_k).3fs/1k req) peak %(peak_kib)dKiB (%(peak_h).1fKiB/host) "
+            "idle %(idle_kib)dKiB (%(idle_h).1fKiB/host) maxconc/BMC %(max_concurrent)d")
+    d = dict(r, x=r["wall"] / r["lower_bound"], cpu_k=r["cpu"] / r["requests"] * 1e3,
+             peak_h=r["peak_kib"] / r["n"], idle_h=r["idle_kib"] / r["n"])
+    out = line % d
+    if "sushy_wall" in r:
+        ge = ">=" if r.get("sushy_timed_out") else ""
+        out += (" | sushy: wall %s%.2fs (bound %.2fs) req/host %.2f cpu %ss failed %d | "
+                "ward/sushy throughput %sx%.2f" % (ge, r["sushy_wall"], r["sushy_lower_bound"],
+                                                    r["sushy_requests"] / r["n"], r["sushy_cpu"],
+                                                    r["sushy_failed"], ge, r["ratio"]))
+        if r["sushy_errors"]:
+            out += " sushy errors: %s" % r["sushy_errors"][:2]
+    print(out, flush=True)
+
+
+def table(results):
+    print("\n| hosts | runs | ward wall s | lower bound s | wall/bound | req/host | CPU s/1k req "
+          "| peak KiB/host | idle KiB/host | sushy wall s | ward/sushy throughput |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n in sorted({r["n"] for r in results}):
+        rs = [r for r in results if r["n"] == n]
+
+        def med(f):
+            return statistics.median(f(r) for r in rs)
+        sw = med(lambda r: r["sushy_wall"]) if all("sushy_wall" in r for r in rs) else None
+        # sushy stopped at the time limit: its wall time is at least the limit
+        ge = ">=" if any(r.get("sushy_timed_out") for r in rs) else ""
+        print("| %d | %d | %.2f | %.2f | %.2f | %.2f | %.3f | %.1f | %.1f | %s | %s |" % (
+            n, len(rs), med(lambda r: r["wall"]), med(lambda r: r["lower_bound"]),
+            med(lambda r: r["wall"] / r["lower_bound"]), med(lambda r: r["req_per_host"]),
+            med(lambda r: r["cpu"] / r["requests"] * 1e3), med(lambda r: r["peak_kib"] / n),
+            med(lambda r: r["idle_kib"] / n), ge + "%.2f" % sw if sw is not None else "-",
+            ge + "%.2f" % med(lambda r: r["ratio"]) if sw is not None else "-"))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--hosts", default="100,1000,10000")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--big-runs", type=int, default=1, help="runs for fleets of 10,000 and more")
+    ap.add_argument("--latency-ms", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=32, help="sushy's thread pool")
+    ap.add_argument("--builddir", default=os.getcwd())
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--limit", type=float, default=600, help="seconds allowed per enrollment")
+    ap.add_argument("--no-sushy", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep logs and state")
+    args = ap.parse_args()
+    args.builddir = os.path.abspath(args.builddir)
+    if args.workdir is None:
+        args.workdir = os.path.join(args.builddir, "fleet-bench.d")
+    # the children inherit it: wardd keeps a connection per BMC, the simulator a socket
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    print("fleet-bench: %d CPUs, load average %s, latency %d ms, maxConcurrentOps %d, "
+          "sushy threads %d" % (os.cpu_count(), os.getloadavg(), args.latency_ms, MAX_OPS,
+                                args.threads), flush=True)
+    results = []
+    for n in [int(x) for x in args.hosts.split(",")]:
+        for run in range(args.big_runs if n >= 10000 else args.runs):
+            r = one_run(args, n, run)
+            show(r)
+            results.append(r)
+    table(results)
+    print("load average at the end: %s" % (os.getloadavg(),))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
