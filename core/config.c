@@ -200,11 +200,15 @@ static int host_with_table(lua_State *L)
     }
     const char *secret = find_secret(spec);
     if (secret != NULL) {
+        /* secret points into spec: format before freeing it */
+        luaL_where(L, 1);
+        lua_pushfstring(L,
+                        "host '%s': %s is a secret written in the configuration; use "
+                        "passwordFile or passwordEnv so it stays out of the state database",
+                        name, secret);
+        lua_concat(L, 2);
         cJSON_Delete(spec);
-        return luaL_error(L,
-                          "host '%s': %s is a secret written in the configuration; use "
-                          "passwordFile or passwordEnv so it stays out of the state database",
-                          name, secret);
+        return lua_error(L);
     }
     char *text = cJSON_PrintUnformatted(spec);
     cJSON_Delete(spec);

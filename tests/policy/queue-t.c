@@ -13,7 +13,7 @@
 
 int main(void)
 {
-    plan(41);
+    plan(44);
     struct ward_queue *q = ward_queue_create(&(struct ward_queue_options){
         .base_delay = 1, .max_delay = 8, .jitter = 0, .max_inflight = 2});
     ward_queue_add(q, "a", 10);
@@ -113,5 +113,9 @@ int main(void)
     contains(err.text, "MAX_RETRIES", "naming the variable");
     is_int(-EINVAL, ward_policy_options_set(&o, "max_retry", "3", &err),
            "an unknown setting is refused");
+    is_int(0, ward_policy_options_set(&o, "queue_rate", "0", &err), "queue_rate 0 is accepted");
+    is_double(0, o.queue.rate, 0, "meaning unlimited");
+    is_int(-EINVAL, ward_policy_options_set(&o, "queue_burst", "lots", &err),
+           "a queue_burst that is not a number is refused");
     return 0;
 }
