@@ -20,8 +20,31 @@ log_level = "info"
 -- How long in-flight BMC operations may run after SIGTERM before wardd exits.
 shutdown_grace = "20s"
 
+-- The policy engine. RECONCILE_TIMEOUT, STUCK_STATE_TIMEOUT and MAX_RETRIES in
+-- the environment set the same values; what is written here wins.
+-- policy = { reconcile_timeout = "30m", stuck_state_timeout = "15m", max_retries = 3 }
+
+-- The operator endpoint: /metrics, /healthz, /readyz and /api/v1. Changes
+-- through the API need the bearer token in token_file. A listener that is not
+-- loopback is refused unless tls_cert, tls_key and token_file are all set.
+-- http = { listen = "127.0.0.1:9580", token_file = "/etc/ward/api.token" }
+
 -- Plugins, loaded in this order and stopped in reverse. Each takes its own
--- settings (see `doc/plugins.md`); `optional = true` lets wardd start when the
--- plugin fails to initialise, with a warning instead of an exit.
+-- settings: `wardd --describe-plugin NAME` prints them, generated from the
+-- plugin's config map. `optional = true` lets wardd start when the plugin fails
+-- to initialise, with a warning instead of an exit.
 --
+-- plugin "redfish" { maxConcurrentOps = 10, bmcCooldownPeriod = "2s" }
 -- plugin "hello" { greeting = "site 7", every = "30s", optional = true }
+
+-- The inventory: each host enters the state database once and is enrolled.
+-- Later starts only take a changed `bmc` from here, never a claim. A password
+-- written here is refused: name a file (passwordFile) or a variable (passwordEnv).
+--
+-- host "node-01" {
+--     bmc = {
+--         address = "https://10.0.40.11",
+--         caBundle = "/etc/ward/bmc-ca.pem",   -- or insecure = true, logged at every start
+--         credentials = { username = "ward", passwordFile = "/etc/ward/bmc/node-01" },
+--     },
+-- }
