@@ -17,9 +17,15 @@ for t in $targets; do
     name=$(basename "$t" -fuzz)
     work="corpus-$name"
     mkdir -p "$work"
+    seeds="$top/fuzz/corpus/$name"
+    if [ -f "$top/fuzz/$name.seeds" ]; then
+        for d in $(grep -v '^#' "$top/fuzz/$name.seeds"); do
+            seeds="$seeds $top/$d"
+        done
+    fi
     echo "=== fuzzing $name for ${seconds}s"
     if ! ASAN_OPTIONS=detect_leaks=1 "./$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 "$work" "$top/fuzz/corpus/$name" >"fuzz-$name.log" 2>&1; then
+        -print_final_stats=1 "$work" $seeds >"fuzz-$name.log" 2>&1; then
         tail -n 40 "fuzz-$name.log"
         status=1
     else
