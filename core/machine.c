@@ -327,7 +327,10 @@ static int parse_recovery(lua_State *L, struct ward_machine_dim *d, int s, const
                 continue;
             }
             lua_pop(L, 1);
-            if (lua_rawgeti(L, -1, 1) == LUA_TSTRING && lua_rawgeti(L, -2, 2) == LUA_TFUNCTION) {
+            /* push both before testing: a short-circuit would leave one fewer to pop */
+            int first = lua_rawgeti(L, -1, 1);
+            int second = lua_rawgeti(L, -2, 2);
+            if (first == LUA_TSTRING && second == LUA_TFUNCTION) {
                 st->kind = WARD_RECOVERY_FUNCTION;
                 st->ref = luaL_ref(L, LUA_REGISTRYINDEX);
                 st->name = xstrdup(lua_tostring(L, -1));
@@ -701,7 +704,7 @@ struct ward_machine *ward_machine_from_lua(lua_State *L, int idx, const char *ki
             r->line = function_line(L, -1);
             r->ref = luaL_ref(L, LUA_REGISTRYINDEX);
         }
-        if (rc == 0) {
+        if (rc == 0 && m->nrules > 1) { /* qsort must not see the NULL of an empty list */
             qsort(m->rules, m->nrules, sizeof(*m->rules), name_cmp);
         }
     }
