@@ -43,7 +43,7 @@ grep -E 'archives ready for distribution' _check/plain/distcheck.out | head -n 1
 passed=$(cat _check/plain/check.out _check/sanitizers/check.out | sed -n 's/^# PASS: *//p' | awk '{s += $1} END {print s + 0}')
 failed=$(cat _check/plain/check.out _check/sanitizers/check.out | sed -n 's/^# \(FAIL\|ERROR\): *//p' | awk '{s += $1} END {print s + 0}')
 if command -v clang >/dev/null 2>&1; then
-    echo "=== fuzz targets, ${FUZZ_SECONDS:-30}s each"
-    sh tools/fuzz.sh "${FUZZ_SECONDS:-30}"
+    echo "=== fuzz targets, ${FUZZ_RUNS:-50000} inputs each"
+    sh tools/fuzz.sh "${FUZZ_RUNS:-50000}"
 fi
 echo "$passed passed, $failed failed"

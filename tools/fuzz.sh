@@ -1,11 +1,16 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
-# Build every libFuzzer target with clang and run each for SECONDS (default 60),
-# starting from its seed corpus. A crash leaves its input in _fuzz/ and fails.
+# Build every libFuzzer target with clang and run each from its seed corpus for
+# RUNS inputs (default 50000) with a fixed seed, so a run is reproducible: the
+# same tree explores the same inputs on any machine, and a crash found once is
+# found again. SECONDS (default 120) only bounds a slow machine. A crash leaves
+# its input in _fuzz/ and fails. WARD_FUZZ_SEED picks another seed to explore.
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
-seconds=${1:-60}
+runs=${1:-50000}
+seconds=${2:-120}
+seed=${WARD_FUZZ_SEED:-1}
 [ -x configure ] || ./bootstrap >/dev/null 2>&1
 mkdir -p _fuzz
 cd _fuzz
@@ -23,8 +28,8 @@ for t in $targets; do
             seeds="$seeds $top/$d"
         done
     fi
-    echo "=== fuzzing $name for ${seconds}s"
-    if ! ASAN_OPTIONS=detect_leaks=1 "./$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    echo "=== fuzzing $name: $runs inputs, seed $seed"
+    if ! ASAN_OPTIONS=detect_leaks=1 "./$t" -seed="$seed" -runs="$runs" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 "$work" $seeds >"fuzz-$name.log" 2>&1; then
         tail -n 40 "fuzz-$name.log"
         status=1
