@@ -2642,11 +2642,10 @@ int ward_policy_resource_put(struct ward_policy_engine *e, const char *kind, con
 
 /* ------------------------------------------------------------ the store */
 
-static int store_commit(void *self, const struct ward_policy_commit *c, long long *new_version,
-                        struct ward_error *err)
+/* from is left to the version check: the store reads a dimension never written as "" */
+static struct ward_transition transition_of(const struct ward_policy_commit *c)
 {
-    /* from is left to the version check: the store reads a dimension never written as "" */
-    struct ward_transition t = {
+    return (struct ward_transition){
         .kind = c->kind,
         .ns = WARD_POLICY_NAMESPACE,
         .name = c->name,
@@ -2658,6 +2657,12 @@ static int store_commit(void *self, const struct ward_policy_commit *c, long lon
         .expected_version = c->expected_version,
         .status = c->status_json,
     };
+}
+
+static int store_commit(void *self, const struct ward_policy_commit *c, long long *new_version,
+                        struct ward_error *err)
+{
+    struct ward_transition t = transition_of(c);
     int64_t v = 0;
     int rc = ward_store_transition_sync(self, &t, &v, err);
     if (rc == 0) {
@@ -2719,18 +2724,7 @@ static int store_commit_async(void *self, const struct ward_policy_commit *c,
     }
     sa->done = done;
     sa->arg = arg;
-    struct ward_transition t = {
-        .kind = c->kind,
-        .ns = WARD_POLICY_NAMESPACE,
-        .name = c->name,
-        .dimension = c->dimension,
-        .to = c->to,
-        .trigger = c->trigger,
-        .reason = c->reason,
-        .actor = c->actor,
-        .expected_version = c->expected_version,
-        .status = c->status_json,
-    };
+    struct ward_transition t = transition_of(c);
     int rc = ward_store_transition(self, &t, store_async_done, sa);
     if (rc != 0) {
         free(sa);
