@@ -2988,6 +2988,7 @@ static void resource_remove(struct ward_policy_engine *e, struct resource *r)
         /* a commit the run waits on refers to r: let it finish (and fail) first */
         e->sink.flush(e->sink.self);
     }
+    r->observed_dirty = false; /* nothing left to write */
     if (r->run != NULL) {
         run_cancel(r->run, "removed");
     }

@@ -40,12 +40,13 @@ enum {
     RESET,     /* connection reset */
     MALFORMED, /* 200 with half a JSON document */
     TRUNCATED, /* Content-Length of the whole, half sent */
-    SLOW_DRIP, /* 16 bytes every 200 ms: past the timeout */
+    SLOW_DRIP, /* 16 bytes every 50 ms: past the timeout */
     CERT_CA,   /* signed by a CA ward does not trust */
     CERT_EXPIRED,
     FLAKY,    /* 30 % of answers 500: retries get through */
     EXPIRE,   /* sessions dropped between enrollment and provisioning */
     PROV_5XX, /* enrolled, then every answer 500 while provisioning */
+    BUSY,     /* deleted while its request hangs on the BMC */
     NBMCS,
 };
 
@@ -69,6 +70,7 @@ static struct ward_store *store;
 static struct ward_events *events;
 static char names[NBMCS][32];
 static struct sim s;
+static struct ward_rf_driver *driver;
 
 /* what the engine reported, for the assertions */
 static int mismatch_events;
@@ -172,6 +174,17 @@ static bool session_gone(int i)
     return sim_counter(&s, removed_host, "active_sessions") == 0;
 }
 
+static bool request_held(int i)
+{
+    return sim_counter(&s, i, "active_requests") == 1;
+}
+
+static bool forgotten(int i)
+{
+    return ward_policy_resource_state(engine, KIND, names[i], NULL) == NULL &&
+           ward_rf_driver_bmc(driver, names[i]) == NULL;
+}
+
 static char *spec_for(int i, bool claimed)
 {
     const cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItem(s.fleet, "bmcs"), i);
@@ -250,7 +263,7 @@ static cJSON *stored_status(int i)
 
 int main(void)
 {
-    plan(39);
+    plan(42);
     loop = ev_default_loop(0);
     char path[600];
     snprintf(path, sizeof(path), "%s/log", test_tmpdir());
@@ -259,7 +272,7 @@ int main(void)
 
     /* hung requests are dropped after 3 s so the simulator stops quickly at the end */
     sim_start(&s,
-              (const char *const[]){"-n", "12", "--flavour", "generic", "--power-delay-ms", "50",
+              (const char *const[]){"-n", "13", "--flavour", "generic", "--power-delay-ms", "50",
                                     "--hang-ms", "3000", "--drip-ms", "50", "--seed", "7", NULL});
     struct ward_error err = {0};
     char shipped[600];
@@ -283,8 +296,7 @@ int main(void)
     co.power_timeout = 5;
     co.max_ops = 8;
     struct ward_rf_client *client = ward_rf_client_create(loop, &co, &err);
-    struct ward_rf_driver *driver =
-        ward_rf_driver_create(client, &(struct ward_rf_driver_opts){.power_sync_interval = 0});
+    driver = ward_rf_driver_create(client, &(struct ward_rf_driver_opts){.power_sync_interval = 0});
     struct ward_bmc_driver drv = {
         .self = driver, .open = ward_rf_driver_open, .forget = ward_rf_driver_forget};
 
@@ -334,7 +346,7 @@ int main(void)
     bool faulted[NBMCS] = {0};
     for (int i = 0; i < NBMCS; i++) {
         faulted[i] = hard[i].fault != NULL;
-        if (!later[i]) {
+        if (!later[i] && i != BUSY) {
             put(i, false);
         }
     }
@@ -473,6 +485,21 @@ int main(void)
        after);
     ok(ward_rf_driver_bmc(driver, names[HEALTHY]) == NULL && ward_rf_driver_hosts(driver) > 0,
        "the driver dropped only that host");
+
+    /* removal while the host's reconcile waits on a hung request: the run is cancelled */
+    fault(BUSY, "\"hang\":true");
+    put(BUSY, false);
+    bool busy[NBMCS] = {[BUSY] = true};
+    ok(wait_for(busy, request_held, 10) == 1, "%s's enrollment hangs on its BMC", names[BUSY]);
+    struct ward_resource *br = NULL;
+    ward_store_get(store, KIND, WARD_POLICY_NAMESPACE, names[BUSY], &br, &err);
+    is_int(0,
+           ward_store_delete(store, KIND, WARD_POLICY_NAMESPACE, names[BUSY],
+                             br != NULL ? br->version : 0, &err),
+           "deleted meanwhile (%s)", err.text);
+    ward_resource_free(br);
+    ok(wait_for(busy, forgotten, 10) == 1,
+       "the run is cancelled, the engine and the driver forget the host");
 
     ev_timer_stop(loop, &tick);
     ward_policy_engine_destroy(engine);
