@@ -104,6 +104,77 @@ static int policy_options(const struct ward_config *cfg, struct ward_policy_opti
 }
 
 /*
+ * A host's `labels = {rack = "r1"}` from the configuration go to the store's labels column,
+ * the one `GET /api/v1/hosts?label=rack=r1` and claim selectors filter on (not the spec).
+ * Written when they differ from the stored ones, so a restart with edited labels updates
+ * them; labels given through the API to an inventory host are replaced on the next start.
+ */
+static int update_inventory_host(struct ward_agent *a, const struct ward_config_host *h,
+                                 const char *current, const cJSON *want, struct ward_error *err);
+
+static int inventory_labels(struct ward_agent *a, const struct ward_config_host *h,
+                            const cJSON *labels, struct ward_error *err)
+{
+    struct ward_resource *r = NULL;
+    int rc = ward_store_get(a->store, HOST_KIND, WARD_POLICY_NAMESPACE, h->name, &r, err);
+    if (rc != 0) {
+        return rc;
+    }
+    cJSON *have = cJSON_Parse(r->labels != NULL ? r->labels : "{}");
+    bool same = have != NULL && cJSON_Compare(have, labels, true);
+    cJSON_Delete(have);
+    if (!same) {
+        char *text = cJSON_PrintUnformatted(labels);
+        struct ward_resource u = {
+            .kind = HOST_KIND, .ns = WARD_POLICY_NAMESPACE, .name = h->name, .labels = text};
+        rc = text != NULL ? ward_store_update(a->store, &u, r->version, err)
+                          : ward_error_set(err, -ENOMEM, "out of memory");
+        free(text);
+        /* the engine takes the new version now, so its next commit does not conflict */
+        if (rc == 0) {
+            rc = ward_policy_resource_refresh(a->engine, HOST_KIND, h->name, err);
+        }
+        if (rc == 0) {
+            ward_log_fields(WARD_LOG_INFO, "agent", &(struct ward_log_field){"resource", h->name},
+                            1, "host %s: labels set from the inventory", h->name);
+        }
+    }
+    ward_resource_free(r);
+    return rc;
+}
+
+/* Take `labels` out of a configured spec (NULL when absent); checks they are strings. */
+static int detach_labels(const struct ward_config_host *h, cJSON *spec, cJSON **out,
+                         struct ward_error *err)
+{
+    *out = cJSON_DetachItemFromObjectCaseSensitive(spec, "labels");
+    if (*out == NULL) {
+        return 0;
+    }
+    if (cJSON_IsArray(*out) && cJSON_GetArraySize(*out) == 0) {
+        /* `labels = {}` in Lua reads as an empty list: no labels */
+        cJSON_Delete(*out);
+        *out = cJSON_CreateObject();
+        return *out != NULL ? 0 : ward_error_set(err, -ENOMEM, "out of memory");
+    }
+    bool good = cJSON_IsObject(*out);
+    const cJSON *l;
+    cJSON_ArrayForEach(l, *out)
+    {
+        good = good && cJSON_IsString(l) && l->string != NULL && l->string[0] != '\0';
+    }
+    if (!good) {
+        cJSON_Delete(*out);
+        *out = NULL;
+        return ward_error_set(err, -EINVAL,
+                              "host %s (line %d): labels must be name = \"value\" strings, "
+                              "like labels = { rack = \"r1\" }",
+                              h->name, h->line);
+    }
+    return 0;
+}
+
+/*
  * An inventory host enters the store once. Later starts keep what the store
  * has (claims, boot image) and only take a changed `bmc` or `labels` from the
  * configuration, so editing a BMC address does not lose a claim.
@@ -111,26 +182,52 @@ static int policy_options(const struct ward_config *cfg, struct ward_policy_opti
 static int add_inventory_host(struct ward_agent *a, const struct ward_config_host *h,
                               struct ward_error *err)
 {
-    char *current = ward_policy_resource_json(a->engine, HOST_KIND, h->name);
-    if (current == NULL) {
-        int rc = ward_policy_resource_put(a->engine, HOST_KIND, h->name, h->spec_json, err);
+    cJSON *want = cJSON_Parse(h->spec_json);
+    cJSON *labels = NULL;
+    if (!cJSON_IsObject(want)) {
+        cJSON_Delete(want);
+        return ward_error_set(err, -EINVAL, "host %s: configured spec is not an object", h->name);
+    }
+    int rc = detach_labels(h, want, &labels, err);
+    char *current = rc == 0 ? ward_policy_resource_json(a->engine, HOST_KIND, h->name) : NULL;
+    if (rc == 0 && current == NULL) {
+        char *text = cJSON_PrintUnformatted(want);
+        rc = text != NULL ? ward_policy_resource_put(a->engine, HOST_KIND, h->name, text, err)
+                          : ward_error_set(err, -ENOMEM, "out of memory");
+        free(text);
         if (rc == 0) {
             ward_log_fields(WARD_LOG_INFO, "agent", &(struct ward_log_field){"resource", h->name},
                             1, "host %s added from the inventory", h->name);
         }
-        return rc;
+    } else if (rc == 0) {
+        rc = update_inventory_host(a, h, current, want, err);
     }
-    cJSON *have = cJSON_Parse(current);
     free(current);
-    cJSON *want = cJSON_Parse(h->spec_json);
+    if (rc == 0 && labels != NULL) {
+        rc = inventory_labels(a, h, labels, err);
+    }
+    cJSON_Delete(labels);
+    cJSON_Delete(want);
+    return rc;
+}
+
+/* A host the store already has: take a changed `bmc` (and drop a `labels` that older
+   versions kept in the spec). */
+static int update_inventory_host(struct ward_agent *a, const struct ward_config_host *h,
+                                 const char *current, const cJSON *want, struct ward_error *err)
+{
+    cJSON *have = cJSON_Parse(current);
     cJSON *spec = cJSON_DetachItemFromObject(have, "spec");
     int rc = 0;
-    if (!cJSON_IsObject(spec) || !cJSON_IsObject(want)) {
-        rc = ward_error_set(err, -EINVAL, "host %s: stored or configured spec is not an object",
-                            h->name);
+    if (!cJSON_IsObject(spec)) {
+        rc = ward_error_set(err, -EINVAL, "host %s: stored spec is not an object", h->name);
     } else {
         bool changed = false;
-        static const char *const owned[] = {"bmc", "labels"};
+        if (cJSON_GetObjectItemCaseSensitive(spec, "labels") != NULL) {
+            cJSON_DeleteItemFromObjectCaseSensitive(spec, "labels");
+            changed = true;
+        }
+        static const char *const owned[] = {"bmc"};
         for (size_t i = 0; i < WARD_ARRAY_SIZE(owned); i++) {
             cJSON *w = cJSON_GetObjectItem(want, owned[i]);
             cJSON *o = cJSON_GetObjectItem(spec, owned[i]);
@@ -154,7 +251,6 @@ static int add_inventory_host(struct ward_agent *a, const struct ward_config_hos
     }
     cJSON_Delete(spec);
     cJSON_Delete(have);
-    cJSON_Delete(want);
     return rc;
 }
 

@@ -1835,6 +1835,10 @@ void ward_api_policy_event(void *events, const struct ward_policy_event *ev)
             reason = map[i].reason;
         }
     }
+    if (ev->severity != NULL && ev->reason != NULL) {
+        type = ev->severity; /* a policy's own event (ward.event) */
+        reason = ev->reason;
+    }
     ward_events_record(events, type, reason, ev->message, ev->kind != NULL ? ev->kind : "Agent",
                        WARD_POLICY_NAMESPACE, ev->name != NULL ? ev->name : "wardd");
 }

@@ -92,12 +92,16 @@ void ward_policy_sink_store(struct ward_policy_sink *sink, struct ward_store *st
 int ward_policy_engine_restore(struct ward_policy_engine *e, struct ward_store *st,
                                struct ward_error *err);
 
-/* An event the engine emits (transition, stuck, recovery, refusal). */
+/* An event the engine emits (transition, stuck, recovery, refusal, a policy's ward.event). */
 struct ward_policy_event {
     const char *type; /* "transition", "stuck", "recovery", "reconcile_failed", "policy" */
     const char *kind;
     const char *name;
     const char *message;
+    /* type "event" (ward.event from a policy): "Normal"/"Warning" and the event's reason
+       ("PowerMismatch"); NULL for the engine's own events */
+    const char *severity;
+    const char *reason;
 };
 
 struct ward_policy_options {

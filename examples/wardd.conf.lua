@@ -38,10 +38,13 @@ shutdown_grace = "20s"
 -- plugin "hello" { greeting = "site 7", every = "30s", optional = true }
 
 -- The inventory: each host enters the state database once and is enrolled.
--- Later starts only take a changed `bmc` from here, never a claim. A password
--- written here is refused: name a file (passwordFile) or a variable (passwordEnv).
+-- Later starts only take a changed `bmc` or `labels` from here, never a claim. A
+-- password written here is refused: name a file (passwordFile) or a variable
+-- (passwordEnv). `labels` are the host's labels in the store: what
+-- `GET /api/v1/hosts?label=rack=r1` and claim selectors match.
 --
 -- host "node-01" {
+--     labels = { rack = "r1" },
 --     bmc = {
 --         address = "https://10.0.40.11",
 --         caBundle = "/etc/ward/bmc-ca.pem",   -- or insecure = true, logged at every start
