@@ -171,7 +171,7 @@ int main(void)
     if (getenv("WARD_BUILDDIR") == NULL || getenv("WARD_SRCDIR") == NULL) {
         bail("run through make check");
     }
-    plan(45);
+    plan(48);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     snprintf(conf, sizeof(conf), "%s/wardd.conf.lua", test_tmpdir());
     snprintf(token_file, sizeof(token_file), "%s/token", test_tmpdir());
@@ -245,8 +245,25 @@ int main(void)
     contains(body.data, "maxQueueSize 3", "and its size");
     is_int(200, req("GET", "/api/v1/hosts?state=Available", NULL, false, &body), "list Available");
     is_int(NBMCS - 3, count_items(body.data), "the refused claim wrote nothing");
+    /* setting an image on a claimed host is a provisioning request too */
+    is_int(200, req("POST", "/api/v1/claims", "{\"consumer\":\"tenant-b\"}", true, &body),
+           "a claim without an image is not queued");
+    char held[64] = "";
+    const char *n = strstr(body.data, "\"name\":\"");
+    if (n != NULL) {
+        snprintf(held, sizeof(held), "%.7s", n + 8);
+    }
+    char ipath[128];
+    snprintf(ipath, sizeof(ipath), "/api/v1/hosts/%s/image", held);
+    is_int(429,
+           req("POST", ipath, "{\"consumer\":\"tenant-b\",\"bootISOSource\":\"" IMAGE "\"}", true,
+               &body),
+           "setting its image while the queue is full is refused with 429");
+    snprintf(ipath, sizeof(ipath), "/api/v1/hosts/%s", held);
+    req("GET", ipath, NULL, false, &body);
+    lacks(body.data, IMAGE, "and the image is not written");
     is_int(200, req("GET", "/metrics", NULL, false, &body), "metrics");
-    contains(body.data, "ward_provisioning_queue_rejected_total 1\n", "the refusal is counted");
+    contains(body.data, "ward_provisioning_queue_rejected_total 2\n", "both refusals are counted");
     contains(body.data, "ward_provisioning_queue_length 3\n", "the length gauge shows 3");
     is_int(200, req("GET", "/api/v1/queue", NULL, false, &body), "queue status");
     contains(body.data, "\"length\":3,\"processing\":0", "three wait, none is processed");
