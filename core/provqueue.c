@@ -371,14 +371,10 @@ int ward_provqueue_offer(struct ward_provqueue *q, const char *name, struct ward
         pump(q, NULL);
         return 0;
     }
-    /* waiting hosts that went away without a change seen yet do not hold places */
-    if (q->nwaiting >= q->o.settings.max_queue_size) {
-        for (struct entry *x = q->waiting; x != NULL; x = x->next) {
-            x->suspect = true;
-        }
-        q->any_suspect = true;
-        recheck(q);
-    }
+    /*
+     * recheck() above dropped waiting hosts that went away: every change reaches
+     * ward_provqueue_changed first, so a refusal never re-reads the whole queue.
+     */
     if (q->nwaiting >= q->o.settings.max_queue_size) {
         ward_metric_add(q->m_rejected, NULL, 1);
         ward_log(WARD_LOG_WARN, "provqueue",
