@@ -171,7 +171,7 @@ int main(void)
     if (getenv("WARD_BUILDDIR") == NULL || getenv("WARD_SRCDIR") == NULL) {
         bail("run through make check");
     }
-    plan(48);
+    plan(57);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     snprintf(conf, sizeof(conf), "%s/wardd.conf.lua", test_tmpdir());
     snprintf(token_file, sizeof(token_file), "%s/token", test_tmpdir());
@@ -309,6 +309,33 @@ int main(void)
     is_int(3, entered, "each entered Provisioning once");
     is_int(1, most, "never more than one host was in Provisioning (maxConcurrentOps = 1)");
     is_int(0, ctl(&o, "queue", "drain"), "wardctl queue drain");
+
+    /* two more wait while drained; the queue is in memory: a restart queues them again */
+    snprintf(ipath, sizeof(ipath), "/api/v1/hosts/%s/image", held);
+    is_int(200,
+           req("POST", ipath, "{\"consumer\":\"tenant-b\",\"bootISOSource\":\"" IMAGE "\"}", true,
+               &body),
+           "with room again the image of the held host is set");
+    is_int(200, req("POST", "/api/v1/claims", claim, true, &body), "the last host is claimed");
+    req("GET", "/api/v1/queue", NULL, false, &body);
+    contains(body.data, "\"length\":2,\"processing\":0", "both wait in the drained queue");
+    kill(c.pid, SIGTERM);
+    is_int(0, child_wait_exit(&c, 30), "SIGTERM with hosts waiting: wardd exits 0");
+    child_free(&c);
+    child_spawn(&c, (char *[]){wardd, "--foreground", "--config", conf, NULL});
+    ok(child_wait_for(&c, "running with 1 plugin", 30), "wardd starts again");
+    port = port_of(&c);
+    done = 0;
+    for (int i = 0; i < 2; i++) {
+        done += child_wait_for(&c, "Provisioning -> Provisioned (provisioned)", 60);
+    }
+    is_int(2, done, "after the restart both waiting hosts are provisioned (a drain is not kept)");
+    most = most_provisioning(c.out.data, &entered);
+    ok(entered == 2 && most == 1, "one at a time again (%d entered, at most %d at once)", entered,
+       most);
+    is_int(200, req("GET", "/api/v1/hosts?state=Provisioned", NULL, false, &body),
+           "list Provisioned");
+    is_int(5, count_items(body.data), "the whole fleet is Provisioned");
 
     kill(c.pid, SIGTERM);
     is_int(0, child_wait_exit(&c, 30), "SIGTERM: wardd exits 0");
