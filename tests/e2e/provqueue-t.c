@@ -171,7 +171,7 @@ int main(void)
     if (getenv("WARD_BUILDDIR") == NULL || getenv("WARD_SRCDIR") == NULL) {
         bail("run through make check");
     }
-    plan(57);
+    plan(59);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     snprintf(conf, sizeof(conf), "%s/wardd.conf.lua", test_tmpdir());
     snprintf(token_file, sizeof(token_file), "%s/token", test_tmpdir());
@@ -277,6 +277,20 @@ int main(void)
     is_int(200, req("GET", path, NULL, false, &body), "explain the first waiting host (%s)", first);
     contains(body.data, "\"provisioningQueue\":{\"status\":\"waiting\",\"position\":1",
              "explain says it waits at position 1");
+
+    /* an operator's transition into Provisioning is queued, not forced past the limit */
+    snprintf(path, sizeof(path), "/api/v1/hosts/%s", first);
+    req("GET", path, NULL, false, &body);
+    cJSON *host = cJSON_Parse(body.data);
+    long long version = (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(host, "version"));
+    cJSON_Delete(host);
+    char tbody[160];
+    snprintf(tbody, sizeof(tbody), "{\"to\":\"Provisioning\",\"reason\":\"test\",\"version\":%lld}",
+             version);
+    snprintf(path, sizeof(path), "/api/v1/hosts/%s/transition", first);
+    is_int(202, req("POST", path, tbody, true, &body),
+           "POST transition to Provisioning while drained is 202");
+    contains(body.data, "\"queued\":true", "the host stays queued");
 
     struct ward_buf o = {0};
     is_int(0, ctl(&o, "queue", "status"), "wardctl queue status");
