@@ -427,7 +427,11 @@ static void table_done(const struct ctl *c, const cJSON *j)
 {
     const char *name = str_at(j, "name", NULL);
     const char *to = str_at(j, "to", NULL);
-    if (to != NULL) {
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "queued"))) {
+        /* 202: the provisioning queue holds it; the policy moves it once it is admitted */
+        printf("%s -> %s queued: %s\n", name != NULL ? name : "?", to != NULL ? to : "?",
+               str_at(j, "message", "waiting in the provisioning queue"));
+    } else if (to != NULL) {
         printf("%s -> %s (version %lld)\n", name != NULL ? name : "?", to,
                (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "version")));
     } else {
@@ -732,7 +736,8 @@ static void table_queue(const struct ctl *c, const cJSON *q)
     printf("%-19s %.0f\n", "workers:", QNUM("workers"));
     printf("%-19s %.0f\n", "max_concurrent_ops:", QNUM("max_concurrent_ops"));
     printf("%-19s %s%s%s\n", "draining:", drained ? c_bold(c) : "",
-           drained ? "yes (nothing new starts; wardctl queue resume)" : "no", drained ? c_off(c) : "");
+           drained ? "yes (nothing new starts; wardctl queue resume)" : "no",
+           drained ? c_off(c) : "");
     names_line("waiting hosts:", cJSON_GetObjectItemCaseSensitive(q, "waiting"));
     names_line("admitted hosts:", cJSON_GetObjectItemCaseSensitive(q, "admitted"));
 #undef QNUM
