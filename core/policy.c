@@ -113,6 +113,7 @@ struct run {
     struct ward_async *pending; /* owned while set */
     bool ready;                 /* completed, waiting for the wake timer */
     int nargs;
+    bool parked; /* an admission hook made it wait: it ends as waiting, not as a failure */
     struct run *next_ready;
     struct run *next;
 };
@@ -146,6 +147,13 @@ struct ward_policy_engine {
     struct ward_metrics *metrics;
     struct ward_metric *m_reconcile, *m_reloads, *m_cancelled, *m_failures, *m_refused;
     struct ward_policy_engine *next_live; /* ward_policy_observe() finds engines here */
+    /* ward_policy_engine_on_admit */
+    struct admit_hook {
+        char *kind, *to; /* owned */
+        ward_policy_admit_fn fn;
+        void *arg;
+    } admit[WARD_POLICY_MAX_ADMIT];
+    size_t nadmit;
 };
 
 /* Engines alive in this process (wardd has one); plugins report observations to them. */
@@ -681,6 +689,32 @@ static int commit_transition(struct ward_policy_engine *e, struct policy *p, str
     return 0;
 }
 
+/* Ask the admission hooks for a transition of r into `to` in dimension d (checks passed). */
+static int admit(struct ward_policy_engine *e, const struct policy *p, const struct resource *r,
+                 const struct ward_machine_dim *d, const char *to, struct ward_error *err)
+{
+    if (e == NULL || d != &p->m->dims[0]) {
+        return 0;
+    }
+    for (size_t i = 0; i < e->nadmit; i++) {
+        const struct admit_hook *h = &e->admit[i];
+        if (strcmp(h->kind, r->kind) != 0 || strcmp(h->to, to) != 0) {
+            continue;
+        }
+        int rc = h->fn(h->arg, r->name, err);
+        if (rc != 0) {
+            if (rc == -EAGAIN) {
+                ward_log_fields(WARD_LOG_INFO, "policy",
+                                &(struct ward_log_field){"resource", r->key}, 1,
+                                "%s: %s -> %s waits: %s", r->key, resource_state(r, d->name), to,
+                                err != NULL ? err->text : "");
+            }
+            return rc;
+        }
+    }
+    return 0;
+}
+
 /* Check and commit with the resource's table at tbl on L. */
 static int do_transition(struct ward_policy_engine *e, struct policy *p, lua_State *L, int tbl,
                          struct resource *r, const char *dimension, const char *to,
@@ -703,6 +737,10 @@ static int do_transition(struct ward_policy_engine *e, struct policy *p, lua_Sta
     }
     if (!commit) {
         return 0;
+    }
+    rc = admit(e, p, r, d, to, err);
+    if (rc != 0) {
+        return rc;
     }
     return commit_transition(e, p, r, d, to, trigger, reason, actor, err);
 }
@@ -1015,6 +1053,11 @@ static void run_finish(struct run *run, bool ok, const char *error, double reque
     }
     run_unlink(run);
     e->running--;
+    if (run->parked) {
+        /* waiting for admission is not a failure: no count, no backoff, no event, no requeue */
+        ok = true;
+        requeue_after = 0;
+    }
     lua_State *L = p->L;
     if (run->co != NULL) {
         lua_rawgetp(L, LUA_REGISTRYINDEX, &runs_key);
@@ -1563,6 +1606,19 @@ static int l_transition(lua_State *L)
     snprintf(actor, sizeof(actor), "policy:%s", p->kind);
     /* check first, then wait for the store's group commit when the sink offers one */
     int rc = do_transition(p->e, p, L, 1, r, dimension, to, trigger, detail, actor, false, &err);
+    if (rc == 0) {
+        /* admission after the checks: a transition the guard refuses never takes a place */
+        int arc = admit(p->e, p, r, ward_machine_dim(p->m, dimension), to, &err);
+        if (arc != 0) {
+            struct run *run = run_of(L);
+            if (arc == -EAGAIN && run != NULL && run->co == L) {
+                run->parked = true;
+            }
+            luaL_pushfail(L);
+            lua_pushstring(L, err.text);
+            return 2;
+        }
+    }
     if (rc == 0) {
         int y = transition_async(L, p, r, dimension, to, trigger, detail, actor);
         if (y >= 0) {
@@ -2525,6 +2581,26 @@ ward_policy_engine_create(struct ev_loop *loop, const struct ward_policy_sink *s
     return e;
 }
 
+int ward_policy_engine_on_admit(struct ward_policy_engine *e, const char *kind,
+                                const char *to_state, ward_policy_admit_fn fn, void *arg)
+{
+    if (e->nadmit == WARD_POLICY_MAX_ADMIT) {
+        return -ENOSPC;
+    }
+    struct admit_hook *h = &e->admit[e->nadmit];
+    h->kind = strdup(kind);
+    h->to = strdup(to_state);
+    if (h->kind == NULL || h->to == NULL) {
+        free(h->kind);
+        free(h->to);
+        return -ENOMEM;
+    }
+    h->fn = fn;
+    h->arg = arg;
+    e->nadmit++;
+    return 0;
+}
+
 int ward_policy_engine_load(struct ward_policy_engine *e, const char *dir, struct ward_error *err)
 {
     free(e->dir);
@@ -2620,6 +2696,10 @@ void ward_policy_engine_destroy(struct ward_policy_engine *e)
     }
     generation_release(e->gen);
     ward_queue_destroy(e->q);
+    for (size_t i = 0; i < e->nadmit; i++) {
+        free(e->admit[i].kind);
+        free(e->admit[i].to);
+    }
     for (size_t i = 0; i < e->nstale; i++) {
         free(e->stale[i].kind);
         free(e->stale[i].name);
