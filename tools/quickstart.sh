@@ -17,7 +17,12 @@ hosts=${WARD_DEMO_HOSTS:-6}
 linger=${WARD_DEMO_SECONDS:-0}
 port=${WARD_DEMO_PORT:-9580}
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Bold headings only on a terminal, like wardctl's colours.
+if [ -t 1 ]; then
+    say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else
+    say() { printf '\n== %s\n' "$*"; }
+fi
 
 say "installing build dependencies (Debian packages)"
 sh tools/deps.sh
