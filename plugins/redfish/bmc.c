@@ -25,6 +25,7 @@ void ward_rf_client_opts_default(struct ward_rf_client_opts *o)
         .concurrency = 1,
         .cooldown = 0,
         .max_ops = 20,
+        .max_reads = 64,
         .retries = 3,
         .backoff = 1,
         .backoff_max = 30,
@@ -45,9 +46,11 @@ struct ward_rf_client {
     struct ward_rf_client_opts o;
     struct ward_rf_http *http; /* owned */
     struct ward_rf_bmc *bmcs;  /* owned, list */
-    struct ward_rf_op *queue;  /* waiting operations, FIFO over all BMCs */
-    struct ward_rf_op *queue_tail;
+    /* waiting operations, one FIFO per class over all BMCs (reads, changes) */
+    struct ward_rf_op *queue[2];
+    struct ward_rf_op *queue_tail[2];
     unsigned running, max_running;
+    unsigned running_cls[2], max_running_cls[2];
     ev_timer kick; /* runs the scheduler from the loop */
     struct ward_metric *m_cooldown;
     struct ward_metric *m_duration;
@@ -128,6 +131,7 @@ struct ward_rf_op {
     struct ward_rf_op *wait_next;     /* login waiters */
     struct ward_rf_op *bnext, *bprev; /* every operation of its BMC */
     enum ward_rf_op_kind kind;
+    enum ward_rf_op_class cls;
     char *arg, *body;
     ward_rf_op_cb cb;
     void *cb_arg;
@@ -213,6 +217,22 @@ const char *ward_rf_op_kind_name(enum ward_rf_op_kind kind)
 /* ---- scheduling ------------------------------------------------------------------- */
 
 static void schedule(struct ward_rf_client *c);
+static void schedule_class(struct ward_rf_client *c, enum ward_rf_op_class cls);
+
+enum ward_rf_op_class ward_rf_op_kind_class(enum ward_rf_op_kind kind)
+{
+    switch (kind) {
+    case WARD_RF_OP_CONNECT:
+    case WARD_RF_OP_GET:
+    case WARD_RF_OP_INVENTORY:
+    case WARD_RF_OP_POWER_STATE:
+    case WARD_RF_OP_LOGOUT:
+        return WARD_RF_READ;
+    default:
+        /* anything that changes a BMC, and whatever is added later until classified */
+        return WARD_RF_CHANGE;
+    }
+}
 
 static void kick(struct ward_rf_client *c)
 {
@@ -242,12 +262,12 @@ static void queue_remove(struct ward_rf_op *op)
     if (op->qprev != NULL) {
         op->qprev->qnext = op->qnext;
     } else {
-        c->queue = op->qnext;
+        c->queue[op->cls] = op->qnext;
     }
     if (op->qnext != NULL) {
         op->qnext->qprev = op->qprev;
     } else {
-        c->queue_tail = op->qprev;
+        c->queue_tail[op->cls] = op->qprev;
     }
     op->qnext = op->qprev = NULL;
     op->queued = false;
@@ -266,21 +286,37 @@ static void op_begin(struct ward_rf_op *op)
     if (b->c->running > b->c->max_running) {
         b->c->max_running = b->c->running;
     }
+    b->c->running_cls[op->cls]++;
+    if (b->c->running_cls[op->cls] > b->c->max_running_cls[op->cls]) {
+        b->c->max_running_cls[op->cls] = b->c->running_cls[op->cls];
+    }
     op->phase = PH_ROOT;
     op_advance(op, NULL);
 }
 
+static unsigned class_cap(const struct ward_rf_client *c, enum ward_rf_op_class cls)
+{
+    return cls == WARD_RF_CHANGE ? c->o.max_ops : c->o.max_reads;
+}
+
 /*
- * Start what may start, oldest first. Starting an operation can run callbacks that queue or
- * cancel others, so the walk begins again from the head after each start.
+ * Start what may start, oldest first, in each class up to its cap. Starting an operation can
+ * run callbacks that queue or cancel others, so the walk begins again from the head after
+ * each start.
  */
 static void schedule(struct ward_rf_client *c)
 {
+    schedule_class(c, WARD_RF_CHANGE);
+    schedule_class(c, WARD_RF_READ);
+}
+
+static void schedule_class(struct ward_rf_client *c, enum ward_rf_op_class cls)
+{
     bool started = true;
-    while (started && c->running < c->o.max_ops) {
+    while (started && c->running_cls[cls] < class_cap(c, cls)) {
         started = false;
         double t = now(c);
-        for (struct ward_rf_op *op = c->queue; op != NULL; op = op->qnext) {
+        for (struct ward_rf_op *op = c->queue[cls]; op != NULL; op = op->qnext) {
             struct ward_rf_bmc *b = op->bmc;
             if (b->running >= c->o.concurrency) {
                 continue;
@@ -338,6 +374,7 @@ static void op_free(struct ward_rf_op *op)
     if (op->started) {
         b->running--;
         b->c->running--;
+        b->c->running_cls[op->cls]--;
         b->last_op_end = now(b->c);
     }
     cJSON_Delete(op->members);
@@ -1880,6 +1917,7 @@ struct ward_rf_op *ward_rf_op_start(struct ward_rf_bmc *b, enum ward_rf_op_kind 
     }
     op->bmc = b;
     op->kind = kind;
+    op->cls = ward_rf_op_kind_class(kind);
     op->cb = cb;
     op->cb_arg = cb_arg;
     op->arg = arg != NULL ? strdup(arg) : NULL;
@@ -1898,13 +1936,13 @@ struct ward_rf_op *ward_rf_op_start(struct ward_rf_bmc *b, enum ward_rf_op_kind 
     b->ops = op;
     struct ward_rf_client *c = b->c;
     op->queued = true;
-    op->qprev = c->queue_tail;
-    if (c->queue_tail != NULL) {
-        c->queue_tail->qnext = op;
+    op->qprev = c->queue_tail[op->cls];
+    if (c->queue_tail[op->cls] != NULL) {
+        c->queue_tail[op->cls]->qnext = op;
     } else {
-        c->queue = op;
+        c->queue[op->cls] = op;
     }
-    c->queue_tail = op;
+    c->queue_tail[op->cls] = op;
     kick(c);
     return op;
 }
@@ -1942,6 +1980,11 @@ struct ward_rf_client *ward_rf_client_create(struct ev_loop *loop,
     if (o->max_ops < 1 || o->max_ops > 20) {
         ward_error_set(err, -EINVAL, "maxConcurrentOps must be between 1 and 20 (got %u)",
                        o->max_ops);
+        return NULL;
+    }
+    if (o->max_reads < 1 || o->max_reads > 1024) {
+        ward_error_set(err, -EINVAL, "maxConcurrentReads must be between 1 and 1024 (got %u)",
+                       o->max_reads);
         return NULL;
     }
     if (o->concurrency < 1) {
@@ -2008,6 +2051,16 @@ unsigned ward_rf_client_running(const struct ward_rf_client *c)
 unsigned ward_rf_client_max_running(const struct ward_rf_client *c)
 {
     return c->max_running;
+}
+
+unsigned ward_rf_client_running_class(const struct ward_rf_client *c, enum ward_rf_op_class cls)
+{
+    return c->running_cls[cls];
+}
+
+unsigned ward_rf_client_max_running_class(const struct ward_rf_client *c, enum ward_rf_op_class cls)
+{
+    return c->max_running_cls[cls];
 }
 
 static char *dup_or_null(const char *s)
