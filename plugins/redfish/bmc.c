@@ -3,6 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#ifdef HAVE_MALLOC_TRIM
+#include <malloc.h>
+#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +55,7 @@ struct ward_rf_client {
     unsigned running, max_running;
     unsigned running_cls[2], max_running_cls[2];
     ev_timer kick; /* runs the scheduler from the loop */
+    ev_timer trim; /* gives freed memory back to the system once idle */
     struct ward_metric *m_cooldown;
     struct ward_metric *m_duration;
 };
@@ -308,6 +312,26 @@ static void schedule(struct ward_rf_client *c)
 {
     schedule_class(c, WARD_RF_CHANGE);
     schedule_class(c, WARD_RF_READ);
+    if (c->running == 0 && c->queue[WARD_RF_READ] == NULL && c->queue[WARD_RF_CHANGE] == NULL &&
+        !ev_is_active(&c->trim)) {
+        ev_timer_set(&c->trim, 1., 0.);
+        ev_timer_start(c->loop, &c->trim);
+    }
+}
+
+/*
+ * A burst (enrolling a fleet) leaves the allocator holding memory it freed: glibc keeps it
+ * in its arenas and RSS stays at the peak. Once no operation has run for a second, hand
+ * it back.
+ */
+static void on_trim(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct ward_rf_client *c = ward_rf_container_of(w, struct ward_rf_client, trim);
+    if (c->running == 0 && c->queue[WARD_RF_READ] == NULL && c->queue[WARD_RF_CHANGE] == NULL) {
+#ifdef HAVE_MALLOC_TRIM
+        malloc_trim(0);
+#endif
+    }
 }
 
 static void schedule_class(struct ward_rf_client *c, enum ward_rf_op_class cls)
@@ -2012,6 +2036,9 @@ struct ward_rf_client *ward_rf_client_create(struct ev_loop *loop,
         return NULL;
     }
     ev_timer_init(&c->kick, on_kick, 0., 0.);
+    ev_timer_init(&c->trim, on_trim, 0., 0.);
+    /* one cached connection per operation that may run, twice over (see http.c) */
+    ward_rf_http_set_max_connections(c->http, 2 * (c->o.max_ops + c->o.max_reads));
     if (o->metrics != NULL) {
         c->m_cooldown = ward_metrics_counter(o->metrics, "ward_bmc_cooldown_waits_total",
                                              "Operations that waited for a BMC's cooldown.",
@@ -2034,6 +2061,7 @@ void ward_rf_client_destroy(struct ward_rf_client *c)
         bmc_free(c->bmcs);
     }
     ev_timer_stop(c->loop, &c->kick);
+    ev_timer_stop(c->loop, &c->trim);
     ward_rf_http_destroy(c->http);
     free(c);
 }

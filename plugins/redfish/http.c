@@ -326,10 +326,20 @@ struct ward_rf_http *ward_rf_http_create(struct ev_loop *loop)
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-    /* BMCs are served one request at a time by ward's own limiter; cache enough connections
-       for many BMCs so each keeps its keep-alive connection. */
-    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 4096L);
+    ward_rf_http_set_max_connections(h, WARD_RF_HTTP_DEFAULT_CONNECTIONS);
     return h;
+}
+
+void ward_rf_http_set_max_connections(struct ward_rf_http *h, unsigned n)
+{
+    /*
+     * Each cached connection keeps its socket and TLS state (tens of KiB). Enough for every
+     * operation that may run at once keeps a BMC's connection between its sequential
+     * requests; caching one per BMC of a large fleet would keep idle memory at its peak and
+     * make every cache lookup walk thousands of entries. libcurl closes the oldest idle
+     * connection when the cache is full.
+     */
+    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)(n > 0 ? n : 1));
 }
 
 void ward_rf_http_destroy(struct ward_rf_http *h)
