@@ -118,6 +118,7 @@ struct ward_policy_engine {
     struct generation *gen;
     unsigned generation;
     struct resource *resources; /* owned list */
+    struct ward_strmap by_key;  /* "Kind/name" -> resource in the list (keys are r->key) */
     struct run *runs;           /* owned list */
     struct run *ready;          /* subset of runs, waiting to be resumed */
     unsigned running;
@@ -247,6 +248,16 @@ static void json_to_lua(lua_State *L, const cJSON *v, int depth)
 static struct resource *resource_find(const struct ward_policy_engine *e, const char *kind,
                                       const char *name)
 {
+    char key[512];
+    if ((size_t)snprintf(key, sizeof(key), "%s/%s", kind, name) < sizeof(key)) {
+        struct resource *r = ward_strmap_get(&e->by_key, key);
+        if (r != NULL && strcmp(r->kind, kind) == 0 && strcmp(r->name, name) == 0) {
+            return r;
+        }
+        if (strchr(kind, '/') == NULL) {
+            return NULL; /* the key names one resource only */
+        }
+    }
     for (struct resource *r = e->resources; r != NULL; r = r->next) {
         if (strcmp(r->kind, kind) == 0 && strcmp(r->name, name) == 0) {
             return r;
@@ -1061,13 +1072,7 @@ static void pump(struct ward_policy_engine *e)
     double now = engine_now(e);
     const char *key;
     while (!e->destroying && !e->stopping && (key = ward_queue_pop(e->q, now)) != NULL) {
-        struct resource *r = NULL;
-        for (struct resource *x = e->resources; x != NULL; x = x->next) {
-            if (strcmp(x->key, key) == 0) {
-                r = x;
-                break;
-            }
-        }
+        struct resource *r = ward_strmap_get(&e->by_key, key);
         struct policy *p = r != NULL ? policy_for(e->gen, r->kind) : NULL;
         if (r == NULL || p == NULL || r->run != NULL) {
             ward_queue_done(e->q, key, true, now);
@@ -1918,10 +1923,12 @@ static int run_case(lua_State *L, void *ud)
     }
     struct ward_error err = {0};
     lua_getfield(L, res, "spec");
-    r.spec = lua_type(L, -1) == LUA_TTABLE ? ward_sandbox_to_json(L, -1, "spec", &err) : cJSON_CreateObject();
+    r.spec = lua_type(L, -1) == LUA_TTABLE ? ward_sandbox_to_json(L, -1, "spec", &err)
+                                           : cJSON_CreateObject();
     lua_pop(L, 1);
     lua_getfield(L, res, "status");
-    r.status = lua_type(L, -1) == LUA_TTABLE ? ward_sandbox_to_json(L, -1, "status", &err) : cJSON_CreateObject();
+    r.status = lua_type(L, -1) == LUA_TTABLE ? ward_sandbox_to_json(L, -1, "status", &err)
+                                             : cJSON_CreateObject();
     lua_pop(L, 1);
     lua_getfield(L, t, "to");
     const char *to = lua_tostring(L, -1);
@@ -2536,6 +2543,7 @@ void ward_policy_engine_destroy(struct ward_policy_engine *e)
         e->resources = r->next;
         resource_free(r);
     }
+    ward_strmap_free(&e->by_key);
     generation_release(e->gen);
     ward_queue_destroy(e->q);
     for (size_t i = 0; i < e->nstale; i++) {
@@ -2630,6 +2638,9 @@ int ward_policy_resource_put(struct ward_policy_engine *e, const char *kind, con
         }
         r->next = e->resources;
         e->resources = r;
+        if (ward_strmap_put(&e->by_key, r->key, r) != 0) {
+            abort(); /* like the other allocations here */
+        }
     } else {
         cJSON_Delete(r->spec);
     }
@@ -2788,6 +2799,9 @@ static int restore_one(struct ward_policy_engine *e, struct ward_store *st,
         r->key = ward_buf_steal(&key);
         r->next = e->resources;
         e->resources = r;
+        if (ward_strmap_put(&e->by_key, r->key, r) != 0) {
+            abort(); /* like the other allocations here */
+        }
     } else {
         cJSON_Delete(r->spec);
         cJSON_Delete(r->status);
