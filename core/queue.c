@@ -273,6 +273,12 @@ double ward_queue_done(struct ward_queue *q, const char *key, bool ok, double no
         if (ok || it->again_at > at) {
             at = it->again_at;
         }
+        /* Asked to run again as soon as possible (a transition's follow-up): it keeps its
+           place in line, the due time of the hand-out that just ended, instead of going
+           behind every key that became due meanwhile. */
+        if (ok && at <= now && it->due < at) {
+            at = it->due;
+        }
         it->again = false;
         wait = true;
     }

@@ -82,7 +82,7 @@ static void big_queue(void)
 
 int main(void)
 {
-    plan(44 + 5);
+    plan(44 + 5 + 3);
     struct ward_queue *q = ward_queue_create(&(struct ward_queue_options){
         .base_delay = 1, .max_delay = 8, .jitter = 0, .max_inflight = 2});
     ward_queue_add(q, "a", 10);
@@ -187,5 +187,19 @@ int main(void)
     is_int(-EINVAL, ward_policy_options_set(&o, "queue_burst", "lots", &err),
            "a queue_burst that is not a number is refused");
     big_queue();
+
+    /* a follow-up asked for while in flight keeps the key's place in line */
+    q = ward_queue_create(&(struct ward_queue_options){.jitter = 0});
+    ward_queue_add(q, "first", 1);
+    ward_queue_add(q, "second", 2);
+    ward_queue_add(q, "third", 3);
+    is_string("first", ward_queue_pop(q, 5), "the earliest goes");
+    ward_queue_add(q, "first", 5); /* its run transitioned: run again at once */
+    ward_queue_done(q, "first", true, 5);
+    is_string("first", ward_queue_pop(q, 5), "its next step goes ahead of keys not started yet");
+    ward_queue_done(q, "first", true, 5);
+    ward_queue_add(q, "first", 9);
+    is_string("second", ward_queue_pop(q, 9), "a key added anew waits its turn as before");
+    ward_queue_destroy(q);
     return 0;
 }
