@@ -76,14 +76,15 @@ struct ward_rf_bmc {
     bool insecure;
     /* discovery */
     bool have_root, discovered, has_sessions;
-    char systems_path[PATH_MAX_LEN], managers_path[PATH_MAX_LEN], sessions_path[PATH_MAX_LEN];
-    char system_path[PATH_MAX_LEN], manager_path[PATH_MAX_LEN], sys_media_path[PATH_MAX_LEN];
-    char media_path[PATH_MAX_LEN];                  /* CD-capable VirtualMedia member, once found */
+    /* Paths live on the heap, sized to fit (see path_set); never NULL, "" when unknown. */
+    char *systems_path, *managers_path, *sessions_path;
+    char *system_path, *manager_path, *sys_media_path;
+    char *media_path;                               /* CD-capable VirtualMedia member, once found */
     char manufacturer[96], model[96], firmware[96]; /* selects quirk hooks */
     struct ward_rf_ident ident;
     /* session; token is a secret */
     char *token;
-    char session_path[PATH_MAX_LEN];
+    char *session_path;
     struct ward_rf_op *login_op;      /* the operation logging in for everyone, or NULL */
     struct ward_rf_op *login_waiters; /* parked until the login ends */
     double sessions_blocked_until;
@@ -169,6 +170,31 @@ struct ward_rf_op {
     char current_path[PATH_MAX_LEN];
     unsigned quirk_retries;
 };
+
+/*
+ * A BMC's discovered paths: a fixed 512-byte buffer for each of eight paths was most of the
+ * memory a BMC took in fleets of thousands; real paths are a few dozen bytes. The empty
+ * path is a shared "" so readers never see NULL. An allocation failure leaves the path
+ * empty, which the operation that needs it reports as not found.
+ */
+static char no_path[1];
+
+static void path_set(char **dst, const char *src)
+{
+    if (*dst != NULL && *dst != no_path && strcmp(*dst, src) == 0) {
+        return;
+    }
+    if (*dst != no_path) {
+        free(*dst);
+    }
+    *dst = no_path;
+    if (src[0] != '\0') {
+        char *copy = strdup(src);
+        if (copy != NULL) {
+            *dst = copy;
+        }
+    }
+}
 
 static double now(struct ward_rf_client *c)
 {
@@ -806,9 +832,9 @@ static void on_http(void *arg, const struct ward_rf_response *r)
             b->token = strdup(r->auth_token);
             char p[PATH_MAX_LEN];
             if (ward_rf_path_ok(b->base, r->location, p, sizeof(p))) {
-                snprintf(b->session_path, sizeof(b->session_path), "%s", p);
+                path_set(&b->session_path, p);
             } else {
-                b->session_path[0] = '\0';
+                path_set(&b->session_path, "");
             }
             b->session_backoff = 0;
             b->bad_stamp[0] = '\0';
@@ -1529,7 +1555,7 @@ static void media_step(struct ward_rf_op *op, struct answer *a)
         return;
     case S_MD_MEMBER: {
         if (a->code == -ENOENT && b->media_path[0] != '\0' && !op->tried_systems) {
-            b->media_path[0] = '\0'; /* moved (firmware update): find it again */
+            path_set(&b->media_path, ""); /* moved (firmware update): find it again */
             op->step = S_START;
             media_step(op, NULL);
             return;
@@ -1541,7 +1567,7 @@ static void media_step(struct ward_rf_op *op, struct answer *a)
             media_next_member(op);
             return;
         }
-        snprintf(b->media_path, sizeof(b->media_path), "%s", op->req.path);
+        path_set(&b->media_path, op->req.path);
         const cJSON *actions = cJSON_GetObjectItemCaseSensitive(a->json, "Actions");
         const cJSON *ins =
             cJSON_IsObject(actions)
@@ -1691,7 +1717,7 @@ static void manager_reset_step(struct ward_rf_op *op, struct answer *a)
         /* a restarted BMC forgets its sessions; the next operation logs in again */
         free(b->token);
         b->token = NULL;
-        b->session_path[0] = '\0';
+        path_set(&b->session_path, "");
         op_done(op, 0, "");
         return;
     }
@@ -1713,7 +1739,7 @@ static void logout_step(struct ward_rf_op *op, struct answer *a)
     }
     free(b->token);
     b->token = NULL;
-    b->session_path[0] = '\0';
+    path_set(&b->session_path, "");
     if (a->code != 0 && a->status != 401 && a->status != 404) {
         op_fail(op, a->code, "BMC %s: logout failed: %s", b->name, a->reason);
         return;
@@ -1764,6 +1790,15 @@ static void main_step(struct ward_rf_op *op, struct answer *a)
 
 /* ---- discovery ---- */
 
+/* to_path into one of the BMC's heap paths; "" when it fails. */
+static bool to_path_set(struct ward_rf_op *op, const char *link, char **dst)
+{
+    char tmp[PATH_MAX_LEN];
+    bool ok = to_path(op, link, tmp, sizeof(tmp));
+    path_set(dst, ok ? tmp : "");
+    return ok;
+}
+
 static void pick_system(struct ward_rf_op *op, const cJSON *coll, char *out, size_t outlen)
 {
     const char *want = op->bmc->system_cfg;
@@ -1808,22 +1843,21 @@ static void op_advance(struct ward_rf_op *op, struct answer *a)
         if (failed(op, a)) {
             return;
         }
-        if (!to_path(op, ward_rf_link(a->json, "Systems"), b->systems_path,
-                     sizeof(b->systems_path))) {
+        if (!to_path_set(op, ward_rf_link(a->json, "Systems"), &b->systems_path)) {
             op_fail(op, -EPROTO, "BMC %s: the service root has no Systems link", b->name);
             return;
         }
-        if (!to_path(op, ward_rf_link(a->json, "Managers"), b->managers_path,
-                     sizeof(b->managers_path))) {
-            b->managers_path[0] = '\0';
+        if (!to_path_set(op, ward_rf_link(a->json, "Managers"), &b->managers_path)) {
+            path_set(&b->managers_path, "");
         }
         {
             const cJSON *links = cJSON_GetObjectItemCaseSensitive(a->json, "Links");
-            b->has_sessions = to_path(op, ward_rf_link(links, "Sessions"), b->sessions_path,
-                                      sizeof(b->sessions_path));
+            b->has_sessions = to_path_set(op, ward_rf_link(links, "Sessions"), &b->sessions_path);
             if (!b->has_sessions &&
                 to_path(op, ward_rf_link(a->json, "SessionService"), path, sizeof(path))) {
-                snprintf(b->sessions_path, sizeof(b->sessions_path), "%.480s/Sessions", path);
+                char sessions[PATH_MAX_LEN];
+                snprintf(sessions, sizeof(sessions), "%.480s/Sessions", path);
+                path_set(&b->sessions_path, sessions);
                 b->has_sessions = true;
             }
         }
@@ -1869,7 +1903,10 @@ static void op_advance(struct ward_rf_op *op, struct answer *a)
         if (failed(op, a)) {
             return;
         }
-        pick_system(op, a->json, b->system_path, sizeof(b->system_path));
+        char picked[PATH_MAX_LEN];
+        pick_system(op, a->json, picked, sizeof(picked));
+        path_set(&b->system_path, picked);
+        b->ident.system = b->system_path;
         if (b->system_path[0] == '\0') {
             op_fail(op, -ENOENT, "BMC %s: %s%s%s", b->name,
                     b->system_cfg != NULL ? "no system named " : "the Systems collection is empty",
@@ -1886,13 +1923,11 @@ static void op_advance(struct ward_rf_op *op, struct answer *a)
         const cJSON *links = cJSON_GetObjectItemCaseSensitive(a->json, "Links");
         const cJSON *by = cJSON_GetObjectItemCaseSensitive(links, "ManagedBy");
         const cJSON *first = cJSON_IsArray(by) ? cJSON_GetArrayItem(by, 0) : NULL;
-        if (!to_path(op, ward_rf_str(first, "@odata.id"), b->manager_path,
-                     sizeof(b->manager_path))) {
-            b->manager_path[0] = '\0';
+        if (!to_path_set(op, ward_rf_str(first, "@odata.id"), &b->manager_path)) {
+            path_set(&b->manager_path, "");
         }
-        if (!to_path(op, ward_rf_link(a->json, "VirtualMedia"), b->sys_media_path,
-                     sizeof(b->sys_media_path))) {
-            b->sys_media_path[0] = '\0';
+        if (!to_path_set(op, ward_rf_link(a->json, "VirtualMedia"), &b->sys_media_path)) {
+            path_set(&b->sys_media_path, "");
         }
         snprintf(b->manufacturer, sizeof(b->manufacturer), "%s",
                  ward_rf_str(a->json, "Manufacturer") ? ward_rf_str(a->json, "Manufacturer") : "");
@@ -2142,6 +2177,9 @@ struct ward_rf_bmc *ward_rf_bmc_create(struct ward_rf_client *c,
     b->cainfo = dup_or_null(cfg->cainfo);
     b->insecure = cfg->insecure;
     b->rate = c->o.rate_max;
+    b->systems_path = b->managers_path = b->sessions_path = no_path;
+    b->system_path = b->manager_path = b->sys_media_path = no_path;
+    b->media_path = b->session_path = no_path;
     b->ident = (struct ward_rf_ident){.manufacturer = b->manufacturer,
                                       .model = b->model,
                                       .firmware = b->firmware,
@@ -2196,6 +2234,11 @@ static void bmc_free(struct ward_rf_bmc *b)
     }
     free(b->password);
     free(b->token);
+    char **paths[] = {&b->systems_path, &b->managers_path,  &b->sessions_path, &b->system_path,
+                      &b->manager_path, &b->sys_media_path, &b->media_path,    &b->session_path};
+    for (size_t i = 0; i < WARD_ARRAY_LEN(paths); i++) {
+        path_set(paths[i], "");
+    }
     free(b->name);
     free(b->base);
     free(b->system_cfg);
