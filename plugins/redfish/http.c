@@ -579,7 +579,11 @@ struct ward_rf_http_req *ward_rf_http_start(struct ward_rf_http *h,
         curl_easy_setopt(e, CURLOPT_PASSWORD, o->password);
     }
     if (o->cainfo != NULL) {
+        /* This bundle only: without the build's default CA directory, which would also be
+           trusted, libcurl keeps the parsed store in the multi handle for the next
+           connections instead of reading and parsing the file for each handshake. */
         curl_easy_setopt(e, CURLOPT_CAINFO, o->cainfo);
+        curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
     }
     if (o->insecure) {
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
