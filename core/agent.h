@@ -19,6 +19,13 @@ struct ward_agent;
  * surface. Registers its reload and stop hooks with the daemon.
  */
 struct ward_agent *ward_agent_start(struct ward_daemon *d, struct ward_error *err);
+/*
+ * The agent's own configuration sections (today `provisioning = {...}`), as
+ * start and reload read them; for `wardd --test`. 0 or -EINVAL with err
+ * naming the setting.
+ */
+struct ward_config;
+int ward_agent_check_config(const struct ward_config *cfg, struct ward_error *err);
 /* After the loop has ended and before the daemon (and its plugins) go. */
 void ward_agent_destroy(struct ward_agent *a);
 

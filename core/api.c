@@ -964,6 +964,18 @@ static void do_transition(struct ward_api *api, struct ward_api_call *call,
                       err.text[0] != '\0' ? err.text : "the host changed since that version");
         return;
     }
+    if (rc == -EAGAIN) {
+        /* admitted later: the provisioning queue holds it and the policy moves it then */
+        res->status = 202;
+        ward_buf_printf(&res->body, "{\"name\":");
+        ward_json_escape(&res->body, call->name);
+        ward_buf_puts(&res->body, ",\"to\":");
+        ward_json_escape(&res->body, t.to);
+        ward_buf_puts(&res->body, ",\"queued\":true,\"message\":");
+        ward_json_escape(&res->body, err.text);
+        ward_buf_puts(&res->body, "}\n");
+        return;
+    }
     if (rc == -EPERM || rc == -EINVAL) {
         /* the guard's or the machine's reason goes back to the operator as is */
         ward_http_error(res, rc == -EPERM ? 409 : 422, "%s",
@@ -1016,6 +1028,26 @@ static void claim_error(struct ward_http_response *res, int status, const char *
     ward_buf_printf(&res->body, ",\"attempts\":%.0f,\"conflicts\":%.0f}\n", attempts, conflicts);
 }
 
+/* The provisioning queue refuses a new request when it is full: 429, counted by the queue. */
+static bool queue_full(struct ward_api *api, struct ward_http_response *res)
+{
+    struct ward_error err = {0};
+    if (api->hooks.queue_offer == NULL || api->hooks.queue_offer(api->hooks.arg, NULL, &err) == 0) {
+        return false;
+    }
+    ward_http_error(res, err.code == -EBUSY ? 429 : 503, "%s", err.text);
+    return true;
+}
+
+static void queue_add(struct ward_api *api, const char *name)
+{
+    struct ward_error err = {0};
+    if (api->hooks.queue_offer != NULL && api->hooks.queue_offer(api->hooks.arg, name, &err) != 0) {
+        /* the engine still finds the host and queues it when it asks to provision it */
+        ward_log(WARD_LOG_WARN, "api", "%s not queued for provisioning now: %s", name, err.text);
+    }
+}
+
 /*
  * Write bootISOSource ("" removes it) into a host's spec, compare-and-swap on
  * version. The policy engine follows the store's change feed, so the spec it
@@ -1050,6 +1082,10 @@ static void do_claim(struct ward_api *api, struct ward_api_call *call,
 {
     struct ward_resource *r = NULL;
     struct ward_error err = {0};
+    bool provision = call->boot_iso != NULL && *call->boot_iso != '\0';
+    if (provision && queue_full(api, res)) {
+        return; /* refused before anything is written */
+    }
     double attempts = ward_metric_sum(api->claim_attempts, NULL, NULL);
     double conflicts = ward_metric_sum(api->claim_attempts, "outcome", "conflict");
     double started = ward_monotonic();
@@ -1106,6 +1142,9 @@ static void do_claim(struct ward_api *api, struct ward_api_call *call,
             return;
         }
     }
+    if (provision) {
+        queue_add(api, r->name);
+    }
     record_event(api, "Normal", "Claimed", r->name, "claimed by %s", call->consumer);
     put_host(api, &res->body, r, false);
     res->body.len -= 1;
@@ -1151,11 +1190,16 @@ static void do_image(struct ward_api *api, struct ward_api_call *call,
                         call->name, state[0] != '\0' ? state : "in no lifecycle state");
     } else if (call->version != 0 && call->version != r->version) {
         version_error(api, res, 409, call, "the host changed since that version");
+    } else if (*call->boot_iso != '\0' && queue_full(api, res)) {
+        /* refused before anything is written */
     } else if ((rc = write_image(api, r, call->boot_iso, r->version, &err)) == -ESTALE) {
         version_error(api, res, 409, call, "the host changed while the image was written; retry");
     } else if (rc != 0) {
         store_error(res, rc, &err);
     } else {
+        if (*call->boot_iso != '\0') {
+            queue_add(api, call->name);
+        }
         record_event(api, "Normal", "ImageSet", call->name, "boot image %s by %s",
                      *call->boot_iso != '\0' ? "set" : "cleared", call->consumer);
         struct ward_resource *got = NULL;
@@ -1834,6 +1878,10 @@ void ward_api_policy_event(void *events, const struct ward_policy_event *ev)
             type = map[i].type;
             reason = map[i].reason;
         }
+    }
+    if (ev->severity != NULL && ev->reason != NULL) {
+        type = ev->severity; /* a policy's own event (ward.event) */
+        reason = ev->reason;
     }
     ward_events_record(events, type, reason, ev->message, ev->kind != NULL ? ev->kind : "Agent",
                        WARD_POLICY_NAMESPACE, ev->name != NULL ? ev->name : "wardd");

@@ -131,6 +131,7 @@ struct ward_api_hooks {
                       struct ward_error *err);
     int (*policy_reload)(void *arg, struct ward_error *err);
     /* Append a JSON object: {"length":..,"processing":..,"max_size":..,"draining":..} */
+    /* queue_drain: drain (true) or resume; 0 or -errno with err. */
     void (*queue_status)(void *arg, struct ward_buf *out);
     int (*queue_drain)(void *arg, bool drain, struct ward_error *err);
     /* Append a JSON object: {"leader":true,"holder":"..","transitions":..} */
@@ -144,6 +145,11 @@ struct ward_api_hooks {
     /* GET /hosts/NAME/explain: what the machine allows now, each guard's answer, and the next
        recovery, as a JSON object the caller frees; NULL with err (-ENOENT: no such host). */
     char *(*explain)(void *arg, const char *ns, const char *name, struct ward_error *err);
+    /* The provisioning queue's door for a claim with bootISOSource or an image set on a host.
+       name NULL, before anything is written: 0 when one more request fits, -EBUSY with err
+       (the queue is full, its size) when not: the request is refused with 429 and nothing is
+       written. With the host's name, after the write: queue it (0). NULL: no queue. */
+    int (*queue_offer)(void *arg, const char *name, struct ward_error *err);
 };
 
 /*

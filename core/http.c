@@ -637,8 +637,9 @@ void ward_http_register_catalog(struct ward_metrics *m)
                            WARD_ARRAY_SIZE(claim_bounds));
     ward_metrics_gauge(m, "ward_provisioning_queue_length",
                        "Provisioning requests waiting in the queue.", NULL);
-    ward_metrics_gauge(m, "ward_provisioning_queue_processing_count",
-                       "Provisioning requests being worked on.", NULL);
+    /* untyped: promtool's lint reserves _count for histograms and summaries */
+    ward_metrics_untyped(m, "ward_provisioning_queue_processing_count",
+                         "Provisioning requests being worked on.", NULL);
     ward_metrics_gauge(m, "ward_provisioning_queue_max_size",
                        "Configured maximum length of the provisioning queue.", NULL);
     ward_metrics_counter(m, "ward_provisioning_queue_rejected_total",

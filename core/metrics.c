@@ -16,7 +16,7 @@
 #include "metrics.h"
 #include "util.h"
 
-enum family_type { FAMILY_COUNTER, FAMILY_GAUGE, FAMILY_HISTOGRAM };
+enum family_type { FAMILY_COUNTER, FAMILY_GAUGE, FAMILY_HISTOGRAM, FAMILY_UNTYPED };
 
 struct series {
     struct series *next_hash;
@@ -218,6 +218,12 @@ struct ward_metric *ward_metrics_gauge(struct ward_metrics *reg, const char *nam
     return family_register(reg, FAMILY_GAUGE, name, help, labels, NULL, 0);
 }
 
+struct ward_metric *ward_metrics_untyped(struct ward_metrics *reg, const char *name,
+                                         const char *help, const char *const *labels)
+{
+    return family_register(reg, FAMILY_UNTYPED, name, help, labels, NULL, 0);
+}
+
 struct ward_metric *ward_metrics_histogram(struct ward_metrics *reg, const char *name,
                                            const char *help, const char *const *labels,
                                            const double *buckets, size_t nbuckets)
@@ -340,7 +346,7 @@ void ward_metric_add(struct ward_metric *m, const char *const *values, double de
 
 void ward_metric_set(struct ward_metric *m, const char *const *values, double value)
 {
-    if (m == NULL || m->type != FAMILY_GAUGE) {
+    if (m == NULL || (m->type != FAMILY_GAUGE && m->type != FAMILY_UNTYPED)) {
         return;
     }
     struct series *s = series_get(m, values, true);
@@ -460,7 +466,7 @@ static void put_labels(struct ward_buf *out, const struct ward_metric *m, const 
 
 void ward_metrics_render(const struct ward_metrics *reg, struct ward_buf *out)
 {
-    static const char *const type_names[] = {"counter", "gauge", "histogram"};
+    static const char *const type_names[] = {"counter", "gauge", "histogram", "untyped"};
     for (const struct ward_metric *m = reg->first; m != NULL; m = m->next) {
         ward_buf_printf(out, "# HELP %s ", m->name);
         put_escaped(out, m->help, false);

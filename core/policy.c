@@ -80,6 +80,15 @@ struct resource {
     double last_attempt;
     int pending_step; /* ladder index queued as the next run, -1 none */
     struct run *run;  /* the one run in flight, or NULL */
+    /* Values plugins observed (ward_policy_observe), kept as status.observed even when a run
+       that started before them writes its status back; owned, NULL until the first one. */
+    cJSON *observed;
+    /* Write the status when the next run ends: an observation came while a run was in
+       flight, or the reconcile it queued may record what the policy made of it. */
+    bool observed_dirty;
+    /* why the last run failed (owned, NULL after a success): an escalation to the error
+       state names it, so "stuck" does not hide what the BMC answered */
+    char *last_error;
     struct resource *next;
 };
 
@@ -104,6 +113,7 @@ struct run {
     struct ward_async *pending; /* owned while set */
     bool ready;                 /* completed, waiting for the wake timer */
     int nargs;
+    bool parked; /* an admission hook made it wait: it ends as waiting, not as a failure */
     struct run *next_ready;
     struct run *next;
 };
@@ -137,7 +147,18 @@ struct ward_policy_engine {
     size_t nstale, capstale;
     struct ward_metrics *metrics;
     struct ward_metric *m_reconcile, *m_reloads, *m_cancelled, *m_failures, *m_refused;
+    struct ward_policy_engine *next_live; /* ward_policy_observe() finds engines here */
+    /* ward_policy_engine_on_admit */
+    struct admit_hook {
+        char *kind, *to; /* owned */
+        ward_policy_admit_fn fn;
+        void *arg;
+    } admit[WARD_POLICY_MAX_ADMIT];
+    size_t nadmit;
 };
+
+/* Engines alive in this process (wardd has one); plugins report observations to them. */
+static struct ward_policy_engine *live_engines;
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -162,7 +183,7 @@ static void emit(struct ward_policy_engine *e, const char *type, const char *kin
                  const char *message)
 {
     if (e != NULL && e->o.on_event != NULL) {
-        struct ward_policy_event ev = {type, kind, name, message};
+        struct ward_policy_event ev = {type, kind, name, message, NULL, NULL};
         e->o.on_event(e->o.event_arg, &ev);
     }
 }
@@ -274,6 +295,8 @@ static void resource_free(struct resource *r)
     }
     cJSON_Delete(r->spec);
     cJSON_Delete(r->status);
+    cJSON_Delete(r->observed);
+    free(r->last_error);
     free(r->kind);
     free(r->name);
     free(r->key);
@@ -347,6 +370,20 @@ static void push_resource(lua_State *L, const struct resource *r, const struct w
     lua_setfield(L, -2, "recovery_attempts");
 }
 
+/* status.observed is what plugins reported last (ward_policy_observe); a policy reads it. */
+static void keep_observed(struct resource *r)
+{
+    if (r->observed == NULL || r->status == NULL) {
+        return;
+    }
+    cJSON *copy = cJSON_Duplicate(r->observed, true);
+    if (copy == NULL) {
+        return;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(r->status, "observed");
+    cJSON_AddItemToObject(r->status, "observed", copy);
+}
+
 /* Copy t.status (t at idx) into r->status; keeps the old status on bad data. */
 static int pull_status(lua_State *L, int idx, struct resource *r, struct ward_error *err)
 {
@@ -367,6 +404,7 @@ static int pull_status(lua_State *L, int idx, struct resource *r, struct ward_er
     }
     cJSON_Delete(r->status);
     r->status = s;
+    keep_observed(r);
     return 0;
 }
 
@@ -662,6 +700,32 @@ static int commit_transition(struct ward_policy_engine *e, struct policy *p, str
     return 0;
 }
 
+/* Ask the admission hooks for a transition of r into `to` in dimension d (checks passed). */
+static int admit(struct ward_policy_engine *e, const struct policy *p, const struct resource *r,
+                 const struct ward_machine_dim *d, const char *to, struct ward_error *err)
+{
+    if (e == NULL || d != &p->m->dims[0]) {
+        return 0;
+    }
+    for (size_t i = 0; i < e->nadmit; i++) {
+        const struct admit_hook *h = &e->admit[i];
+        if (strcmp(h->kind, r->kind) != 0 || strcmp(h->to, to) != 0) {
+            continue;
+        }
+        int rc = h->fn(h->arg, r->name, err);
+        if (rc != 0) {
+            if (rc == -EAGAIN) {
+                ward_log_fields(WARD_LOG_INFO, "policy",
+                                &(struct ward_log_field){"resource", r->key}, 1,
+                                "%s: %s -> %s waits: %s", r->key, resource_state(r, d->name), to,
+                                err != NULL ? err->text : "");
+            }
+            return rc;
+        }
+    }
+    return 0;
+}
+
 /* Check and commit with the resource's table at tbl on L. */
 static int do_transition(struct ward_policy_engine *e, struct policy *p, lua_State *L, int tbl,
                          struct resource *r, const char *dimension, const char *to,
@@ -684,6 +748,10 @@ static int do_transition(struct ward_policy_engine *e, struct policy *p, lua_Sta
     }
     if (!commit) {
         return 0;
+    }
+    rc = admit(e, p, r, d, to, err);
+    if (rc != 0) {
+        return rc;
     }
     return commit_transition(e, p, r, d, to, trigger, reason, actor, err);
 }
@@ -982,6 +1050,8 @@ static void count_recovery(struct policy *p, const char *state, const char *outc
     ward_metric_add(p->m_recovery, (const char *[]){state, outcome}, 1);
 }
 
+static void observe_persist(struct ward_policy_engine *e, struct resource *r);
+
 static void run_finish(struct run *run, bool ok, const char *error, double requeue_after)
 {
     struct ward_policy_engine *e = run->e;
@@ -994,6 +1064,11 @@ static void run_finish(struct run *run, bool ok, const char *error, double reque
     }
     run_unlink(run);
     e->running--;
+    if (run->parked) {
+        /* waiting for admission is not a failure: no count, no backoff, no event, no requeue */
+        ok = true;
+        requeue_after = 0;
+    }
     lua_State *L = p->L;
     if (run->co != NULL) {
         lua_rawgetp(L, LUA_REGISTRYINDEX, &runs_key);
@@ -1007,6 +1082,8 @@ static void run_finish(struct run *run, bool ok, const char *error, double reque
     ward_metric_observe(e->m_reconcile, NULL, now - run->started);
     if (r != NULL) {
         r->run = NULL;
+        free(r->last_error);
+        r->last_error = ok ? NULL : xstrdup(error);
         if (!ok) {
             ward_metric_add(e->m_failures, (const char *[]){r->kind}, 1);
             ward_log_fields(WARD_LOG_WARN, "policy", &(struct ward_log_field){"resource", r->key},
@@ -1031,6 +1108,9 @@ static void run_finish(struct run *run, bool ok, const char *error, double reque
             if (changed) {
                 emit(e, "recovery", r->kind, r->name, outcome);
             }
+        }
+        if (r->observed_dirty && !e->destroying) {
+            observe_persist(e, r);
         }
         if (!e->destroying) {
             ward_queue_done(e->q, r->key, ok, now);
@@ -1220,9 +1300,10 @@ static void recover(struct ward_policy_engine *e, struct policy *p, struct resou
     struct ward_error err = {0};
     if (r->attempts > e->o.max_retries) {
         if (d->error_state >= 0 && s != d->error_state) {
-            char reason[96];
-            snprintf(reason, sizeof(reason), "stuck in %s after %u recovery attempts", state,
-                     r->attempts - 1);
+            char reason[600];
+            snprintf(reason, sizeof(reason), "stuck in %s after %u recovery attempts%s%.480s",
+                     state, r->attempts - 1, r->last_error != NULL ? "; last error: " : "",
+                     r->last_error != NULL ? r->last_error : "");
             int rc = engine_transition(e, p, r, d->states[d->error_state], "recovery_exhausted",
                                        reason, &err);
             count_recovery(p, state, rc == 0 ? "escalated" : "failed");
@@ -1531,6 +1612,19 @@ static int l_transition(lua_State *L)
     /* check first, then wait for the store's group commit when the sink offers one */
     int rc = do_transition(p->e, p, L, 1, r, dimension, to, trigger, detail, actor, false, &err);
     if (rc == 0) {
+        /* admission after the checks: a transition the guard refuses never takes a place */
+        int arc = admit(p->e, p, r, ward_machine_dim(p->m, dimension), to, &err);
+        if (arc != 0) {
+            struct run *run = run_of(L);
+            if (arc == -EAGAIN && run != NULL && run->co == L) {
+                run->parked = true;
+            }
+            luaL_pushfail(L);
+            lua_pushstring(L, err.text);
+            return 2;
+        }
+    }
+    if (rc == 0) {
         int y = transition_async(L, p, r, dimension, to, trigger, detail, actor);
         if (y >= 0) {
             return y;
@@ -1677,6 +1771,41 @@ static int l_log(lua_State *L)
     return 0;
 }
 
+/*
+ * ward.event(resource, "Normal"|"Warning", "Reason", "message"): an event about the
+ * resource for the agent's event set (which aggregates repeats of the same one). Only
+ * from reconciles and recovery steps; in `ward-policy-check` it does nothing.
+ */
+static int l_event(lua_State *L)
+{
+    struct policy *p = policy_checked(L);
+    if (in_guard(L)) {
+        return luaL_error(L, "ward.event cannot be used from a guard or consistency rule");
+    }
+    struct resource *r = resource_arg(L, p, 1);
+    const char *type = luaL_checkstring(L, 2);
+    const char *reason = luaL_checkstring(L, 3);
+    const char *msg = luaL_optstring(L, 4, "");
+    if (strcmp(type, "Normal") != 0 && strcmp(type, "Warning") != 0) {
+        return luaL_argerror(L, 2, "\"Normal\" or \"Warning\"");
+    }
+    size_t n = 0;
+    for (; reason[n] != '\0'; n++) {
+        if (!isalnum((unsigned char)reason[n]) || n >= 64) {
+            break;
+        }
+    }
+    if (n == 0 || reason[n] != '\0') {
+        return luaL_argerror(L, 3, "a reason is 1-64 letters and digits (\"PowerMismatch\")");
+    }
+    if (r != NULL && p->e != NULL && p->e->o.on_event != NULL) {
+        struct ward_policy_event ev = {"event", r->kind, r->name, msg, type, reason};
+        p->e->o.on_event(p->e->o.event_arg, &ev);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int l_now(lua_State *L)
 {
     struct policy *p = policy_checked(L);
@@ -1710,6 +1839,7 @@ static void push_ward_module(lua_State *L, const struct ward_policy_options *o)
         {"bmc", l_bmc},
         {"sleep", l_sleep},
         {"log", l_log},
+        {"event", l_event},
         {"now", l_now},
         {"duration", l_duration},
         {"test", l_test},
@@ -2434,6 +2564,8 @@ ward_policy_engine_create(struct ev_loop *loop, const struct ward_policy_sink *s
     if (e->o.stuck_interval > 0) {
         ev_timer_start(loop, &e->stuck);
     }
+    e->next_live = live_engines;
+    live_engines = e;
     e->metrics = metrics;
     if (metrics != NULL) {
         e->m_reconcile =
@@ -2454,6 +2586,26 @@ ward_policy_engine_create(struct ev_loop *loop, const struct ward_policy_sink *s
                                             (const char *[]){"kind", NULL});
     }
     return e;
+}
+
+int ward_policy_engine_on_admit(struct ward_policy_engine *e, const char *kind,
+                                const char *to_state, ward_policy_admit_fn fn, void *arg)
+{
+    if (e->nadmit == WARD_POLICY_MAX_ADMIT) {
+        return -ENOSPC;
+    }
+    struct admit_hook *h = &e->admit[e->nadmit];
+    h->kind = strdup(kind);
+    h->to = strdup(to_state);
+    if (h->kind == NULL || h->to == NULL) {
+        free(h->kind);
+        free(h->to);
+        return -ENOMEM;
+    }
+    h->fn = fn;
+    h->arg = arg;
+    e->nadmit++;
+    return 0;
 }
 
 int ward_policy_engine_load(struct ward_policy_engine *e, const char *dir, struct ward_error *err)
@@ -2523,6 +2675,12 @@ void ward_policy_engine_destroy(struct ward_policy_engine *e)
     if (e == NULL) {
         return;
     }
+    for (struct ward_policy_engine **pp = &live_engines; *pp != NULL; pp = &(*pp)->next_live) {
+        if (*pp == e) {
+            *pp = e->next_live;
+            break;
+        }
+    }
     if (e->feed != NULL) {
         ward_store_unsubscribe(e->feed, on_store_change, e);
         e->feed = NULL;
@@ -2546,6 +2704,10 @@ void ward_policy_engine_destroy(struct ward_policy_engine *e)
     ward_strmap_free(&e->by_key);
     generation_release(e->gen);
     ward_queue_destroy(e->q);
+    for (size_t i = 0; i < e->nadmit; i++) {
+        free(e->admit[i].kind);
+        free(e->admit[i].to);
+    }
     for (size_t i = 0; i < e->nstale; i++) {
         free(e->stale[i].kind);
         free(e->stale[i].name);
@@ -2809,6 +2971,7 @@ static int restore_one(struct ward_policy_engine *e, struct ward_store *st,
     r->pending_step = -1;
     r->spec = spec;
     r->status = status;
+    keep_observed(r);
     r->version = sr->version;
     double now = engine_now(e);
     for (size_t i = 0; i < p->m->ndims; i++) {
@@ -2865,13 +3028,16 @@ static void on_store_change(void *arg, const struct ward_store_change *c)
 {
     struct ward_policy_engine *e = arg;
     if (e->destroying || c->kind == NULL || c->ns == NULL || c->name == NULL ||
-        strcmp(c->ns, WARD_POLICY_NAMESPACE) != 0 || strcmp(c->what, "deleted") == 0 ||
-        policy_for(e->gen, c->kind) == NULL) {
+        strcmp(c->ns, WARD_POLICY_NAMESPACE) != 0 || policy_for(e->gen, c->kind) == NULL) {
         return;
     }
     const struct resource *r = resource_find(e, c->kind, c->name);
-    if (r != NULL && c->version <= r->version) {
+    bool deleted = c->what != NULL && strcmp(c->what, "deleted") == 0;
+    if (r != NULL && c->version <= r->version && !deleted) {
         return; /* already seen */
+    }
+    if (r == NULL && deleted) {
+        return;
     }
     for (size_t i = 0; i < e->nstale; i++) {
         if (strcmp(e->stale[i].kind, c->kind) == 0 && strcmp(e->stale[i].name, c->name) == 0) {
@@ -2889,6 +3055,51 @@ static void on_store_change(void *arg, const struct ward_store_change *c)
     }
     e->stale[e->nstale++] = (struct stale_ref){xstrdup(c->kind), xstrdup(c->name)};
     schedule_wake(e);
+}
+
+/* The BMC driver a resource's ward.bmc() would use, or NULL. */
+static const struct ward_bmc_driver *bmc_driver_of(const struct ward_policy_engine *e,
+                                                  const struct resource *r)
+{
+    const struct ward_bmc_driver *drv = e->o.bmc_driver;
+    const cJSON *bmc = cJSON_GetObjectItemCaseSensitive(r->spec, "bmc");
+    const cJSON *dn = cJSON_GetObjectItemCaseSensitive(bmc, "driver");
+    if (drv == NULL && e->plugins != NULL) {
+        drv = ward_plugins_capability(e->plugins, WARD_CAP_BMC_DRIVER,
+                                      cJSON_IsString(dn) ? dn->valuestring : "redfish");
+    }
+    return drv;
+}
+
+/*
+ * A resource deleted from the store (DELETE /api/v1/hosts/NAME, `wardctl host rm`): its
+ * run is cancelled, the engine forgets it, and the BMC driver is told so it ends the
+ * host's session instead of leaving it open on the BMC until it expires.
+ */
+static void resource_remove(struct ward_policy_engine *e, struct resource *r)
+{
+    if (r->run != NULL && e->has_sink && e->sink.flush != NULL) {
+        /* a commit the run waits on refers to r: let it finish (and fail) first */
+        e->sink.flush(e->sink.self);
+    }
+    r->observed_dirty = false; /* nothing left to write */
+    if (r->run != NULL) {
+        run_cancel(r->run, "removed");
+    }
+    ward_queue_forget(e->q, r->key);
+    for (struct resource **pp = &e->resources; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    }
+    const struct ward_bmc_driver *drv = bmc_driver_of(e, r);
+    ward_log_fields(WARD_LOG_INFO, "policy", &(struct ward_log_field){"resource", r->key}, 1,
+                    "%s removed from the store: forgotten", r->key);
+    if (drv != NULL && drv->forget != NULL) {
+        drv->forget(drv->self, r->name);
+    }
+    resource_free(r);
 }
 
 static void feed_catch_up(struct ward_policy_engine *e)
@@ -2916,6 +3127,9 @@ static void feed_catch_up(struct ward_policy_engine *e)
         if (rc != 0 && rc != -ENOENT) {
             ward_log(WARD_LOG_WARN, "policy", "%s/%s: cannot re-read it from the store: %s",
                      list[i].kind, list[i].name, err.text);
+        }
+        if (rc == -ENOENT && r != NULL && e->feed != NULL && !e->destroying) {
+            resource_remove(e, (struct resource *)r);
         }
         ward_resource_free(sr);
         free(list[i].kind);
@@ -2964,6 +3178,107 @@ int ward_policy_engine_restore(struct ward_policy_engine *e, struct ward_store *
     }
     schedule_wake(e);
     return 0;
+}
+
+/* ---------------------------------------------------------- observations */
+
+/*
+ * Write the status with its observations through the store (compare-and-swap on the
+ * version, as every write of the engine). Not while a run is in flight: a transition it
+ * queued expects the current version, so the write waits for the run's end.
+ */
+static void observe_persist(struct ward_policy_engine *e, struct resource *r)
+{
+    if (r->run != NULL) {
+        r->observed_dirty = true;
+        return;
+    }
+    r->observed_dirty = false;
+    if (!store_backed(e)) {
+        return;
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        keep_observed(r);
+        char *status = cJSON_PrintUnformatted(r->status);
+        if (status == NULL) {
+            return;
+        }
+        struct ward_resource sr = {.kind = r->kind,
+                                   .ns = (char *)WARD_POLICY_NAMESPACE,
+                                   .name = r->name,
+                                   .status = status};
+        struct ward_error err = {0};
+        int rc = ward_store_update(e->sink.self, &sr, r->version, &err);
+        free(status);
+        if (rc == 0) {
+            r->version = sr.version;
+            return;
+        }
+        if (rc != -ESTALE || attempt == 1) {
+            ward_log(WARD_LOG_WARN, "policy", "%s: observation not stored: %s", r->key, err.text);
+            return;
+        }
+        engine_refresh(e, r); /* another writer first: take its version and write again */
+    }
+}
+
+static int observe_one(struct ward_policy_engine *e, struct resource *r, const char *field,
+                       const char *value)
+{
+    if (r->observed == NULL) {
+        /* after a restart: what the store kept is the last observation */
+        const cJSON *kept = cJSON_GetObjectItemCaseSensitive(r->status, "observed");
+        r->observed = cJSON_IsObject(kept) ? cJSON_Duplicate(kept, true) : cJSON_CreateObject();
+        if (r->observed == NULL) {
+            return -ENOMEM;
+        }
+    }
+    const cJSON *have = cJSON_GetObjectItemCaseSensitive(r->observed, field);
+    if (cJSON_IsString(have) && strcmp(have->valuestring, value) == 0) {
+        return 0;
+    }
+    struct ward_log_field f[] = {{"resource", r->key}, {"field", field}, {"value", value}};
+    ward_log_fields(WARD_LOG_INFO, "policy", f, WARD_ARRAY_SIZE(f), "%s: %s observed %s (was %s)",
+                    r->key, field, value, cJSON_IsString(have) ? have->valuestring : "unknown");
+    cJSON_DeleteItemFromObjectCaseSensitive(r->observed, field);
+    if (cJSON_AddStringToObject(r->observed, field, value) == NULL) {
+        return -ENOMEM;
+    }
+    if (r->status == NULL && (r->status = cJSON_CreateObject()) == NULL) {
+        return -ENOMEM;
+    }
+    keep_observed(r);
+    observe_persist(e, r);
+    /* the policy decides what the observation means in the resource's state; what it notes
+       in the status (e.g. a mismatch) is written when that run ends */
+    r->observed_dirty = true;
+    ward_queue_add(e->q, r->key, engine_now(e));
+    schedule_wake(e);
+    return 1;
+}
+
+int ward_policy_observe(const char *kind, const char *name, const char *field, const char *value)
+{
+    if (name == NULL || field == NULL || value == NULL || field[0] == '\0' ||
+        strlen(field) > 64 || strlen(value) > 256) {
+        return -EINVAL;
+    }
+    int result = -ENOENT;
+    for (struct ward_policy_engine *e = live_engines; e != NULL; e = e->next_live) {
+        if (e->destroying) {
+            continue;
+        }
+        for (struct resource *r = e->resources; r != NULL; r = r->next) {
+            if (strcmp(r->name, name) != 0 || (kind != NULL && strcmp(r->kind, kind) != 0)) {
+                continue;
+            }
+            int rc = observe_one(e, r, field, value);
+            if (result <= 0) {
+                result = rc;
+            }
+        }
+    }
+    return result;
 }
 
 int ward_policy_resource_set_status(struct ward_policy_engine *e, const char *kind,

@@ -92,12 +92,16 @@ void ward_policy_sink_store(struct ward_policy_sink *sink, struct ward_store *st
 int ward_policy_engine_restore(struct ward_policy_engine *e, struct ward_store *st,
                                struct ward_error *err);
 
-/* An event the engine emits (transition, stuck, recovery, refusal). */
+/* An event the engine emits (transition, stuck, recovery, refusal, a policy's ward.event). */
 struct ward_policy_event {
     const char *type; /* "transition", "stuck", "recovery", "reconcile_failed", "policy" */
     const char *kind;
     const char *name;
     const char *message;
+    /* type "event" (ward.event from a policy): "Normal"/"Warning" and the event's reason
+       ("PowerMismatch"); NULL for the engine's own events */
+    const char *severity;
+    const char *reason;
 };
 
 struct ward_policy_options {
@@ -193,6 +197,22 @@ const char *ward_policy_resource_state(const struct ward_policy_engine *e, const
 /* The resource as JSON {kind,name,states,spec,status,version,entered_at}; caller frees. */
 char *ward_policy_resource_json(const struct ward_policy_engine *e, const char *kind,
                                 const char *name);
+/*
+ * Admission: before the engine commits a transition of a resource of kind into
+ * to_state (primary dimension; from a reconcile, a recovery or the API), it
+ * asks fn(arg, name, err). 0 admits. -EAGAIN parks it: nothing is committed,
+ * a reconcile that asked ends as "waiting" (not a failure: no failure count,
+ * no backoff, no event, no requeue) and the resource runs again only when
+ * somebody queues it (ward_policy_enqueue: the owner of fn kicks it once it
+ * admits it); the API is answered -EAGAIN with fn's text. Any other error
+ * refuses the transition. fn must not call back into the engine except
+ * ward_policy_enqueue. At most WARD_POLICY_MAX_ADMIT hooks; kind and to_state
+ * are copied, arg is borrowed. 0, -ENOSPC or -ENOMEM.
+ */
+#define WARD_POLICY_MAX_ADMIT 4
+typedef int (*ward_policy_admit_fn)(void *arg, const char *name, struct ward_error *err);
+int ward_policy_engine_on_admit(struct ward_policy_engine *e, const char *kind,
+                                const char *to_state, ward_policy_admit_fn fn, void *arg);
 /* Queue a reconcile now. */
 int ward_policy_enqueue(struct ward_policy_engine *e, const char *kind, const char *name);
 /*

@@ -185,6 +185,9 @@ int main(int argc, char **argv)
         if (check_policies(d, &err) != 0) {
             ward_log(WARD_LOG_ERROR, "core", "policies: %s", err.text);
             status = 1;
+        } else if (ward_agent_check_config(ward_daemon_config(d), &err) != 0) {
+            ward_log(WARD_LOG_ERROR, "core", "configuration %s: %s", config_path, err.text);
+            status = 1;
         } else {
             ward_log(WARD_LOG_INFO, "core", "configuration %s is valid", config_path);
         }

@@ -24,6 +24,15 @@ shutdown_grace = "20s"
 -- the environment set the same values; what is written here wins.
 -- policy = { reconcile_timeout = "30m", stuck_state_timeout = "15m", max_retries = 3 }
 
+-- The provisioning queue: a host claimed with a boot image (or given one while
+-- Claimed) enters Provisioning only when one of min(workerCount,
+-- maxConcurrentOps) slots is free; the others wait in FIFO order. A claim with
+-- an image or an image set is refused (429) while maxQueueSize hosts wait.
+-- maxConcurrentOps is 1-20, workerCount 1-1000, maxQueueSize 1-100000; a bad
+-- value stops wardd at start and refuses a reload (the last good values stay).
+-- `wardctl queue drain` sets the effective limit to 0 at runtime.
+-- provisioning = { maxQueueSize = 100, workerCount = 4, maxConcurrentOps = 10 }
+
 -- The operator endpoint: /metrics, /healthz, /readyz and /api/v1. Changes
 -- through the API need the bearer token in token_file. A listener that is not
 -- loopback is refused unless tls_cert, tls_key and token_file are all set.
@@ -38,10 +47,13 @@ shutdown_grace = "20s"
 -- plugin "hello" { greeting = "site 7", every = "30s", optional = true }
 
 -- The inventory: each host enters the state database once and is enrolled.
--- Later starts only take a changed `bmc` from here, never a claim. A password
--- written here is refused: name a file (passwordFile) or a variable (passwordEnv).
+-- Later starts only take a changed `bmc` or `labels` from here, never a claim. A
+-- password written here is refused: name a file (passwordFile) or a variable
+-- (passwordEnv). `labels` are the host's labels in the store: what
+-- `GET /api/v1/hosts?label=rack=r1` and claim selectors match.
 --
 -- host "node-01" {
+--     labels = { rack = "r1" },
 --     bmc = {
 --         address = "https://10.0.40.11",
 --         caBundle = "/etc/ward/bmc-ca.pem",   -- or insecure = true, logged at every start

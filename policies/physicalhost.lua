@@ -6,7 +6,11 @@
 --
 -- spec:   bmc = {address = ..., credentials = ...}, consumerRef, bootISOSource
 -- status: redfish = {connected, error}, hardware = {...}, boot = {configured, iso},
---         power = "On" | "Off", error = "reason the host is in error" or nil
+--         power = "On" | "Off" (what ward last did or read), error = the reason of the last
+--         failed attempt at the state's work or nil, observed = {power = ...} (written by the
+--         engine from what the BMC driver reads: power sync, inventory, power operations),
+--         powerMismatch = {expected, observed} while the power differs from what the state
+--         expects
 local M = {}
 
 M.kind = "PhysicalHost"
@@ -105,6 +109,56 @@ local function boot_iso(h, state)
     return true
 end
 
+-- failures -----------------------------------------------------------------------------
+
+-- A failed attempt at a state's work (enroll, provision, release): its reason goes to
+-- status.error and the run fails, so the engine retries it with backoff. A state that stays
+-- stuck climbs its recovery ladder and, after MAX_RETRIES attempts, goes to Error; the
+-- engine names the last failure in that transition's reason.
+local function failed(h, reason)
+    h.status.error = reason
+    return nil, reason
+end
+
+local function succeeded(h)
+    h.status.error = nil
+end
+
+-- power sync ---------------------------------------------------------------------------
+
+-- The power a host's state expects: On once Provisioned; in Available or Claimed what ward
+-- left it at (Off after a release; what the inventory read right after enrollment). Other
+-- states are work in progress and expect nothing.
+local function expected_power(h)
+    if h.state == "Provisioned" then
+        return "On"
+    end
+    if h.state == "Available" or h.state == "Claimed" then
+        return h.status.power
+    end
+    return nil
+end
+
+-- The driver's power sync reports what it reads as status.observed.power and the engine
+-- runs the reconcile. A settled state that differs from what the state expects is reported
+-- (status.powerMismatch and a Warning event "PowerMismatch", which the event set aggregates)
+-- but NOT corrected: a Provisioned host belongs to its consumer, who may have turned it off
+-- on purpose, and powering off an Available host could end work somebody started by hand.
+-- An operator (or a site policy built on this one) decides.
+local function check_power(h)
+    local seen = type(h.status.observed) == "table" and h.status.observed.power or nil
+    local want = expected_power(h)
+    local settled = {On = true, Off = true}
+    if settled[seen] and settled[want] and seen ~= want then
+        h.status.powerMismatch = {expected = want, observed = seen}
+        ward.event(h, "Warning", "PowerMismatch",
+                   string.format("%s host is powered %s, its state expects %s", h.state, seen,
+                                 want))
+    else
+        h.status.powerMismatch = nil
+    end
+end
+
 -- BMC work -----------------------------------------------------------------------------
 
 local function open_bmc(h)
@@ -139,26 +193,28 @@ end
 local function reconcile_enrolling(h)
     local bmc, err = open_bmc(h)
     if not bmc then
-        return nil, "connect: " .. tostring(err)
+        return failed(h, "connect: " .. tostring(err))
     end
     local inv, ierr = bmc:inventory()
     bmc:close()
     if not inv then
-        return nil, "inventory: " .. tostring(ierr)
+        return failed(h, "inventory: " .. tostring(ierr))
     end
     h.status.hardware = inv
     h.status.power = inv.power_state
-    h.status.error = nil
+    succeeded(h)
     return ward.transition(h, "Available", "enrolled")
 end
 
 local function reconcile_available(h)
+    check_power(h)
     if set(h.spec.consumerRef) then
         return ward.transition(h, "Claimed", "claimed")
     end
 end
 
 local function reconcile_claimed(h)
+    check_power(h)
     if not set(h.spec.consumerRef) then
         return released(h)
     end
@@ -211,13 +267,14 @@ end
 local function release_host(h)
     local bmc, err = open_bmc(h)
     if not bmc then
-        return nil, "connect: " .. tostring(err)
+        return failed(h, "connect: " .. tostring(err))
     end
     local ok, cerr = clean_host(h, bmc)
     bmc:close()
     if not ok then
-        return nil, cerr
+        return failed(h, cerr)
     end
+    succeeded(h)
     return released(h)
 end
 
@@ -227,18 +284,20 @@ local function reconcile_provisioning(h)
     end
     local bmc, err = open_bmc(h)
     if not bmc then
-        return nil, "connect: " .. tostring(err)
+        return failed(h, "connect: " .. tostring(err))
     end
     local ok, berr = configure_boot(h, bmc)
     bmc:close()
     if not ok then
-        return nil, "boot configuration: " .. tostring(berr)
+        return failed(h, "boot configuration: " .. tostring(berr))
     end
+    succeeded(h)
     return ward.transition(h, "Provisioned", "provisioned")
 end
 
 local function reconcile_provisioned(h)
     if set(h.spec.consumerRef) then
+        check_power(h)
         return
     end
     return release_host(h)

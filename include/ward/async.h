@@ -132,7 +132,33 @@ struct ward_bmc_driver {
      * a running policy coroutine; must not yield itself and must not raise.
      */
     int (*open)(void *self, lua_State *L, const char *host, const char *spec_json);
+    /**
+     * The host was removed from ward (deleted from the store through the API or
+     * `wardctl host rm`): end its BMC session and forget it. May be NULL. Called
+     * from the loop, after the host's run (if any) was cancelled.
+     */
+    void (*forget)(void *self, const char *host);
 };
+
+/**
+ * @brief Report what a plugin observed about a resource, outside any policy run.
+ *
+ * For example the power sync: `ward_policy_observe(NULL, "host-1", "power", "Off")`.
+ * When the value differs from the last one reported for that field, the engine
+ * records it in the resource's status as `status.observed.<field>` (written
+ * through the store with a compare-and-swap on the version, like every write of
+ * the engine) and queues the resource's reconcile, so the policy decides what a
+ * difference means in the state the resource is in. The same value again changes
+ * nothing.
+ *
+ * @param kind  the resource kind, or NULL for any kind with that name
+ * @param name  the resource's name
+ * @param field 1-64 bytes
+ * @param value at most 256 bytes; not a secret (it is logged and stored)
+ * @return 1 when recorded, 0 when unchanged, -ENOENT when no engine has the
+ *         resource, -EINVAL on bad arguments. Loop thread only.
+ */
+int ward_policy_observe(const char *kind, const char *name, const char *field, const char *value);
 
 #ifdef __cplusplus
 }

@@ -101,6 +101,7 @@ struct ward_rf_bmc {
     double rate, next_request_at;
     unsigned failures;
     double breaker_until;
+    char last_failure[320]; /* why the last failed answer failed: the open breaker says it */
     unsigned logins, cooldown_waits, retries;
     struct ward_rf_op *ops; /* every operation, queued or running; not owned */
     bool destroying;        /* no new operations while its last ones are ended */
@@ -621,8 +622,9 @@ static void send_now(struct ward_rf_op *op)
     double t = now(c);
     if (b->failures >= c->o.breaker_threshold && t < b->breaker_until) {
         op_fail(op, -EHOSTDOWN,
-                "BMC %s: circuit breaker open after %u consecutive failures; next trial in %.0fs",
-                b->name, b->failures, b->breaker_until - t);
+                "BMC %s: circuit breaker open after %u consecutive failures; next trial in "
+                "%.0fs; last failure: %s",
+                b->name, b->failures, b->breaker_until - t, b->last_failure);
         return;
     }
     /* AIMD pacing: requests to one BMC are at least 1/rate apart */
@@ -695,6 +697,14 @@ static void aimd(struct ward_rf_bmc *b, const struct ward_rf_response *r)
         if (b->rate < c->o.rate_min) {
             b->rate = c->o.rate_min;
         }
+        if (r->code == -ETIMEDOUT) {
+            /* we gave up, the BMC may not have: whatever comes next (a retry, another
+               operation, a recovery step) waits `backoff` so it does not run beside it */
+            double t = now(c) + c->o.backoff;
+            if (b->next_request_at < t) {
+                b->next_request_at = t;
+            }
+        }
     } else if (r->code == 0 && r->status < 500) {
         b->rate += 1;
         if (b->rate > c->o.rate_max) {
@@ -747,6 +757,17 @@ static void on_http(void *arg, const struct ward_rf_response *r)
     b->in_flight--;
     aimd(b, r);
     breaker(b, r);
+    if (r->code != 0 || r->status >= 500) {
+        /* kept for the breaker's refusals, which would otherwise hide what the BMC does */
+        char what[180];
+        if (r->code != 0) {
+            snprintf(what, sizeof(what), "%.170s", r->reason);
+        } else {
+            snprintf(what, sizeof(what), "HTTP %ld", r->status);
+        }
+        snprintf(b->last_failure, sizeof(b->last_failure), "%s %.120s: %s",
+                 ward_rf_method_name(op->req.method), op->req.path, what);
+    }
     /* vendor quirk hooks see the answer first (never a login: it carries credentials) */
     struct ward_rf_response view = *r;
     cJSON *hooked = NULL;

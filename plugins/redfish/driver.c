@@ -23,6 +23,7 @@
 #pragma weak ward_async_yield
 #pragma weak ward_async_complete
 #pragma weak ward_async_fail
+#pragma weak ward_policy_observe
 
 #define HANDLE_MT "ward.redfish.bmc"
 
@@ -209,6 +210,20 @@ static void host_free(struct host *h)
     free(h);
 }
 
+void ward_rf_driver_forget(void *self, const char *host)
+{
+    /* a host ward never opened has no BMC object here: nothing to end */
+    ward_rf_driver_remove(self, host);
+}
+
+/* What the driver learned about a host's power reaches its policy (status.observed.power). */
+static void observe_power(const struct host *h)
+{
+    if (ward_policy_observe != NULL && h->power[0] != '\0') {
+        ward_policy_observe(NULL, h->name, "power", h->power);
+    }
+}
+
 int ward_rf_driver_remove(struct ward_rf_driver *d, const char *host)
 {
     for (struct host **p = &d->hosts; *p != NULL; p = &(*p)->next) {
@@ -244,6 +259,16 @@ static void on_op_done(void *arg, int code, const cJSON *result, const char *rea
                      strcmp(p->arg, "ForceOff") == 0 || strcmp(p->arg, "GracefulShutdown") == 0
                          ? "Off"
                          : "On");
+        } else if (h != NULL && p->kind == WARD_RF_OP_INVENTORY) {
+            const char *ps = ward_rf_str(result, "power_state");
+            if (ps != NULL) {
+                snprintf(h->power, sizeof(h->power), "%s", ps);
+            }
+        }
+        if (h != NULL && (p->kind == WARD_RF_OP_POWER_STATE || p->kind == WARD_RF_OP_POWER ||
+                          p->kind == WARD_RF_OP_INVENTORY)) {
+            /* ward's own power changes too, so the policy never compares with a stale read */
+            observe_power(h);
         }
     }
     if (code == 0) {
@@ -492,6 +517,7 @@ static void on_sync(void *arg, int code, const cJSON *result, const char *reason
                 }
             }
             snprintf(h->power, sizeof(h->power), "%s", seen);
+            observe_power(h);
         }
     }
     free(s);

@@ -13,7 +13,11 @@
 
 struct ward_rf_driver;
 
-/* Reports a power state read by the sync that differs from the last one ward knew. */
+/*
+ * Reports a power state read by the sync that differs from the last one ward knew. Every
+ * power state the driver learns (sync, inventory, its own power operations) also reaches
+ * the policy engine through ward_policy_observe(NULL, host, "power", state).
+ */
 typedef void (*ward_rf_power_hook)(void *arg, const char *host, const char *expected,
                                    const char *seen);
 
@@ -33,6 +37,8 @@ int ward_rf_driver_open(void *self, lua_State *L, const char *host, const char *
 
 /* Forget a host: cancel its work, log its session out. 0 or -ENOENT. */
 int ward_rf_driver_remove(struct ward_rf_driver *d, const char *host);
+/* ward_bmc_driver.forget: the host was removed from ward; ward_rf_driver_remove(). */
+void ward_rf_driver_forget(void *self, const char *host);
 
 /*
  * Stop the sync and log every host's session out; done(arg) runs once per logout started,

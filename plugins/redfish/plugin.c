@@ -170,6 +170,7 @@ static int redfish_init(struct ward_plugin_ctx *ctx, void *instance, struct ward
     if (drv != NULL) {
         drv->self = rf->driver;
         drv->open = ward_rf_driver_open;
+        drv->forget = ward_rf_driver_forget;
         rc = ward_plugin_register(ctx, WARD_CAP_BMC_DRIVER, "redfish", drv, free);
     }
     if (rc != 0) {

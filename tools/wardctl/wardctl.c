@@ -326,6 +326,18 @@ static void table_explain(const struct ctl *c, const cJSON *x)
     }
     const cJSON *rec = cJSON_GetObjectItemCaseSensitive(x, "recovery");
     printf("next recovery: %s\n", str_at(rec, "next", "none"));
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(x, "provisioningQueue");
+    if (cJSON_IsObject(q)) {
+        double pos = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(q, "position"));
+        double len = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(q, "length"));
+        bool drained = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(q, "draining"));
+        if (pos > 0) {
+            printf("provisioning queue: waiting at position %.0f of %.0f%s\n", pos, len,
+                   drained ? " (the queue is drained: wardctl queue resume)" : "");
+        } else {
+            printf("provisioning queue: admitted (holds a provisioning slot)\n");
+        }
+    }
 }
 
 static void table_host(const struct ctl *c, const cJSON *h)
@@ -415,7 +427,11 @@ static void table_done(const struct ctl *c, const cJSON *j)
 {
     const char *name = str_at(j, "name", NULL);
     const char *to = str_at(j, "to", NULL);
-    if (to != NULL) {
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "queued"))) {
+        /* 202: the provisioning queue holds it; the policy moves it once it is admitted */
+        printf("%s -> %s queued: %s\n", name != NULL ? name : "?", to != NULL ? to : "?",
+               str_at(j, "message", "waiting in the provisioning queue"));
+    } else if (to != NULL) {
         printf("%s -> %s (version %lld)\n", name != NULL ? name : "?", to,
                (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "version")));
     } else {
@@ -699,11 +715,39 @@ static int cmd_events(struct ctl *c, int argc, char **argv)
     return rc;
 }
 
+static void names_line(const char *title, const cJSON *list)
+{
+    printf("%-19s ", title);
+    const cJSON *n;
+    int i = 0;
+    cJSON_ArrayForEach(n, list)
+    {
+        printf("%s%s", i++ > 0 ? " " : "", cJSON_IsString(n) ? n->valuestring : "?");
+    }
+    printf("%s\n", i == 0 ? "-" : "");
+}
+
+static void table_queue(const struct ctl *c, const cJSON *q)
+{
+#define QNUM(k) cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(q, k))
+    bool drained = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(q, "draining"));
+    printf("%-19s %.0f of %.0f (max_size)\n", "waiting:", QNUM("length"), QNUM("max_size"));
+    printf("%-19s %.0f of %.0f\n", "processing:", QNUM("processing"), QNUM("limit"));
+    printf("%-19s %.0f\n", "workers:", QNUM("workers"));
+    printf("%-19s %.0f\n", "max_concurrent_ops:", QNUM("max_concurrent_ops"));
+    printf("%-19s %s%s%s\n", "draining:", drained ? c_bold(c) : "",
+           drained ? "yes (nothing new starts; wardctl queue resume)" : "no",
+           drained ? c_off(c) : "");
+    names_line("waiting hosts:", cJSON_GetObjectItemCaseSensitive(q, "waiting"));
+    names_line("admitted hosts:", cJSON_GetObjectItemCaseSensitive(q, "admitted"));
+#undef QNUM
+}
+
 static int cmd_queue(struct ctl *c, int argc, char **argv)
 {
     const char *sub = positional(argc, argv, 0);
     if (sub == NULL || strcmp(sub, "status") == 0) {
-        return call(c, "GET", "/api/v1/queue", NULL, table_kv);
+        return call(c, "GET", "/api/v1/queue", NULL, table_queue);
     }
     if (strcmp(sub, "drain") == 0 || strcmp(sub, "resume") == 0) {
         char path[64];
