@@ -3087,6 +3087,7 @@ static void resource_remove(struct ward_policy_engine *e, struct resource *r)
         run_cancel(r->run, "removed");
     }
     ward_queue_forget(e->q, r->key);
+    ward_strmap_remove(&e->by_key, r->key);
     for (struct resource **pp = &e->resources; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == r) {
             *pp = r->next;
