@@ -533,6 +533,10 @@ struct ward_rf_http_req *ward_rf_http_start(struct ward_rf_http *h,
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* The multi handle's DNS cache grows with every BMC name and libcurl prunes it by walking
+       all of it at each resolve: with thousands of BMCs that was a cost per connection
+       proportional to the fleet. A connection is reused for a BMC's requests anyway. */
+    curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, 0L);
     switch (o->method) {
     case WARD_RF_GET:
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
