@@ -66,6 +66,8 @@ struct resource {
     char *kind; /* owned */
     char *name; /* owned */
     char *key;  /* owned: "kind/name", the queue key */
+    /* the next resource of another kind with this name (by_name) */
+    struct resource *same_name;
     size_t ndims;
     char *dim[POLICY_MAX_DIMS];   /* owned */
     char *state[POLICY_MAX_DIMS]; /* owned */
@@ -129,6 +131,7 @@ struct ward_policy_engine {
     unsigned generation;
     struct resource *resources; /* owned list */
     struct ward_strmap by_key;  /* "Kind/name" -> resource in the list (keys are r->key) */
+    struct ward_strmap by_name; /* name -> newest resource so named, chained by same_name */
     struct run *runs;           /* owned list */
     struct run *ready;          /* subset of runs, waiting to be resumed */
     unsigned running;
@@ -285,6 +288,36 @@ static struct resource *resource_find(const struct ward_policy_engine *e, const 
         }
     }
     return NULL;
+}
+
+/* Index a resource just put at the head of e->resources (by key and by name). */
+static void index_add(struct ward_policy_engine *e, struct resource *r)
+{
+    r->same_name = ward_strmap_get(&e->by_name, r->name);
+    if (ward_strmap_put(&e->by_key, r->key, r) != 0 ||
+        ward_strmap_put(&e->by_name, r->name, r) != 0) {
+        abort(); /* like the other allocations here */
+    }
+}
+
+static void index_remove(struct ward_policy_engine *e, struct resource *r)
+{
+    ward_strmap_remove(&e->by_key, r->key);
+    struct resource *head = ward_strmap_get(&e->by_name, r->name);
+    if (head == r) {
+        if (r->same_name != NULL) {
+            ward_strmap_put(&e->by_name, r->same_name->name, r->same_name); /* replaces */
+        } else {
+            ward_strmap_remove(&e->by_name, r->name);
+        }
+        return;
+    }
+    for (struct resource *x = head; x != NULL; x = x->same_name) {
+        if (x->same_name == r) {
+            x->same_name = r->same_name;
+            break;
+        }
+    }
 }
 
 static void resource_free(struct resource *r)
@@ -2702,6 +2735,7 @@ void ward_policy_engine_destroy(struct ward_policy_engine *e)
         resource_free(r);
     }
     ward_strmap_free(&e->by_key);
+    ward_strmap_free(&e->by_name);
     generation_release(e->gen);
     ward_queue_destroy(e->q);
     for (size_t i = 0; i < e->nadmit; i++) {
@@ -2800,9 +2834,7 @@ int ward_policy_resource_put(struct ward_policy_engine *e, const char *kind, con
         }
         r->next = e->resources;
         e->resources = r;
-        if (ward_strmap_put(&e->by_key, r->key, r) != 0) {
-            abort(); /* like the other allocations here */
-        }
+        index_add(e, r);
     } else {
         cJSON_Delete(r->spec);
     }
@@ -2961,9 +2993,7 @@ static int restore_one(struct ward_policy_engine *e, struct ward_store *st,
         r->key = ward_buf_steal(&key);
         r->next = e->resources;
         e->resources = r;
-        if (ward_strmap_put(&e->by_key, r->key, r) != 0) {
-            abort(); /* like the other allocations here */
-        }
+        index_add(e, r);
     } else {
         cJSON_Delete(r->spec);
         cJSON_Delete(r->status);
@@ -3087,7 +3117,7 @@ static void resource_remove(struct ward_policy_engine *e, struct resource *r)
         run_cancel(r->run, "removed");
     }
     ward_queue_forget(e->q, r->key);
-    ward_strmap_remove(&e->by_key, r->key);
+    index_remove(e, r);
     for (struct resource **pp = &e->resources; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == r) {
             *pp = r->next;
@@ -3269,8 +3299,10 @@ int ward_policy_observe(const char *kind, const char *name, const char *field, c
         if (e->destroying) {
             continue;
         }
-        for (struct resource *r = e->resources; r != NULL; r = r->next) {
-            if (strcmp(r->name, name) != 0 || (kind != NULL && strcmp(r->kind, kind) != 0)) {
+        /* every resource so named, newest first like the list */
+        for (struct resource *r = ward_strmap_get(&e->by_name, name); r != NULL;
+             r = r->same_name) {
+            if (kind != NULL && strcmp(r->kind, kind) != 0) {
                 continue;
             }
             int rc = observe_one(e, r, field, value);
