@@ -14,7 +14,8 @@ simulator with its counters reset, bench/sushy-enroll.py does the same enrollmen
 ThreadPoolExecutor(32). Prints one line per run and a table of medians.
 
 Lower bounds (per-BMC concurrency 1 makes a host's requests sequential):
-    ward:  ceil(N / maxConcurrentOps) * R_ward  * latency   (maxConcurrentOps = 20, its maximum)
+    ward:  ceil(N / maxConcurrentReads) * R_ward * latency  (enrollment only reads; the
+           config sets maxConcurrentReads = 64, its default, and maxConcurrentOps = 20)
     sushy: ceil(N / threads)          * R_sushy * latency
 R is the measured number of requests per host. It is a benchmark, not a test: it polls.
 """
@@ -34,7 +35,8 @@ import urllib.request
 
 SRCDIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-MAX_OPS = 20
+MAX_OPS = 20  # provisioning cap (not used by enrollment)
+MAX_READS = 64  # the cap enrollment runs under (plugin default)
 ADDRESS_MODE_FROM = 5000  # fleets this big use one socket (--address-base)
 
 
@@ -125,9 +127,10 @@ def one_run(args, n, run):
                                fleet, SRCDIR, args.builddir, os.path.join(work, "state"),
                                "127.0.0.1:%d" % port], check=True, capture_output=True,
                               text=True).stdout
-        # enrollment only: no power sync during the measurement; the widest global cap
+        # enrollment only: no power sync during the measurement; the caps set explicitly
         text = text.replace('power_sync_interval = "30s",',
-                            'power_sync_interval = "1h",\n    maxConcurrentOps = %d,' % MAX_OPS)
+                            'power_sync_interval = "1h",\n    maxConcurrentOps = %d,\n'
+                            '    maxConcurrentReads = %d,' % (MAX_OPS, args.max_reads))
         with open(conf, "w", encoding="utf-8") as f:
             f.write(text)
         http_post(control + "/control/counters/reset", {})
@@ -167,7 +170,8 @@ def one_run(args, n, run):
         res = {"n": n, "run": run, "wall": wall, "startup": t_up, "cpu": cpu,
                "requests": requests, "req_per_host": requests / n, "max_concurrent": max_conc,
                "error_answers": errors, "peak_kib": peak, "idle_kib": idle}
-        res["lower_bound"] = math.ceil(n / MAX_OPS) * res["req_per_host"] * args.latency_ms / 1e3
+        res["lower_bound"] = (math.ceil(n / args.max_reads) * res["req_per_host"]
+                              * args.latency_ms / 1e3)
         if not args.no_sushy:
             http_post(control + "/control/counters/reset", {})
             env = dict(os.environ)
@@ -245,6 +249,8 @@ def main():
     ap.add_argument("--big-runs", type=int, default=1, help="runs for fleets of 10,000 and more")
     ap.add_argument("--latency-ms", type=int, default=20)
     ap.add_argument("--threads", type=int, default=32, help="sushy's thread pool")
+    ap.add_argument("--max-reads", type=int, default=MAX_READS,
+                    help="wardd's maxConcurrentReads (the enrollment cap)")
     ap.add_argument("--builddir", default=os.getcwd())
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--limit", type=float, default=600, help="seconds allowed per enrollment")
@@ -257,9 +263,10 @@ def main():
     # the children inherit it: wardd keeps a connection per BMC, the simulator a socket
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    print("fleet-bench: %d CPUs, load average %s, latency %d ms, maxConcurrentOps %d, "
-          "sushy threads %d" % (os.cpu_count(), os.getloadavg(), args.latency_ms, MAX_OPS,
-                                args.threads), flush=True)
+    print("fleet-bench: %d CPUs, load average %s, latency %d ms, maxConcurrentReads %d, "
+          "maxConcurrentOps %d, sushy threads %d" % (os.cpu_count(), os.getloadavg(),
+                                                    args.latency_ms, args.max_reads, MAX_OPS,
+                                                    args.threads), flush=True)
     results = []
     for n in [int(x) for x in args.hosts.split(",")]:
         for run in range(args.big_runs if n >= 10000 else args.runs):

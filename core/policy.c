@@ -66,6 +66,8 @@ struct resource {
     char *kind; /* owned */
     char *name; /* owned */
     char *key;  /* owned: "kind/name", the queue key */
+    /* the next resource of another kind with this name (by_name) */
+    struct resource *same_name;
     size_t ndims;
     char *dim[POLICY_MAX_DIMS];   /* owned */
     char *state[POLICY_MAX_DIMS]; /* owned */
@@ -128,6 +130,8 @@ struct ward_policy_engine {
     struct generation *gen;
     unsigned generation;
     struct resource *resources; /* owned list */
+    struct ward_strmap by_key;  /* "Kind/name" -> resource in the list (keys are r->key) */
+    struct ward_strmap by_name; /* name -> newest resource so named, chained by same_name */
     struct run *runs;           /* owned list */
     struct run *ready;          /* subset of runs, waiting to be resumed */
     unsigned running;
@@ -268,12 +272,52 @@ static void json_to_lua(lua_State *L, const cJSON *v, int depth)
 static struct resource *resource_find(const struct ward_policy_engine *e, const char *kind,
                                       const char *name)
 {
+    char key[512];
+    if ((size_t)snprintf(key, sizeof(key), "%s/%s", kind, name) < sizeof(key)) {
+        struct resource *r = ward_strmap_get(&e->by_key, key);
+        if (r != NULL && strcmp(r->kind, kind) == 0 && strcmp(r->name, name) == 0) {
+            return r;
+        }
+        if (strchr(kind, '/') == NULL) {
+            return NULL; /* the key names one resource only */
+        }
+    }
     for (struct resource *r = e->resources; r != NULL; r = r->next) {
         if (strcmp(r->kind, kind) == 0 && strcmp(r->name, name) == 0) {
             return r;
         }
     }
     return NULL;
+}
+
+/* Index a resource just put at the head of e->resources (by key and by name). */
+static void index_add(struct ward_policy_engine *e, struct resource *r)
+{
+    r->same_name = ward_strmap_get(&e->by_name, r->name);
+    if (ward_strmap_put(&e->by_key, r->key, r) != 0 ||
+        ward_strmap_put(&e->by_name, r->name, r) != 0) {
+        abort(); /* like the other allocations here */
+    }
+}
+
+static void index_remove(struct ward_policy_engine *e, struct resource *r)
+{
+    ward_strmap_remove(&e->by_key, r->key);
+    struct resource *head = ward_strmap_get(&e->by_name, r->name);
+    if (head == r) {
+        if (r->same_name != NULL) {
+            ward_strmap_put(&e->by_name, r->same_name->name, r->same_name); /* replaces */
+        } else {
+            ward_strmap_remove(&e->by_name, r->name);
+        }
+        return;
+    }
+    for (struct resource *x = head; x != NULL; x = x->same_name) {
+        if (x->same_name == r) {
+            x->same_name = r->same_name;
+            break;
+        }
+    }
 }
 
 static void resource_free(struct resource *r)
@@ -1141,13 +1185,7 @@ static void pump(struct ward_policy_engine *e)
     double now = engine_now(e);
     const char *key;
     while (!e->destroying && !e->stopping && (key = ward_queue_pop(e->q, now)) != NULL) {
-        struct resource *r = NULL;
-        for (struct resource *x = e->resources; x != NULL; x = x->next) {
-            if (strcmp(x->key, key) == 0) {
-                r = x;
-                break;
-            }
-        }
+        struct resource *r = ward_strmap_get(&e->by_key, key);
         struct policy *p = r != NULL ? policy_for(e->gen, r->kind) : NULL;
         if (r == NULL || p == NULL || r->run != NULL) {
             ward_queue_done(e->q, key, true, now);
@@ -2048,10 +2086,12 @@ static int run_case(lua_State *L, void *ud)
     }
     struct ward_error err = {0};
     lua_getfield(L, res, "spec");
-    r.spec = lua_type(L, -1) == LUA_TTABLE ? ward_sandbox_to_json(L, -1, "spec", &err) : cJSON_CreateObject();
+    r.spec = lua_type(L, -1) == LUA_TTABLE ? ward_sandbox_to_json(L, -1, "spec", &err)
+                                           : cJSON_CreateObject();
     lua_pop(L, 1);
     lua_getfield(L, res, "status");
-    r.status = lua_type(L, -1) == LUA_TTABLE ? ward_sandbox_to_json(L, -1, "status", &err) : cJSON_CreateObject();
+    r.status = lua_type(L, -1) == LUA_TTABLE ? ward_sandbox_to_json(L, -1, "status", &err)
+                                             : cJSON_CreateObject();
     lua_pop(L, 1);
     lua_getfield(L, t, "to");
     const char *to = lua_tostring(L, -1);
@@ -2694,6 +2734,8 @@ void ward_policy_engine_destroy(struct ward_policy_engine *e)
         e->resources = r->next;
         resource_free(r);
     }
+    ward_strmap_free(&e->by_key);
+    ward_strmap_free(&e->by_name);
     generation_release(e->gen);
     ward_queue_destroy(e->q);
     for (size_t i = 0; i < e->nadmit; i++) {
@@ -2792,6 +2834,7 @@ int ward_policy_resource_put(struct ward_policy_engine *e, const char *kind, con
         }
         r->next = e->resources;
         e->resources = r;
+        index_add(e, r);
     } else {
         cJSON_Delete(r->spec);
     }
@@ -2950,6 +2993,7 @@ static int restore_one(struct ward_policy_engine *e, struct ward_store *st,
         r->key = ward_buf_steal(&key);
         r->next = e->resources;
         e->resources = r;
+        index_add(e, r);
     } else {
         cJSON_Delete(r->spec);
         cJSON_Delete(r->status);
@@ -3073,6 +3117,7 @@ static void resource_remove(struct ward_policy_engine *e, struct resource *r)
         run_cancel(r->run, "removed");
     }
     ward_queue_forget(e->q, r->key);
+    index_remove(e, r);
     for (struct resource **pp = &e->resources; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == r) {
             *pp = r->next;
@@ -3254,8 +3299,10 @@ int ward_policy_observe(const char *kind, const char *name, const char *field, c
         if (e->destroying) {
             continue;
         }
-        for (struct resource *r = e->resources; r != NULL; r = r->next) {
-            if (strcmp(r->name, name) != 0 || (kind != NULL && strcmp(r->kind, kind) != 0)) {
+        /* every resource so named, newest first like the list */
+        for (struct resource *r = ward_strmap_get(&e->by_name, name); r != NULL;
+             r = r->same_name) {
+            if (kind != NULL && strcmp(r->kind, kind) != 0) {
                 continue;
             }
             int rc = observe_one(e, r, field, value);

@@ -6,27 +6,105 @@
 #include <string.h>
 
 #include "queue.h"
+#include "util.h"
 
 struct item {
     char *key; /* owned */
     double due;
-    bool waiting;
+    uint64_t seq;   /* creation order: equal due times go in the order keys were first added */
+    size_t heap_at; /* its index in the heap while waiting */
+    bool waiting;   /* in the heap; never at the same time as inflight */
     bool inflight;
     bool again;      /* added while in flight */
     double again_at; /* when it asked to run again */
     unsigned failures;
 };
 
+/*
+ * Items are found by key through a hash index, and the waiting ones are kept in a binary
+ * min-heap on (due, seq), so add, pop, done and forget cost O(log n) with thousands of
+ * resources instead of a scan of all of them.
+ */
 struct ward_queue {
     struct ward_queue_options o;
-    struct item *items; /* owned; linear: a site has thousands of hosts, not millions */
-    size_t n, cap;
+    struct ward_strmap index; /* key -> struct item *, owned items */
+    struct item **heap;       /* waiting items, min-heap on (due, seq) */
+    size_t nheap, heapcap;
+    uint64_t seq;
     size_t running;
     uint64_t rng;
     double tokens; /* token bucket for the overall rate */
     double refilled;
     bool primed;
 };
+
+static bool before(const struct item *a, const struct item *b)
+{
+    return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+}
+
+static void heap_set(struct ward_queue *q, size_t i, struct item *it)
+{
+    q->heap[i] = it;
+    it->heap_at = i;
+}
+
+static void sift_up(struct ward_queue *q, size_t i)
+{
+    struct item *it = q->heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!before(it, q->heap[parent])) {
+            break;
+        }
+        heap_set(q, i, q->heap[parent]);
+        i = parent;
+    }
+    heap_set(q, i, it);
+}
+
+static void sift_down(struct ward_queue *q, size_t i)
+{
+    struct item *it = q->heap[i];
+    for (;;) {
+        size_t l = 2 * i + 1, best = i;
+        const struct item *b = it;
+        if (l < q->nheap && before(q->heap[l], b)) {
+            best = l;
+            b = q->heap[l];
+        }
+        if (l + 1 < q->nheap && before(q->heap[l + 1], b)) {
+            best = l + 1;
+        }
+        if (best == i) {
+            break;
+        }
+        heap_set(q, i, q->heap[best]);
+        i = best;
+    }
+    heap_set(q, i, it);
+}
+
+/* Make it wait until due. The heap has room for every item (see reserve). */
+static void heap_push(struct ward_queue *q, struct item *it, double due)
+{
+    it->due = due;
+    it->waiting = true;
+    heap_set(q, q->nheap++, it);
+    sift_up(q, it->heap_at);
+}
+
+static void heap_remove(struct ward_queue *q, struct item *it)
+{
+    size_t i = it->heap_at;
+    struct item *last = q->heap[--q->nheap];
+    it->waiting = false;
+    if (last != it) {
+        heap_set(q, i, last);
+        sift_up(q, i);
+        sift_down(q, last->heap_at);
+    }
+}
 
 /* Refill the bucket up to now; true when a hand-out may happen. */
 static bool bucket_ready(struct ward_queue *q, double now)
@@ -74,26 +152,32 @@ struct ward_queue *ward_queue_create(const struct ward_queue_options *opts)
     return q;
 }
 
+/* Every item: the waiting ones are in the heap, the others only in the index. */
+static void free_items(struct ward_queue *q)
+{
+    for (size_t i = 0; i < q->index.cap; i++) {
+        struct item *it = ward_strmap_value_at(&q->index, i);
+        if (it != NULL) {
+            free(it->key);
+            free(it);
+        }
+    }
+}
+
 void ward_queue_destroy(struct ward_queue *q)
 {
     if (q == NULL) {
         return;
     }
-    for (size_t i = 0; i < q->n; i++) {
-        free(q->items[i].key);
-    }
-    free(q->items);
+    free_items(q);
+    ward_strmap_free(&q->index);
+    free(q->heap);
     free(q);
 }
 
 static struct item *find(const struct ward_queue *q, const char *key)
 {
-    for (size_t i = 0; i < q->n; i++) {
-        if (strcmp(q->items[i].key, key) == 0) {
-            return &q->items[i];
-        }
-    }
-    return NULL;
+    return ward_strmap_get(&q->index, key);
 }
 
 static double next_random(struct ward_queue *q)
@@ -109,30 +193,36 @@ int ward_queue_add(struct ward_queue *q, const char *key, double at)
 {
     struct item *it = find(q, key);
     if (it == NULL) {
-        if (q->n == q->cap) {
-            size_t cap = q->cap ? q->cap * 2 : 16;
-            struct item *items = realloc(q->items, cap * sizeof(*items));
-            if (items == NULL) {
+        /* the heap holds at most every item: room for this one first */
+        if (q->index.n + 1 > q->heapcap) {
+            size_t cap = q->heapcap ? q->heapcap * 2 : 16;
+            struct item **heap = realloc(q->heap, cap * sizeof(*heap));
+            if (heap == NULL) {
                 return -ENOMEM;
             }
-            q->items = items;
-            q->cap = cap;
+            q->heap = heap;
+            q->heapcap = cap;
         }
+        it = calloc(1, sizeof(*it));
         char *copy = strdup(key);
-        if (copy == NULL) {
+        if (it == NULL || copy == NULL || ward_strmap_put(&q->index, copy, it) != 0) {
+            free(copy);
+            free(it);
             return -ENOMEM;
         }
-        it = &q->items[q->n++];
-        *it = (struct item){.key = copy};
+        it->key = copy;
+        it->seq = q->seq++;
     }
     if (it->inflight) {
         if (!it->again || at < it->again_at) {
             it->again_at = at;
         }
         it->again = true;
-    } else if (!it->waiting || at < it->due) {
-        it->due = at;
-        it->waiting = true;
+    } else if (!it->waiting) {
+        heap_push(q, it, at);
+    } else if (at < it->due) {
+        it->due = at; /* earlier: it only moves up, keeping its place among equals */
+        sift_up(q, it->heap_at);
     }
     return 0;
 }
@@ -142,21 +232,14 @@ const char *ward_queue_pop(struct ward_queue *q, double now)
     if (q->o.max_inflight != 0 && q->running >= q->o.max_inflight) {
         return NULL;
     }
-    struct item *best = NULL;
-    for (size_t i = 0; i < q->n; i++) {
-        struct item *it = &q->items[i];
-        if (it->waiting && !it->inflight && it->due <= now &&
-            (best == NULL || it->due < best->due)) {
-            best = it;
-        }
-    }
-    if (best == NULL || !bucket_ready(q, now)) {
+    struct item *best = q->nheap > 0 ? q->heap[0] : NULL;
+    if (best == NULL || best->due > now || !bucket_ready(q, now)) {
         return NULL;
     }
     if (q->o.rate > 0) {
         q->tokens -= 1;
     }
-    best->waiting = false;
+    heap_remove(q, best);
     best->inflight = true;
     q->running++;
     return best->key;
@@ -183,17 +266,24 @@ double ward_queue_done(struct ward_queue *q, const char *key, bool ok, double no
             d = q->o.max_delay;
         }
         delay = d * (1.0 - q->o.jitter * next_random(q));
-        it->waiting = true;
-        it->due = now + delay;
     }
+    double at = now + delay;
+    bool wait = !ok;
     if (it->again) {
-        double at = it->again_at;
-        if (!ok && at < it->due) {
+        if (ok || it->again_at > at) {
+            at = it->again_at;
+        }
+        /* Asked to run again as soon as possible (a transition's follow-up): it keeps its
+           place in line, the due time of the hand-out that just ended, instead of going
+           behind every key that became due meanwhile. */
+        if (ok && at <= now && it->due < at) {
             at = it->due;
         }
         it->again = false;
-        it->waiting = true;
-        it->due = at;
+        wait = true;
+    }
+    if (wait) {
+        heap_push(q, it, at);
     }
     return delay;
 }
@@ -204,19 +294,17 @@ void ward_queue_forget(struct ward_queue *q, const char *key)
     if (it == NULL || it->inflight) {
         return;
     }
+    if (it->waiting) {
+        heap_remove(q, it);
+    }
+    ward_strmap_remove(&q->index, key);
     free(it->key);
-    *it = q->items[--q->n];
+    free(it);
 }
 
 double ward_queue_next_due(const struct ward_queue *q)
 {
-    double best = -1;
-    for (size_t i = 0; i < q->n; i++) {
-        const struct item *it = &q->items[i];
-        if (it->waiting && !it->inflight && (best < 0 || it->due < best)) {
-            best = it->due;
-        }
-    }
+    double best = q->nheap > 0 ? q->heap[0]->due : -1;
     if (best >= 0 && q->o.rate > 0 && q->primed && q->tokens < 1) {
         /* the bucket, not the key, decides when the next hand-out can happen */
         double refill = q->refilled + (1 - q->tokens) / q->o.rate;
@@ -239,11 +327,7 @@ bool ward_queue_inflight(const struct ward_queue *q, const char *key)
 
 size_t ward_queue_waiting(const struct ward_queue *q)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < q->n; i++) {
-        n += q->items[i].waiting && !q->items[i].inflight;
-    }
-    return n;
+    return q->nheap;
 }
 
 size_t ward_queue_running(const struct ward_queue *q)

@@ -41,7 +41,10 @@ const char *ward_queue_pop(struct ward_queue *q, double now);
 /*
  * Finish a hand-out. ok clears the failure count; !ok requeues after the
  * backoff and returns that delay. A key added while in flight is requeued at
- * its requested time (the later of it and the backoff on failure).
+ * its requested time (the later of it and the backoff on failure); after a
+ * success, a request to run again at once keeps the key's place in line (the
+ * due time it was handed out for), so a resource's next step goes ahead of
+ * resources that have not started yet.
  */
 double ward_queue_done(struct ward_queue *q, const char *key, bool ok, double now);
 /* Drop a key that is not in flight (resource deleted). */

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,4 +159,133 @@ int ward_duration_parse(const char *text, double *out)
     }
     *out = total;
     return 0;
+}
+
+/* ---- string map ------------------------------------------------------------------- */
+
+/* key NULL: never used; key == TOMBSTONE: removed, probing continues past it */
+static const char tombstone[1];
+#define TOMBSTONE (&tombstone[0])
+
+struct ward_strmap_slot {
+    const char *key; /* borrowed */
+    void *value;
+    size_t hash;
+};
+
+static size_t strmap_hash(const char *s)
+{
+    /* FNV-1a: keys are short names; spread matters, resistance to chosen keys does not */
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        h ^= *p;
+        h *= 0x100000001b3ull;
+    }
+    return (size_t)(h ^ (h >> 32));
+}
+
+/* The slot holding key, or NULL. */
+static struct ward_strmap_slot *strmap_find(const struct ward_strmap *m, const char *key, size_t h)
+{
+    if (m->cap == 0) {
+        return NULL;
+    }
+    size_t mask = m->cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        struct ward_strmap_slot *s = &m->slots[i];
+        if (s->key == NULL) {
+            return NULL;
+        }
+        if (s->key != TOMBSTONE && s->hash == h && strcmp(s->key, key) == 0) {
+            return s;
+        }
+    }
+}
+
+static int strmap_resize(struct ward_strmap *m, size_t cap)
+{
+    struct ward_strmap_slot *slots = calloc(cap, sizeof(*slots));
+    if (slots == NULL) {
+        return -ENOMEM;
+    }
+    for (size_t j = 0; j < m->cap; j++) {
+        const struct ward_strmap_slot *s = &m->slots[j];
+        if (s->key == NULL || s->key == TOMBSTONE) {
+            continue;
+        }
+        size_t i = s->hash & (cap - 1);
+        while (slots[i].key != NULL) {
+            i = (i + 1) & (cap - 1);
+        }
+        slots[i] = *s;
+    }
+    free(m->slots);
+    m->slots = slots;
+    m->cap = cap;
+    m->used = m->n;
+    return 0;
+}
+
+int ward_strmap_put(struct ward_strmap *m, const char *key, void *value)
+{
+    size_t h = strmap_hash(key);
+    struct ward_strmap_slot *s = strmap_find(m, key, h);
+    if (s != NULL) {
+        s->key = key;
+        s->value = value;
+        return 0;
+    }
+    /* keep at most 3/4 of the slots taken (tombstones included) so probes stay short */
+    if ((m->used + 1) * 4 > m->cap * 3) {
+        size_t cap = m->cap != 0 ? m->cap : 16;
+        while ((m->n + 1) * 2 > cap) {
+            cap *= 2;
+        }
+        int rc = strmap_resize(m, cap);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    size_t mask = m->cap - 1;
+    size_t i = h & mask;
+    while (m->slots[i].key != NULL && m->slots[i].key != TOMBSTONE) {
+        i = (i + 1) & mask;
+    }
+    if (m->slots[i].key == NULL) {
+        m->used++;
+    }
+    m->slots[i] = (struct ward_strmap_slot){.key = key, .value = value, .hash = h};
+    m->n++;
+    return 0;
+}
+
+void *ward_strmap_get(const struct ward_strmap *m, const char *key)
+{
+    struct ward_strmap_slot *s = strmap_find(m, key, strmap_hash(key));
+    return s != NULL ? s->value : NULL;
+}
+
+void *ward_strmap_remove(struct ward_strmap *m, const char *key)
+{
+    struct ward_strmap_slot *s = strmap_find(m, key, strmap_hash(key));
+    if (s == NULL) {
+        return NULL;
+    }
+    void *value = s->value;
+    s->key = TOMBSTONE;
+    s->value = NULL;
+    m->n--;
+    return value;
+}
+
+void ward_strmap_free(struct ward_strmap *m)
+{
+    free(m->slots);
+    *m = (struct ward_strmap){0};
+}
+
+void *ward_strmap_value_at(const struct ward_strmap *m, size_t i)
+{
+    const struct ward_strmap_slot *s = &m->slots[i];
+    return s->key != NULL && s->key != TOMBSTONE ? s->value : NULL;
 }

@@ -8,7 +8,7 @@
 
 #include <ward/plugin.h>
 
-#define ward_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define ward_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #define WARD_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* A NUL-terminated growable string; zero-initialise, free with ward_buf_free. */
@@ -21,7 +21,8 @@ struct ward_buf {
 void ward_buf_putc(struct ward_buf *b, char c);
 void ward_buf_puts(struct ward_buf *b, const char *s);
 void ward_buf_put(struct ward_buf *b, const char *s, size_t n);
-void ward_buf_printf(struct ward_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ward_buf_printf(struct ward_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void ward_buf_vprintf(struct ward_buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 /* Replace n bytes at offset with s. */
@@ -32,5 +33,29 @@ void ward_buf_free(struct ward_buf *b);
 
 /* Seconds on the monotonic clock. */
 double ward_monotonic(void);
+
+/*
+ * A map from strings to pointers (open addressing, linear probing), for indexes of things
+ * looked up by name many times a second: queue keys, resources, hosts. Zero-initialise;
+ * free with ward_strmap_free. Keys are NOT copied: each must stay valid and unchanged while
+ * its entry is in the map (point it at the key string the value owns). Values are not owned.
+ */
+struct ward_strmap_slot;
+struct ward_strmap {
+    struct ward_strmap_slot *slots; /* owned */
+    size_t cap;                     /* slots, a power of two or 0 */
+    size_t n;                       /* entries */
+    size_t used;                    /* entries and tombstones */
+};
+
+/* Insert or replace. 0 or -ENOMEM (the map is unchanged then). value must not be NULL. */
+int ward_strmap_put(struct ward_strmap *m, const char *key, void *value);
+/* The value under key, or NULL. */
+void *ward_strmap_get(const struct ward_strmap *m, const char *key);
+/* Remove key; returns its value, or NULL when absent. */
+void *ward_strmap_remove(struct ward_strmap *m, const char *key);
+/* For a walk over every entry: the value in slot i (i < m->cap), NULL for an empty slot. */
+void *ward_strmap_value_at(const struct ward_strmap *m, size_t i);
+void ward_strmap_free(struct ward_strmap *m);
 
 #endif

@@ -3,6 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#ifdef HAVE_MALLOC_TRIM
+#include <malloc.h>
+#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +28,7 @@ void ward_rf_client_opts_default(struct ward_rf_client_opts *o)
         .concurrency = 1,
         .cooldown = 0,
         .max_ops = 20,
+        .max_reads = 64,
         .retries = 3,
         .backoff = 1,
         .backoff_max = 30,
@@ -45,10 +49,13 @@ struct ward_rf_client {
     struct ward_rf_client_opts o;
     struct ward_rf_http *http; /* owned */
     struct ward_rf_bmc *bmcs;  /* owned, list */
-    struct ward_rf_op *queue;  /* waiting operations, FIFO over all BMCs */
-    struct ward_rf_op *queue_tail;
+    /* waiting operations, one FIFO per class over all BMCs (reads, changes) */
+    struct ward_rf_op *queue[2];
+    struct ward_rf_op *queue_tail[2];
     unsigned running, max_running;
+    unsigned running_cls[2], max_running_cls[2];
     ev_timer kick; /* runs the scheduler from the loop */
+    ev_timer trim; /* gives freed memory back to the system once idle */
     struct ward_metric *m_cooldown;
     struct ward_metric *m_duration;
 };
@@ -69,14 +76,15 @@ struct ward_rf_bmc {
     bool insecure;
     /* discovery */
     bool have_root, discovered, has_sessions;
-    char systems_path[PATH_MAX_LEN], managers_path[PATH_MAX_LEN], sessions_path[PATH_MAX_LEN];
-    char system_path[PATH_MAX_LEN], manager_path[PATH_MAX_LEN], sys_media_path[PATH_MAX_LEN];
-    char media_path[PATH_MAX_LEN];                  /* CD-capable VirtualMedia member, once found */
+    /* Paths live on the heap, sized to fit (see path_set); never NULL, "" when unknown. */
+    char *systems_path, *managers_path, *sessions_path;
+    char *system_path, *manager_path, *sys_media_path;
+    char *media_path;                               /* CD-capable VirtualMedia member, once found */
     char manufacturer[96], model[96], firmware[96]; /* selects quirk hooks */
     struct ward_rf_ident ident;
     /* session; token is a secret */
     char *token;
-    char session_path[PATH_MAX_LEN];
+    char *session_path;
     struct ward_rf_op *login_op;      /* the operation logging in for everyone, or NULL */
     struct ward_rf_op *login_waiters; /* parked until the login ends */
     double sessions_blocked_until;
@@ -129,6 +137,7 @@ struct ward_rf_op {
     struct ward_rf_op *wait_next;     /* login waiters */
     struct ward_rf_op *bnext, *bprev; /* every operation of its BMC */
     enum ward_rf_op_kind kind;
+    enum ward_rf_op_class cls;
     char *arg, *body;
     ward_rf_op_cb cb;
     void *cb_arg;
@@ -162,6 +171,31 @@ struct ward_rf_op {
     char current_path[PATH_MAX_LEN];
     unsigned quirk_retries;
 };
+
+/*
+ * A BMC's discovered paths: a fixed 512-byte buffer for each of eight paths was most of the
+ * memory a BMC took in fleets of thousands; real paths are a few dozen bytes. The empty
+ * path is a shared "" so readers never see NULL. An allocation failure leaves the path
+ * empty, which the operation that needs it reports as not found.
+ */
+static char no_path[1];
+
+static void path_set(char **dst, const char *src)
+{
+    if (*dst != NULL && *dst != no_path && strcmp(*dst, src) == 0) {
+        return;
+    }
+    if (*dst != no_path) {
+        free(*dst);
+    }
+    *dst = no_path;
+    if (src[0] != '\0') {
+        char *copy = strdup(src);
+        if (copy != NULL) {
+            *dst = copy;
+        }
+    }
+}
 
 static double now(struct ward_rf_client *c)
 {
@@ -214,6 +248,22 @@ const char *ward_rf_op_kind_name(enum ward_rf_op_kind kind)
 /* ---- scheduling ------------------------------------------------------------------- */
 
 static void schedule(struct ward_rf_client *c);
+static void schedule_class(struct ward_rf_client *c, enum ward_rf_op_class cls);
+
+enum ward_rf_op_class ward_rf_op_kind_class(enum ward_rf_op_kind kind)
+{
+    switch (kind) {
+    case WARD_RF_OP_CONNECT:
+    case WARD_RF_OP_GET:
+    case WARD_RF_OP_INVENTORY:
+    case WARD_RF_OP_POWER_STATE:
+    case WARD_RF_OP_LOGOUT:
+        return WARD_RF_READ;
+    default:
+        /* anything that changes a BMC, and whatever is added later until classified */
+        return WARD_RF_CHANGE;
+    }
+}
 
 static void kick(struct ward_rf_client *c)
 {
@@ -243,12 +293,12 @@ static void queue_remove(struct ward_rf_op *op)
     if (op->qprev != NULL) {
         op->qprev->qnext = op->qnext;
     } else {
-        c->queue = op->qnext;
+        c->queue[op->cls] = op->qnext;
     }
     if (op->qnext != NULL) {
         op->qnext->qprev = op->qprev;
     } else {
-        c->queue_tail = op->qprev;
+        c->queue_tail[op->cls] = op->qprev;
     }
     op->qnext = op->qprev = NULL;
     op->queued = false;
@@ -267,21 +317,57 @@ static void op_begin(struct ward_rf_op *op)
     if (b->c->running > b->c->max_running) {
         b->c->max_running = b->c->running;
     }
+    b->c->running_cls[op->cls]++;
+    if (b->c->running_cls[op->cls] > b->c->max_running_cls[op->cls]) {
+        b->c->max_running_cls[op->cls] = b->c->running_cls[op->cls];
+    }
     op->phase = PH_ROOT;
     op_advance(op, NULL);
 }
 
+static unsigned class_cap(const struct ward_rf_client *c, enum ward_rf_op_class cls)
+{
+    return cls == WARD_RF_CHANGE ? c->o.max_ops : c->o.max_reads;
+}
+
 /*
- * Start what may start, oldest first. Starting an operation can run callbacks that queue or
- * cancel others, so the walk begins again from the head after each start.
+ * Start what may start, oldest first, in each class up to its cap. Starting an operation can
+ * run callbacks that queue or cancel others, so the walk begins again from the head after
+ * each start.
  */
 static void schedule(struct ward_rf_client *c)
 {
+    schedule_class(c, WARD_RF_CHANGE);
+    schedule_class(c, WARD_RF_READ);
+    if (c->running == 0 && c->queue[WARD_RF_READ] == NULL && c->queue[WARD_RF_CHANGE] == NULL &&
+        !ev_is_active(&c->trim)) {
+        ev_timer_set(&c->trim, 1., 0.);
+        ev_timer_start(c->loop, &c->trim);
+    }
+}
+
+/*
+ * A burst (enrolling a fleet) leaves the allocator holding memory it freed: glibc keeps it
+ * in its arenas and RSS stays at the peak. Once no operation has run for a second, hand
+ * it back.
+ */
+static void on_trim(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct ward_rf_client *c = ward_rf_container_of(w, struct ward_rf_client, trim);
+    if (c->running == 0 && c->queue[WARD_RF_READ] == NULL && c->queue[WARD_RF_CHANGE] == NULL) {
+#ifdef HAVE_MALLOC_TRIM
+        malloc_trim(0);
+#endif
+    }
+}
+
+static void schedule_class(struct ward_rf_client *c, enum ward_rf_op_class cls)
+{
     bool started = true;
-    while (started && c->running < c->o.max_ops) {
+    while (started && c->running_cls[cls] < class_cap(c, cls)) {
         started = false;
         double t = now(c);
-        for (struct ward_rf_op *op = c->queue; op != NULL; op = op->qnext) {
+        for (struct ward_rf_op *op = c->queue[cls]; op != NULL; op = op->qnext) {
             struct ward_rf_bmc *b = op->bmc;
             if (b->running >= c->o.concurrency) {
                 continue;
@@ -339,6 +425,7 @@ static void op_free(struct ward_rf_op *op)
     if (op->started) {
         b->running--;
         b->c->running--;
+        b->c->running_cls[op->cls]--;
         b->last_op_end = now(b->c);
     }
     cJSON_Delete(op->members);
@@ -766,9 +853,9 @@ static void on_http(void *arg, const struct ward_rf_response *r)
             b->token = strdup(r->auth_token);
             char p[PATH_MAX_LEN];
             if (ward_rf_path_ok(b->base, r->location, p, sizeof(p))) {
-                snprintf(b->session_path, sizeof(b->session_path), "%s", p);
+                path_set(&b->session_path, p);
             } else {
-                b->session_path[0] = '\0';
+                path_set(&b->session_path, "");
             }
             b->session_backoff = 0;
             b->bad_stamp[0] = '\0';
@@ -1489,7 +1576,7 @@ static void media_step(struct ward_rf_op *op, struct answer *a)
         return;
     case S_MD_MEMBER: {
         if (a->code == -ENOENT && b->media_path[0] != '\0' && !op->tried_systems) {
-            b->media_path[0] = '\0'; /* moved (firmware update): find it again */
+            path_set(&b->media_path, ""); /* moved (firmware update): find it again */
             op->step = S_START;
             media_step(op, NULL);
             return;
@@ -1501,7 +1588,7 @@ static void media_step(struct ward_rf_op *op, struct answer *a)
             media_next_member(op);
             return;
         }
-        snprintf(b->media_path, sizeof(b->media_path), "%s", op->req.path);
+        path_set(&b->media_path, op->req.path);
         const cJSON *actions = cJSON_GetObjectItemCaseSensitive(a->json, "Actions");
         const cJSON *ins =
             cJSON_IsObject(actions)
@@ -1651,7 +1738,7 @@ static void manager_reset_step(struct ward_rf_op *op, struct answer *a)
         /* a restarted BMC forgets its sessions; the next operation logs in again */
         free(b->token);
         b->token = NULL;
-        b->session_path[0] = '\0';
+        path_set(&b->session_path, "");
         op_done(op, 0, "");
         return;
     }
@@ -1673,7 +1760,7 @@ static void logout_step(struct ward_rf_op *op, struct answer *a)
     }
     free(b->token);
     b->token = NULL;
-    b->session_path[0] = '\0';
+    path_set(&b->session_path, "");
     if (a->code != 0 && a->status != 401 && a->status != 404) {
         op_fail(op, a->code, "BMC %s: logout failed: %s", b->name, a->reason);
         return;
@@ -1724,6 +1811,15 @@ static void main_step(struct ward_rf_op *op, struct answer *a)
 
 /* ---- discovery ---- */
 
+/* to_path into one of the BMC's heap paths; "" when it fails. */
+static bool to_path_set(struct ward_rf_op *op, const char *link, char **dst)
+{
+    char tmp[PATH_MAX_LEN];
+    bool ok = to_path(op, link, tmp, sizeof(tmp));
+    path_set(dst, ok ? tmp : "");
+    return ok;
+}
+
 static void pick_system(struct ward_rf_op *op, const cJSON *coll, char *out, size_t outlen)
 {
     const char *want = op->bmc->system_cfg;
@@ -1768,22 +1864,21 @@ static void op_advance(struct ward_rf_op *op, struct answer *a)
         if (failed(op, a)) {
             return;
         }
-        if (!to_path(op, ward_rf_link(a->json, "Systems"), b->systems_path,
-                     sizeof(b->systems_path))) {
+        if (!to_path_set(op, ward_rf_link(a->json, "Systems"), &b->systems_path)) {
             op_fail(op, -EPROTO, "BMC %s: the service root has no Systems link", b->name);
             return;
         }
-        if (!to_path(op, ward_rf_link(a->json, "Managers"), b->managers_path,
-                     sizeof(b->managers_path))) {
-            b->managers_path[0] = '\0';
+        if (!to_path_set(op, ward_rf_link(a->json, "Managers"), &b->managers_path)) {
+            path_set(&b->managers_path, "");
         }
         {
             const cJSON *links = cJSON_GetObjectItemCaseSensitive(a->json, "Links");
-            b->has_sessions = to_path(op, ward_rf_link(links, "Sessions"), b->sessions_path,
-                                      sizeof(b->sessions_path));
+            b->has_sessions = to_path_set(op, ward_rf_link(links, "Sessions"), &b->sessions_path);
             if (!b->has_sessions &&
                 to_path(op, ward_rf_link(a->json, "SessionService"), path, sizeof(path))) {
-                snprintf(b->sessions_path, sizeof(b->sessions_path), "%.480s/Sessions", path);
+                char sessions[PATH_MAX_LEN];
+                snprintf(sessions, sizeof(sessions), "%.480s/Sessions", path);
+                path_set(&b->sessions_path, sessions);
                 b->has_sessions = true;
             }
         }
@@ -1829,7 +1924,10 @@ static void op_advance(struct ward_rf_op *op, struct answer *a)
         if (failed(op, a)) {
             return;
         }
-        pick_system(op, a->json, b->system_path, sizeof(b->system_path));
+        char picked[PATH_MAX_LEN];
+        pick_system(op, a->json, picked, sizeof(picked));
+        path_set(&b->system_path, picked);
+        b->ident.system = b->system_path;
         if (b->system_path[0] == '\0') {
             op_fail(op, -ENOENT, "BMC %s: %s%s%s", b->name,
                     b->system_cfg != NULL ? "no system named " : "the Systems collection is empty",
@@ -1846,13 +1944,11 @@ static void op_advance(struct ward_rf_op *op, struct answer *a)
         const cJSON *links = cJSON_GetObjectItemCaseSensitive(a->json, "Links");
         const cJSON *by = cJSON_GetObjectItemCaseSensitive(links, "ManagedBy");
         const cJSON *first = cJSON_IsArray(by) ? cJSON_GetArrayItem(by, 0) : NULL;
-        if (!to_path(op, ward_rf_str(first, "@odata.id"), b->manager_path,
-                     sizeof(b->manager_path))) {
-            b->manager_path[0] = '\0';
+        if (!to_path_set(op, ward_rf_str(first, "@odata.id"), &b->manager_path)) {
+            path_set(&b->manager_path, "");
         }
-        if (!to_path(op, ward_rf_link(a->json, "VirtualMedia"), b->sys_media_path,
-                     sizeof(b->sys_media_path))) {
-            b->sys_media_path[0] = '\0';
+        if (!to_path_set(op, ward_rf_link(a->json, "VirtualMedia"), &b->sys_media_path)) {
+            path_set(&b->sys_media_path, "");
         }
         snprintf(b->manufacturer, sizeof(b->manufacturer), "%s",
                  ward_rf_str(a->json, "Manufacturer") ? ward_rf_str(a->json, "Manufacturer") : "");
@@ -1901,6 +1997,7 @@ struct ward_rf_op *ward_rf_op_start(struct ward_rf_bmc *b, enum ward_rf_op_kind 
     }
     op->bmc = b;
     op->kind = kind;
+    op->cls = ward_rf_op_kind_class(kind);
     op->cb = cb;
     op->cb_arg = cb_arg;
     op->arg = arg != NULL ? strdup(arg) : NULL;
@@ -1919,13 +2016,13 @@ struct ward_rf_op *ward_rf_op_start(struct ward_rf_bmc *b, enum ward_rf_op_kind 
     b->ops = op;
     struct ward_rf_client *c = b->c;
     op->queued = true;
-    op->qprev = c->queue_tail;
-    if (c->queue_tail != NULL) {
-        c->queue_tail->qnext = op;
+    op->qprev = c->queue_tail[op->cls];
+    if (c->queue_tail[op->cls] != NULL) {
+        c->queue_tail[op->cls]->qnext = op;
     } else {
-        c->queue = op;
+        c->queue[op->cls] = op;
     }
-    c->queue_tail = op;
+    c->queue_tail[op->cls] = op;
     kick(c);
     return op;
 }
@@ -1965,6 +2062,11 @@ struct ward_rf_client *ward_rf_client_create(struct ev_loop *loop,
                        o->max_ops);
         return NULL;
     }
+    if (o->max_reads < 1 || o->max_reads > 1024) {
+        ward_error_set(err, -EINVAL, "maxConcurrentReads must be between 1 and 1024 (got %u)",
+                       o->max_reads);
+        return NULL;
+    }
     if (o->concurrency < 1) {
         ward_error_set(err, -EINVAL, "per-BMC concurrency must be at least 1");
         return NULL;
@@ -1990,6 +2092,9 @@ struct ward_rf_client *ward_rf_client_create(struct ev_loop *loop,
         return NULL;
     }
     ev_timer_init(&c->kick, on_kick, 0., 0.);
+    ev_timer_init(&c->trim, on_trim, 0., 0.);
+    /* one cached connection per operation that may run, twice over (see http.c) */
+    ward_rf_http_set_max_connections(c->http, 2 * (c->o.max_ops + c->o.max_reads));
     if (o->metrics != NULL) {
         c->m_cooldown = ward_metrics_counter(o->metrics, "ward_bmc_cooldown_waits_total",
                                              "Operations that waited for a BMC's cooldown.",
@@ -2012,6 +2117,7 @@ void ward_rf_client_destroy(struct ward_rf_client *c)
         bmc_free(c->bmcs);
     }
     ev_timer_stop(c->loop, &c->kick);
+    ev_timer_stop(c->loop, &c->trim);
     ward_rf_http_destroy(c->http);
     free(c);
 }
@@ -2029,6 +2135,16 @@ unsigned ward_rf_client_running(const struct ward_rf_client *c)
 unsigned ward_rf_client_max_running(const struct ward_rf_client *c)
 {
     return c->max_running;
+}
+
+unsigned ward_rf_client_running_class(const struct ward_rf_client *c, enum ward_rf_op_class cls)
+{
+    return c->running_cls[cls];
+}
+
+unsigned ward_rf_client_max_running_class(const struct ward_rf_client *c, enum ward_rf_op_class cls)
+{
+    return c->max_running_cls[cls];
 }
 
 static char *dup_or_null(const char *s)
@@ -2082,6 +2198,9 @@ struct ward_rf_bmc *ward_rf_bmc_create(struct ward_rf_client *c,
     b->cainfo = dup_or_null(cfg->cainfo);
     b->insecure = cfg->insecure;
     b->rate = c->o.rate_max;
+    b->systems_path = b->managers_path = b->sessions_path = no_path;
+    b->system_path = b->manager_path = b->sys_media_path = no_path;
+    b->media_path = b->session_path = no_path;
     b->ident = (struct ward_rf_ident){.manufacturer = b->manufacturer,
                                       .model = b->model,
                                       .firmware = b->firmware,
@@ -2136,6 +2255,11 @@ static void bmc_free(struct ward_rf_bmc *b)
     }
     free(b->password);
     free(b->token);
+    char **paths[] = {&b->systems_path, &b->managers_path,  &b->sessions_path, &b->system_path,
+                      &b->manager_path, &b->sys_media_path, &b->media_path,    &b->session_path};
+    for (size_t i = 0; i < WARD_ARRAY_LEN(paths); i++) {
+        path_set(paths[i], "");
+    }
     free(b->name);
     free(b->base);
     free(b->system_cfg);

@@ -6,7 +6,10 @@
  * the loop and completes through a callback with a cJSON result or a readable reason.
  *
  * Protection, in the order a request meets it:
- *   - global cap: at most max_ops operations run at once over all BMCs (others queue);
+ *   - global caps: at most max_ops operations that change a BMC (power, boot override,
+ *     virtual media, manager reset, PATCH, POST) and at most max_reads reading ones
+ *     (connect, inventory, power state, GET, logout) run at once over all BMCs; the rest
+ *     wait in one FIFO per class;
  *   - per BMC: at most concurrency operations at once, each issuing one request at a time,
  *     so requests in flight to a BMC never exceed concurrency; cooldown seconds between the
  *     end of one operation and the start of the next on the same BMC;
@@ -39,7 +42,8 @@ struct ward_rf_client_opts {
     double timeout;         /* seconds per request */
     unsigned concurrency;   /* operations (and so requests) in flight per BMC, >= 1 */
     double cooldown;        /* seconds between operations on one BMC */
-    unsigned max_ops;       /* operations in flight over all BMCs, 1..20 */
+    unsigned max_ops;       /* changing operations in flight over all BMCs, 1..20 */
+    unsigned max_reads;     /* reading operations in flight over all BMCs, 1..1024 */
     unsigned retries;       /* extra attempts of an idempotent request */
     double backoff;         /* first retry delay, doubled each attempt */
     double backoff_max;
@@ -71,9 +75,9 @@ struct ward_rf_client *ward_rf_client_create(struct ev_loop *loop,
 /* Destroys every BMC still registered (sessions abandoned, operations ended with -ECANCELED). */
 void ward_rf_client_destroy(struct ward_rf_client *c);
 struct ward_rf_http *ward_rf_client_http(struct ward_rf_client *c);
-/* Operations running over all BMCs. */
+/* Operations running over all BMCs, both classes. */
 unsigned ward_rf_client_running(const struct ward_rf_client *c);
-/* The most operations ever running at once (never above max_ops). */
+/* The most operations ever running at once (never above max_ops + max_reads). */
 unsigned ward_rf_client_max_running(const struct ward_rf_client *c);
 
 struct ward_rf_bmc_config {
@@ -120,6 +124,12 @@ typedef void (*ward_rf_op_cb)(void *arg, int code, const cJSON *result, const ch
 
 struct ward_rf_op;
 
+/* Which global cap an operation counts against. */
+enum ward_rf_op_class {
+    WARD_RF_READ,   /* reads the BMC only: maxConcurrentReads */
+    WARD_RF_CHANGE, /* changes the BMC (provisioning): maxConcurrentOps */
+};
+
 enum ward_rf_op_kind {
     WARD_RF_OP_CONNECT,     /* discover and authenticate */
     WARD_RF_OP_GET,         /* arg: path */
@@ -147,6 +157,11 @@ struct ward_rf_op *ward_rf_op_start(struct ward_rf_bmc *b, enum ward_rf_op_kind 
 /* Stop an operation; its callback will not run. */
 void ward_rf_op_cancel(struct ward_rf_op *op);
 const char *ward_rf_op_kind_name(enum ward_rf_op_kind kind);
+enum ward_rf_op_class ward_rf_op_kind_class(enum ward_rf_op_kind kind);
+/* Operations of a class running now, and the most ever running at once (never above its cap). */
+unsigned ward_rf_client_running_class(const struct ward_rf_client *c, enum ward_rf_op_class cls);
+unsigned ward_rf_client_max_running_class(const struct ward_rf_client *c,
+                                          enum ward_rf_op_class cls);
 
 /*
  * Turn a Redfish error body into a readable reason: the messages of

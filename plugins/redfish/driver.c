@@ -10,6 +10,7 @@
 #include <ward/async.h>
 
 #include "driver.h"
+#include "util.h" /* ward_strmap, from wardd's core */
 #include "parse.h"
 #include "quirks.h"
 
@@ -40,7 +41,8 @@ struct ward_rf_driver {
     struct ward_rf_client *client; /* not owned */
     char *credentials_dir;
     double sync_interval;
-    struct host *hosts; /* owned */
+    struct host *hosts;       /* owned */
+    struct ward_strmap index; /* name -> host of the list (keys are h->name) */
     struct ev_loop *loop;
     ev_timer sync_timer;
     ward_rf_power_hook hook;
@@ -77,12 +79,7 @@ struct pending {
 
 static struct host *find_host(struct ward_rf_driver *d, const char *name)
 {
-    for (struct host *h = d->hosts; h != NULL; h = h->next) {
-        if (strcmp(h->name, name) == 0) {
-            return h;
-        }
-    }
-    return NULL;
+    return ward_strmap_get(&d->index, name);
 }
 
 /* ---- hosts ------------------------------------------------------------------------ */
@@ -186,7 +183,11 @@ static int host_for(struct ward_rf_driver *d, const char *name, const char *spec
         free(h->signature);
     } else {
         h = calloc(1, sizeof(*h));
-        if (h == NULL || (h->name = strdup(name)) == NULL) {
+        if (h == NULL || (h->name = strdup(name)) == NULL ||
+            ward_strmap_put(&d->index, h->name, h) != 0) {
+            if (h != NULL) {
+                free(h->name);
+            }
             free(h);
             ward_rf_bmc_destroy(b);
             snprintf(reason, rlen, "out of memory");
@@ -229,6 +230,7 @@ int ward_rf_driver_remove(struct ward_rf_driver *d, const char *host)
         if (strcmp((*p)->name, host) == 0) {
             struct host *h = *p;
             *p = h->next;
+            ward_strmap_remove(&d->index, h->name);
             host_free(h);
             return 0;
         }
@@ -660,6 +662,7 @@ void ward_rf_driver_destroy(struct ward_rf_driver *d)
         d->hosts = h->next;
         host_free(h);
     }
+    ward_strmap_free(&d->index);
     for (struct ward_rf_driver **p = &live_drivers; *p != NULL; p = &(*p)->next_live) {
         if (*p == d) {
             *p = d->next_live;

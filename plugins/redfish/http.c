@@ -326,10 +326,20 @@ struct ward_rf_http *ward_rf_http_create(struct ev_loop *loop)
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-    /* BMCs are served one request at a time by ward's own limiter; cache enough connections
-       for many BMCs so each keeps its keep-alive connection. */
-    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 4096L);
+    ward_rf_http_set_max_connections(h, WARD_RF_HTTP_DEFAULT_CONNECTIONS);
     return h;
+}
+
+void ward_rf_http_set_max_connections(struct ward_rf_http *h, unsigned n)
+{
+    /*
+     * Each cached connection keeps its socket and TLS state (tens of KiB). Enough for every
+     * operation that may run at once keeps a BMC's connection between its sequential
+     * requests; caching one per BMC of a large fleet would keep idle memory at its peak and
+     * make every cache lookup walk thousands of entries. libcurl closes the oldest idle
+     * connection when the cache is full.
+     */
+    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)(n > 0 ? n : 1));
 }
 
 void ward_rf_http_destroy(struct ward_rf_http *h)
@@ -523,6 +533,10 @@ struct ward_rf_http_req *ward_rf_http_start(struct ward_rf_http *h,
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* The multi handle's DNS cache grows with every BMC name and libcurl prunes it by walking
+       all of it at each resolve: with thousands of BMCs that was a cost per connection
+       proportional to the fleet. A connection is reused for a BMC's requests anyway. */
+    curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, 0L);
     switch (o->method) {
     case WARD_RF_GET:
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
@@ -569,7 +583,11 @@ struct ward_rf_http_req *ward_rf_http_start(struct ward_rf_http *h,
         curl_easy_setopt(e, CURLOPT_PASSWORD, o->password);
     }
     if (o->cainfo != NULL) {
+        /* This bundle only: without the build's default CA directory, which would also be
+           trusted, libcurl keeps the parsed store in the multi handle for the next
+           connections instead of reading and parsing the file for each handshake. */
         curl_easy_setopt(e, CURLOPT_CAINFO, o->cainfo);
+        curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
     }
     if (o->insecure) {
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);

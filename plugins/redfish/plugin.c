@@ -23,6 +23,7 @@ struct redfish {
     long long concurrency;
     double cooldown;
     long long max_ops;
+    long long max_reads;
     long long retries;
     double backoff;
     double backoff_max;
@@ -54,7 +55,11 @@ static const struct ward_config_entry redfish_config[] = {
     {WARD_CONFIG_DURATION, "bmcCooldownPeriod", "0s", offsetof(struct redfish, cooldown),
      "pause between the end of one operation and the start of the next on the same BMC"},
     {WARD_CONFIG_INT, "maxConcurrentOps", "20", offsetof(struct redfish, max_ops),
-     "operations in flight over all BMCs (1-20)"},
+     "provisioning operations (power, boot override, virtual media, manager reset, PATCH, "
+     "POST) in flight over all BMCs (1-20)"},
+    {WARD_CONFIG_INT, "maxConcurrentReads", "64", offsetof(struct redfish, max_reads),
+     "reading operations (connect and login, inventory, power state and its periodic sync, "
+     "GET, logout) in flight over all BMCs (1-1024)"},
     {WARD_CONFIG_INT, "retries", "3", offsetof(struct redfish, retries),
      "extra attempts of an idempotent request (GET, PATCH, DELETE) after a transient failure"},
     {WARD_CONFIG_DURATION, "backoff", "1s", offsetof(struct redfish, backoff),
@@ -95,6 +100,10 @@ static int redfish_init(struct ward_plugin_ctx *ctx, void *instance, struct ward
         return ward_error_set(err, -EINVAL, "maxConcurrentOps must be between 1 and 20, not %lld",
                               rf->max_ops);
     }
+    if (rf->max_reads < 1 || rf->max_reads > 1024) {
+        return ward_error_set(
+            err, -EINVAL, "maxConcurrentReads must be between 1 and 1024, not %lld", rf->max_reads);
+    }
     if (rf->concurrency < 1 || rf->concurrency > 64) {
         return ward_error_set(err, -EINVAL, "concurrency must be between 1 and 64, not %lld",
                               rf->concurrency);
@@ -128,6 +137,7 @@ static int redfish_init(struct ward_plugin_ctx *ctx, void *instance, struct ward
     o.concurrency = (unsigned)rf->concurrency;
     o.cooldown = rf->cooldown;
     o.max_ops = (unsigned)rf->max_ops;
+    o.max_reads = (unsigned)rf->max_reads;
     o.retries = (unsigned)rf->retries;
     o.backoff = rf->backoff;
     o.backoff_max = rf->backoff_max;
@@ -180,9 +190,10 @@ static int redfish_start(struct ward_plugin_ctx *ctx, void *instance, struct war
     struct redfish *rf = instance;
     ward_rf_driver_start_sync(rf->driver, ward_plugin_loop(ctx));
     ward_plugin_log(ctx, WARD_LOG_INFO,
-                    "redfish driver ready: maxConcurrentOps=%lld concurrency=%lld cooldown=%.1fs "
-                    "power sync every %.0fs",
-                    rf->max_ops, rf->concurrency, rf->cooldown, rf->power_sync_interval);
+                    "redfish driver ready: maxConcurrentOps=%lld maxConcurrentReads=%lld "
+                    "concurrency=%lld cooldown=%.1fs power sync every %.0fs",
+                    rf->max_ops, rf->max_reads, rf->concurrency, rf->cooldown,
+                    rf->power_sync_interval);
     return 0;
 }
 

@@ -11,9 +11,78 @@
 #include "policy.h"
 #include "queue.h"
 
+/* The big queue's expected order, computed here: by due time, then by first add. */
+struct expect {
+    int id;
+    double due;
+};
+
+static int by_due_then_id(const void *a, const void *b)
+{
+    const struct expect *x = a, *y = b;
+    if (x->due != y->due) {
+        return x->due < y->due ? -1 : 1;
+    }
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Thousands of keys: order by due time with ties in first-add order, removal, re-insertion. */
+static void big_queue(void)
+{
+    enum { N = 3000 };
+    static struct expect want[N];
+    struct ward_queue *q = ward_queue_create(&(struct ward_queue_options){.jitter = 0});
+    unsigned x = 12345;
+    for (int i = 0; i < N; i++) {
+        x = x * 1103515245u + 12345u;
+        want[i] = (struct expect){.id = i, .due = (double)((x >> 16) % 50)}; /* many ties */
+        char key[32];
+        snprintf(key, sizeof(key), "Host/node-%d", i);
+        ward_queue_add(q, key, want[i].due + 100); /* a later time first ... */
+        ward_queue_add(q, key, want[i].due);       /* ... an earlier one wins */
+    }
+    /* every third key leaves and comes back: it keeps its place among equal due times
+       only if it was never forgotten, so a returning key counts as new (last) */
+    int n = 0;
+    for (int i = 0; i < N; i++) {
+        if (i % 3 == 0) {
+            char key[32];
+            snprintf(key, sizeof(key), "Host/node-%d", i);
+            ward_queue_forget(q, key);
+        } else {
+            want[n++] = want[i];
+        }
+    }
+    is_int(n, (long long)ward_queue_waiting(q), "forgotten keys leave the queue (%d left)", n);
+    for (int i = 0; i < N; i += 3) {
+        char key[32];
+        snprintf(key, sizeof(key), "Host/node-%d", i);
+        ward_queue_add(q, key, 7);
+        want[n++] = (struct expect){.id = N + i, .due = 7}; /* added after all the others */
+    }
+    qsort(want, (size_t)n, sizeof(want[0]), by_due_then_id);
+    is_double(0, ward_queue_next_due(q), 0, "next_due is the earliest due time");
+    ok(ward_queue_pop(q, -1) == NULL, "nothing is handed out before it is due");
+    int wrong = 0, popped = 0;
+    const char *k;
+    while ((k = ward_queue_pop(q, 1000)) != NULL) {
+        int id = atoi(strrchr(k, '-') + 1);
+        int wid = want[popped].id >= N ? want[popped].id - N : want[popped].id;
+        if (popped < n && id != wid) {
+            if (wrong++ < 3) {
+                diag("hand-out %d: %s, expected node-%d", popped, k, wid);
+            }
+        }
+        popped++;
+    }
+    is_int(n, popped, "every waiting key is handed out once");
+    is_int(0, wrong, "by due time, equal ones in the order they were first added");
+    ward_queue_destroy(q);
+}
+
 int main(void)
 {
-    plan(44);
+    plan(44 + 5 + 3);
     struct ward_queue *q = ward_queue_create(&(struct ward_queue_options){
         .base_delay = 1, .max_delay = 8, .jitter = 0, .max_inflight = 2});
     ward_queue_add(q, "a", 10);
@@ -117,5 +186,20 @@ int main(void)
     is_double(0, o.queue.rate, 0, "meaning unlimited");
     is_int(-EINVAL, ward_policy_options_set(&o, "queue_burst", "lots", &err),
            "a queue_burst that is not a number is refused");
+    big_queue();
+
+    /* a follow-up asked for while in flight keeps the key's place in line */
+    q = ward_queue_create(&(struct ward_queue_options){.jitter = 0});
+    ward_queue_add(q, "first", 1);
+    ward_queue_add(q, "second", 2);
+    ward_queue_add(q, "third", 3);
+    is_string("first", ward_queue_pop(q, 5), "the earliest goes");
+    ward_queue_add(q, "first", 5); /* its run transitioned: run again at once */
+    ward_queue_done(q, "first", true, 5);
+    is_string("first", ward_queue_pop(q, 5), "its next step goes ahead of keys not started yet");
+    ward_queue_done(q, "first", true, 5);
+    ward_queue_add(q, "first", 9);
+    is_string("second", ward_queue_pop(q, 9), "a key added anew waits its turn as before");
+    ward_queue_destroy(q);
     return 0;
 }

@@ -108,9 +108,113 @@ static bool wait_logouts(struct tserver *s, int want)
     return st.logouts >= want;
 }
 
+/* Requests the test servers saw, summed over servers [from, to). */
+static int requests_seen(struct tserver **sv, int from, int to)
+{
+    int n = 0;
+    for (int i = from; i < to; i++) {
+        struct tserver_stats st;
+        tserver_stats(sv[i], &st);
+        n += st.requests;
+    }
+    return n;
+}
+
+/* Run the loop (bounded) until the servers saw at least want requests in all. */
+static bool wait_requests(struct tserver **sv, int nsv, int want)
+{
+    ev_timer tick;
+    ev_timer_init(&tick, on_check, 0.01, 0.01);
+    ev_timer_start(loop, &tick);
+    double end = ev_now(loop) + 10;
+    while (requests_seen(sv, 0, nsv) < want && ev_now(loop) <= end) {
+        ev_run(loop, EVRUN_ONCE);
+        ev_now_update(loop);
+    }
+    ev_timer_stop(loop, &tick);
+    return requests_seen(sv, 0, nsv) >= want;
+}
+
+#define CAP_BMCS 8 /* the first half read, the second half change */
+
+/*
+ * maxConcurrentReads and maxConcurrentOps cap their own class each: with every server
+ * hanging, 4 reads and 4 changes on 8 BMCs put exactly 2 + 3 requests on the wire and no
+ * more; once the servers answer again every operation ends, none above its cap.
+ */
+static void test_class_caps(const struct ward_rf_client_opts *base, struct tca *ca,
+                            const char *ca_path, const char *pw_path)
+{
+    struct ward_rf_client_opts o = *base;
+    o.max_reads = 2;
+    o.max_ops = 3;
+    o.metrics = NULL;
+    o.quirks = NULL;
+    struct ward_error err = {0};
+    struct ward_rf_client *c = ward_rf_client_create(loop, &o, &err);
+    struct tserver *sv[CAP_BMCS];
+    struct ward_rf_bmc *bm[CAP_BMCS];
+    struct res rs[CAP_BMCS] = {{0}};
+    for (int i = 0; i < CAP_BMCS; i++) {
+        sv[i] = tserver_start(&(struct tserver_opts){.ca = ca, .basic_auth = true});
+        tserver_set_faults(sv[i], &(struct tserver_faults){.hang = true});
+        char name[32];
+        snprintf(name, sizeof(name), "cap-%d", i);
+        struct ward_rf_bmc_config cfg = {.name = name,
+                                         .address = tserver_url(sv[i]),
+                                         .username = TSERVER_USER,
+                                         .password_file = pw_path,
+                                         .cainfo = ca_path};
+        bm[i] = ward_rf_bmc_create(c, &cfg, &err);
+        if (i < CAP_BMCS / 2) {
+            ward_rf_op_start(bm[i], WARD_RF_OP_GET, "/redfish/v1/Systems", NULL, on_op, &rs[i]);
+        } else {
+            ward_rf_op_start(bm[i], WARD_RF_OP_PATCH, "/redfish/v1/Systems/1",
+                             "{\"AssetTag\": \"x\"}", on_op, &rs[i]);
+        }
+    }
+    bool seen = wait_requests(sv, CAP_BMCS, 5);
+    ok(seen, "hanging servers: 5 requests arrived (%d)", requests_seen(sv, 0, CAP_BMCS));
+    is_int(2, requests_seen(sv, 0, CAP_BMCS / 2),
+           "reads on the wire: 2 of 4, maxConcurrentReads (servers' count)");
+    is_int(3, requests_seen(sv, CAP_BMCS / 2, CAP_BMCS),
+           "changes on the wire: 3 of 4, maxConcurrentOps, not held back by the reads");
+    ok(ward_rf_client_running_class(c, WARD_RF_READ) == 2 &&
+           ward_rf_client_running_class(c, WARD_RF_CHANGE) == 3,
+       "client: 2 reads and 3 changes running (%u, %u)",
+       ward_rf_client_running_class(c, WARD_RF_READ),
+       ward_rf_client_running_class(c, WARD_RF_CHANGE));
+    for (int i = 0; i < CAP_BMCS; i++) {
+        tserver_set_faults(sv[i], &(struct tserver_faults){0});
+    }
+    bool all = true;
+    for (int i = 0; i < CAP_BMCS; i++) {
+        all = run_until(&rs[i].done, 20) && all;
+    }
+    ok(all, "once the servers answer, every operation ends");
+    ok(ward_rf_client_max_running_class(c, WARD_RF_READ) == 2 &&
+           ward_rf_client_max_running_class(c, WARD_RF_CHANGE) == 3,
+       "never more than 2 reads and 3 changes at once (%u, %u)",
+       ward_rf_client_max_running_class(c, WARD_RF_READ),
+       ward_rf_client_max_running_class(c, WARD_RF_CHANGE));
+    int over = 0;
+    for (int i = 0; i < CAP_BMCS; i++) {
+        struct tserver_stats st;
+        tserver_stats(sv[i], &st);
+        over += st.max_in_flight > 1;
+        res_free(&rs[i]);
+        ward_rf_bmc_destroy(bm[i]);
+    }
+    is_int(0, over, "no server saw more than 1 request at once");
+    ward_rf_client_destroy(c);
+    for (int i = 0; i < CAP_BMCS; i++) {
+        tserver_stop(sv[i]);
+    }
+}
+
 int main(void)
 {
-    plan(90);
+    plan(99);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], bad_path[512];
@@ -514,12 +618,19 @@ int main(void)
     ward_rf_client_destroy(c3);
     tserver_stop(s);
 
+    test_class_caps(&o, ca, ca_path, pw_path);
+
     /* configuration errors */
     cfg.address = "https://admin:pw@127.0.0.1:1";
     ok(ward_rf_bmc_create(c2, &cfg, &err) == NULL, "credentials in the address are refused");
     contains(err.text, "do not belong in the address", "with a reason");
     o.max_ops = 21;
     ok(ward_rf_client_create(loop, &o, &err) == NULL, "maxConcurrentOps 21 is refused");
+    o.max_ops = 20;
+    o.max_reads = 1025;
+    ok(ward_rf_client_create(loop, &o, &err) == NULL, "maxConcurrentReads 1025 is refused");
+    contains(err.text, "maxConcurrentReads must be between 1 and 1024", "with a reason (%s)",
+             err.text);
 
     /* no secret reached the log */
     fflush(logf);

@@ -119,6 +119,7 @@ int main(void)
     co.backoff_max = 0.5;
     co.rate_max = 1000;
     co.max_ops = 4;
+    co.max_reads = 3;
     co.power_timeout = 20;
     co.quirks = quirks;
     struct ward_rf_client *client = ward_rf_client_create(loop, &co, &err);
@@ -225,8 +226,11 @@ int main(void)
         over += sim_counter(&s, i, "max_concurrent") > 1;
     }
     is_int(0, over, "no BMC saw more than 1 request at once");
-    ok(ward_rf_client_max_running(client) <= 4, "the global cap of 4 held (%u)",
-       ward_rf_client_max_running(client));
+    ok(ward_rf_client_max_running_class(client, WARD_RF_CHANGE) <= 4 &&
+           ward_rf_client_max_running_class(client, WARD_RF_READ) <= 3,
+       "the global caps held: %u changes (cap 4), %u reads (cap 3)",
+       ward_rf_client_max_running_class(client, WARD_RF_CHANGE),
+       ward_rf_client_max_running_class(client, WARD_RF_READ));
     ev_timer_stop(loop, &tick);
     ward_policy_engine_destroy(engine);
     ward_rf_driver_destroy(driver);

@@ -3,7 +3,7 @@
 # ward-redfish.so as wardd loads it: the ABI, the config map and its validation.
 set -u
 : "${WARD_BUILDDIR:?run through make check}" "${WARD_SRCDIR:?}"
-echo "1..7"
+echo "1..9"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ward-redfish-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 so="$WARD_BUILDDIR/plugins/redfish/.libs/ward-redfish.so"
@@ -31,6 +31,10 @@ conf ", maxConcurrentOps = 21"
 check "maxConcurrentOps 21 is refused" \
     sh -c "! '$wardd' --test --config '$tmp/wardd.conf.lua' >'$tmp/wardd.log' 2>&1"
 check "with a reason" grep -q "maxConcurrentOps must be between 1 and 20" "$tmp/wardd.log"
+conf ", maxConcurrentReads = 1025"
+check "maxConcurrentReads 1025 is refused" \
+    sh -c "! '$wardd' --test --config '$tmp/wardd.conf.lua' >'$tmp/wardd.log' 2>&1"
+check "with a reason" grep -q "maxConcurrentReads must be between 1 and 1024" "$tmp/wardd.log"
 printf 'return {quirks = {{name = "x"}}}\n' >"$tmp/bad.lua"
 printf 'policy_dir = "%s/policies"\nplugin "redfish" { path = "%s", quirks = "%s" }\n' \
     "$WARD_SRCDIR" "$so" "$tmp/bad.lua" >"$tmp/wardd.conf.lua"

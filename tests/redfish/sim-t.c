@@ -49,7 +49,7 @@ struct flow {
     char power[32];
 };
 
-static unsigned max_running;
+static unsigned max_running[2]; /* sampled, per class */
 static struct ward_rf_client *client;
 
 static void flow_next(struct flow *f);
@@ -87,9 +87,11 @@ static void flow_next(struct flow *f)
 
 static void on_tick(struct ev_loop *l, ev_timer *w, int revents)
 {
-    unsigned r = ward_rf_client_running(client);
-    if (r > max_running) {
-        max_running = r;
+    for (int cls = 0; cls < 2; cls++) {
+        unsigned r = ward_rf_client_running_class(client, (enum ward_rf_op_class)cls);
+        if (r > max_running[cls]) {
+            max_running[cls] = r;
+        }
     }
 }
 
@@ -204,6 +206,7 @@ int main(void)
     o.backoff_max = 0.5;
     o.rate_max = 1000;
     o.max_ops = 3;
+    o.max_reads = 2;
     o.power_timeout = 20;
     struct ward_error err = {0};
     char shipped[600];
@@ -249,8 +252,13 @@ int main(void)
                  flows[i].inventory);
         is_string("On", flows[i].power, "%s: PowerState read On after power on", flavour);
     }
-    is_int(3, ward_rf_client_max_running(client), "the global cap held: at most 3 operations");
-    ok(max_running <= 3, "and so did every sample of it (%u)", max_running);
+    unsigned mc = ward_rf_client_max_running_class(client, WARD_RF_CHANGE);
+    unsigned mr = ward_rf_client_max_running_class(client, WARD_RF_READ);
+    ok(mc >= 1 && mc <= 3 && mr >= 1 && mr <= 2,
+       "the global caps held: %u changes at once (cap 3), %u reads (cap 2)", mc, mr);
+    ok(max_running[WARD_RF_CHANGE] <= 3 && max_running[WARD_RF_READ] <= 2,
+       "and so did every sample of them (%u, %u)", max_running[WARD_RF_CHANGE],
+       max_running[WARD_RF_READ]);
     int over = 0;
     for (int i = 0; i < NBMCS; i++) {
         double m = sim_counter(&s, i, "max_concurrent");
