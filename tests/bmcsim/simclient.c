@@ -199,6 +199,30 @@ struct http_result sim_http(struct sim *s, int i, const char *method, const char
                        extra_header, timeout);
 }
 
+struct http_result local_http(int port, const char *method, const char *path, const char *body,
+                              const char *token)
+{
+    char url[1024], auth[512];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+    if (token != NULL) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        headers = curl_slist_append(headers, auth);
+    }
+    if (body == NULL && strcmp(method, "POST") == 0) {
+        body = "";
+    }
+    struct http_result r = perform(url, NULL, method, body, headers, NULL, 10);
+    curl_slist_free_all(headers);
+    return r;
+}
+
+int wardd_port(const struct child *c)
+{
+    const char *p = c->out.data != NULL ? strstr(c->out.data, "\"port\":\"") : NULL;
+    return p != NULL ? atoi(p + 8) : 0;
+}
+
 char *sim_login(struct sim *s, int i)
 {
     char body[512];

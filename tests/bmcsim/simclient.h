@@ -58,6 +58,13 @@ cJSON *sim_control_bmc(struct sim *s, int i);
 /* A number from the BMC's report (e.g. "max_concurrent"). */
 double sim_counter(struct sim *s, int i, const char *name);
 
+/* One request to a local agent at http://127.0.0.1:port (wardd's HTTP endpoint); token is the
+ * bearer token or NULL. A POST without a body sends an empty one. */
+struct http_result local_http(int port, const char *method, const char *path, const char *body,
+                              const char *token);
+/* The port a wardd child logged for its HTTP endpoint ("port":"N"), or 0 when not yet. */
+int wardd_port(const struct child *c);
+
 /* Dig a value out of JSON by a slash path ("Boot/BootSourceOverrideTarget", "Members/0/@odata.id").
  */
 const char *json_str(cJSON *root, const char *path);

@@ -22,27 +22,13 @@
 
 #define NBMCS 5
 
-static size_t collect(char *data, size_t size, size_t n, void *arg)
-{
-    ward_buf_put(arg, data, size * n);
-    return size * n;
-}
-
-/* GET http://127.0.0.1:port/path; returns the status, body in out. */
+/* GET http://127.0.0.1:port/path; returns the status, body appended to out. */
 static long get(int port, const char *path, struct ward_buf *out)
 {
-    char url[256];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    }
-    curl_easy_cleanup(c);
+    struct http_result r = local_http(port, "GET", path, NULL, NULL);
+    ward_buf_puts(out, r.body);
+    long status = r.status;
+    http_free(&r);
     return status;
 }
 
@@ -72,12 +58,6 @@ static void write_config(struct sim *s, const char *path)
     }
 }
 
-static int port_of(const struct child *c)
-{
-    const char *p = c->out.data != NULL ? strstr(c->out.data, "\"port\":\"") : NULL;
-    return p != NULL ? atoi(p + 8) : 0;
-}
-
 int main(void)
 {
     if (getenv("WARD_BUILDDIR") == NULL || getenv("WARD_SRCDIR") == NULL) {
@@ -102,7 +82,7 @@ int main(void)
         enrolled += child_wait_for(&c, "Enrolling -> Available (enrolled)", 60);
     }
     is_int(NBMCS, enrolled, "every host of every flavour is enrolled");
-    int port = port_of(&c);
+    int port = wardd_port(&c);
     ok(port > 0, "the HTTP port is logged (%d)", port);
 
     struct ward_buf body = {0};
@@ -150,7 +130,7 @@ int main(void)
     /* a restart finds every host where it was */
     child_spawn(&c, argv);
     ok(child_wait_for(&c, "running with 1 plugin", 30), "wardd starts again on the same store");
-    port = port_of(&c);
+    port = wardd_port(&c);
     is_int(200, get(port, "/metrics", &body), "and serves metrics");
     contains(body.data, want, "every host is still Available");
     ward_buf_free(&body);

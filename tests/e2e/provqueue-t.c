@@ -28,43 +28,15 @@
 static char conf[700], token_file[700];
 static int port;
 
-static size_t collect(char *data, size_t size, size_t n, void *arg)
-{
-    ward_buf_put(arg, data, size * n);
-    return size * n;
-}
-
 /* One request to wardd's API; returns the status, body in out (reset first). */
 static long req(const char *method, const char *path, const char *body, bool token,
                 struct ward_buf *out)
 {
-    char url[256];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    struct http_result r = local_http(port, method, path, body, token ? TOKEN : NULL);
     out->len = 0;
-    ward_buf_puts(out, "");
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = NULL;
-    if (token) {
-        h = curl_slist_append(h, "Authorization: Bearer " TOKEN);
-    }
-    h = curl_slist_append(h, "Content-Type: application/json");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    if (body != NULL) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    } else if (strcmp(method, "POST") == 0) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-    }
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    }
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+    ward_buf_puts(out, r.body);
+    long status = r.status;
+    http_free(&r);
     return status;
 }
 
@@ -93,12 +65,6 @@ static void write_config(struct sim *s, const char *provisioning)
     if (fclose(f) != 0) {
         sysbail("write %s", conf);
     }
-}
-
-static int port_of(const struct child *c)
-{
-    const char *p = c->out.data != NULL ? strstr(c->out.data, "\"port\":\"") : NULL;
-    return p != NULL ? atoi(p + 8) : 0;
 }
 
 /* wardd --test (or a start) on a configuration; exit status, output in *out (caller frees). */
@@ -214,7 +180,7 @@ int main(void)
         enrolled += child_wait_for(&c, "Enrolling -> Available (enrolled)", 60);
     }
     is_int(NBMCS, enrolled, "the fleet is enrolled");
-    port = port_of(&c);
+    port = wardd_port(&c);
 
     struct ward_buf body = {0};
     is_int(200, req("GET", "/api/v1/queue", NULL, false, &body), "GET /api/v1/queue");
@@ -338,7 +304,7 @@ int main(void)
     child_free(&c);
     child_spawn(&c, (char *[]){wardd, "--foreground", "--config", conf, NULL});
     ok(child_wait_for(&c, "running with 1 plugin", 30), "wardd starts again");
-    port = port_of(&c);
+    port = wardd_port(&c);
     done = 0;
     for (int i = 0; i < 2; i++) {
         done += child_wait_for(&c, "Provisioning -> Provisioned (provisioned)", 60);

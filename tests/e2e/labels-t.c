@@ -15,31 +15,18 @@
 
 #include <curl/curl.h>
 
+#include "../bmcsim/simclient.h"
 #include "../core/spawn.h"
 #include "../tap/basic.h"
 #include "util.h"
 
-static size_t collect(char *data, size_t size, size_t n, void *arg)
-{
-    ward_buf_put(arg, data, size * n);
-    return size * n;
-}
-
-/* GET http://127.0.0.1:port/path; returns the status, body in out. */
+/* GET http://127.0.0.1:port/path; returns the status, body appended to out. */
 static long get(int port, const char *path, struct ward_buf *out)
 {
-    char url[256];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    }
-    curl_easy_cleanup(c);
+    struct http_result r = local_http(port, "GET", path, NULL, NULL);
+    ward_buf_puts(out, r.body);
+    long status = r.status;
+    http_free(&r);
     return status;
 }
 
@@ -64,12 +51,6 @@ static void write_config(const char *path, const char *const racks[3])
     if (fclose(f) != 0) {
         sysbail("write %s", path);
     }
-}
-
-static int port_of(const struct child *c)
-{
-    const char *p = c->out.data != NULL ? strstr(c->out.data, "\"port\":\"") : NULL;
-    return p != NULL ? atoi(p + 8) : 0;
 }
 
 /* Names listed by GET /api/v1/hosts?label=..., as "node-0,node-2," (static buffer). */
@@ -112,7 +93,7 @@ int main(void)
     struct child c;
     child_spawn(&c, argv);
     ok(child_wait_for(&c, "running with", 30), "wardd starts with three inventory hosts");
-    int port = port_of(&c);
+    int port = wardd_port(&c);
     is_string("node-0,node-2,", listed(port, "rack=r1"), "rack=r1 selects the hosts in r1");
     is_string("node-1,", listed(port, "rack=r2"), "rack=r2 the one in r2");
     is_string("node-0,node-1,node-2,", listed(port, "role=worker"), "every label is kept");
@@ -124,7 +105,7 @@ int main(void)
     write_config(conf, (const char *const[]){"r1", "r1", NULL});
     child_spawn(&c, argv);
     ok(child_wait_for(&c, "running with", 30), "wardd starts again with edited labels");
-    port = port_of(&c);
+    port = wardd_port(&c);
     is_string("node-0,node-1,node-2,", listed(port, "rack=r1"),
               "the edited label is in force after the restart");
     is_string("", listed(port, "rack=r2"), "and the old one is gone");
