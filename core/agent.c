@@ -168,9 +168,13 @@ static char *api_explain(void *arg, const char *ns, const char *name, struct war
     return out;
 }
 
-/* SIGHUP: a bad provisioning section refuses the reload and the last good settings stay. */
-static int queue_reload(struct ward_daemon *d, const struct ward_config *next, void *arg,
-                        struct ward_error *err)
+/*
+ * SIGHUP, in two hooks around the policy reload: queue_reload_check refuses a bad provisioning
+ * section before the policies are recompiled; queue_reload_apply runs only once every other hook
+ * (the policy reload among them) has accepted, so a refused reload changes nothing.
+ */
+static int queue_reload_check(struct ward_daemon *d, const struct ward_config *next, void *arg,
+                       struct ward_error *err)
 {
     (void)d;
     struct ward_agent *a = arg;
@@ -182,9 +186,18 @@ static int queue_reload(struct ward_daemon *d, const struct ward_config *next, v
                  "maxQueueSize %u, workerCount %u, maxConcurrentOps %u",
                  err->text, a->queue_settings.max_queue_size, a->queue_settings.worker_count,
                  a->queue_settings.max_concurrent_ops);
-        return rc;
     }
-    if (memcmp(&s, &a->queue_settings, sizeof(s)) != 0) {
+    return rc;
+}
+
+static int queue_reload_apply(struct ward_daemon *d, const struct ward_config *next, void *arg,
+                       struct ward_error *err)
+{
+    (void)d;
+    struct ward_agent *a = arg;
+    struct ward_provqueue_settings s;
+    int rc = ward_provqueue_settings_read(next, &s, err); /* queue_reload_check accepted it */
+    if (rc == 0 && memcmp(&s, &a->queue_settings, sizeof(s)) != 0) {
         a->queue_settings = s;
         ward_provqueue_configure(a->queue, &s);
         ward_log(WARD_LOG_INFO, "provqueue",
@@ -192,7 +205,7 @@ static int queue_reload(struct ward_daemon *d, const struct ward_config *next, v
                  s.max_queue_size, s.worker_count, s.max_concurrent_ops,
                  ward_provqueue_draining(a->queue) ? " (still drained: resume to apply)" : "");
     }
-    return 0;
+    return rc;
 }
 
 /* Hosts already Provisioning (before a restart) hold slots; claimed ones queue when they ask. */
@@ -550,10 +563,10 @@ struct ward_agent *ward_agent_start(struct ward_daemon *d, struct ward_error *er
     a->glue.events = a->events;
     ward_http_ready_check(ward_operator_http(a->op), "policies", ready_policies, a);
     ward_http_ready_check(ward_operator_http(a->op), "plugins", ready_plugins, a);
-    /* the queue's settings first: a bad provisioning section refuses the reload before the
-       policies are recompiled */
-    ward_daemon_on_reload(d, queue_reload, a);
+    /* the queue's settings are checked first and applied last (see queue_reload_check) */
+    ward_daemon_on_reload(d, queue_reload_check, a);
     ward_daemon_on_reload(d, ward_policy_daemon_reload, a->engine);
+    ward_daemon_on_reload(d, queue_reload_apply, a);
     ward_daemon_on_stop(d, ward_policy_daemon_stop, a->engine);
     ward_log(WARD_LOG_INFO, "agent", "serving %zu inventory host(s); state in %s, policies from %s",
              cfg->nhosts, cfg->state_dir, cfg->policy_dir);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <curl/curl.h>
 
@@ -40,6 +41,8 @@ static long req(const char *method, const char *path, const char *body, bool tok
     return status;
 }
 
+static const char *policy_dir; /* NULL: the tree's policies/ */
+
 static void write_config(struct sim *s, const char *provisioning)
 {
     FILE *f = fopen(conf, "w");
@@ -48,12 +51,13 @@ static void write_config(struct sim *s, const char *provisioning)
     }
     const char *src = getenv("WARD_SRCDIR"), *build = getenv("WARD_BUILDDIR");
     fprintf(f,
-            "log_level = \"debug\"\nstate_dir = \"%s/state\"\npolicy_dir = \"%s/policies\"\n"
+            "log_level = \"debug\"\nstate_dir = \"%s/state\"\npolicy_dir = \"%s%s\"\n"
             "http = { listen = \"127.0.0.1:0\", token_file = \"%s\" }\n"
             "provisioning = { %s }\n"
             "plugin \"redfish\" { path = \"%s/plugins/redfish/.libs/ward-redfish.so\",\n"
             "  quirks = \"%s/plugins/redfish/quirks.lua\" }\n",
-            test_tmpdir(), src, token_file, provisioning, build, src);
+            test_tmpdir(), policy_dir != NULL ? policy_dir : src,
+            policy_dir != NULL ? "" : "/policies", token_file, provisioning, build, src);
     for (int i = 0; s != NULL && i < NBMCS; i++) {
         fprintf(f,
                 "host \"node-%02d\" { bmc = { address = \"%s\", caBundle = \"%s\",\n"
@@ -137,7 +141,7 @@ int main(void)
     if (getenv("WARD_BUILDDIR") == NULL || getenv("WARD_SRCDIR") == NULL) {
         bail("run through make check");
     }
-    plan(59);
+    plan(62);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     snprintf(conf, sizeof(conf), "%s/wardd.conf.lua", test_tmpdir());
     snprintf(token_file, sizeof(token_file), "%s/token", test_tmpdir());
@@ -270,6 +274,22 @@ int main(void)
     ok(child_wait_for(&c, "reload refused", 10), "a reload with maxConcurrentOps = 0 is refused");
     is_int(200, req("GET", "/api/v1/queue", NULL, false, &body), "queue status");
     contains(body.data, "\"max_concurrent_ops\":1,", "the last good maxConcurrentOps stays");
+    /* a reload refused for another reason (a broken policy) leaves the queue as it was, even
+       with a good provisioning section */
+    char bad_dir[700], bad_file[760];
+    snprintf(bad_dir, sizeof(bad_dir), "%s/bad-policies", test_tmpdir());
+    snprintf(bad_file, sizeof(bad_file), "%s/broken.lua", bad_dir);
+    FILE *bf = mkdir(bad_dir, 0750) == 0 ? fopen(bad_file, "w") : NULL;
+    if (bf == NULL || fputs("return machine {\n", bf) < 0 || fclose(bf) != 0) {
+        sysbail("write %s", bad_file);
+    }
+    policy_dir = bad_dir;
+    write_config(&s, "maxQueueSize = 5, workerCount = 4, maxConcurrentOps = 1");
+    kill(c.pid, SIGHUP);
+    ok(child_wait_for(&c, "reload refused", 10), "a reload with a broken policy is refused");
+    is_int(200, req("GET", "/api/v1/queue", NULL, false, &body), "queue status");
+    contains(body.data, "\"max_size\":3", "and the queue keeps maxQueueSize 3");
+    policy_dir = NULL;
     write_config(&s, "maxQueueSize = 4, workerCount = 4, maxConcurrentOps = 1");
     kill(c.pid, SIGHUP);
     ok(child_wait_for(&c, "configuration reloaded", 10), "a good reload is taken");
