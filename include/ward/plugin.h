@@ -32,7 +32,7 @@ extern "C" {
  *
  * wardd refuses a plugin whose descriptor carries another value.
  */
-#define WARD_PLUGIN_ABI 20261122u
+#define WARD_PLUGIN_ABI 20261123u
 
 /** @brief Mark the single exported descriptor of a plugin. */
 #define WARD_PLUGIN_EXPORT __attribute__((visibility("default")))
