@@ -85,9 +85,10 @@ struct resource {
     /* Values plugins observed (ward_policy_observe), kept as status.observed even when a run
        that started before them writes its status back; owned, NULL until the first one. */
     cJSON *observed;
-    /* Write the status when the next run ends: an observation came while a run was in
-       flight, or the reconcile it queued may record what the policy made of it. */
-    bool observed_dirty;
+    /* Write the status when the run in flight ends: an observation came meanwhile, the
+       reconcile it queued may record what the policy made of it, or the run changed the
+       status without a transition (which would otherwise be written only with the next). */
+    bool status_dirty;
     /* why the last run failed (owned, NULL after a success): an escalation to the error
        state names it, so "stuck" does not hide what the BMC answered */
     char *last_error;
@@ -116,6 +117,10 @@ struct run {
     bool ready;                 /* completed, waiting for the wake timer */
     int nargs;
     bool parked; /* an admission hook made it wait: it ends as waiting, not as a failure */
+    /* the resource's version and status when the run started (status owned, may be NULL):
+       a run that changed the status but committed nothing has it written when it ends */
+    long long version0;
+    char *status0;
     struct run *next_ready;
     struct run *next;
 };
@@ -954,6 +959,8 @@ static int run_start(struct ward_policy_engine *e, struct policy *p, struct reso
     run->res_ref = LUA_NOREF;
     run->started = engine_now(e);
     run->deadline = run->started + e->o.reconcile_timeout;
+    run->version0 = r->version;
+    run->status0 = r->status != NULL ? cJSON_PrintUnformatted(r->status) : NULL;
     if (recovery) {
         run->recovery_state = xstrdup(r->state[0]);
     }
@@ -963,6 +970,7 @@ static int run_start(struct ward_policy_engine *e, struct policy *p, struct reso
         ward_log(WARD_LOG_ERROR, "policy", "%s: cannot start a run: %s", r->key, err.text);
         luaL_unref(p->L, LUA_REGISTRYINDEX, run->res_ref);
         free(run->recovery_state);
+        free(run->status0);
         free(run);
         return err.code;
     }
@@ -1083,7 +1091,7 @@ static void count_recovery(struct policy *p, const char *state, const char *outc
     ward_metric_add(p->m_recovery, (const char *[]){state, outcome}, 1);
 }
 
-static void observe_persist(struct ward_policy_engine *e, struct resource *r);
+static void status_persist(struct ward_policy_engine *e, struct resource *r);
 
 static void run_finish(struct run *run, bool ok, const char *error, double requeue_after)
 {
@@ -1094,6 +1102,14 @@ static void run_finish(struct run *run, bool ok, const char *error, double reque
     struct ward_error err = {0};
     if (r != NULL && !e->destroying) {
         pcall_c(p->L, pull_run_status, run, 0, &err);
+        if (r->version == run->version0 && !run->parked) {
+            char *now_status = r->status != NULL ? cJSON_PrintUnformatted(r->status) : NULL;
+            bool same = (now_status == NULL && run->status0 == NULL) ||
+                        (now_status != NULL && run->status0 != NULL &&
+                         strcmp(now_status, run->status0) == 0);
+            r->status_dirty |= !same;
+            free(now_status);
+        }
     }
     run_unlink(run);
     e->running--;
@@ -1142,8 +1158,8 @@ static void run_finish(struct run *run, bool ok, const char *error, double reque
                 emit(e, "recovery", r->kind, r->name, outcome);
             }
         }
-        if (r->observed_dirty && !e->destroying) {
-            observe_persist(e, r);
+        if (r->status_dirty && !e->destroying) {
+            status_persist(e, r);
         }
         if (!e->destroying) {
             ward_queue_done(e->q, r->key, ok, now);
@@ -1153,6 +1169,7 @@ static void run_finish(struct run *run, bool ok, const char *error, double reque
         }
     }
     free(run->recovery_state);
+    free(run->status0);
     free(run);
     generation_release(p->gen);
     if (!e->destroying) {
@@ -3112,7 +3129,7 @@ static void resource_remove(struct ward_policy_engine *e, struct resource *r)
         /* a commit the run waits on refers to r: let it finish (and fail) first */
         e->sink.flush(e->sink.self);
     }
-    r->observed_dirty = false; /* nothing left to write */
+    r->status_dirty = false; /* nothing left to write */
     if (r->run != NULL) {
         run_cancel(r->run, "removed");
     }
@@ -3218,13 +3235,13 @@ int ward_policy_engine_restore(struct ward_policy_engine *e, struct ward_store *
  * version, as every write of the engine). Not while a run is in flight: a transition it
  * queued expects the current version, so the write waits for the run's end.
  */
-static void observe_persist(struct ward_policy_engine *e, struct resource *r)
+static void status_persist(struct ward_policy_engine *e, struct resource *r)
 {
     if (r->run != NULL) {
-        r->observed_dirty = true;
+        r->status_dirty = true;
         return;
     }
-    r->observed_dirty = false;
+    r->status_dirty = false;
     if (!store_backed(e)) {
         return;
     }
@@ -3246,7 +3263,7 @@ static void observe_persist(struct ward_policy_engine *e, struct resource *r)
             return;
         }
         if (rc != -ESTALE || attempt == 1) {
-            ward_log(WARD_LOG_WARN, "policy", "%s: observation not stored: %s", r->key, err.text);
+            ward_log(WARD_LOG_WARN, "policy", "%s: status not stored: %s", r->key, err.text);
             return;
         }
         engine_refresh(e, r); /* another writer first: take its version and write again */
@@ -3279,10 +3296,10 @@ static int observe_one(struct ward_policy_engine *e, struct resource *r, const c
         return -ENOMEM;
     }
     keep_observed(r);
-    observe_persist(e, r);
+    status_persist(e, r);
     /* the policy decides what the observation means in the resource's state; what it notes
        in the status (e.g. a mismatch) is written when that run ends */
-    r->observed_dirty = true;
+    r->status_dirty = true;
     ward_queue_add(e->q, r->key, engine_now(e));
     schedule_wake(e);
     return 1;

@@ -2,7 +2,8 @@
 /*
  * The engine on the real store: state, status and history commit together,
  * the time a state was entered is the transition's, a restart restores where
- * it was (and stuck detection counts from the recorded time), and a version
+ * it was (and stuck detection counts from the recorded time), a status a run
+ * changed without a transition is written too, and a version
  * conflict refuses the transition.
  */
 #include "autoconf.h"
@@ -39,7 +40,7 @@ static struct ward_policy_engine *engine(struct ward_store *st, struct fakebmc *
 
 int main(void)
 {
-    plan(20);
+    plan(22);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
     char path[4096];
@@ -106,6 +107,12 @@ int main(void)
     fixture_settle(loop);
     is_string("Enrolling", ward_policy_resource_state(e, "PhysicalHost", "h2", NULL),
               "h2 is stuck enrolling");
+    /* its failed runs changed only the status (status.error): that is written too */
+    r = NULL;
+    ward_store_get(st, "PhysicalHost", WARD_POLICY_NAMESPACE, "h2", &r, &err);
+    contains(r != NULL ? r->status : NULL, "\"error\":\"connect: ",
+             "a status changed without a transition is in the store");
+    ward_resource_free(r);
     ward_policy_engine_destroy(e);
 
     fixture_now = 3000 + 16 * 60;
@@ -115,6 +122,7 @@ int main(void)
               "h1 is still Available");
     char *json = ward_policy_resource_json(e, "PhysicalHost", "h2");
     contains(json, "\"entered_at\":3000", "h2 entered Enrolling when the transition said");
+    contains(json, "\"error\":\"connect: ", "and its failure reason survived the restart");
     free(json);
     ward_policy_engine_tick(e);
     fixture_settle(loop);
