@@ -217,6 +217,33 @@ struct http_result local_http(int port, const char *method, const char *path, co
     return r;
 }
 
+long local_fetch(int port, const char *method, const char *path, const char *body,
+                 const char *token, struct ward_buf *out)
+{
+    struct http_result r = local_http(port, method, path, body, token);
+    ward_buf_puts(out, r.body);
+    long status = r.status;
+    http_free(&r);
+    return status;
+}
+
+void sim_write_wardd_fleet(FILE *f, struct sim *s, int n)
+{
+    const char *src = getenv("WARD_SRCDIR"), *build = getenv("WARD_BUILDDIR");
+    fprintf(f,
+            "plugin \"redfish\" { path = \"%s/plugins/redfish/.libs/ward-redfish.so\",\n"
+            "  quirks = \"%s/plugins/redfish/quirks.lua\" }\n",
+            build, src);
+    for (int i = 0; s != NULL && i < n; i++) {
+        fprintf(f,
+                "host \"node-%02d\" { bmc = { address = \"%s\", caBundle = \"%s\",\n"
+                "  credentials = { username = \"%s\", passwordFile = \"%s\" } } }\n",
+                i + 1, sim_addr(s, i), s->ca, sim_user(s, i),
+                json_str(cJSON_GetArrayItem(cJSON_GetObjectItem(s->fleet, "bmcs"), i),
+                         "password_file"));
+    }
+}
+
 int wardd_port(const struct child *c)
 {
     const char *p = c->out.data != NULL ? strstr(c->out.data, "\"port\":\"") : NULL;

@@ -4,10 +4,12 @@
 #define WARD_TEST_SIMCLIENT_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include <cjson/cJSON.h>
 
 #include "../core/spawn.h"
+#include "util.h"
 
 struct sim {
     struct child child;
@@ -62,8 +64,16 @@ double sim_counter(struct sim *s, int i, const char *name);
  * bearer token or NULL. A POST without a body sends an empty one. */
 struct http_result local_http(int port, const char *method, const char *path, const char *body,
                               const char *token);
+/* local_http keeping only the status; the body is appended to out. */
+long local_fetch(int port, const char *method, const char *path, const char *body,
+                 const char *token, struct ward_buf *out);
 /* The port a wardd child logged for its HTTP endpoint ("port":"N"), or 0 when not yet. */
 int wardd_port(const struct child *c);
+
+/* Write the part of a wardd configuration that manages this simulator: the in-tree Redfish
+ * plugin (WARD_BUILDDIR, WARD_SRCDIR) and hosts node-01..node-N for BMCs 0..N-1 (none when s is
+ * NULL: the plugin only). */
+void sim_write_wardd_fleet(FILE *f, struct sim *s, int n);
 
 /* Dig a value out of JSON by a slash path ("Boot/BootSourceOverrideTarget", "Members/0/@odata.id").
  */

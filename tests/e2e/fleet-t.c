@@ -22,37 +22,17 @@
 
 #define NBMCS 5
 
-/* GET http://127.0.0.1:port/path; returns the status, body appended to out. */
-static long get(int port, const char *path, struct ward_buf *out)
-{
-    struct http_result r = local_http(port, "GET", path, NULL, NULL);
-    ward_buf_puts(out, r.body);
-    long status = r.status;
-    http_free(&r);
-    return status;
-}
-
 static void write_config(struct sim *s, const char *path)
 {
     FILE *f = fopen(path, "w");
     if (f == NULL) {
         sysbail("open %s", path);
     }
-    const char *src = getenv("WARD_SRCDIR"), *build = getenv("WARD_BUILDDIR");
     fprintf(f,
             "log_level = \"debug\"\nstate_dir = \"%s/state\"\npolicy_dir = \"%s/policies\"\n"
-            "http = { listen = \"127.0.0.1:0\" }\n"
-            "plugin \"redfish\" { path = \"%s/plugins/redfish/.libs/ward-redfish.so\",\n"
-            "  quirks = \"%s/plugins/redfish/quirks.lua\" }\n",
-            test_tmpdir(), src, build, src);
-    for (int i = 0; i < NBMCS; i++) {
-        fprintf(f,
-                "host \"node-%02d\" { bmc = { address = \"%s\", caBundle = \"%s\",\n"
-                "  credentials = { username = \"%s\", passwordFile = \"%s\" } } }\n",
-                i + 1, sim_addr(s, i), s->ca, sim_user(s, i),
-                json_str(cJSON_GetArrayItem(cJSON_GetObjectItem(s->fleet, "bmcs"), i),
-                         "password_file"));
-    }
+            "http = { listen = \"127.0.0.1:0\" }\n",
+            test_tmpdir(), getenv("WARD_SRCDIR"));
+    sim_write_wardd_fleet(f, s, NBMCS);
     if (fclose(f) != 0) {
         sysbail("write %s", path);
     }
@@ -86,9 +66,10 @@ int main(void)
     ok(port > 0, "the HTTP port is logged (%d)", port);
 
     struct ward_buf body = {0};
-    is_int(200, get(port, "/readyz", &body), "/readyz: store open, policies loaded, plugins up");
+    is_int(200, local_fetch(port, "GET", "/readyz", NULL, NULL, &body),
+           "/readyz: store open, policies loaded, plugins up");
     ward_buf_free(&body);
-    is_int(200, get(port, "/metrics", &body), "/metrics answers");
+    is_int(200, local_fetch(port, "GET", "/metrics", NULL, NULL, &body), "/metrics answers");
     char want[64];
     snprintf(want, sizeof(want), "ward_hosts{state=\"Available\"} %d\n", NBMCS);
     contains(body.data, want, "ward_hosts counts the enrolled fleet");
@@ -109,7 +90,8 @@ int main(void)
     ok(prc == 0 && lint != NULL && lint[0] == '\0',
        "promtool check metrics accepts a live wardd's exposition: %s", lint != NULL ? lint : "");
     free(lint);
-    is_int(200, get(port, "/api/v1/hosts?state=Available", &body), "the API lists hosts");
+    is_int(200, local_fetch(port, "GET", "/api/v1/hosts?state=Available", NULL, NULL, &body),
+           "the API lists hosts");
     contains(body.data, "node-05", "including the last host");
     ward_buf_free(&body);
 
@@ -131,7 +113,7 @@ int main(void)
     child_spawn(&c, argv);
     ok(child_wait_for(&c, "running with 1 plugin", 30), "wardd starts again on the same store");
     port = wardd_port(&c);
-    is_int(200, get(port, "/metrics", &body), "and serves metrics");
+    is_int(200, local_fetch(port, "GET", "/metrics", NULL, NULL, &body), "and serves metrics");
     contains(body.data, want, "every host is still Available");
     ward_buf_free(&body);
     lacks(c.out.data, "None -> Enrolling", "no host is enrolled a second time");

@@ -20,16 +20,6 @@
 #include "../tap/basic.h"
 #include "util.h"
 
-/* GET http://127.0.0.1:port/path; returns the status, body appended to out. */
-static long get(int port, const char *path, struct ward_buf *out)
-{
-    struct http_result r = local_http(port, "GET", path, NULL, NULL);
-    ward_buf_puts(out, r.body);
-    long status = r.status;
-    http_free(&r);
-    return status;
-}
-
 /* racks[i] is host i's rack label, or NULL for a host declared without labels. */
 static void write_config(const char *path, const char *const racks[3])
 {
@@ -61,7 +51,7 @@ static const char *listed(int port, const char *selector)
     snprintf(path, sizeof(path), "/api/v1/hosts?label=%s", selector);
     struct ward_buf body = {0};
     names[0] = '\0';
-    if (get(port, path, &body) == 200) {
+    if (local_fetch(port, "GET", path, NULL, NULL, &body) == 200) {
         for (int i = 0; i < 3; i++) {
             char name[32];
             snprintf(name, sizeof(name), "\"node-%d\"", i);

@@ -33,12 +33,8 @@ static int port;
 static long req(const char *method, const char *path, const char *body, bool token,
                 struct ward_buf *out)
 {
-    struct http_result r = local_http(port, method, path, body, token ? TOKEN : NULL);
     out->len = 0;
-    ward_buf_puts(out, r.body);
-    long status = r.status;
-    http_free(&r);
-    return status;
+    return local_fetch(port, method, path, body, token ? TOKEN : NULL, out);
 }
 
 static const char *policy_dir; /* NULL: the tree's policies/ */
@@ -49,23 +45,14 @@ static void write_config(struct sim *s, const char *provisioning)
     if (f == NULL) {
         sysbail("open %s", conf);
     }
-    const char *src = getenv("WARD_SRCDIR"), *build = getenv("WARD_BUILDDIR");
+    const char *src = getenv("WARD_SRCDIR");
     fprintf(f,
             "log_level = \"debug\"\nstate_dir = \"%s/state\"\npolicy_dir = \"%s%s\"\n"
             "http = { listen = \"127.0.0.1:0\", token_file = \"%s\" }\n"
-            "provisioning = { %s }\n"
-            "plugin \"redfish\" { path = \"%s/plugins/redfish/.libs/ward-redfish.so\",\n"
-            "  quirks = \"%s/plugins/redfish/quirks.lua\" }\n",
+            "provisioning = { %s }\n",
             test_tmpdir(), policy_dir != NULL ? policy_dir : src,
-            policy_dir != NULL ? "" : "/policies", token_file, provisioning, build, src);
-    for (int i = 0; s != NULL && i < NBMCS; i++) {
-        fprintf(f,
-                "host \"node-%02d\" { bmc = { address = \"%s\", caBundle = \"%s\",\n"
-                "  credentials = { username = \"%s\", passwordFile = \"%s\" } } }\n",
-                i + 1, sim_addr(s, i), s->ca, sim_user(s, i),
-                json_str(cJSON_GetArrayItem(cJSON_GetObjectItem(s->fleet, "bmcs"), i),
-                         "password_file"));
-    }
+            policy_dir != NULL ? "" : "/policies", token_file, provisioning);
+    sim_write_wardd_fleet(f, s, NBMCS);
     if (fclose(f) != 0) {
         sysbail("write %s", conf);
     }
