@@ -809,17 +809,25 @@ static void do_add(struct ward_api *api, struct ward_api_call *call, struct ward
     }
 }
 
-static void do_get(struct ward_api *api, struct ward_api_call *call, struct ward_http_response *res)
+/* The host the call names (caller frees), or NULL once res says why: 404 or the store's error. */
+static struct ward_resource *host_or_error(struct ward_api *api, const struct ward_api_call *call,
+                                           struct ward_http_response *res)
 {
     struct ward_resource *r = NULL;
     struct ward_error err = {0};
     int rc = ward_store_get(api->store, WARD_API_KIND, call->ns, call->name, &r, &err);
-    if (rc != 0) {
-        if (rc == -ENOENT) {
-            ward_http_error(res, 404, "no host named %s", call->name);
-        } else {
-            store_error(res, rc, &err);
-        }
+    if (rc == -ENOENT) {
+        ward_http_error(res, 404, "no host named %s", call->name);
+    } else if (rc != 0) {
+        store_error(res, rc, &err);
+    }
+    return rc == 0 ? r : NULL;
+}
+
+static void do_get(struct ward_api *api, struct ward_api_call *call, struct ward_http_response *res)
+{
+    struct ward_resource *r = host_or_error(api, call, res);
+    if (r == NULL) {
         return;
     }
     put_host(api, &res->body, r, true);
@@ -830,15 +838,8 @@ static void do_get(struct ward_api *api, struct ward_api_call *call, struct ward
 static void do_remove(struct ward_api *api, struct ward_api_call *call,
                       struct ward_http_response *res)
 {
-    struct ward_resource *r = NULL;
-    struct ward_error err = {0};
-    int rc = ward_store_get(api->store, WARD_API_KIND, call->ns, call->name, &r, &err);
-    if (rc != 0) {
-        if (rc == -ENOENT) {
-            ward_http_error(res, 404, "no host named %s", call->name);
-        } else {
-            store_error(res, rc, &err);
-        }
+    struct ward_resource *r = host_or_error(api, call, res);
+    if (r == NULL) {
         return;
     }
     bool claimed = r->consumer != NULL && *r->consumer != '\0';
@@ -854,7 +855,9 @@ static void do_remove(struct ward_api *api, struct ward_api_call *call,
                         consumer);
         return;
     }
-    rc = ward_store_delete(api->store, WARD_API_KIND, call->ns, call->name, call->version, &err);
+    struct ward_error err = {0};
+    int rc =
+        ward_store_delete(api->store, WARD_API_KIND, call->ns, call->name, call->version, &err);
     if (rc == -ESTALE) {
         version_error(api, res, 409, call, "the host changed since that version");
         return;
@@ -1157,17 +1160,12 @@ static void do_claim(struct ward_api *api, struct ward_api_call *call,
 static void do_image(struct ward_api *api, struct ward_api_call *call,
                      struct ward_http_response *res)
 {
-    struct ward_resource *r = NULL;
-    struct ward_error err = {0};
-    int rc = ward_store_get(api->store, WARD_API_KIND, call->ns, call->name, &r, &err);
-    if (rc != 0) {
-        if (rc == -ENOENT) {
-            ward_http_error(res, 404, "no host named %s", call->name);
-        } else {
-            store_error(res, rc, &err);
-        }
+    struct ward_resource *r = host_or_error(api, call, res);
+    if (r == NULL) {
         return;
     }
+    struct ward_error err = {0};
+    int rc;
     struct ward_state *states = NULL;
     size_t n = 0;
     char state[64] = "";
