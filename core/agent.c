@@ -33,6 +33,8 @@ struct ward_agent {
     struct ward_events *events;                    /* the operator's; NULL until it has started */
     struct ward_provqueue *queue;                  /* owned */
     struct ward_provqueue_settings queue_settings; /* the last good ones */
+    /* a reload's settings, once queue_reload_check accepted them, for queue_reload_apply */
+    struct ward_provqueue_settings queue_next;
     bool subscribed;
     char *(*explain)(void *arg, const char *ns, const char *name, struct ward_error *err);
 };
@@ -174,12 +176,11 @@ static char *api_explain(void *arg, const char *ns, const char *name, struct war
  * (the policy reload among them) has accepted, so a refused reload changes nothing.
  */
 static int queue_reload_check(struct ward_daemon *d, const struct ward_config *next, void *arg,
-                       struct ward_error *err)
+                              struct ward_error *err)
 {
     (void)d;
     struct ward_agent *a = arg;
-    struct ward_provqueue_settings s;
-    int rc = ward_provqueue_settings_read(next, &s, err);
+    int rc = ward_provqueue_settings_read(next, &a->queue_next, err);
     if (rc != 0) {
         ward_log(WARD_LOG_ERROR, "provqueue",
                  "reload: %s; the provisioning queue keeps "
@@ -191,13 +192,14 @@ static int queue_reload_check(struct ward_daemon *d, const struct ward_config *n
 }
 
 static int queue_reload_apply(struct ward_daemon *d, const struct ward_config *next, void *arg,
-                       struct ward_error *err)
+                              struct ward_error *err)
 {
     (void)d;
+    (void)next;
+    (void)err;
     struct ward_agent *a = arg;
-    struct ward_provqueue_settings s;
-    int rc = ward_provqueue_settings_read(next, &s, err); /* queue_reload_check accepted it */
-    if (rc == 0 && memcmp(&s, &a->queue_settings, sizeof(s)) != 0) {
+    const struct ward_provqueue_settings s = a->queue_next;
+    if (memcmp(&s, &a->queue_settings, sizeof(s)) != 0) {
         a->queue_settings = s;
         ward_provqueue_configure(a->queue, &s);
         ward_log(WARD_LOG_INFO, "provqueue",
@@ -205,7 +207,7 @@ static int queue_reload_apply(struct ward_daemon *d, const struct ward_config *n
                  s.max_queue_size, s.worker_count, s.max_concurrent_ops,
                  ward_provqueue_draining(a->queue) ? " (still drained: resume to apply)" : "");
     }
-    return rc;
+    return 0;
 }
 
 /* Hosts already Provisioning (before a restart) hold slots; claimed ones queue when they ask. */
