@@ -117,10 +117,9 @@ struct run {
     bool ready;                 /* completed, waiting for the wake timer */
     int nargs;
     bool parked; /* an admission hook made it wait: it ends as waiting, not as a failure */
-    /* the resource's version and status when the run started (status owned, may be NULL):
-       a run that changed the status but committed nothing has it written when it ends */
+    /* the resource's version when the run started: a run that changed the status but
+       committed nothing has it written when it ends */
     long long version0;
-    char *status0;
     struct run *next_ready;
     struct run *next;
 };
@@ -960,7 +959,6 @@ static int run_start(struct ward_policy_engine *e, struct policy *p, struct reso
     run->started = engine_now(e);
     run->deadline = run->started + e->o.reconcile_timeout;
     run->version0 = r->version;
-    run->status0 = r->status != NULL ? cJSON_PrintUnformatted(r->status) : NULL;
     if (recovery) {
         run->recovery_state = xstrdup(r->state[0]);
     }
@@ -970,7 +968,6 @@ static int run_start(struct ward_policy_engine *e, struct policy *p, struct reso
         ward_log(WARD_LOG_ERROR, "policy", "%s: cannot start a run: %s", r->key, err.text);
         luaL_unref(p->L, LUA_REGISTRYINDEX, run->res_ref);
         free(run->recovery_state);
-        free(run->status0);
         free(run);
         return err.code;
     }
@@ -1101,15 +1098,19 @@ static void run_finish(struct run *run, bool ok, const char *error, double reque
     double now = engine_now(e);
     struct ward_error err = {0};
     if (r != NULL && !e->destroying) {
+        /* observations during the run already marked the status dirty, and a commit moved the
+           version: what is left to compare is the status before and after the pull */
+        cJSON *before = r->status;
+        r->status = NULL;
         pcall_c(p->L, pull_run_status, run, 0, &err);
-        if (r->version == run->version0 && !run->parked) {
-            char *now_status = r->status != NULL ? cJSON_PrintUnformatted(r->status) : NULL;
-            bool same = (now_status == NULL && run->status0 == NULL) ||
-                        (now_status != NULL && run->status0 != NULL &&
-                         strcmp(now_status, run->status0) == 0);
-            r->status_dirty |= !same;
-            free(now_status);
+        if (r->status == NULL) { /* nothing pulled: the status stays as it was */
+            r->status = before;
+            before = NULL;
+        } else if (r->version == run->version0 && !run->parked &&
+                   !cJSON_Compare(before, r->status, true)) {
+            r->status_dirty = true;
         }
+        cJSON_Delete(before);
     }
     run_unlink(run);
     e->running--;
@@ -1169,7 +1170,6 @@ static void run_finish(struct run *run, bool ok, const char *error, double reque
         }
     }
     free(run->recovery_state);
-    free(run->status0);
     free(run);
     generation_release(p->gen);
     if (!e->destroying) {
