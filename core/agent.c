@@ -301,12 +301,7 @@ static int policy_options(const struct ward_config *cfg, struct ward_policy_opti
     }
     lua_State *L = cfg->L;
     int top = lua_gettop(L);
-    if (lua_getglobal(L, "WARD_CONFIG_ENV") != LUA_TTABLE) {
-        lua_settop(L, top);
-        return 0;
-    }
-    lua_pushliteral(L, "policy");
-    if (lua_rawget(L, -2) != LUA_TTABLE) {
+    if (ward_config_section(cfg, "policy") != LUA_TTABLE) {
         lua_settop(L, top);
         return 0;
     }

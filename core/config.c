@@ -518,6 +518,20 @@ static int fill_one(lua_State *L, const struct ward_config_plugin *p,
                           e->key, wanted[e->type], lua_typename(L, t));
 }
 
+int ward_config_section(const struct ward_config *cfg, const char *name)
+{
+    lua_State *L = cfg->L;
+    if (lua_getglobal(L, "WARD_CONFIG_ENV") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        return LUA_TNIL;
+    }
+    lua_pushstring(L, name);
+    int type = lua_rawget(L, -2);
+    lua_remove(L, -2); /* the environment */
+    return type;
+}
+
 int ward_config_fill(const struct ward_config *cfg, const struct ward_config_plugin *p,
                      const struct ward_config_entry *map, void *instance, struct ward_error *err)
 {

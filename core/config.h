@@ -65,6 +65,13 @@ int ward_config_fill(const struct ward_config *cfg, const struct ward_config_plu
                      const struct ward_config_entry *map, void *instance, struct ward_error *err);
 void ward_config_free_instance(const struct ward_config_entry *map, void *instance);
 
+/*
+ * Push the value of the top-level section `name` (e.g. `http = { ... }`) onto cfg->L and
+ * return its Lua type: LUA_TNIL (a nil pushed) when the configuration has none. The caller
+ * pops it; reading and refusing the section's contents is the caller's.
+ */
+int ward_config_section(const struct ward_config *cfg, const char *name);
+
 /* Append a Markdown table documenting a config map (used by wardd --describe-plugin). */
 void ward_config_describe(const struct ward_config_entry *map, struct ward_buf *out);
 

@@ -995,12 +995,8 @@ int ward_http_options_from_config(const struct ward_config *cfg, struct ward_htt
     lua_State *L = cfg->L;
     int top = lua_gettop(L);
     int rc = 0;
-    if (lua_getglobal(L, "WARD_CONFIG_ENV") != LUA_TTABLE) {
-        lua_settop(L, top);
-        return 0;
-    }
-    lua_pushstring(L, "http");
-    if (lua_rawget(L, -2) == LUA_TTABLE) {
+    int type = ward_config_section(cfg, "http");
+    if (type == LUA_TTABLE) {
         lua_pushnil(L);
         while (rc == 0 && lua_next(L, -2) != 0) {
             if (lua_type(L, -2) != LUA_TSTRING) {
@@ -1010,7 +1006,7 @@ int ward_http_options_from_config(const struct ward_config *cfg, struct ward_htt
             }
             lua_pop(L, 1);
         }
-    } else if (!lua_isnil(L, -1)) {
+    } else if (type != LUA_TNIL) {
         rc = ward_error_set(err, -EINVAL, "http must be a table: http = { listen = ... }");
     }
     lua_settop(L, top);

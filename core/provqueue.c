@@ -87,12 +87,7 @@ int ward_provqueue_settings_read(const struct ward_config *cfg, struct ward_prov
     ward_provqueue_settings_init(s);
     lua_State *L = cfg->L;
     int top = lua_gettop(L);
-    if (lua_getglobal(L, "WARD_CONFIG_ENV") != LUA_TTABLE) {
-        lua_settop(L, top);
-        return 0;
-    }
-    lua_pushliteral(L, "provisioning");
-    int type = lua_rawget(L, -2);
+    int type = ward_config_section(cfg, "provisioning");
     if (type == LUA_TNIL) {
         lua_settop(L, top);
         return 0;
