@@ -159,6 +159,17 @@ static void fix_tail(struct ward_provqueue *q)
     }
 }
 
+static struct entry *pop_head(struct ward_provqueue *q)
+{
+    struct entry *x = q->waiting;
+    q->waiting = x->next;
+    q->nwaiting--;
+    if (q->waiting == NULL) {
+        q->waiting_tail = &q->waiting;
+    }
+    return x;
+}
+
 static void entry_free(struct entry *x)
 {
     free(x->name);
@@ -236,18 +247,13 @@ static void pump(struct ward_provqueue *q, const char *skip)
     recheck(q);
     unsigned limit = limit_of(q);
     while (q->nadmitted < limit && q->waiting != NULL) {
-        struct entry *x = q->waiting;
         /* the head may have gone since it was queued (released without a change seen yet) */
-        if (check(q, x->name) == WARD_PROVQUEUE_GONE) {
-            q->waiting = x->next;
-            q->nwaiting--;
-            fix_tail(q);
+        bool gone = check(q, q->waiting->name) == WARD_PROVQUEUE_GONE;
+        struct entry *x = pop_head(q);
+        if (gone) {
             entry_free(x);
             continue;
         }
-        q->waiting = x->next;
-        q->nwaiting--;
-        fix_tail(q);
         x->next = q->admitted;
         q->admitted = x;
         q->nadmitted++;
