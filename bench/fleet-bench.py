@@ -134,6 +134,7 @@ def one_run(args, n, run):
         with open(conf, "w", encoding="utf-8") as f:
             f.write(text)
         http_post(control + "/control/counters/reset", {})
+        sim_cpu0 = proc_cpu(sim.pid)
         log = open(os.path.join(work, "wardd.log"), "w")
         t0 = time.monotonic()
         wardd = subprocess.Popen([os.path.join(args.builddir, "wardd"), "--foreground",
@@ -161,6 +162,7 @@ def one_run(args, n, run):
             time.sleep(0.1)
         wall = time.monotonic() - t0
         cpu = proc_cpu(wardd.pid)
+        sim_cpu = proc_cpu(sim.pid) - sim_cpu0
         peak = proc_status(wardd.pid)["VmHWM"]
         requests, max_conc, errors = sim_counters(control)
         time.sleep(5)
@@ -168,7 +170,8 @@ def one_run(args, n, run):
         stop(wardd)
         wardd = None
         res = {"n": n, "run": run, "wall": wall, "startup": t_up, "cpu": cpu,
-               "requests": requests, "req_per_host": requests / n, "max_concurrent": max_conc,
+               "sim_cpu": sim_cpu, "requests": requests, "req_per_host": requests / n,
+               "max_concurrent": max_conc,
                "error_answers": errors, "peak_kib": peak, "idle_kib": idle}
         res["lower_bound"] = (math.ceil(n / args.max_reads) * res["req_per_host"]
                               * args.latency_ms / 1e3)
@@ -206,7 +209,7 @@ def one_run(args, n, run):
 def show(r):
     line = ("N=%(n)d run=%(run)d ward: wall %(wall).2fs (bound %(lower_bound).2fs, x%(x).2f, "
             "metrics up %(startup).2fs) req/host %(req_per_host).2f cpu %(cpu).2fs "
-            "(%(cpu_k).3fs/1k req) peak %(peak_kib)dKiB (%(peak_h).1fKiB/host) "
+            "(%(cpu_k).3fs/1k req) sim cpu %(sim_cpu).2fs peak %(peak_kib)dKiB (%(peak_h).1fKiB/host) "
             "idle %(idle_kib)dKiB (%(idle_h).1fKiB/host) maxconc/BMC %(max_concurrent)d")
     d = dict(r, x=r["wall"] / r["lower_bound"], cpu_k=r["cpu"] / r["requests"] * 1e3,
              peak_h=r["peak_kib"] / r["n"], idle_h=r["idle_kib"] / r["n"])
