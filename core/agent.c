@@ -430,6 +430,25 @@ static int add_inventory_host(struct ward_agent *a, const struct ward_config_hos
     return rc;
 }
 
+/* The whole inventory in one store transaction (one fsync for 10,000 hosts instead of
+ * one each): all of it is written, or wardd stops with nothing written. */
+static int add_inventory(struct ward_agent *a, const struct ward_config *cfg,
+                         struct ward_error *err)
+{
+    if (cfg->nhosts == 0) {
+        return 0;
+    }
+    int rc = ward_store_bulk_begin(a->store, err);
+    for (size_t i = 0; rc == 0 && i < cfg->nhosts; i++) {
+        rc = add_inventory_host(a, &cfg->hosts[i], err);
+    }
+    if (rc != 0) {
+        ward_store_bulk_end(a->store, false, NULL);
+        return rc;
+    }
+    return ward_store_bulk_end(a->store, true, err);
+}
+
 /* A host the store already has: take a changed `bmc` (and drop a `labels` that older
    versions kept in the spec). */
 static int update_inventory_host(struct ward_agent *a, const struct ward_config_host *h,
@@ -536,11 +555,9 @@ struct ward_agent *ward_agent_start(struct ward_daemon *d, struct ward_error *er
         ward_agent_destroy(a);
         return NULL;
     }
-    for (size_t i = 0; i < cfg->nhosts; i++) {
-        if (add_inventory_host(a, &cfg->hosts[i], err) != 0) {
-            ward_agent_destroy(a);
-            return NULL;
-        }
+    if (add_inventory(a, cfg, err) != 0) {
+        ward_agent_destroy(a);
+        return NULL;
     }
 
     a->glue = (struct ward_api_policy){.engine = a->engine, .store = a->store};

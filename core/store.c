@@ -180,6 +180,8 @@ struct ward_store {
     double history_max_age;
     double prune_interval;
     bool read_only;
+    bool bulk;          /* inside ward_store_bulk_begin..end: one open transaction */
+    size_t bulk_mark;   /* changes recorded before the current write of the bulk */
     sqlite3_stmt *stmts[S_COUNT];
     struct store_item *head, **tail; /* the queue; items owned */
     struct store_change *changes;    /* uncommitted changes of the open transaction; owned */
@@ -539,13 +541,48 @@ static int write_begin(struct ward_store *st, struct ward_error *err)
                               "state directory and restart wardd read-write)",
                               st->path);
     }
+    if (st->bulk) {
+        /* one write of a bulk: a savepoint, so that a failing write fails alone */
+        st->bulk_mark = st->nchanges;
+        return exec_id(st, S_SAVEPOINT, "open a savepoint", err);
+    }
     ward_store_flush(st); /* keep writes in the order they were asked for */
     return exec_id(st, S_BEGIN, "begin a write", err);
+}
+
+/* End one write of a bulk: keep it (release its savepoint) or undo only it. Its changes
+ * wait for the bulk's commit. When SQLite rolled the whole transaction back (a full disk,
+ * an I/O error), the bulk is over and so is everything written in it. */
+static int bulk_item_end(struct ward_store *st, int rc, struct ward_error *err)
+{
+    if (rc != 0) {
+        changes_truncate(st, st->bulk_mark);
+        if (!sqlite3_get_autocommit(st->db)) {
+            exec_id(st, S_ROLLBACK_TO, "roll back a write", NULL);
+        }
+    }
+    if (!sqlite3_get_autocommit(st->db)) {
+        int released = exec_id(st, S_RELEASE, "release a savepoint", rc != 0 ? NULL : err);
+        if (rc == 0) {
+            rc = released;
+        }
+    }
+    if (sqlite3_get_autocommit(st->db)) {
+        st->bulk = false;
+        changes_truncate(st, 0);
+        if (rc == 0) {
+            rc = ward_error_set(err, -EIO, "the store rolled the bulk write back");
+        }
+    }
+    return rc;
 }
 
 /* Commit (rc == 0) or roll back; the change feed runs only after a durable commit. */
 static int write_end(struct ward_store *st, int rc, struct ward_error *err)
 {
+    if (st->bulk) {
+        return bulk_item_end(st, rc, err);
+    }
     if (rc == 0) {
         rc = exec_id(st, S_COMMIT, "commit", err);
     }
@@ -558,6 +595,31 @@ static int write_end(struct ward_store *st, int rc, struct ward_error *err)
     }
     changes_emit(st);
     return 0;
+}
+
+int ward_store_bulk_begin(struct ward_store *st, struct ward_error *err)
+{
+    if (st->bulk) {
+        return ward_error_set(err, -EBUSY, "a bulk write is already open");
+    }
+    int rc = write_begin(st, err);
+    if (rc == 0) {
+        st->bulk = true;
+    }
+    return rc;
+}
+
+int ward_store_bulk_end(struct ward_store *st, bool commit, struct ward_error *err)
+{
+    if (!st->bulk) {
+        return commit ? ward_error_set(err, -EIO, "the store rolled the bulk write back") : 0;
+    }
+    st->bulk = false;
+    if (!commit) {
+        write_rollback(st);
+        return 0;
+    }
+    return write_end(st, 0, err);
 }
 
 /* ---- resources ---------------------------------------------------------------------- */
@@ -1111,8 +1173,8 @@ static bool flush_round(struct ward_store *st, struct store_item *list, size_t *
 void ward_store_flush(struct ward_store *st)
 {
     struct store_item *list = st->head;
-    if (list == NULL) {
-        return;
+    if (list == NULL || st->bulk) {
+        return; /* a bulk's transaction is open: the queue waits for it */
     }
     st->head = NULL;
     st->tail = &st->head;
@@ -1437,6 +1499,10 @@ int ward_store_claim(struct ward_store *st, const char *kind, const char *select
     if (st->read_only) {
         count_attempt(st, "error", "none");
         return write_begin(st, err);
+    }
+    if (st->bulk) {
+        count_attempt(st, "error", "none");
+        return ward_error_set(err, -EBUSY, "a claim cannot be part of a bulk write");
     }
     ward_store_flush(st);
 

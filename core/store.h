@@ -161,6 +161,19 @@ int ward_store_transition_sync(struct ward_store *st, const struct ward_transiti
  */
 int ward_store_batch(struct ward_store *st, const struct ward_transition *items, size_t n,
                      int *results, struct ward_error *err);
+/*
+ * Bulk write: the creates, updates, deletes and synchronous transitions made between
+ * begin and end share ONE transaction and fsync (wardd loads its inventory this way:
+ * 10,000 hosts are one commit, not 10,000). Each returns 0 as soon as it is written into
+ * the open transaction; nothing is durable, and the change feed does not run, until
+ * ward_store_bulk_end(st, true) commits. A failing write is undone alone (savepoint).
+ * bulk_end(st, false) rolls everything back. Claims are refused (-EBUSY) inside a bulk;
+ * transitions queued for the group commit meanwhile are committed after it. The caller
+ * must not return to the loop with a bulk open. A failed commit, or an I/O error inside,
+ * ends the bulk with nothing written: the caller's view of what it wrote is then wrong.
+ */
+int ward_store_bulk_begin(struct ward_store *st, struct ward_error *err);
+int ward_store_bulk_end(struct ward_store *st, bool commit, struct ward_error *err);
 /* Commit whatever is queued now (the loop does it by itself; tools and tests may call it). */
 void ward_store_flush(struct ward_store *st);
 

@@ -106,7 +106,7 @@ static struct ward_transition tr(const char *name, const char *dim, const char *
 
 int main(void)
 {
-    plan(88);
+    plan(106);
     snprintf(dbpath, sizeof(dbpath), "%s/state.db", test_tmpdir());
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *reg = ward_metrics_create();
@@ -347,6 +347,37 @@ int main(void)
     is_int(0, ward_store_delete(st, "Host", "site", "h2", 2, &err), "delete with the version");
     is_int(-ENOENT, ward_store_get(st, "Host", "site", "h2", &got, &err), "it is gone");
     is_string("deleted site/h2 v2", feed.last, "the feed saw the deletion");
+
+    /* bulk: one transaction for many writes; a failing write fails alone; the feed and the
+     * other connections see the writes only after the commit; a rollback leaves nothing */
+    long long commits0 = raw_count("SELECT count(*) FROM resources");
+    int feed0 = feed.n;
+    is_int(0, ward_store_bulk_begin(st, &err), "a bulk write opens");
+    is_int(-EBUSY, ward_store_bulk_begin(st, &err), "a second one inside it is refused");
+    struct ward_resource b1 = {.kind = "Host", .ns = "site", .name = "b1"};
+    struct ward_resource b2 = {.kind = "Host", .ns = "site", .name = "b2"};
+    struct ward_resource dup = {.kind = "Host", .ns = "site", .name = "b1"};
+    is_int(0, ward_store_create(st, &b1, &err), "a create inside the bulk");
+    is_int(-EEXIST, ward_store_create(st, &dup, &err), "a failing create inside it fails alone");
+    is_int(0, ward_store_create(st, &b2, &err), "and the next one still goes in");
+    b2.status = "{\"note\":\"bulk\"}";
+    is_int(0, ward_store_update(st, &b2, 1, &err), "an update inside the bulk sees the create");
+    is_int(-EBUSY, ward_store_claim(st, "Host", NULL, "c", NULL, NULL, NULL, &err),
+           "a claim inside a bulk is refused");
+    is_int(commits0, raw_count("SELECT count(*) FROM resources"),
+           "another connection sees nothing before the commit");
+    is_int(feed0, feed.n, "nor does the change feed");
+    is_int(0, ward_store_bulk_end(st, true, &err), "the bulk commits");
+    is_int(commits0 + 2, raw_count("SELECT count(*) FROM resources"), "both creates are on disk");
+    is_int(1, raw_count("SELECT count(*) FROM resources WHERE name = 'b2' AND version = 2"),
+           "with the update");
+    is_int(feed0 + 3, feed.n, "the feed then reports the three writes");
+    struct ward_resource b3 = {.kind = "Host", .ns = "site", .name = "b3"};
+    is_int(0, ward_store_bulk_begin(st, &err), "another bulk");
+    is_int(0, ward_store_create(st, &b3, &err), "a create in it");
+    is_int(0, ward_store_bulk_end(st, false, &err), "rolled back");
+    is_int(0, raw_count("SELECT count(*) FROM resources WHERE name = 'b3'"), "leaves nothing");
+    is_int(feed0 + 3, feed.n, "and reports nothing");
 
     /* close commits what is still queued, and only then reports it */
     struct done_log last = {0};
