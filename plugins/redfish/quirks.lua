@@ -12,7 +12,10 @@
 --   resp = {status, body, retry_after}
 --          retry_after (seconds): send the same request again later (a refusal whose
 --          outcome is known)
--- A hook that fails is logged and ignored; logins never reach a hook. Sites add their own
+-- req.body, req.current and resp.body are made into tables only when a hook first reads
+-- them, so a hook that looks at the method, path, op or status first costs little on the
+-- answers it leaves alone. A hook that fails is logged and ignored; logins never reach a
+-- hook. Sites add their own
 -- entries here; the plugin's `quirks` setting names the file.
 local M = {}
 
@@ -40,8 +43,12 @@ M.quirks = {
         -- Image. The slot is free: ejecting it would fail or be verified as still inserted.
         name = "cd-notconnected-is-free",
         response = function(req, resp)
+            local media_op = req.op == "insert_media" or req.op == "eject_media"
+            if req.method ~= "GET" or not (media_op or req.path:find("/VirtualMedia/", 1, true)) then
+                return false
+            end
             local d = resp.body
-            if req.method == "GET" and type(d) == "table" and d.Inserted == true
+            if type(d) == "table" and d.Inserted == true
                 and d.ConnectedVia == "NotConnected" and (d.Image == nil or d.Image == "") then
                 d.Inserted = false
                 return true
@@ -68,9 +75,11 @@ M.quirks = {
         -- Manager no longer links it. Point the Manager's answer at the system's collection.
         name = "virtual-media-moved-to-systems",
         response = function(req, resp)
+            if req.method ~= "GET" or (req.op ~= "insert_media" and req.op ~= "eject_media") then
+                return false
+            end
             local d = resp.body
-            if req.method == "GET" and (req.op == "insert_media" or req.op == "eject_media")
-                and type(d) == "table" and d.VirtualMedia == nil
+            if type(d) == "table" and d.VirtualMedia == nil
                 and (d.ManagerType ~= nil or req.path:find("/Managers/", 1, true))
                 and req.system ~= "" then
                 d.VirtualMedia = {["@odata.id"] = req.system .. "/VirtualMedia"}
