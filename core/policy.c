@@ -2954,6 +2954,26 @@ static int store_commit_async(void *self, const struct ward_policy_commit *c,
     return rc;
 }
 
+static int store_status_async(void *self, const char *kind, const char *name,
+                              const char *status_json, long long expected_version,
+                              void (*done)(void *arg, int rc, long long new_version,
+                                           const struct ward_error *err),
+                              void *arg)
+{
+    struct store_async *sa = calloc(1, sizeof(*sa));
+    if (sa == NULL) {
+        return -ENOMEM;
+    }
+    sa->done = done;
+    sa->arg = arg;
+    int rc = ward_store_status(self, kind, WARD_POLICY_NAMESPACE, name, expected_version,
+                               status_json, store_async_done, sa);
+    if (rc != 0) {
+        free(sa);
+    }
+    return rc;
+}
+
 static void store_flush(void *self)
 {
     ward_store_flush(self);
@@ -2965,6 +2985,7 @@ void ward_policy_sink_store(struct ward_policy_sink *sink, struct ward_store *st
                                       .commit = store_commit,
                                       .put = store_put,
                                       .commit_async = store_commit_async,
+                                      .status_async = store_status_async,
                                       .flush = store_flush};
 }
 
@@ -3235,6 +3256,70 @@ int ward_policy_engine_restore(struct ward_policy_engine *e, struct ward_store *
  * version, as every write of the engine). Not while a run is in flight: a transition it
  * queued expects the current version, so the write waits for the run's end.
  */
+struct status_write {
+    struct ward_policy_engine *e;
+    char *key;
+    int attempt;
+};
+
+static bool status_queue(struct ward_policy_engine *e, struct resource *r, int attempt);
+
+/* A queued status write is durable, or failed: a conflict re-reads the resource and
+ * writes once more (the sync path does the same). */
+static void status_written(void *arg, int rc, long long new_version, const struct ward_error *err)
+{
+    struct status_write *sw = arg;
+    struct ward_policy_engine *e = sw->e;
+    struct resource *r = e->destroying ? NULL : ward_strmap_get(&e->by_key, sw->key);
+    if (r != NULL && rc == 0 && new_version > r->version) {
+        r->version = new_version;
+    } else if (r != NULL && rc != 0) {
+        if (rc == -ESTALE && sw->attempt == 0) {
+            engine_refresh(e, r); /* another writer first: take its version and write again */
+            if (r->run != NULL) {
+                r->status_dirty = true; /* the run's end writes it */
+            } else if (status_queue(e, r, 1)) {
+                r->status_dirty = false;
+            }
+        } else {
+            ward_log(WARD_LOG_WARN, "policy", "%s: status not stored: %s", r->key,
+                     err != NULL ? err->text : "write failed");
+            engine_refresh(e, r); /* the version it took for granted did not come */
+        }
+    }
+    free(sw->key);
+    free(sw);
+}
+
+/* Queue the status write into the store's group commit; false when it could not be. The
+ * engine's version moves at once to the one the write will give, so the commits queued
+ * after it in the same loop iteration expect it. */
+static bool status_queue(struct ward_policy_engine *e, struct resource *r, int attempt)
+{
+    if (e->sink.status_async == NULL || e->destroying) {
+        return false;
+    }
+    keep_observed(r);
+    char *status = cJSON_PrintUnformatted(r->status);
+    struct status_write *sw = calloc(1, sizeof(*sw));
+    if (status == NULL || sw == NULL) {
+        free(status);
+        free(sw);
+        return false;
+    }
+    *sw = (struct status_write){.e = e, .key = xstrdup(r->key), .attempt = attempt};
+    int rc = e->sink.status_async(e->sink.self, r->kind, r->name, status, r->version,
+                                  status_written, sw);
+    free(status);
+    if (rc != 0) {
+        free(sw->key);
+        free(sw);
+        return false;
+    }
+    r->version++;
+    return true;
+}
+
 static void status_persist(struct ward_policy_engine *e, struct resource *r)
 {
     if (r->run != NULL) {
@@ -3242,7 +3327,7 @@ static void status_persist(struct ward_policy_engine *e, struct resource *r)
         return;
     }
     r->status_dirty = false;
-    if (!store_backed(e)) {
+    if (!store_backed(e) || status_queue(e, r, 0)) {
         return;
     }
     for (int attempt = 0; attempt < 2; attempt++) {

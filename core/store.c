@@ -789,26 +789,14 @@ int ward_store_list(struct ward_store *st, const struct ward_store_filter *f,
     return 0;
 }
 
-int ward_store_update(struct ward_store *st, struct ward_resource *r, int64_t expected_version,
-                      struct ward_error *err)
+/* The compare-and-swap write of ward_store_update, inside the open transaction. */
+static int update_in_tx(struct ward_store *st, const struct ward_resource *r,
+                        int64_t expected_version, double now, struct ward_error *err)
 {
-    int rc;
-    if (r->kind == NULL || r->name == NULL) {
-        return ward_error_set(err, -EINVAL, "kind and name are required");
-    }
-    if ((r->spec != NULL && (rc = check_object("spec", r->spec, false, err)) < 0) ||
-        (r->status != NULL && (rc = check_object("status", r->status, false, err)) < 0) ||
-        (r->labels != NULL && (rc = check_object("labels", r->labels, true, err)) < 0)) {
-        return rc;
-    }
-    if ((rc = write_begin(st, err)) < 0) {
-        return rc;
-    }
     struct ward_resource *cur = NULL;
     int64_t rid = 0;
     char *status = NULL;
-    double now = store_now(st);
-    rc = load(st, r->kind, r->ns, r->name, &rid, &cur, err);
+    int rc = load(st, r->kind, r->ns, r->name, &rid, &cur, err);
     if (rc == 0 && cur->version != expected_version) {
         rc = ward_error_set(err, -ESTALE,
                             "%s %s/%s changed: version is %" PRId64 ", not %" PRId64
@@ -837,6 +825,26 @@ int ward_store_update(struct ward_store *st, struct ward_resource *r, int64_t ex
     }
     free(status);
     ward_resource_free(cur);
+    return rc;
+}
+
+int ward_store_update(struct ward_store *st, struct ward_resource *r, int64_t expected_version,
+                      struct ward_error *err)
+{
+    int rc;
+    if (r->kind == NULL || r->name == NULL) {
+        return ward_error_set(err, -EINVAL, "kind and name are required");
+    }
+    if ((r->spec != NULL && (rc = check_object("spec", r->spec, false, err)) < 0) ||
+        (r->status != NULL && (rc = check_object("status", r->status, false, err)) < 0) ||
+        (r->labels != NULL && (rc = check_object("labels", r->labels, true, err)) < 0)) {
+        return rc;
+    }
+    if ((rc = write_begin(st, err)) < 0) {
+        return rc;
+    }
+    double now = store_now(st);
+    rc = update_in_tx(st, r, expected_version, now, err);
     rc = write_end(st, rc, err);
     if (rc == 0) {
         r->version = expected_version + 1;
@@ -1079,9 +1087,18 @@ static int apply_in_savepoint(struct ward_store *st, const struct ward_transitio
         *txn_lost = sqlite3_get_autocommit(st->db);
         return rc;
     }
-    rc = check_transition(t, err);
-    if (rc == 0) {
-        rc = apply(st, t, false, version, &why, err);
+    if (t->dimension == NULL) { /* a status write (ward_store_status) */
+        const struct ward_resource r = {.kind = (char *)t->kind,
+                                        .ns = (char *)t->ns,
+                                        .name = (char *)t->name,
+                                        .status = (char *)t->status};
+        rc = update_in_tx(st, &r, t->expected_version, store_now(st), err);
+        *version = t->expected_version + 1;
+    } else {
+        rc = check_transition(t, err);
+        if (rc == 0) {
+            rc = apply(st, t, false, version, &why, err);
+        }
     }
     if (rc < 0) {
         changes_truncate(st, mark);
@@ -1224,6 +1241,9 @@ static void wake_cb(struct ev_loop *loop, ev_idle *w, int revents)
     /* nothing: being active only stops the loop from blocking before commit_cb runs */
 }
 
+static int queue_item(struct ward_store *st, const struct ward_transition *t,
+                      ward_store_done_fn done, void *arg);
+
 int ward_store_transition(struct ward_store *st, const struct ward_transition *t,
                           ward_store_done_fn done, void *arg)
 {
@@ -1231,6 +1251,28 @@ int ward_store_transition(struct ward_store *st, const struct ward_transition *t
     if (rc < 0) {
         return rc;
     }
+    return queue_item(st, t, done, arg);
+}
+
+int ward_store_status(struct ward_store *st, const char *kind, const char *ns, const char *name,
+                      int64_t expected_version, const char *status, ward_store_done_fn done,
+                      void *arg)
+{
+    if (kind == NULL || name == NULL || status == NULL ||
+        check_object("status", status, false, NULL) < 0) {
+        return -EINVAL;
+    }
+    const struct ward_transition t = {.kind = kind,
+                                      .ns = ns,
+                                      .name = name,
+                                      .expected_version = expected_version,
+                                      .status = status};
+    return queue_item(st, &t, done, arg);
+}
+
+static int queue_item(struct ward_store *st, const struct ward_transition *t,
+                      ward_store_done_fn done, void *arg)
+{
     struct store_item *it = calloc(1, sizeof(*it));
     if (it == NULL) {
         return -ENOMEM;

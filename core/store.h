@@ -155,6 +155,14 @@ int ward_store_transition(struct ward_store *st, const struct ward_transition *t
 int ward_store_transition_sync(struct ward_store *st, const struct ward_transition *t,
                                int64_t *new_version, struct ward_error *err);
 /*
+ * A compare-and-swap write of the status alone, queued like a transition: it joins the
+ * group commit (done() gets the new version, expected_version + 1, once it is durable;
+ * -ESTALE when the version moved). -EINVAL (done not called) for a malformed request.
+ */
+int ward_store_status(struct ward_store *st, const char *kind, const char *ns, const char *name,
+                      int64_t expected_version, const char *status, ward_store_done_fn done,
+                      void *arg);
+/*
  * All-or-nothing: results[i] is 0 or the item's error; when any item fails nothing is
  * written, the return is the first failure and items that would have succeeded read
  * -ECANCELED. results may be NULL.

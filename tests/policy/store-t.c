@@ -40,7 +40,7 @@ static struct ward_policy_engine *engine(struct ward_store *st, struct fakebmc *
 
 int main(void)
 {
-    plan(22);
+    plan(30);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
     char path[4096];
@@ -53,6 +53,7 @@ int main(void)
     struct fakebmc bmc;
     fakebmc_init(&bmc, loop);
     struct ward_policy_engine *e = engine(st, &bmc, metrics);
+    char *json = NULL;
 
     fixture_now = 2000;
     is_int(0, ward_policy_resource_put(e, "PhysicalHost", "h1", "{" BMC "}", &err),
@@ -100,6 +101,58 @@ int main(void)
     ok(all, "six hosts enrolled, each with its two history records");
     ok(used >= 1 && used < 12, "their 12 transitions took %.0f store commits (group commit)", used);
 
+    /* observations outside a run: their status writes are queued into one group commit */
+    before = ward_metric_value(commits, NULL);
+    int observed = 0;
+    for (int i = 0; i < 6; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "g%d", i);
+        observed += ward_policy_observe("PhysicalHost", name, "power", "On");
+    }
+    is_int(6, observed, "six hosts observe their power");
+    is_int(0, (int)(ward_metric_value(commits, NULL) - before), "nothing is written at once");
+    ev_run(loop, EVRUN_NOWAIT);
+    is_int(1, (int)(ward_metric_value(commits, NULL) - before),
+           "the six status writes share the loop iteration's commit");
+    bool stored = true;
+    for (int i = 0; i < 6; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "g%d", i);
+        r = NULL;
+        ward_store_get(st, "PhysicalHost", WARD_POLICY_NAMESPACE, name, &r, &err);
+        stored = stored && r != NULL && strstr(r->status, "\"observed\":{\"power\":\"On\"}");
+        ward_resource_free(r);
+    }
+    ok(stored, "each one's observation is in the store");
+    fixture_settle(loop);
+
+    /* a queued status write that meets another writer's version re-reads and writes again */
+    struct ward_store_options so2 = {.path = path};
+    struct ward_store *other = ward_store_open(NULL, &so2, &err);
+    ok(ward_policy_observe("PhysicalHost", "h1", "power", "Off") == 1, "h1 observes Off");
+    r = NULL;
+    ward_store_get(other, "PhysicalHost", WARD_POLICY_NAMESPACE, "h1", &r, &err);
+    struct ward_resource spec = {.kind = "PhysicalHost",
+                                 .ns = WARD_POLICY_NAMESPACE,
+                                 .name = "h1",
+                                 .spec = "{" BMC ",\"note\":\"other\"}"};
+    is_int(0, other != NULL && r != NULL ? ward_store_update(other, &spec, r->version, &err) : -1,
+           "another writer changes h1 first (%s)", err.text);
+    ward_resource_free(r);
+    ward_store_close(other);
+    fixture_settle(loop);
+    r = NULL;
+    ward_store_get(st, "PhysicalHost", WARD_POLICY_NAMESPACE, "h1", &r, &err);
+    ok(r != NULL && strstr(r->status, "\"power\":\"Off\"") != NULL &&
+           strstr(r->spec, "\"note\":\"other\"") != NULL,
+       "both the observation and the other writer's change are in the store");
+    json = ward_policy_resource_json(e, "PhysicalHost", "h1");
+    char want[64];
+    snprintf(want, sizeof(want), "\"version\":%lld", r != NULL ? (long long)r->version : -1LL);
+    contains(json, want, "the engine has the store's version");
+    free(json);
+    ward_resource_free(r);
+
     /* a host that stays Enrolling, then a restart */
     bmc.fail_connect = true;
     fixture_now = 3000;
@@ -120,7 +173,7 @@ int main(void)
     is_int(0, ward_policy_engine_restore(e, st, &err), "a new engine restores from the store");
     is_string("Available", ward_policy_resource_state(e, "PhysicalHost", "h1", NULL),
               "h1 is still Available");
-    char *json = ward_policy_resource_json(e, "PhysicalHost", "h2");
+    json = ward_policy_resource_json(e, "PhysicalHost", "h2");
     contains(json, "\"entered_at\":3000", "h2 entered Enrolling when the transition said");
     contains(json, "\"error\":\"connect: ", "and its failure reason survived the restart");
     free(json);

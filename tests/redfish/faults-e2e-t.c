@@ -170,6 +170,18 @@ static bool mismatch_seen(int i)
     return mismatch_events > 0;
 }
 
+static cJSON *stored_status(int i);
+
+/* The store has the power mismatch the policy noted (written when its run ends). */
+static bool mismatch_stored(int i)
+{
+    cJSON *st = stored_status(i);
+    const cJSON *pm = cJSON_GetObjectItemCaseSensitive(st, "powerMismatch");
+    bool yes = cJSON_IsObject(pm);
+    cJSON_Delete(st);
+    return yes;
+}
+
 static int removed_host;
 
 static bool session_gone(int i)
@@ -436,6 +448,7 @@ int main(void)
     wait_for(one, mismatch_seen, 10);
     contains(mismatch_message, "Provisioned host is powered Off, its state expects On",
              "the policy reports a PowerMismatch (%s)", mismatch_message);
+    wait_for(one, mismatch_stored, 10);
     st = stored_status(power_host);
     serr = json_str(st, "observed/power");
     const char *pm = json_str(st, "powerMismatch/observed");
