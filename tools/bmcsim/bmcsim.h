@@ -268,7 +268,7 @@ struct sim_tls {
 int sim_tls_create(struct sim_tls *t, const char *extra_san, const char *const *group_sans,
                    int ngroups, struct ward_error *err);
 /* BMCs per certificate (and per HTTPS thread) in address mode. */
-#define SIM_ADDRESS_GROUP 256
+#define SIM_ADDRESS_GROUP 16
 void sim_tls_free(struct sim_tls *t);
 
 /* Give BMC b a new password (random when password is NULL) and write it to its password file
