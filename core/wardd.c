@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -89,6 +90,22 @@ static int describe_plugin(const char *arg)
     return rc == 0 ? 0 : 1;
 }
 
+/* A fleet agent holds a connection per BMC it is talking to and one per API client: take
+ * the hard limit on open files (up to 65,536) rather than a soft one that is often 1,024.
+ * The Redfish plugin sizes its connection cache from the limit it finds. */
+static void raise_open_files(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return;
+    }
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rl.rlim_cur = want;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -165,6 +182,7 @@ int main(int argc, char **argv)
         }
     }
 
+    raise_open_files();
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     if (loop == NULL) {
         ward_log(WARD_LOG_ERROR, "core", "cannot start: libev found no usable backend");

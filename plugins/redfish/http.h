@@ -79,9 +79,11 @@ typedef void (*ward_rf_http_cb)(void *arg, const struct ward_rf_response *resp);
 
 /* NULL on allocation failure. The client does not own the loop. */
 struct ward_rf_http *ward_rf_http_create(struct ev_loop *loop);
-/* Idle connections kept for reuse over all BMCs (libcurl's connection cache). */
+/* Connections kept for reuse over all BMCs (libcurl's connection cache): at most
+ * max_connections, each closed once idle for more than max_idle seconds (1 or more). */
 #define WARD_RF_HTTP_DEFAULT_CONNECTIONS 64
-void ward_rf_http_set_max_connections(struct ward_rf_http *h, unsigned n);
+void ward_rf_http_set_connection_limits(struct ward_rf_http *h, unsigned max_connections,
+                                        unsigned max_idle);
 /* Cancels every request still in flight without calling its callback. */
 void ward_rf_http_destroy(struct ward_rf_http *h);
 
