@@ -8,10 +8,14 @@ usage: fleet-bench.py [--hosts 100,1000,10000] [--runs 3] [--big-runs 1] [--late
 For each fleet size N and each run: start ward-bmcsim (N BMCs, every flavour, HTTPS,
 --latency-ms per request), write a wardd config with tools/fleet-config.py, start wardd and
 poll its /metrics at 10 Hz until ward_hosts{state="Available"} is N. Measured on wardd:
-wall time from exec to all Available, VmHWM at that moment, VmRSS once idle (5 s later),
-utime+stime, and the requests the simulator counted (control API). Then, on the same
-simulator with its counters reset, bench/sushy-enroll.py does the same enrollment with a
-ThreadPoolExecutor(32). Prints one line per run and a table of medians.
+wall time from exec to the last host's transition to Available (its time in wardd's log;
+the poll only says when to stop), VmHWM at that moment, VmRSS once idle (5 s later),
+utime+stime, the simulator's utime+stime, the store's commits, and the requests the
+simulator counted (control API). Then, on the same simulator with its counters reset,
+bench/sushy-enroll.py does the same enrollment with a ThreadPoolExecutor(32), timed from
+exec to exit like wardd (interpreter start and imports included). First, bench/tls-connect
+prints the client's CPU per fresh HTTPS connection: a floor of wardd's CPU per host.
+Prints one line per run and a table of medians.
 
 Lower bounds (per-BMC concurrency 1 makes a host's requests sequential):
     ward:  ceil(N / maxConcurrentReads) * R_ward * latency  (enrollment only reads; the
@@ -20,6 +24,7 @@ Lower bounds (per-BMC concurrency 1 makes a host's requests sequential):
 R is the measured number of requests per host. It is a benchmark, not a test: it polls.
 """
 import argparse
+import datetime
 import json
 import math
 import os
@@ -137,11 +142,13 @@ def one_run(args, n, run):
         sim_cpu0 = proc_cpu(sim.pid)
         log = open(os.path.join(work, "wardd.log"), "w")
         t0 = time.monotonic()
+        t0_clock = time.time()
         wardd = subprocess.Popen([os.path.join(args.builddir, "wardd"), "--foreground",
                                   "--config", conf], stdout=log, stderr=subprocess.STDOUT)
         metrics = "http://127.0.0.1:%d/metrics" % port
         t_up = None
         avail = 0
+        commits = 0
         deadline = t0 + args.limit
         while True:
             if wardd.poll() is not None:
@@ -155,12 +162,18 @@ def one_run(args, n, run):
                 for line in body.splitlines():
                     if line.startswith('ward_hosts{state="Available"} '):
                         avail = int(float(line.split()[1]))
+                    elif line.startswith("ward_store_commits_total "):
+                        commits = int(float(line.split()[1]))
             except (OSError, ValueError):
                 pass
             if avail >= n:
                 break
             time.sleep(0.1)
         wall = time.monotonic() - t0
+        # /metrics is polled every 0.1 s; wardd's log has the moment itself
+        logged = last_available(os.path.join(work, "wardd.log"))
+        if logged is not None and logged > t0_clock:
+            wall = min(wall, logged - t0_clock)
         cpu = proc_cpu(wardd.pid)
         sim_cpu = proc_cpu(sim.pid) - sim_cpu0
         peak = proc_status(wardd.pid)["VmHWM"]
@@ -170,7 +183,7 @@ def one_run(args, n, run):
         stop(wardd)
         wardd = None
         res = {"n": n, "run": run, "wall": wall, "startup": t_up, "cpu": cpu,
-               "sim_cpu": sim_cpu, "requests": requests, "req_per_host": requests / n,
+               "sim_cpu": sim_cpu, "commits": commits, "requests": requests, "req_per_host": requests / n,
                "max_concurrent": max_conc,
                "error_answers": errors, "peak_kib": peak, "idle_kib": idle}
         res["lower_bound"] = (math.ceil(n / args.max_reads) * res["req_per_host"]
@@ -178,12 +191,17 @@ def one_run(args, n, run):
         if not args.no_sushy:
             http_post(control + "/control/counters/reset", {})
             env = dict(os.environ)
+            t_sushy = time.monotonic()
             try:
                 p = subprocess.run(["/usr/bin/python3",
                                     os.path.join(SRCDIR, "bench/sushy-enroll.py"), fleet,
                                     str(args.threads)], capture_output=True, text=True, env=env,
                                    timeout=args.limit)
                 s = json.loads(p.stdout.strip().splitlines()[-1])
+                # from exec to exit, as wardd's wall time is: interpreter start and imports
+                # included (the script's own wall_s leaves them out)
+                s["inner_wall_s"] = s["wall_s"]
+                s["wall_s"] = time.monotonic() - t_sushy
             except subprocess.TimeoutExpired:
                 # not finished within the limit: its throughput is at most N / limit
                 s = {"wall_s": args.limit, "failed": n, "cpu_s": None,
@@ -206,10 +224,55 @@ def one_run(args, n, run):
             shutil.rmtree(work, ignore_errors=True)
 
 
+def last_available(path):
+    """When wardd logged its last host entering Available (seconds since the epoch)."""
+    last = None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if "-> Available" not in line:
+                continue
+            try:
+                ts = json.loads(line)["ts"]
+            except (ValueError, KeyError):
+                continue
+            when = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+                tzinfo=datetime.timezone.utc).timestamp()
+            last = when if last is None or when > last else last
+    return last
+
+
+def tls_floor(args):
+    """Print the client's CPU per fresh HTTPS connection to one simulated BMC
+    (bench/tls-connect): each enrolled host costs wardd at least that much."""
+    tool = os.path.join(args.builddir, "bench/tls-connect")
+    if not os.access(tool, os.X_OK):
+        print("tls-connect: not built (make bench)", flush=True)
+        return
+    work = os.path.join(args.workdir, "tls")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    out = open(os.path.join(work, "out"), "w")
+    sim = subprocess.Popen([os.path.join(args.builddir, "tools/bmcsim/ward-bmcsim"), "--state-dir",
+                            work, "--bmcs", "1", "--flavour", "generic"],
+                           stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_line(os.path.join(work, "out"), "ready bmcs=", 60)
+        with open(os.path.join(work, "fleet.json"), encoding="utf-8") as f:
+            address = json.load(f)["bmcs"][0]["address"]
+        p = subprocess.run([tool,
+                            address + "/redfish/v1", os.path.join(work, "ca.pem"), "300"],
+                           capture_output=True, text=True, timeout=120)
+        print((p.stdout or p.stderr).strip(), flush=True)
+    finally:
+        stop(sim)
+        out.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def show(r):
     line = ("N=%(n)d run=%(run)d ward: wall %(wall).2fs (bound %(lower_bound).2fs, x%(x).2f, "
             "metrics up %(startup).2fs) req/host %(req_per_host).2f cpu %(cpu).2fs "
-            "(%(cpu_k).3fs/1k req) sim cpu %(sim_cpu).2fs peak %(peak_kib)dKiB (%(peak_h).1fKiB/host) "
+            "(%(cpu_k).3fs/1k req) sim cpu %(sim_cpu).2fs commits %(commits)d peak %(peak_kib)dKiB (%(peak_h).1fKiB/host) "
             "idle %(idle_kib)dKiB (%(idle_h).1fKiB/host) maxconc/BMC %(max_concurrent)d")
     d = dict(r, x=r["wall"] / r["lower_bound"], cpu_k=r["cpu"] / r["requests"] * 1e3,
              peak_h=r["peak_kib"] / r["n"], idle_h=r["idle_kib"] / r["n"])
@@ -270,6 +333,7 @@ def main():
           "maxConcurrentOps %d, sushy threads %d" % (os.cpu_count(), os.getloadavg(),
                                                     args.latency_ms, args.max_reads, MAX_OPS,
                                                     args.threads), flush=True)
+    tls_floor(args)
     results = []
     for n in [int(x) for x in args.hosts.split(",")]:
         for run in range(args.big_runs if n >= 10000 else args.runs):
