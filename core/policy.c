@@ -2924,7 +2924,7 @@ static int store_put(void *self, const char *kind, const char *name, const char 
 }
 
 struct store_async {
-    void (*done)(void *arg, int rc, long long new_version, const struct ward_error *err);
+    ward_policy_done_fn done;
     void *arg;
 };
 
@@ -2935,43 +2935,47 @@ static void store_async_done(void *arg, int rc, int64_t new_version, const struc
     free(sa);
 }
 
-static int store_commit_async(void *self, const struct ward_policy_commit *c,
-                              void (*done)(void *arg, int rc, long long new_version,
-                                           const struct ward_error *err),
-                              void *arg)
+static struct store_async *store_async_new(ward_policy_done_fn done, void *arg)
 {
     struct store_async *sa = calloc(1, sizeof(*sa));
-    if (sa == NULL) {
-        return -ENOMEM;
+    if (sa != NULL) {
+        sa->done = done;
+        sa->arg = arg;
     }
-    sa->done = done;
-    sa->arg = arg;
-    struct ward_transition t = transition_of(c);
-    int rc = ward_store_transition(self, &t, store_async_done, sa);
+    return sa;
+}
+
+/* rc of queueing sa's write: when nothing was queued, done will not run and sa goes. */
+static int store_async_queued(struct store_async *sa, int rc)
+{
     if (rc != 0) {
         free(sa);
     }
     return rc;
 }
 
-static int store_status_async(void *self, const char *kind, const char *name,
-                              const char *status_json, long long expected_version,
-                              void (*done)(void *arg, int rc, long long new_version,
-                                           const struct ward_error *err),
-                              void *arg)
+static int store_commit_async(void *self, const struct ward_policy_commit *c,
+                              ward_policy_done_fn done, void *arg)
 {
-    struct store_async *sa = calloc(1, sizeof(*sa));
+    struct store_async *sa = store_async_new(done, arg);
     if (sa == NULL) {
         return -ENOMEM;
     }
-    sa->done = done;
-    sa->arg = arg;
-    int rc = ward_store_status(self, kind, WARD_POLICY_NAMESPACE, name, expected_version,
-                               status_json, store_async_done, sa);
-    if (rc != 0) {
-        free(sa);
+    struct ward_transition t = transition_of(c);
+    return store_async_queued(sa, ward_store_transition(self, &t, store_async_done, sa));
+}
+
+static int store_status_async(void *self, const char *kind, const char *name,
+                              const char *status_json, long long expected_version,
+                              ward_policy_done_fn done, void *arg)
+{
+    struct store_async *sa = store_async_new(done, arg);
+    if (sa == NULL) {
+        return -ENOMEM;
     }
-    return rc;
+    return store_async_queued(sa, ward_store_status(self, kind, WARD_POLICY_NAMESPACE, name,
+                                                    expected_version, status_json,
+                                                    store_async_done, sa));
 }
 
 static void store_flush(void *self)

@@ -47,6 +47,11 @@ struct ward_policy_commit {
  * commit returns 0 with *new_version set, or a negative errno with err filled
  * (-ESTALE: somebody else changed the resource first). NULL sink: in memory.
  */
+/* How an asynchronous sink reports a queued write: 0 with the new version once it is
+ * durable, or a negative errno with err filled. */
+typedef void (*ward_policy_done_fn)(void *arg, int rc, long long new_version,
+                                    const struct ward_error *err);
+
 struct ward_policy_sink {
     void *self;
     int (*commit)(void *self, const struct ward_policy_commit *c, long long *new_version,
@@ -64,9 +69,7 @@ struct ward_policy_sink {
      * is not called). Transitions a reconcile asks for wait on it, so many
      * reconciles share one fsync; the strings in c are copied.
      */
-    int (*commit_async)(void *self, const struct ward_policy_commit *c,
-                        void (*done)(void *arg, int rc, long long new_version,
-                                     const struct ward_error *err),
+    int (*commit_async)(void *self, const struct ward_policy_commit *c, ward_policy_done_fn done,
                         void *arg);
     /*
      * Optional: queue a write of the status alone (compare-and-swap on expected_version,
@@ -75,10 +78,7 @@ struct ward_policy_sink {
      * and an fsync of its own).
      */
     int (*status_async)(void *self, const char *kind, const char *name, const char *status_json,
-                        long long expected_version,
-                        void (*done)(void *arg, int rc, long long new_version,
-                                     const struct ward_error *err),
-                        void *arg);
+                        long long expected_version, ward_policy_done_fn done, void *arg);
     /* Optional: complete everything queued now (the engine calls it before it goes away). */
     void (*flush)(void *self);
 };
