@@ -301,9 +301,13 @@ static int policy_options(const struct ward_config *cfg, struct ward_policy_opti
     }
     lua_State *L = cfg->L;
     int top = lua_gettop(L);
-    if (ward_config_section(cfg, "policy") != LUA_TTABLE) {
+    int type = ward_config_section(cfg, "policy");
+    if (type != LUA_TTABLE) {
         lua_settop(L, top);
-        return 0;
+        return type == LUA_TNIL ? 0
+                                : ward_error_set(err, -EINVAL,
+                                                 "policy must be a table of settings: policy = "
+                                                 "{ reconcile_timeout = \"30m\", max_retries = 3 }");
     }
     int tbl = lua_gettop(L);
     lua_pushnil(L);
@@ -512,8 +516,10 @@ static int ready_plugins(void *arg, struct ward_error *err)
 
 int ward_agent_check_config(const struct ward_config *cfg, struct ward_error *err)
 {
+    struct ward_policy_options po;
     struct ward_provqueue_settings s;
-    return ward_provqueue_settings_read(cfg, &s, err);
+    int rc = policy_options(cfg, &po, err);
+    return rc != 0 ? rc : ward_provqueue_settings_read(cfg, &s, err);
 }
 
 struct ward_agent *ward_agent_start(struct ward_daemon *d, struct ward_error *err)

@@ -48,7 +48,7 @@ int main(void)
     if (getenv("WARD_BUILDDIR") == NULL) {
         bail("WARD_BUILDDIR is not set; run through make check");
     }
-    plan(23);
+    plan(29);
     build("wardd", wardd, sizeof(wardd));
     snprintf(conf, sizeof(conf), "%s/wardd.conf.lua", test_tmpdir());
     char *run[] = {wardd, "--foreground", "--config", conf, NULL};
@@ -118,6 +118,26 @@ int main(void)
     child_spawn(&c, (char *[]){wardd, "--test", "--config", conf, NULL});
     is_int(0, child_wait_exit(&c, 20), "unless the plugin is optional (--test)");
     contains(c.out.data, "optional plugin skipped", "the skip is logged");
+    child_free(&c);
+
+    /* the policy section: not a table (the configuration loader knows it only as one), or a
+     * bad setting, is refused by --test and by a start */
+    static const char *const bad_policy[] = {"policy = \"fast\"\n",
+                                             "policy = { max_retries = \"many\" }\n"};
+    static const char *const why[] = {"wardd.conf.lua:3: unknown setting 'policy'", "max_retries"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(text, sizeof(text), "state_dir = \"%s/state\"\npolicy_dir = \"%s/policies\"\n%s",
+                 test_tmpdir(), getenv("WARD_SRCDIR"), bad_policy[i]);
+        write_conf(text);
+        child_spawn(&c, (char *[]){wardd, "--test", "--config", conf, NULL});
+        is_int(1, child_wait_exit(&c, 20), "wardd --test refuses %.*s", (int)strcspn(bad_policy[i], "\n"),
+               bad_policy[i]);
+        contains(c.out.data, why[i], "saying why");
+        child_free(&c);
+    }
+    child_spawn(&c, run);
+    is_int(1, child_wait_exit(&c, 20), "and so does a start");
+    contains(c.out.data, "cannot start:", "with the reason");
     child_free(&c);
     return 0;
 }
