@@ -304,10 +304,11 @@ static int policy_options(const struct ward_config *cfg, struct ward_policy_opti
     int type = ward_config_section(cfg, "policy");
     if (type != LUA_TTABLE) {
         lua_settop(L, top);
-        return type == LUA_TNIL ? 0
-                                : ward_error_set(err, -EINVAL,
-                                                 "policy must be a table of settings: policy = "
-                                                 "{ reconcile_timeout = \"30m\", max_retries = 3 }");
+        return type == LUA_TNIL
+                   ? 0
+                   : ward_error_set(err, -EINVAL,
+                                    "policy must be a table of settings: policy = "
+                                    "{ reconcile_timeout = \"30m\", max_retries = 3 }");
     }
     int tbl = lua_gettop(L);
     lua_pushnil(L);

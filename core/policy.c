@@ -2974,8 +2974,8 @@ static int store_status_async(void *self, const char *kind, const char *name,
         return -ENOMEM;
     }
     return store_async_queued(sa, ward_store_status(self, kind, WARD_POLICY_NAMESPACE, name,
-                                                    expected_version, status_json,
-                                                    store_async_done, sa));
+                                                    expected_version, status_json, store_async_done,
+                                                    sa));
 }
 
 static void store_flush(void *self)

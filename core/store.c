@@ -180,8 +180,8 @@ struct ward_store {
     double history_max_age;
     double prune_interval;
     bool read_only;
-    bool bulk;          /* inside ward_store_bulk_begin..end: one open transaction */
-    size_t bulk_mark;   /* changes recorded before the current write of the bulk */
+    bool bulk;        /* inside ward_store_bulk_begin..end: one open transaction */
+    size_t bulk_mark; /* changes recorded before the current write of the bulk */
     sqlite3_stmt *stmts[S_COUNT];
     struct store_item *head, **tail; /* the queue; items owned */
     struct store_change *changes;    /* uncommitted changes of the open transaction; owned */

@@ -130,8 +130,8 @@ int main(void)
                  test_tmpdir(), getenv("WARD_SRCDIR"), bad_policy[i]);
         write_conf(text);
         child_spawn(&c, (char *[]){wardd, "--test", "--config", conf, NULL});
-        is_int(1, child_wait_exit(&c, 20), "wardd --test refuses %.*s", (int)strcspn(bad_policy[i], "\n"),
-               bad_policy[i]);
+        is_int(1, child_wait_exit(&c, 20), "wardd --test refuses %.*s",
+               (int)strcspn(bad_policy[i], "\n"), bad_policy[i]);
         contains(c.out.data, why[i], "saying why");
         child_free(&c);
     }

@@ -144,20 +144,21 @@ int main(void)
 
     /* Documents reach a hook when it reads them; one a hook never reads or sets is kept as
      * it came, one it sets without reading is replaced. */
-    q = load("lazy.lua",
-             "return {quirks = {\n"
-             " {name = 'status', match = {model = '^Status$'}, response = function(req, resp)\n"
-             "    resp.status = 299 return true end},\n"
-             " {name = 'drop', match = {model = '^Drop$'}, response = function(req, resp)\n"
-             "    resp.body = nil return true end},\n"
-             " {name = 'readdrop', match = {model = '^ReadDrop$'}, response = function(req, resp)\n"
-             "    local seen = resp.body.a resp.body = nil resp.status = 200 + seen return true end},\n"
-             " {name = 'edit', match = {model = '^Edit$'}, response = function(req, resp)\n"
-             "    resp.body.b = resp.body.a + 1 return true end},\n"
-             " {name = 'touch', match = {model = '^Touch$'}, request = function(req)\n"
-             "    return req.method == 'PATCH' end},\n"
-             "}}\n",
-             &err);
+    q = load(
+        "lazy.lua",
+        "return {quirks = {\n"
+        " {name = 'status', match = {model = '^Status$'}, response = function(req, resp)\n"
+        "    resp.status = 299 return true end},\n"
+        " {name = 'drop', match = {model = '^Drop$'}, response = function(req, resp)\n"
+        "    resp.body = nil return true end},\n"
+        " {name = 'readdrop', match = {model = '^ReadDrop$'}, response = function(req, resp)\n"
+        "    local seen = resp.body.a resp.body = nil resp.status = 200 + seen return true end},\n"
+        " {name = 'edit', match = {model = '^Edit$'}, response = function(req, resp)\n"
+        "    resp.body.b = resp.body.a + 1 return true end},\n"
+        " {name = 'touch', match = {model = '^Touch$'}, request = function(req)\n"
+        "    return req.method == 'PATCH' end},\n"
+        "}}\n",
+        &err);
     ok(q != NULL, "hooks that read, set or leave the documents load (%s)", err.text);
     struct ward_rf_ident lz = {"Acme", "Status", "1", "/s"};
     is_string("299|{\"a\":1}|0", respond(q, &lz, "get", "GET", "/x", 200, "{\"a\":1}"),
@@ -169,8 +170,8 @@ int main(void)
     is_string("201|nil|0", respond(q, &lz, "get", "GET", "/x", 200, "{\"a\":1}"),
               "a hook that reads the body, then drops it, drops it");
     lz.model = "Edit";
-    ok(same_json("{\"a\":1,\"b\":2}", body_of(respond(q, &lz, "get", "GET", "/x", 200,
-                                                         "{\"a\":1}"))),
+    ok(same_json("{\"a\":1,\"b\":2}",
+                 body_of(respond(q, &lz, "get", "GET", "/x", 200, "{\"a\":1}"))),
        "a hook that edits the body it read returns the edit");
     lz.model = "Touch";
     nb = ward_rf_quirks_request(q, &lz, "patch", "PATCH", "/x", "{\"a\":true}", NULL);
