@@ -550,29 +550,43 @@ static int write_begin(struct ward_store *st, struct ward_error *err)
     return exec_id(st, S_BEGIN, "begin a write", err);
 }
 
-/* End one write of a bulk: keep it (release its savepoint) or undo only it. Its changes
- * wait for the bulk's commit. When SQLite rolled the whole transaction back (a full disk,
- * an I/O error), the bulk is over and so is everything written in it. */
+/*
+ * Close the savepoint an item (a queued transition, one write of a bulk) opened when the
+ * item's changes began at mark: keep the item (rc == 0) or undo only it. *txn_lost is set
+ * when SQLite rolled the whole transaction back (it may, on a full disk or an I/O error),
+ * which takes every earlier item down with it.
+ */
+static int savepoint_end(struct ward_store *st, size_t mark, int rc, bool *txn_lost,
+                         struct ward_error *err)
+{
+    if (rc < 0) {
+        changes_truncate(st, mark);
+        if (sqlite3_get_autocommit(st->db)) {
+            *txn_lost = true;
+            return rc;
+        }
+        exec_id(st, S_ROLLBACK_TO, "roll back an item", NULL);
+    }
+    int released = exec_id(st, S_RELEASE, "release a savepoint", rc < 0 ? NULL : err);
+    if (sqlite3_get_autocommit(st->db)) {
+        *txn_lost = true;
+        if (rc == 0) {
+            rc = released < 0 ? released
+                              : ward_error_set(err, -EIO, "the transaction was rolled back");
+        }
+    }
+    return rc;
+}
+
+/* End one write of a bulk. Its changes wait for the bulk's commit; when the whole
+ * transaction was rolled back, the bulk is over and so is everything written in it. */
 static int bulk_item_end(struct ward_store *st, int rc, struct ward_error *err)
 {
-    if (rc != 0) {
-        changes_truncate(st, st->bulk_mark);
-        if (!sqlite3_get_autocommit(st->db)) {
-            exec_id(st, S_ROLLBACK_TO, "roll back a write", NULL);
-        }
-    }
-    if (!sqlite3_get_autocommit(st->db)) {
-        int released = exec_id(st, S_RELEASE, "release a savepoint", rc != 0 ? NULL : err);
-        if (rc == 0) {
-            rc = released;
-        }
-    }
-    if (sqlite3_get_autocommit(st->db)) {
+    bool lost = false;
+    rc = savepoint_end(st, st->bulk_mark, rc, &lost, err);
+    if (lost) {
         st->bulk = false;
         changes_truncate(st, 0);
-        if (rc == 0) {
-            rc = ward_error_set(err, -EIO, "the store rolled the bulk write back");
-        }
     }
     return rc;
 }
@@ -1100,23 +1114,7 @@ static int apply_in_savepoint(struct ward_store *st, const struct ward_transitio
             rc = apply(st, t, false, version, &why, err);
         }
     }
-    if (rc < 0) {
-        changes_truncate(st, mark);
-        if (sqlite3_get_autocommit(st->db)) {
-            *txn_lost = true;
-            return rc;
-        }
-        exec_id(st, S_ROLLBACK_TO, "roll back an item", NULL);
-    }
-    int released = exec_id(st, S_RELEASE, "release a savepoint", rc < 0 ? NULL : err);
-    if (sqlite3_get_autocommit(st->db)) {
-        *txn_lost = true;
-        if (rc == 0) {
-            rc = released < 0 ? released
-                              : ward_error_set(err, -EIO, "the transaction was rolled back");
-        }
-    }
-    return rc;
+    return savepoint_end(st, mark, rc, txn_lost, err);
 }
 
 static void item_free(struct store_item *it)
