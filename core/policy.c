@@ -2935,47 +2935,21 @@ static void store_async_done(void *arg, int rc, int64_t new_version, const struc
     free(sa);
 }
 
-static struct store_async *store_async_new(ward_policy_done_fn done, void *arg)
+static int store_commit_async(void *self, const struct ward_policy_commit *c,
+                              ward_policy_done_fn done, void *arg)
 {
     struct store_async *sa = calloc(1, sizeof(*sa));
-    if (sa != NULL) {
-        sa->done = done;
-        sa->arg = arg;
+    if (sa == NULL) {
+        return -ENOMEM;
     }
-    return sa;
-}
-
-/* rc of queueing sa's write: when nothing was queued, done will not run and sa goes. */
-static int store_async_queued(struct store_async *sa, int rc)
-{
+    sa->done = done;
+    sa->arg = arg;
+    struct ward_transition t = transition_of(c);
+    int rc = ward_store_transition(self, &t, store_async_done, sa);
     if (rc != 0) {
         free(sa);
     }
     return rc;
-}
-
-static int store_commit_async(void *self, const struct ward_policy_commit *c,
-                              ward_policy_done_fn done, void *arg)
-{
-    struct store_async *sa = store_async_new(done, arg);
-    if (sa == NULL) {
-        return -ENOMEM;
-    }
-    struct ward_transition t = transition_of(c);
-    return store_async_queued(sa, ward_store_transition(self, &t, store_async_done, sa));
-}
-
-static int store_status_async(void *self, const char *kind, const char *name,
-                              const char *status_json, long long expected_version,
-                              ward_policy_done_fn done, void *arg)
-{
-    struct store_async *sa = store_async_new(done, arg);
-    if (sa == NULL) {
-        return -ENOMEM;
-    }
-    return store_async_queued(sa, ward_store_status(self, kind, WARD_POLICY_NAMESPACE, name,
-                                                    expected_version, status_json, store_async_done,
-                                                    sa));
 }
 
 static void store_flush(void *self)
@@ -2989,7 +2963,6 @@ void ward_policy_sink_store(struct ward_policy_sink *sink, struct ward_store *st
                                       .commit = store_commit,
                                       .put = store_put,
                                       .commit_async = store_commit_async,
-                                      .status_async = store_status_async,
                                       .flush = store_flush};
 }
 
@@ -3255,11 +3228,6 @@ int ward_policy_engine_restore(struct ward_policy_engine *e, struct ward_store *
 
 /* ---------------------------------------------------------- observations */
 
-/*
- * Write the status with its observations through the store (compare-and-swap on the
- * version, as every write of the engine). Not while a run is in flight: a transition it
- * queued expects the current version, so the write waits for the run's end.
- */
 struct status_write {
     struct ward_policy_engine *e;
     char *key;
@@ -3269,8 +3237,8 @@ struct status_write {
 static bool status_queue(struct ward_policy_engine *e, struct resource *r, int attempt);
 
 /* A queued status write is durable, or failed: a conflict re-reads the resource and
- * writes once more (the sync path does the same). */
-static void status_written(void *arg, int rc, long long new_version, const struct ward_error *err)
+ * writes once more. */
+static void status_written(void *arg, int rc, int64_t new_version, const struct ward_error *err)
 {
     struct status_write *sw = arg;
     struct ward_policy_engine *e = sw->e;
@@ -3295,12 +3263,12 @@ static void status_written(void *arg, int rc, long long new_version, const struc
     free(sw);
 }
 
-/* Queue the status write into the store's group commit; false when it could not be. The
- * engine's version moves at once to the one the write will give, so the commits queued
- * after it in the same loop iteration expect it. */
+/* Queue the status write into the store's group commit (a store-backed engine); false
+ * when it could not be. The engine's version moves at once to the one the write will
+ * give, so the commits queued after it in the same loop iteration expect it. */
 static bool status_queue(struct ward_policy_engine *e, struct resource *r, int attempt)
 {
-    if (e->sink.status_async == NULL || e->destroying) {
+    if (e->destroying) {
         return false;
     }
     keep_observed(r);
@@ -3312,8 +3280,8 @@ static bool status_queue(struct ward_policy_engine *e, struct resource *r, int a
         return false;
     }
     *sw = (struct status_write){.e = e, .key = xstrdup(r->key), .attempt = attempt};
-    int rc = e->sink.status_async(e->sink.self, r->kind, r->name, status, r->version,
-                                  status_written, sw);
+    int rc = ward_store_status(e->sink.self, r->kind, WARD_POLICY_NAMESPACE, r->name, r->version,
+                               status, status_written, sw);
     free(status);
     if (rc != 0) {
         free(sw->key);
@@ -3324,6 +3292,11 @@ static bool status_queue(struct ward_policy_engine *e, struct resource *r, int a
     return true;
 }
 
+/*
+ * Write the status with its observations through the store (compare-and-swap on the
+ * version, as every write of the engine). Not while a run is in flight: a transition it
+ * queued expects the current version, so the write waits for the run's end.
+ */
 static void status_persist(struct ward_policy_engine *e, struct resource *r)
 {
     if (r->run != NULL) {
@@ -3331,31 +3304,9 @@ static void status_persist(struct ward_policy_engine *e, struct resource *r)
         return;
     }
     r->status_dirty = false;
-    if (!store_backed(e) || status_queue(e, r, 0)) {
-        return;
-    }
-    for (int attempt = 0; attempt < 2; attempt++) {
-        keep_observed(r);
-        char *status = cJSON_PrintUnformatted(r->status);
-        if (status == NULL) {
-            return;
-        }
-        struct ward_resource sr = {.kind = r->kind,
-                                   .ns = (char *)WARD_POLICY_NAMESPACE,
-                                   .name = r->name,
-                                   .status = status};
-        struct ward_error err = {0};
-        int rc = ward_store_update(e->sink.self, &sr, r->version, &err);
-        free(status);
-        if (rc == 0) {
-            r->version = sr.version;
-            return;
-        }
-        if (rc != -ESTALE || attempt == 1) {
-            ward_log(WARD_LOG_WARN, "policy", "%s: status not stored: %s", r->key, err.text);
-            return;
-        }
-        engine_refresh(e, r); /* another writer first: take its version and write again */
+    if (store_backed(e) && !status_queue(e, r, 0)) {
+        ward_log(WARD_LOG_WARN, "policy", "%s: status not stored: it could not be queued",
+                 r->key);
     }
 }
 

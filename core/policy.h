@@ -71,14 +71,6 @@ struct ward_policy_sink {
      */
     int (*commit_async)(void *self, const struct ward_policy_commit *c, ward_policy_done_fn done,
                         void *arg);
-    /*
-     * Optional: queue a write of the status alone (compare-and-swap on expected_version,
-     * which becomes expected_version + 1) and call done once it is durable or failed, as
-     * commit_async does. Without it the engine writes the status at once (a transaction
-     * and an fsync of its own).
-     */
-    int (*status_async)(void *self, const char *kind, const char *name, const char *status_json,
-                        long long expected_version, ward_policy_done_fn done, void *arg);
     /* Optional: complete everything queued now (the engine calls it before it goes away). */
     void (*flush)(void *self);
 };
