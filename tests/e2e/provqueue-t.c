@@ -58,6 +58,13 @@ static void write_config(struct sim *s, const char *provisioning)
     }
 }
 
+/* The host name (node-NN, 7 characters) that follows key in a JSON body, or "". */
+static void host_after(const char *body, const char *key, char *out, size_t size)
+{
+    const char *at = strstr(body, key);
+    snprintf(out, size, "%.7s", at != NULL ? at + strlen(key) : "");
+}
+
 /* wardd --test (or a start) on a configuration; exit status, output in *out (caller frees). */
 static int run_wardd(const char *flag, char **out)
 {
@@ -205,11 +212,8 @@ int main(void)
     /* setting an image on a claimed host is a provisioning request too */
     is_int(200, req("POST", "/api/v1/claims", "{\"consumer\":\"tenant-b\"}", true, &body),
            "a claim without an image is not queued");
-    char held[64] = "";
-    const char *n = strstr(body.data, "\"name\":\"");
-    if (n != NULL) {
-        snprintf(held, sizeof(held), "%.7s", n + 8);
-    }
+    char held[64];
+    host_after(body.data, "\"name\":\"", held, sizeof(held));
     char ipath[128];
     snprintf(ipath, sizeof(ipath), "/api/v1/hosts/%s/image", held);
     is_int(429,
@@ -224,11 +228,8 @@ int main(void)
     contains(body.data, "ward_provisioning_queue_length 3\n", "the length gauge shows 3");
     is_int(200, req("GET", "/api/v1/queue", NULL, false, &body), "queue status");
     contains(body.data, "\"length\":3,\"processing\":0", "three wait, none is processed");
-    char first[64] = "";
-    const char *w = strstr(body.data, "\"waiting\":[\"");
-    if (w != NULL) {
-        snprintf(first, sizeof(first), "%.7s", w + 12);
-    }
+    char first[64];
+    host_after(body.data, "\"waiting\":[\"", first, sizeof(first));
     char path[128];
     snprintf(path, sizeof(path), "/api/v1/hosts/%s/explain", first);
     is_int(200, req("GET", path, NULL, false, &body), "explain the first waiting host (%s)", first);
