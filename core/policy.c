@@ -3305,8 +3305,7 @@ static void status_persist(struct ward_policy_engine *e, struct resource *r)
     }
     r->status_dirty = false;
     if (store_backed(e) && !status_queue(e, r, 0)) {
-        ward_log(WARD_LOG_WARN, "policy", "%s: status not stored: it could not be queued",
-                 r->key);
+        ward_log(WARD_LOG_WARN, "policy", "%s: status not stored: it could not be queued", r->key);
     }
 }
 
