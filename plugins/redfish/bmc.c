@@ -82,6 +82,11 @@ struct ward_rf_bmc {
     char *system_path, *manager_path, *sys_media_path;
     char *media_path;                               /* CD-capable VirtualMedia member, once found */
     char manufacturer[96], model[96], firmware[96]; /* selects quirk hooks */
+    /* The system as discovery just read it (owned), for the inventory that follows it at
+       once: enrolling then costs the BMC one read of the system instead of two. Any other
+       operation, or FRESH_SYSTEM_S passing, drops it. */
+    cJSON *fresh_system;
+    double fresh_system_at;
     struct ward_rf_ident ident;
     /* session; token is a secret */
     char *token;
@@ -204,6 +209,15 @@ static double now(struct ward_rf_client *c)
 }
 
 static double jitter(struct ward_rf_client *c);
+
+/* How long the system document discovery read stands in for the inventory's own read. */
+#define FRESH_SYSTEM_S 1.0
+
+static void drop_fresh_system(struct ward_rf_bmc *b)
+{
+    cJSON_Delete(b->fresh_system);
+    b->fresh_system = NULL;
+}
 
 /* Exponential backoff with jitter: base * 2^n, capped, then scaled into [50%, 100%]. */
 static double backoff_delay(struct ward_rf_client *c, unsigned n)
@@ -1160,28 +1174,43 @@ static void inventory_next_nic(struct ward_rf_op *op)
     op_done(op, 0, "");
 }
 
-static void inventory_step(struct ward_rf_op *op, struct answer *a)
+/* The inventory's fields from the system; then its NICs. */
+static void inventory_system(struct ward_rf_op *op, const cJSON *system)
 {
     char path[PATH_MAX_LEN];
+    op->result = ward_rf_inventory_from_system(system);
+    if (op->result == NULL) {
+        op_fail(op, -EBADMSG, "BMC %s: the system resource is not a JSON object", op->bmc->name);
+        return;
+    }
+    if (to_path(op, ward_rf_link(system, "EthernetInterfaces"), path, sizeof(path))) {
+        get(op, S_INV_NICS, path);
+        return;
+    }
+    op_done(op, 0, "");
+}
+
+static void inventory_step(struct ward_rf_op *op, struct answer *a)
+{
+    struct ward_rf_bmc *b = op->bmc;
     switch (op->step) {
     case S_START:
-        get(op, S_INV_SYSTEM, op->bmc->system_path);
+        if (b->fresh_system != NULL && now(b->c) - b->fresh_system_at <= FRESH_SYSTEM_S) {
+            /* the system as discovery read it a moment ago */
+            cJSON *system = b->fresh_system;
+            b->fresh_system = NULL;
+            inventory_system(op, system);
+            cJSON_Delete(system);
+            return;
+        }
+        drop_fresh_system(b);
+        get(op, S_INV_SYSTEM, b->system_path);
         return;
     case S_INV_SYSTEM:
         if (failed(op, a)) {
             return;
         }
-        op->result = ward_rf_inventory_from_system(a->json);
-        if (op->result == NULL) {
-            op_fail(op, -EBADMSG, "BMC %s: the system resource is not a JSON object",
-                    op->bmc->name);
-            return;
-        }
-        if (to_path(op, ward_rf_link(a->json, "EthernetInterfaces"), path, sizeof(path))) {
-            get(op, S_INV_NICS, path);
-            return;
-        }
-        op_done(op, 0, "");
+        inventory_system(op, a->json);
         return;
     case S_INV_NICS:
         if (failed(op, a)) {
@@ -1771,6 +1800,10 @@ static void logout_step(struct ward_rf_op *op, struct answer *a)
 
 static void main_step(struct ward_rf_op *op, struct answer *a)
 {
+    if (op->step == S_START && op->kind != WARD_RF_OP_CONNECT &&
+        op->kind != WARD_RF_OP_INVENTORY) {
+        drop_fresh_system(op->bmc); /* this operation may change what the system says */
+    }
     if (op->step == S_TASK_DONE) {
         task_step(op, a);
         return;
@@ -1955,6 +1988,9 @@ static void op_advance(struct ward_rf_op *op, struct answer *a)
                  ward_rf_str(a->json, "Manufacturer") ? ward_rf_str(a->json, "Manufacturer") : "");
         snprintf(b->model, sizeof(b->model), "%s",
                  ward_rf_str(a->json, "Model") ? ward_rf_str(a->json, "Model") : "");
+        drop_fresh_system(b);
+        b->fresh_system = take_json(a);
+        b->fresh_system_at = now(b->c);
         if (b->c->o.quirks != NULL && b->manager_path[0] != '\0') {
             /* the manager's firmware version selects quirks too */
             op->phase = PH_MANAGER;
@@ -2280,6 +2316,7 @@ static void bmc_free(struct ward_rf_bmc *b)
     }
     free(b->password);
     free(b->token);
+    drop_fresh_system(b);
     char **paths[] = {&b->systems_path, &b->managers_path,  &b->sessions_path, &b->system_path,
                       &b->manager_path, &b->sys_media_path, &b->media_path,    &b->session_path};
     for (size_t i = 0; i < WARD_ARRAY_LEN(paths); i++) {

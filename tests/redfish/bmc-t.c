@@ -214,7 +214,7 @@ static void test_class_caps(const struct ward_rf_client_opts *base, struct tca *
 
 int main(void)
 {
-    plan(99);
+    plan(104);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], bad_path[512];
@@ -294,6 +294,7 @@ int main(void)
     struct tserver_stats st;
     tserver_stats(s, &st);
     is_int(1, st.logins, "one login");
+    is_int(1, st.system_reads, "discovery's read of the system serves the inventory");
 
     /* power on waits until PowerState reflects it */
     r = run(b, WARD_RF_OP_POWER, "On", NULL);
@@ -563,6 +564,22 @@ int main(void)
     is_int(0, r.code, "basic auth inventory works (%s)", r.reason);
     contains(r.json, "\"SN2\"", "the configured system is used");
     res_free(&r);
+    ward_rf_bmc_destroy(b);
+    /* discovery's read of the system serves an inventory only when nothing came between */
+    b = ward_rf_bmc_create(c2, &cfg, &err);
+    tserver_stats(s, &st);
+    before = st.system_reads;
+    r = run(b, WARD_RF_OP_CONNECT, NULL, NULL);
+    is_int(0, r.code, "connect (%s)", r.reason);
+    res_free(&r);
+    r = run(b, WARD_RF_OP_POWER_STATE, NULL, NULL);
+    is_string("\"Off\"", r.json, "power state read between");
+    res_free(&r);
+    r = run(b, WARD_RF_OP_INVENTORY, NULL, NULL);
+    is_int(0, r.code, "inventory after another operation (%s)", r.reason);
+    res_free(&r);
+    tserver_stats(s, &st);
+    is_int(3, st.system_reads - before, "the inventory read the system itself");
     ward_rf_bmc_destroy(b);
     cfg.system = NULL;
     b = ward_rf_bmc_create(c2, &cfg, &err);

@@ -733,6 +733,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *con_cls = rc;
         pthread_mutex_lock(&s->mu);
         s->st.requests++;
+        if (strcmp(method, "GET") == 0 && (strcmp(url, "/redfish/v1/Systems/1") == 0 ||
+                                           strcmp(url, "/redfish/v1/Systems/2") == 0)) {
+            s->st.system_reads++;
+        }
         s->in_flight++;
         rc->counted = true;
         if (s->in_flight > s->st.max_in_flight) {

@@ -57,6 +57,7 @@ struct tserver_faults {
 
 struct tserver_stats {
     int requests;
+    int system_reads; /* GETs of a ComputerSystem */
     int max_in_flight;
     int logins;
     int logouts;
