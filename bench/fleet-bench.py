@@ -7,15 +7,17 @@ usage: fleet-bench.py [--hosts 100,1000,10000] [--runs 3] [--big-runs 1] [--late
 
 For each fleet size N and each run: start ward-bmcsim (N BMCs, every flavour, HTTPS,
 --latency-ms per request), write a wardd config with tools/fleet-config.py, start wardd and
-poll its /metrics at 10 Hz until ward_hosts{state="Available"} is N. Measured on wardd:
-wall time from exec to the last host's transition to Available (its time in wardd's log;
-the poll only says when to stop), VmHWM at that moment, VmRSS once idle (5 s later),
+read its log at 10 Hz until N hosts have entered Available. Measured on wardd: wall time
+from exec to the last host's transition to Available (its time in wardd's log; the poll
+only says when to stop), VmHWM at that moment, VmRSS once idle (5 s later),
 utime+stime, the simulator's utime+stime, the store's commits, and the requests the
 simulator counted (control API). Then, on the same simulator with its counters reset,
 bench/sushy-enroll.py does the same enrollment with a ThreadPoolExecutor(32), timed from
 exec to exit like wardd (interpreter start and imports included). First, bench/tls-connect
-prints the client's CPU per fresh HTTPS connection: a floor of wardd's CPU per host.
-Prints one line per run and a table of medians.
+prints the client's CPU per fresh HTTPS connection and per GET on a kept one; with them each
+run prints its client floor, N * (connection + (R_ward - 1) * kept GET): the CPU libcurl and
+OpenSSL alone need for the run's requests, the least wall time any one-threaded client of
+them can take here. Prints one line per run and a table of medians.
 
 Lower bounds (per-BMC concurrency 1 makes a host's requests sequential):
     ward:  ceil(N / maxConcurrentReads) * R_ward * latency  (enrollment only reads; the
@@ -25,9 +27,11 @@ R is the measured number of requests per host. It is a benchmark, not a test: it
 """
 import argparse
 import datetime
+import fcntl
 import json
 import math
 import os
+import re
 import resource
 import shutil
 import signal
@@ -148,27 +152,30 @@ def one_run(args, n, run):
         metrics = "http://127.0.0.1:%d/metrics" % port
         t_up = None
         avail = 0
-        commits = 0
         deadline = t0 + args.limit
+        # Progress comes from wardd's log, which costs wardd nothing to read; /metrics is
+        # asked only until it first answers (a scrape walks every host: at 10 Hz over 10,000
+        # hosts the poll itself took several percent of wardd's CPU).
+        log_in = open(os.path.join(work, "wardd.log"), encoding="utf-8", errors="replace")
+        pending = ""
         while True:
             if wardd.poll() is not None:
                 raise RuntimeError("wardd exited with %s (see %s)" % (wardd.returncode, work))
             if time.monotonic() > deadline:
                 raise RuntimeError("%d/%d Available after %ss" % (avail, n, args.limit))
-            try:
-                body = http_get(metrics, timeout=5)
-                if t_up is None:
+            if t_up is None:
+                try:
+                    http_get(metrics, timeout=5)
                     t_up = time.monotonic() - t0
-                for line in body.splitlines():
-                    if line.startswith('ward_hosts{state="Available"} '):
-                        avail = int(float(line.split()[1]))
-                    elif line.startswith("ward_store_commits_total "):
-                        commits = int(float(line.split()[1]))
-            except (OSError, ValueError):
-                pass
+                except OSError:
+                    pass
+            pending += log_in.read()
+            done, _, pending = pending.rpartition("\n")
+            avail += done.count("-> Available")
             if avail >= n:
                 break
             time.sleep(0.1)
+        log_in.close()
         wall = time.monotonic() - t0
         # /metrics is polled every 0.1 s; wardd's log has the moment itself
         logged = last_available(os.path.join(work, "wardd.log"))
@@ -176,6 +183,13 @@ def one_run(args, n, run):
             wall = min(wall, logged - t0_clock)
         cpu = proc_cpu(wardd.pid)
         sim_cpu = proc_cpu(sim.pid) - sim_cpu0
+        commits = 0
+        body = http_get(metrics, timeout=30)
+        if t_up is None:
+            t_up = time.monotonic() - t0
+        for line in body.splitlines():
+            if line.startswith("ward_store_commits_total "):
+                commits = int(float(line.split()[1]))
         peak = proc_status(wardd.pid)["VmHWM"]
         requests, max_conc, errors = sim_counters(control)
         time.sleep(5)
@@ -242,12 +256,12 @@ def last_available(path):
 
 
 def tls_floor(args):
-    """Print the client's CPU per fresh HTTPS connection to one simulated BMC
-    (bench/tls-connect): each enrolled host costs wardd at least that much."""
+    """Print the client's CPU per fresh HTTPS connection to one simulated BMC and per GET
+    on a kept connection (bench/tls-connect); return them in ms, or None."""
     tool = os.path.join(args.builddir, "bench/tls-connect")
     if not os.access(tool, os.X_OK):
         print("tls-connect: not built (make bench)", flush=True)
-        return
+        return None
     work = os.path.join(args.workdir, "tls")
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
@@ -263,6 +277,9 @@ def tls_floor(args):
                             address + "/redfish/v1", os.path.join(work, "ca.pem"), "300"],
                            capture_output=True, text=True, timeout=120)
         print((p.stdout or p.stderr).strip(), flush=True)
+        m = re.search(r"([0-9.]+) ms CPU per connection \(verified\).* ([0-9.]+) ms per GET on a "
+                      r"kept connection", p.stdout)
+        return (float(m.group(1)), float(m.group(2))) if m else None
     finally:
         stop(sim)
         out.close()
@@ -274,6 +291,8 @@ def show(r):
             "metrics up %(startup).2fs) req/host %(req_per_host).2f cpu %(cpu).2fs "
             "(%(cpu_k).3fs/1k req) sim cpu %(sim_cpu).2fs commits %(commits)d peak %(peak_kib)dKiB (%(peak_h).1fKiB/host) "
             "idle %(idle_kib)dKiB (%(idle_h).1fKiB/host) maxconc/BMC %(max_concurrent)d")
+    if "floor" in r:
+        line = line.replace("x%(x).2f, ", "x%(x).2f, client floor %(floor).2fs, ")
     d = dict(r, x=r["wall"] / r["lower_bound"], cpu_k=r["cpu"] / r["requests"] * 1e3,
              peak_h=r["peak_kib"] / r["n"], idle_h=r["idle_kib"] / r["n"])
     out = line % d
@@ -289,9 +308,10 @@ def show(r):
 
 
 def table(results):
-    print("\n| hosts | runs | ward wall s | lower bound s | wall/bound | req/host | CPU s/1k req "
-          "| peak KiB/host | idle KiB/host | sushy wall s | ward/sushy throughput |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n| hosts | runs | ward wall s | lower bound s | wall/bound | client floor s "
+          "| req/host | CPU s/1k req | peak KiB/host | idle KiB/host | sushy wall s "
+          "| ward/sushy throughput |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in sorted({r["n"] for r in results}):
         rs = [r for r in results if r["n"] == n]
 
@@ -300,9 +320,10 @@ def table(results):
         sw = med(lambda r: r["sushy_wall"]) if all("sushy_wall" in r for r in rs) else None
         # sushy stopped at the time limit: its wall time is at least the limit
         ge = ">=" if any(r.get("sushy_timed_out") for r in rs) else ""
-        print("| %d | %d | %.2f | %.2f | %.2f | %.2f | %.3f | %.1f | %.1f | %s | %s |" % (
+        floor = "%.2f" % med(lambda r: r["floor"]) if all("floor" in r for r in rs) else "-"
+        print("| %d | %d | %.2f | %.2f | %.2f | %s | %.2f | %.3f | %.1f | %.1f | %s | %s |" % (
             n, len(rs), med(lambda r: r["wall"]), med(lambda r: r["lower_bound"]),
-            med(lambda r: r["wall"] / r["lower_bound"]), med(lambda r: r["req_per_host"]),
+            med(lambda r: r["wall"] / r["lower_bound"]), floor, med(lambda r: r["req_per_host"]),
             med(lambda r: r["cpu"] / r["requests"] * 1e3), med(lambda r: r["peak_kib"] / n),
             med(lambda r: r["idle_kib"] / n), ge + "%.2f" % sw if sw is not None else "-",
             ge + "%.2f" % med(lambda r: r["ratio"]) if sw is not None else "-"))
@@ -333,11 +354,21 @@ def main():
           "maxConcurrentOps %d, sushy threads %d" % (os.cpu_count(), os.getloadavg(),
                                                     args.latency_ms, args.max_reads, MAX_OPS,
                                                     args.threads), flush=True)
-    tls_floor(args)
+    os.makedirs(args.workdir, exist_ok=True)
+    # runs share the work directory and the machine: a second benchmark would spoil both
+    lock = open(os.path.join(args.workdir, "lock"), "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        print("fleet-bench: another run holds %s" % lock.name, file=sys.stderr)
+        return 1
+    tls = tls_floor(args)
     results = []
     for n in [int(x) for x in args.hosts.split(",")]:
         for run in range(args.big_runs if n >= 10000 else args.runs):
             r = one_run(args, n, run)
+            if tls is not None:
+                r["floor"] = n * (tls[0] + (r["req_per_host"] - 1) * tls[1]) / 1e3
             show(r)
             results.append(r)
     table(results)

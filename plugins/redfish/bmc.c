@@ -2099,14 +2099,16 @@ static unsigned connection_idle(const struct ward_rf_client_opts *o)
     return s < wait ? s + 1 : s;
 }
 
-/* Room for the connections of the operations that may run and for as many again idle
- * (3 to 4 s of them at enrollment rates), and no more than half the descriptors wardd may
- * open. 4x, not the 2x before: at 10,000 hosts fewer connections are closed for lack of
- * room (see http.c), 93 s -> 75 s; at 1,000 no difference beyond the noise (three
- * interleaved runs each). */
+/* Room for the connections of the operations that may run and for the idle ones libcurl
+ * keeps until it closes them by age (connection_idle, checked once a second): at the
+ * benchmark's highest rate, 10,000 hosts at 20 ms per request, about 3 s of enrollments.
+ * A connection closed for lack of room costs more than its memory with libcurl 7.88 (see
+ * http.c): at 4x that was a fifth of wardd's CPU at 10,000 hosts; 16x took it to 3 % and
+ * the run from 77 s to 68 s, for 12 MB more at its peak. No more than half the descriptors
+ * wardd may open. */
 static unsigned connection_cap(const struct ward_rf_client_opts *o)
 {
-    unsigned cap = 4 * (o->max_ops + o->max_reads);
+    unsigned cap = 16 * (o->max_ops + o->max_reads);
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
         rl.rlim_cur / 2 < cap) {
