@@ -79,6 +79,8 @@ struct ward_http {
     size_t nscrapes;
     struct ward_metric *unauthorized, *requests;
     struct ward_metric *p_start, *p_rss, *p_vsize, *p_fds, *p_max_fds, *p_cpu;
+    unsigned long runs; /* MHD_run calls */
+    unsigned idle_zero; /* timer-driven runs in a row that MHD wanted again at once */
 };
 
 /* Per-connection state between MHD's calls of the access handler. */
@@ -97,13 +99,36 @@ static unsigned connections(const struct ward_http *h)
     return info != NULL ? info->num_connections : 0;
 }
 
-static void pump(struct ward_http *h)
+/*
+ * Run MHD, then arm the timer for its next deadline. io: an event on MHD's epoll descriptor
+ * brought this run, rather than the timer.
+ *
+ * libmicrohttpd 0.9.75 in epoll mode keeps a TLS connection whose handshake waits for the
+ * client among its ready connections (GnuTLS reads the socket itself, so MHD never learns
+ * that the read would block) and so asks to run again at once, forever: one silent TCP
+ * connection to the HTTPS port held wardd at 100 % CPU until the connection timeout. When
+ * MHD keeps asking for an immediate run and nothing has happened on its sockets since,
+ * the wait doubles from 1 ms up to 64 ms; any socket event brings the next run at once
+ * again. A connection that really is ready is served by the first, immediate run.
+ */
+static void pump(struct ward_http *h, bool io)
 {
     unsigned before = connections(h);
     MHD_run(h->mhd);
+    h->runs++;
     ev_timer_stop(h->loop, &h->timer);
     MHD_UNSIGNED_LONG_LONG ms;
     bool timed = MHD_get_timeout(h->mhd, &ms) == MHD_YES;
+    if (timed && ms == 0) {
+        if (io) {
+            h->idle_zero = 0;
+        } else if (h->idle_zero < 7) {
+            h->idle_zero++;
+        }
+        ms = h->idle_zero == 0 ? 0 : 1u << (h->idle_zero - 1);
+    } else {
+        h->idle_zero = 0;
+    }
     /*
      * At the connection limit MHD takes its listening socket out of its epoll
      * set and puts it back at the start of a later MHD_run. When a connection
@@ -122,12 +147,17 @@ static void pump(struct ward_http *h)
 
 static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
-    pump(ward_container_of(w, struct ward_http, io));
+    pump(ward_container_of(w, struct ward_http, io), true);
 }
 
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    pump(ward_container_of(w, struct ward_http, timer));
+    pump(ward_container_of(w, struct ward_http, timer), false);
+}
+
+unsigned long ward_http_runs(const struct ward_http *h)
+{
+    return h->runs;
 }
 
 __attribute__((format(printf, 2, 0))) static void mhd_log(void *arg, const char *fmt, va_list ap)
@@ -857,7 +887,7 @@ struct ward_http *ward_http_create(struct ev_loop *loop, struct ward_metrics *me
     ev_io_init(&h->io, on_io, info->epoll_fd, EV_READ);
     ev_io_start(loop, &h->io);
     ev_init(&h->timer, on_timer);
-    pump(h);
+    pump(h, true);
     char port[8];
     snprintf(port, sizeof(port), "%u", h->port);
     ward_log_fields(WARD_LOG_INFO, "http",

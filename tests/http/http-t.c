@@ -2,10 +2,13 @@
 /* The HTTP endpoint on a live loop: health, readiness, metrics, auth, limits, listener rules. */
 #include "autoconf.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -32,6 +35,32 @@ static int check_store(void *arg, struct ward_error *err)
 static int check_plugins(void *arg, struct ward_error *err)
 {
     return 0;
+}
+
+static void stop_loop(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    ev_break(loop, EVBREAK_ONE);
+}
+
+/* A client that connects to the port, sends the first bytes of a TLS record and then
+ * nothing more: -1 when it cannot. */
+static int stalled_client(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    static const char partial[] = {0x16, 0x03, 0x01}; /* handshake record, TLS 1.0 header */
+    if (send(fd, partial, sizeof(partial), 0) != (ssize_t)sizeof(partial)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 static void on_echo(void *arg, const struct ward_http_request *req, struct ward_http_response *res)
@@ -72,7 +101,7 @@ static void get(struct ev_loop *loop, const char *base, const char *method, cons
 
 int main(void)
 {
-    plan(58);
+    plan(61);
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     char *logbuf = NULL;
     size_t loglen = 0;
@@ -248,10 +277,31 @@ int main(void)
         get(loop, base, "GET", "/healthz", NULL, NULL, &r);
         ok(r.status != 200, "plain HTTP to the TLS port gets no answer");
         http_reply_free(&r);
+        /* a client that stalls in its handshake must not keep the loop busy:
+           libmicrohttpd asks to run again at once for as long as it waits (that spin runs
+           it thousands of times in 0.3 s) */
+        int fd = stalled_client(ward_http_port(h));
+        ok(fd >= 0, "a client starts a handshake and stalls");
+        ev_timer stop;
+        ev_timer_init(&stop, stop_loop, 0.3, 0);
+        ev_timer_start(loop, &stop);
+        unsigned long runs = ward_http_runs(h);
+        ev_run(loop, 0);
+        runs = ward_http_runs(h) - runs;
+        ok(runs < 100, "the stalled client does not keep the server running (%lu runs in 0.3 s)",
+           runs);
+        snprintf(base, sizeof(base), "https://127.0.0.1:%u", ward_http_port(h));
+        get(loop, base, "GET", "/healthz", NULL, NULL, &r);
+        is_int(200, r.status, "and others are served meanwhile");
+        http_reply_free(&r);
+        if (fd >= 0) {
+            close(fd);
+        }
         ward_http_destroy(h);
     } else {
-        ok(false, "no TLS server");
-        ok(false, "no TLS server");
+        for (int i = 0; i < 5; i++) {
+            ok(false, "no TLS server");
+        }
     }
     struct ward_http_options bad_pem = {
         .listen = "127.0.0.1:0", .tls_cert = token_file, .tls_key = token_file};
