@@ -117,8 +117,9 @@ struct run {
     bool ready;                 /* completed, waiting for the wake timer */
     int nargs;
     bool parked; /* an admission hook made it wait: it ends as waiting, not as a failure */
-    /* the resource's version when the run started: a run that changed the status but
-       committed nothing has it written when it ends */
+    /* the resource's version when the run started or its own last commit gave: a status
+       the run changed after that is written when it ends (another writer's version in
+       between means the run's view is stale, and it is not) */
     long long version0;
     struct run *next_ready;
     struct run *next;
@@ -1108,6 +1109,7 @@ static void run_finish(struct run *run, bool ok, const char *error, double reque
             before = NULL;
         } else if (r->version == run->version0 && !run->parked &&
                    !cJSON_Compare(before, r->status, true)) {
+            /* before is the status as it stood at the start or at the run's last commit */
             r->status_dirty = true;
         }
         cJSON_Delete(before);
@@ -1531,6 +1533,9 @@ static void pending_done(void *arg, int rc, long long new_version, const struct 
             apply_transition(e, pc->p, r, di, pc->to, pc->trigger, pc->reason, pc->actor,
                              new_version, engine_now(e));
         }
+        if (pc->a != NULL && r->run != NULL && r->version == new_version) {
+            r->run->version0 = new_version; /* the run's own write */
+        }
         if (pc->a != NULL) {
             ward_async_complete(pc->a, push_committed, pc);
         }
@@ -1689,6 +1694,10 @@ static int l_transition(lua_State *L)
         luaL_pushfail(L);
         lua_pushstring(L, err.text);
         return 2;
+    }
+    struct run *own = run_of(L);
+    if (own != NULL && own->r == r) {
+        own->version0 = r->version; /* the run's own write */
     }
     /* keep the caller's table in step with what was committed */
     const struct ward_machine_dim *d = ward_machine_dim(p->m, dimension);

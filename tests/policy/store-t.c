@@ -3,7 +3,7 @@
  * The engine on the real store: state, status and history commit together,
  * the time a state was entered is the transition's, a restart restores where
  * it was (and stuck detection counts from the recorded time), a status a run
- * changed without a transition is written too, and a version
+ * changed without a transition, or after one, is written too, and a version
  * conflict refuses the transition.
  */
 #include "autoconf.h"
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../tap/basic.h"
 #include "fixture.h"
@@ -40,7 +41,7 @@ static struct ward_policy_engine *engine(struct ward_store *st, struct fakebmc *
 
 int main(void)
 {
-    plan(30);
+    plan(33);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
     char path[4096];
@@ -208,6 +209,45 @@ int main(void)
            "so the next attempt succeeds");
 
     ward_policy_engine_destroy(e);
+
+    /* a status a run changes after its transition is written too */
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s/after", test_tmpdir());
+    if (mkdir(dir, 0755) != 0) {
+        sysbail("mkdir %s", dir);
+    }
+    fixture_write(dir, "widget.lua",
+                  "-- SPDX-License-Identifier: Apache-2.0\n"
+                  "local M = {kind = 'Widget'}\n"
+                  "M.machine = ward.machine {\n"
+                  "    states = {'A', 'B'},\n"
+                  "    transitions = {A = {'B'}},\n"
+                  "    reconcile = {A = function(r)\n"
+                  "        r.status.before = 'set'\n"
+                  "        local ok, why = ward.transition(r, 'B', 'moved')\n"
+                  "        if not ok then error(why) end\n"
+                  "        r.status.after = 'set'\n"
+                  "    end},\n"
+                  "}\n"
+                  "return M\n");
+    static struct ward_policy_sink wsink;
+    ward_policy_sink_store(&wsink, st);
+    struct ward_policy_options wo;
+    fixture_options(&wo, &bmc, NULL);
+    e = ward_policy_engine_create(loop, &wsink, NULL, metrics, &wo, &err);
+    if (e == NULL || ward_policy_engine_load(e, dir, &err) != 0) {
+        bail("widget engine: %s", err.text);
+    }
+    is_int(0, ward_policy_resource_put(e, "Widget", "w1", "{}", &err), "a widget is created");
+    fixture_settle(loop);
+    is_string("B", ward_policy_resource_state(e, "Widget", "w1", NULL), "it moved to B");
+    r = NULL;
+    ward_store_get(st, "Widget", WARD_POLICY_NAMESPACE, "w1", &r, &err);
+    contains(r != NULL ? r->status : NULL, "\"after\":\"set\"",
+             "the status it set after the transition is in the store");
+    ward_resource_free(r);
+    ward_policy_engine_destroy(e);
+
     ward_store_close(st);
     ward_metrics_destroy(metrics);
     ev_loop_destroy(loop);
