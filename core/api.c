@@ -901,6 +901,10 @@ static void do_history(struct ward_api *api, struct ward_api_call *call,
         ward_http_error(res, 404, "no host named %s", call->name);
         return;
     }
+    if (rc != 0) {
+        store_error(res, rc, &err);
+        return;
+    }
     ward_resource_free(r);
     double since = call->since < 0 ? wall_now() + call->since : call->since;
     struct ward_history *h = NULL;
