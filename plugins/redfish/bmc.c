@@ -1800,8 +1800,7 @@ static void logout_step(struct ward_rf_op *op, struct answer *a)
 
 static void main_step(struct ward_rf_op *op, struct answer *a)
 {
-    if (op->step == S_START && op->kind != WARD_RF_OP_CONNECT &&
-        op->kind != WARD_RF_OP_INVENTORY) {
+    if (op->step == S_START && op->kind != WARD_RF_OP_CONNECT && op->kind != WARD_RF_OP_INVENTORY) {
         drop_fresh_system(op->bmc); /* this operation may change what the system says */
     }
     if (op->step == S_TASK_DONE) {

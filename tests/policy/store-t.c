@@ -25,18 +25,30 @@
 static struct ev_loop *loop;
 static struct ward_error err;
 
+/* An engine on the store with the policies of dir (the shipped ones when NULL). */
 static struct ward_policy_engine *engine(struct ward_store *st, struct fakebmc *bmc,
-                                         struct ward_metrics *metrics)
+                                         struct ward_metrics *metrics, const char *dir)
 {
     static struct ward_policy_sink sink;
     ward_policy_sink_store(&sink, st);
     struct ward_policy_options o;
     fixture_options(&o, bmc, NULL);
     struct ward_policy_engine *e = ward_policy_engine_create(loop, &sink, NULL, metrics, &o, &err);
-    if (e == NULL || ward_policy_engine_load(e, WARD_SRCDIR "/policies", &err) != 0) {
+    if (e == NULL ||
+        ward_policy_engine_load(e, dir != NULL ? dir : WARD_SRCDIR "/policies", &err) != 0) {
         bail("engine: %s", err.text);
     }
     return e;
+}
+
+/* The stored status of a resource contains needle. */
+static void stored_status_has(struct ward_store *st, const char *kind, const char *name,
+                              const char *needle, const char *what)
+{
+    struct ward_resource *r = NULL;
+    ward_store_get(st, kind, WARD_POLICY_NAMESPACE, name, &r, &err);
+    contains(r != NULL ? r->status : NULL, needle, "%s", what);
+    ward_resource_free(r);
 }
 
 int main(void)
@@ -53,7 +65,7 @@ int main(void)
     }
     struct fakebmc bmc;
     fakebmc_init(&bmc, loop);
-    struct ward_policy_engine *e = engine(st, &bmc, metrics);
+    struct ward_policy_engine *e = engine(st, &bmc, metrics, NULL);
     char *json = NULL;
 
     fixture_now = 2000;
@@ -162,15 +174,12 @@ int main(void)
     is_string("Enrolling", ward_policy_resource_state(e, "PhysicalHost", "h2", NULL),
               "h2 is stuck enrolling");
     /* its failed runs changed only the status (status.error): that is written too */
-    r = NULL;
-    ward_store_get(st, "PhysicalHost", WARD_POLICY_NAMESPACE, "h2", &r, &err);
-    contains(r != NULL ? r->status : NULL, "\"error\":\"connect: ",
-             "a status changed without a transition is in the store");
-    ward_resource_free(r);
+    stored_status_has(st, "PhysicalHost", "h2", "\"error\":\"connect: ",
+                      "a status changed without a transition is in the store");
     ward_policy_engine_destroy(e);
 
     fixture_now = 3000 + 16 * 60;
-    e = engine(st, &bmc, metrics);
+    e = engine(st, &bmc, metrics, NULL);
     is_int(0, ward_policy_engine_restore(e, st, &err), "a new engine restores from the store");
     is_string("Available", ward_policy_resource_state(e, "PhysicalHost", "h1", NULL),
               "h1 is still Available");
@@ -230,22 +239,12 @@ int main(void)
                   "    end},\n"
                   "}\n"
                   "return M\n");
-    static struct ward_policy_sink wsink;
-    ward_policy_sink_store(&wsink, st);
-    struct ward_policy_options wo;
-    fixture_options(&wo, &bmc, NULL);
-    e = ward_policy_engine_create(loop, &wsink, NULL, metrics, &wo, &err);
-    if (e == NULL || ward_policy_engine_load(e, dir, &err) != 0) {
-        bail("widget engine: %s", err.text);
-    }
+    e = engine(st, &bmc, metrics, dir);
     is_int(0, ward_policy_resource_put(e, "Widget", "w1", "{}", &err), "a widget is created");
     fixture_settle(loop);
     is_string("B", ward_policy_resource_state(e, "Widget", "w1", NULL), "it moved to B");
-    r = NULL;
-    ward_store_get(st, "Widget", WARD_POLICY_NAMESPACE, "w1", &r, &err);
-    contains(r != NULL ? r->status : NULL, "\"after\":\"set\"",
-             "the status it set after the transition is in the store");
-    ward_resource_free(r);
+    stored_status_has(st, "Widget", "w1", "\"after\":\"set\"",
+                      "the status it set after the transition is in the store");
     ward_policy_engine_destroy(e);
 
     ward_store_close(st);
