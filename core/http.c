@@ -79,8 +79,11 @@ struct ward_http {
     size_t nscrapes;
     struct ward_metric *unauthorized, *requests;
     struct ward_metric *p_start, *p_rss, *p_vsize, *p_fds, *p_max_fds, *p_cpu;
-    unsigned long runs; /* MHD_run calls */
-    unsigned idle_zero; /* timer-driven runs in a row that MHD wanted again at once */
+    unsigned long runs;    /* MHD_run calls */
+    unsigned long delayed; /* of them, held back by the stall backoff (see pump) */
+    unsigned idle_zero;    /* runs in a row that MHD wanted again at once, for nothing */
+    unsigned unfinished;   /* responses queued and not yet completed */
+    bool progress;         /* the access handler ran since the last pump */
 };
 
 /* Per-connection state between MHD's calls of the access handler. */
@@ -88,6 +91,7 @@ struct conn_state {
     struct ward_buf body;
     bool too_big;
     bool answered;
+    bool queued; /* a response is queued: counted in unfinished until completed */
 };
 
 /* --- loop integration ------------------------------------------------------------------ */
@@ -100,18 +104,19 @@ static unsigned connections(const struct ward_http *h)
 }
 
 /*
- * Run MHD, then arm the timer for its next deadline. io: an event on MHD's epoll descriptor
- * brought this run, rather than the timer.
+ * Run MHD, then arm the timer for its next deadline. woken: a socket event (or the start)
+ * brought this run, not MHD's own request to run again.
  *
  * libmicrohttpd 0.9.75 in epoll mode keeps a TLS connection whose handshake waits for the
  * client among its ready connections (GnuTLS reads the socket itself, so MHD never learns
- * that the read would block) and so asks to run again at once, forever: one silent TCP
- * connection to the HTTPS port held wardd at 100 % CPU until the connection timeout. When
- * MHD keeps asking for an immediate run and nothing has happened on its sockets since,
- * the wait doubles from 1 ms up to 64 ms; any socket event brings the next run at once
- * again. A connection that really is ready is served by the first, immediate run.
+ * that the read would block) and so asks to run again at once, forever: a client that
+ * sent three bytes of a TLS record held wardd at 100 % CPU until the connection timeout.
+ * MHD also asks for immediate runs when it has real work without a socket event (it sends
+ * a TLS response one record per run), so the wait grows only while nothing moves: no
+ * socket event, no request or upload reaching the handler, no response being sent. Then
+ * it doubles from 1 ms up to 64 ms; anything of those brings the next run at once again.
  */
-static void pump(struct ward_http *h, bool io)
+static void pump(struct ward_http *h, bool woken)
 {
     unsigned before = connections(h);
     MHD_run(h->mhd);
@@ -119,15 +124,16 @@ static void pump(struct ward_http *h, bool io)
     ev_timer_stop(h->loop, &h->timer);
     MHD_UNSIGNED_LONG_LONG ms;
     bool timed = MHD_get_timeout(h->mhd, &ms) == MHD_YES;
-    if (timed && ms == 0) {
-        if (io) {
-            h->idle_zero = 0;
-        } else if (h->idle_zero < 7) {
+    bool stalled = timed && ms == 0 && !woken && !h->progress && h->unfinished == 0;
+    h->progress = false;
+    if (!stalled) {
+        h->idle_zero = 0;
+    } else {
+        if (h->idle_zero < 7) {
             h->idle_zero++;
         }
-        ms = h->idle_zero == 0 ? 0 : 1u << (h->idle_zero - 1);
-    } else {
-        h->idle_zero = 0;
+        ms = 1u << (h->idle_zero - 1);
+        h->delayed++;
     }
     /*
      * At the connection limit MHD takes its listening socket out of its epoll
@@ -155,9 +161,10 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     pump(ward_container_of(w, struct ward_http, timer), false);
 }
 
-unsigned long ward_http_runs(const struct ward_http *h)
+void ward_http_loop_stats(const struct ward_http *h, unsigned long *runs, unsigned long *delayed)
 {
-    return h->runs;
+    *runs = h->runs;
+    *delayed = h->delayed;
 }
 
 __attribute__((format(printf, 2, 0))) static void mhd_log(void *arg, const char *fmt, va_list ap)
@@ -523,12 +530,26 @@ static enum MHD_Result dispatch(struct ward_http *h, struct MHD_Connection *c, c
     return send_response(h, c, route->pattern, &res, false);
 }
 
+/* Dispatch the request once; a queued response counts as unfinished until completed. */
+static enum MHD_Result answer(struct ward_http *h, struct MHD_Connection *c, const char *url,
+                              const char *method, struct conn_state *cs)
+{
+    cs->answered = true;
+    enum MHD_Result rc = dispatch(h, c, url, method, cs);
+    if (rc == MHD_YES && !cs->queued) {
+        cs->queued = true;
+        h->unfinished++;
+    }
+    return rc;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
 {
     struct ward_http *h = cls;
     struct conn_state *cs = *con_cls;
+    h->progress = true;
     if (cs == NULL) {
         cs = calloc(1, sizeof(*cs));
         if (cs == NULL) {
@@ -544,8 +565,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             if (errno != 0 || *end != '\0' || n > h->max_body) {
                 /* refuse before reading a byte of it */
                 cs->too_big = true;
-                cs->answered = true;
-                return dispatch(h, c, url, method, cs);
+                return answer(h, c, url, method, cs);
             }
         }
         return MHD_YES;
@@ -564,15 +584,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (cs->answered) {
         return MHD_YES;
     }
-    cs->answered = true;
-    return dispatch(h, c, url, method, cs);
+    return answer(h, c, url, method, cs);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode why)
 {
+    struct ward_http *h = cls;
     struct conn_state *cs = *con_cls;
+    h->progress = true;
     if (cs != NULL) {
+        if (cs->queued) {
+            h->unfinished--;
+        }
         ward_buf_free(&cs->body);
         free(cs);
         *con_cls = NULL;

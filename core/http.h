@@ -89,9 +89,9 @@ void ward_http_destroy(struct ward_http *h);
 
 /* The port actually bound (useful with port 0). */
 uint16_t ward_http_port(const struct ward_http *h);
-/* How many times the server has run libmicrohttpd: a test's view of how busy an idle or
- * stalled connection keeps the loop. */
-unsigned long ward_http_runs(const struct ward_http *h);
+/* How many times the server has run libmicrohttpd, and how many of those runs its stall
+ * backoff held back: a test's view of how busy a stalled connection keeps the loop. */
+void ward_http_loop_stats(const struct ward_http *h, unsigned long *runs, unsigned long *delayed);
 
 /*
  * Register a handler. method NULL matches any method (the handler answers
