@@ -1533,8 +1533,9 @@ static void pending_done(void *arg, int rc, long long new_version, const struct 
             apply_transition(e, pc->p, r, di, pc->to, pc->trigger, pc->reason, pc->actor,
                              new_version, engine_now(e));
         }
-        if (pc->a != NULL && r->run != NULL && r->version == new_version) {
-            r->run->version0 = new_version; /* the run's own write */
+        if (pc->a != NULL && pc->a->run != NULL && pc->a->run->r == r &&
+            r->version == new_version) {
+            pc->a->run->version0 = new_version; /* the waiting run's write of its own resource */
         }
         if (pc->a != NULL) {
             ward_async_complete(pc->a, push_committed, pc);
