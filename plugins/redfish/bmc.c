@@ -82,10 +82,13 @@ struct ward_rf_bmc {
     char *system_path, *manager_path, *sys_media_path;
     char *media_path;                               /* CD-capable VirtualMedia member, once found */
     char manufacturer[96], model[96], firmware[96]; /* selects quirk hooks */
-    /* The system as discovery just read it (owned), for the inventory that follows it at
-       once: enrolling then costs the BMC one read of the system instead of two. Any other
-       operation, or FRESH_SYSTEM_S passing, drops it. */
-    cJSON *fresh_system;
+    /* The system's answer as discovery just read it (owned text), for the inventory that
+       follows at once: enrolling then costs the BMC one read of the system instead of two.
+       Any other operation, any request that changes the BMC, or FRESH_SYSTEM_S passing
+       drops it. Text, not the parsed document: the inventory applies the response hooks
+       to it as to an answer of its own, with the identity discovery completed since. */
+    char *fresh_system;
+    size_t fresh_system_len;
     double fresh_system_at;
     struct ward_rf_ident ident;
     /* session; token is a secret */
@@ -116,7 +119,9 @@ struct ward_rf_bmc {
 struct answer {
     int code;
     long status;
-    cJSON *json; /* parsed body or NULL */
+    cJSON *json;      /* parsed body or NULL */
+    const char *body; /* the answer as received; valid during the callback */
+    size_t body_len;
     const char *etag, *location;
     char reason[700];
 };
@@ -215,7 +220,7 @@ static double jitter(struct ward_rf_client *c);
 
 static void drop_fresh_system(struct ward_rf_bmc *b)
 {
-    cJSON_Delete(b->fresh_system);
+    free(b->fresh_system);
     b->fresh_system = NULL;
 }
 
@@ -612,6 +617,9 @@ static void op_request(struct ward_rf_op *op, enum ward_rf_method method, const 
             copy = adjusted;
         }
     }
+    if (method != WARD_RF_GET) {
+        drop_fresh_system(op->bmc); /* the system may answer otherwise now */
+    }
     req_clear(&op->req);
     op->req.method = method;
     snprintf(op->req.path, sizeof(op->req.path), "%s", p);
@@ -830,8 +838,12 @@ static void on_http(void *arg, const struct ward_rf_response *r)
         login(op);
         return;
     }
-    struct answer a = {
-        .code = r->code, .status = r->status, .etag = r->etag, .location = r->location};
+    struct answer a = {.code = r->code,
+                       .status = r->status,
+                       .body = r->body,
+                       .body_len = r->body_len,
+                       .etag = r->etag,
+                       .location = r->location};
     if (r->code != 0 || r->status >= 400) {
         fill_reason(op, r, &a);
         if (a.code == 0) {
@@ -1190,22 +1202,51 @@ static void inventory_system(struct ward_rf_op *op, const cJSON *system)
     op_done(op, 0, "");
 }
 
+/*
+ * The system discovery read within FRESH_SYSTEM_S, through the response hooks as the
+ * inventory's own answer would go; NULL when there is none or a hook would not take it
+ * as it is (a retry, an error status), and the inventory reads the system itself.
+ */
+static cJSON *fresh_system(struct ward_rf_op *op)
+{
+    struct ward_rf_bmc *b = op->bmc;
+    char *text = b->fresh_system;
+    size_t len = b->fresh_system_len;
+    b->fresh_system = NULL;
+    if (text == NULL || now(b->c) - b->fresh_system_at > FRESH_SYSTEM_S) {
+        free(text);
+        return NULL;
+    }
+    cJSON *system = cJSON_ParseWithLength(text, len);
+    free(text);
+    struct ward_rf_quirks *q = b->c->o.quirks;
+    if (system != NULL && q != NULL) {
+        long status = 200;
+        double retry = 0;
+        ward_rf_quirks_response(q, &b->ident, ward_rf_op_kind_name(op->kind), "GET",
+                                b->system_path, &status, &system, &retry);
+        if (retry > 0 || status < 200 || status >= 300) {
+            cJSON_Delete(system);
+            return NULL;
+        }
+    }
+    return system;
+}
+
 static void inventory_step(struct ward_rf_op *op, struct answer *a)
 {
     struct ward_rf_bmc *b = op->bmc;
     switch (op->step) {
-    case S_START:
-        if (b->fresh_system != NULL && now(b->c) - b->fresh_system_at <= FRESH_SYSTEM_S) {
-            /* the system as discovery read it a moment ago */
-            cJSON *system = b->fresh_system;
-            b->fresh_system = NULL;
+    case S_START: {
+        cJSON *system = fresh_system(op);
+        if (system != NULL) {
             inventory_system(op, system);
             cJSON_Delete(system);
             return;
         }
-        drop_fresh_system(b);
         get(op, S_INV_SYSTEM, b->system_path);
         return;
+    }
     case S_INV_SYSTEM:
         if (failed(op, a)) {
             return;
@@ -1988,8 +2029,15 @@ static void op_advance(struct ward_rf_op *op, struct answer *a)
         snprintf(b->model, sizeof(b->model), "%s",
                  ward_rf_str(a->json, "Model") ? ward_rf_str(a->json, "Model") : "");
         drop_fresh_system(b);
-        b->fresh_system = take_json(a);
-        b->fresh_system_at = now(b->c);
+        if (b->running <= 1 && a->body_len > 0) {
+            /* with operations running beside this one, another may change the system */
+            b->fresh_system = malloc(a->body_len);
+            if (b->fresh_system != NULL) {
+                memcpy(b->fresh_system, a->body, a->body_len);
+                b->fresh_system_len = a->body_len;
+                b->fresh_system_at = now(b->c);
+            }
+        }
         if (b->c->o.quirks != NULL && b->manager_path[0] != '\0') {
             /* the manager's firmware version selects quirks too */
             op->phase = PH_MANAGER;
@@ -2099,15 +2147,17 @@ static unsigned connection_idle(const struct ward_rf_client_opts *o)
 }
 
 /* Room for the connections of the operations that may run and for the idle ones libcurl
- * keeps until it closes them by age (connection_idle, checked once a second): at the
- * benchmark's highest rate, 10,000 hosts at 20 ms per request, about 3 s of enrollments.
- * A connection closed for lack of room costs more than its memory with libcurl 7.88 (see
- * http.c): at 4x that was a fifth of wardd's CPU at 10,000 hosts; 16x took it to 3 % and
- * the run from 77 s to 68 s, for 12 MB more at its peak. No more than half the descriptors
- * wardd may open. */
+ * keeps until it closes them by age (connection_idle, checked once a second, and only when
+ * it makes a new connection): about 3 s of enrollments at the benchmark's highest rate. A
+ * connection closed for lack of room costs more than its memory with libcurl 7.88 (see
+ * http.c); doc/fleet-bench.md has the figures for 4x and 16x. At most 4,096, and no more
+ * than half the descriptors wardd may open. */
 static unsigned connection_cap(const struct ward_rf_client_opts *o)
 {
     unsigned cap = 16 * (o->max_ops + o->max_reads);
+    if (cap > 4096) {
+        cap = 4096;
+    }
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
         rl.rlim_cur / 2 < cap) {

@@ -15,8 +15,8 @@
 -- req.body, req.current and resp.body are made into tables only when a hook first reads
 -- them, so a hook that looks at the method, path, op or status first costs little on the
 -- answers it leaves alone. A hook that fails is logged and ignored; logins never reach a
--- hook. The inventory that directly follows a discovery uses the system document discovery
--- read (its hooks ran with op "connect") instead of reading it again. Sites add their own
+-- hook. The inventory that directly follows a discovery uses the system's answer discovery
+-- read instead of reading it again; its hooks see that answer with op "inventory". Sites add their own
 -- entries here; the plugin's `quirks` setting names the file.
 local M = {}
 

@@ -214,7 +214,7 @@ static void test_class_caps(const struct ward_rf_client_opts *base, struct tca *
 
 int main(void)
 {
-    plan(104);
+    plan(107);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], bad_path[512];
@@ -581,6 +581,41 @@ int main(void)
     tserver_stats(s, &st);
     is_int(3, st.system_reads - before, "the inventory read the system itself");
     ward_rf_bmc_destroy(b);
+    /* the enrollment path: connect, then inventory; the reused answer meets the response
+       hooks as the inventory's, with the manufacturer discovery learned after reading it */
+    char hooked_path[600];
+    snprintf(hooked_path, sizeof(hooked_path), "%s/hooked.lua", test_tmpdir());
+    FILE *hf = fopen(hooked_path, "w");
+    fputs("-- SPDX-License-Identifier: Apache-2.0\n"
+          "return {quirks = {{name = 'serial', match = {manufacturer = '^Contoso'},\n"
+          "    response = function(req, resp)\n"
+          "        local d = req.op == 'inventory' and resp.body\n"
+          "        if type(d) == 'table' and d.SerialNumber then\n"
+          "            d.SerialNumber = 'hooked-' .. d.SerialNumber\n"
+          "            return true\n"
+          "        end\n"
+          "    end}}}\n",
+          hf);
+    fclose(hf);
+    struct ward_rf_quirks *hooked = ward_rf_quirks_load(hooked_path, &err);
+    ok(hooked != NULL, "a site's quirks load");
+    struct ward_rf_client_opts o3 = o;
+    o3.quirks = hooked;
+    struct ward_rf_client *ch = ward_rf_client_create(loop, &o3, &err);
+    b = ward_rf_bmc_create(ch, &cfg, &err);
+    tserver_stats(s, &st);
+    before = st.system_reads;
+    r = run(b, WARD_RF_OP_CONNECT, NULL, NULL);
+    res_free(&r);
+    r = run(b, WARD_RF_OP_INVENTORY, NULL, NULL);
+    contains(r.json, "\"hooked-SN2\"", "the inventory's hooks saw the reused answer (%s)",
+             r.json);
+    res_free(&r);
+    tserver_stats(s, &st);
+    is_int(1, st.system_reads - before, "connect and inventory read the system once");
+    ward_rf_bmc_destroy(b);
+    ward_rf_client_destroy(ch);
+    ward_rf_quirks_free(hooked);
     cfg.system = NULL;
     b = ward_rf_bmc_create(c2, &cfg, &err);
     r = run(b, WARD_RF_OP_POWER, "GracefulShutdown", NULL);

@@ -733,8 +733,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *con_cls = rc;
         pthread_mutex_lock(&s->mu);
         s->st.requests++;
-        if (strcmp(method, "GET") == 0 && (strcmp(url, "/redfish/v1/Systems/1") == 0 ||
-                                           strcmp(url, "/redfish/v1/Systems/2") == 0)) {
+        const char *systems = "/redfish/v1/Systems/";
+        if (strcmp(method, "GET") == 0 && strncmp(url, systems, strlen(systems)) == 0 &&
+            url[strlen(systems)] != '\0' && strchr(url + strlen(systems), '/') == NULL) {
             s->st.system_reads++;
         }
         s->in_flight++;
