@@ -1223,8 +1223,8 @@ static cJSON *fresh_system(struct ward_rf_op *op)
     if (system != NULL && q != NULL) {
         long status = 200;
         double retry = 0;
-        ward_rf_quirks_response(q, &b->ident, ward_rf_op_kind_name(op->kind), "GET",
-                                b->system_path, &status, &system, &retry);
+        ward_rf_quirks_response(q, &b->ident, ward_rf_op_kind_name(op->kind), "GET", b->system_path,
+                                &status, &system, &retry);
         if (retry > 0 || status < 200 || status >= 300) {
             cJSON_Delete(system);
             return NULL;

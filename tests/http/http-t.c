@@ -300,8 +300,7 @@ int main(void)
         ev_run(loop, 0);
         ward_http_loop_stats(h, &runs, &delayed);
         ok(runs - runs0 < 100,
-           "the stalled client does not keep the server running (%lu runs in 0.3 s)",
-           runs - runs0);
+           "the stalled client does not keep the server running (%lu runs in 0.3 s)", runs - runs0);
         snprintf(base, sizeof(base), "https://127.0.0.1:%u", ward_http_port(h));
         get(loop, base, "GET", "/healthz", NULL, NULL, &r);
         is_int(200, r.status, "and others are served meanwhile");

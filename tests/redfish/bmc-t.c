@@ -608,8 +608,7 @@ int main(void)
     r = run(b, WARD_RF_OP_CONNECT, NULL, NULL);
     res_free(&r);
     r = run(b, WARD_RF_OP_INVENTORY, NULL, NULL);
-    contains(r.json, "\"hooked-SN2\"", "the inventory's hooks saw the reused answer (%s)",
-             r.json);
+    contains(r.json, "\"hooked-SN2\"", "the inventory's hooks saw the reused answer (%s)", r.json);
     res_free(&r);
     tserver_stats(s, &st);
     is_int(1, st.system_reads - before, "connect and inventory read the system once");
