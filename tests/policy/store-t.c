@@ -53,7 +53,7 @@ static void stored_status_has(struct ward_store *st, const char *kind, const cha
 
 int main(void)
 {
-    plan(33);
+    plan(36);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
     char path[4096];
@@ -245,6 +245,41 @@ int main(void)
     is_string("B", ward_policy_resource_state(e, "Widget", "w1", NULL), "it moved to B");
     stored_status_has(st, "Widget", "w1", "\"after\":\"set\"",
                       "the status it set after the transition is in the store");
+    ward_policy_engine_destroy(e);
+
+    /* a run that another run's transition overtook does not write its status over it */
+    fixture_write(dir, "widget.lua",
+                  "-- SPDX-License-Identifier: Apache-2.0\n"
+                  "local M = {kind = 'Widget'}\n"
+                  "M.machine = ward.machine {\n"
+                  "    states = {'A', 'B'},\n"
+                  "    transitions = {A = {'B'}},\n"
+                  "    reconcile = {A = function(r)\n"
+                  "        if r.name == 'slow' then\n"
+                  "            r.status.mine = 'stale'\n"
+                  "            ward.bmc(r):connect()\n"
+                  "            return\n"
+                  "        end\n"
+                  "        local ok, why = ward.transition({name = 'slow', status = {by = r.name}},\n"
+                  "                                        'B', 'pushed')\n"
+                  "        if not ok then error(why) end\n"
+                  "    end},\n"
+                  "}\n"
+                  "return M\n");
+    e = engine(st, &bmc, metrics, dir);
+    bmc.hang = true;
+    ward_policy_resource_put(e, "Widget", "slow", "{\"bmc\":{}}", &err);
+    fixture_settle(loop);
+    is_int(1, ward_policy_engine_running(e), "the slow widget's run waits on its BMC");
+    ward_policy_resource_put(e, "Widget", "pusher", "{}", &err);
+    fixture_settle(loop);
+    is_string("B", ward_policy_resource_state(e, "Widget", "slow", NULL),
+              "another widget's run moved it meanwhile");
+    bmc.hang = false;
+    fakebmc_release(&bmc);
+    fixture_settle(loop);
+    stored_status_has(st, "Widget", "slow", "\"by\":\"pusher\"",
+                      "the slow run's end left the status that transition committed");
     ward_policy_engine_destroy(e);
 
     ward_store_close(st);
