@@ -41,6 +41,26 @@ static struct ward_policy_engine *engine(struct ward_store *st, struct fakebmc *
     return e;
 }
 
+/* Write dir/widget.lua: a Widget machine A -> B whose reconcile in A is body (Lua
+ * statements on the resource r). */
+static void write_widget(const char *dir, const char *body)
+{
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "-- SPDX-License-Identifier: Apache-2.0\n"
+             "local M = {kind = 'Widget'}\n"
+             "M.machine = ward.machine {\n"
+             "    states = {'A', 'B'},\n"
+             "    transitions = {A = {'B'}},\n"
+             "    reconcile = {A = function(r)\n"
+             "%s"
+             "    end},\n"
+             "}\n"
+             "return M\n",
+             body);
+    fixture_write(dir, "widget.lua", text);
+}
+
 /* The stored status of a resource contains needle. */
 static void stored_status_has(struct ward_store *st, const char *kind, const char *name,
                               const char *needle, const char *what)
@@ -225,20 +245,10 @@ int main(void)
     if (mkdir(dir, 0755) != 0) {
         sysbail("mkdir %s", dir);
     }
-    fixture_write(dir, "widget.lua",
-                  "-- SPDX-License-Identifier: Apache-2.0\n"
-                  "local M = {kind = 'Widget'}\n"
-                  "M.machine = ward.machine {\n"
-                  "    states = {'A', 'B'},\n"
-                  "    transitions = {A = {'B'}},\n"
-                  "    reconcile = {A = function(r)\n"
-                  "        r.status.before = 'set'\n"
-                  "        local ok, why = ward.transition(r, 'B', 'moved')\n"
-                  "        if not ok then error(why) end\n"
-                  "        r.status.after = 'set'\n"
-                  "    end},\n"
-                  "}\n"
-                  "return M\n");
+    write_widget(dir, "        r.status.before = 'set'\n"
+                      "        local ok, why = ward.transition(r, 'B', 'moved')\n"
+                      "        if not ok then error(why) end\n"
+                      "        r.status.after = 'set'\n");
     e = engine(st, &bmc, metrics, dir);
     is_int(0, ward_policy_resource_put(e, "Widget", "w1", "{}", &err), "a widget is created");
     fixture_settle(loop);
@@ -248,24 +258,14 @@ int main(void)
     ward_policy_engine_destroy(e);
 
     /* a run that another run's transition overtook does not write its status over it */
-    fixture_write(dir, "widget.lua",
-                  "-- SPDX-License-Identifier: Apache-2.0\n"
-                  "local M = {kind = 'Widget'}\n"
-                  "M.machine = ward.machine {\n"
-                  "    states = {'A', 'B'},\n"
-                  "    transitions = {A = {'B'}},\n"
-                  "    reconcile = {A = function(r)\n"
-                  "        if r.name == 'slow' then\n"
-                  "            r.status.mine = 'stale'\n"
-                  "            ward.bmc(r):connect()\n"
-                  "            return\n"
-                  "        end\n"
-                  "        local ok, why = ward.transition({name = 'slow', status = {by = r.name}},\n"
-                  "                                        'B', 'pushed')\n"
-                  "        if not ok then error(why) end\n"
-                  "    end},\n"
-                  "}\n"
-                  "return M\n");
+    write_widget(dir, "        if r.name == 'slow' then\n"
+                      "            r.status.mine = 'stale'\n"
+                      "            ward.bmc(r):connect()\n"
+                      "            return\n"
+                      "        end\n"
+                      "        local ok, why = ward.transition({name = 'slow', status = {by = r.name}},\n"
+                      "                                        'B', 'pushed')\n"
+                      "        if not ok then error(why) end\n");
     e = engine(st, &bmc, metrics, dir);
     bmc.hang = true;
     ward_policy_resource_put(e, "Widget", "slow", "{\"bmc\":{}}", &err);
