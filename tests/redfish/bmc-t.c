@@ -585,18 +585,15 @@ int main(void)
        hooks as the inventory's, with the manufacturer discovery learned after reading it */
     char hooked_path[600];
     snprintf(hooked_path, sizeof(hooked_path), "%s/hooked.lua", test_tmpdir());
-    FILE *hf = fopen(hooked_path, "w");
-    fputs("-- SPDX-License-Identifier: Apache-2.0\n"
-          "return {quirks = {{name = 'serial', match = {manufacturer = '^Contoso'},\n"
-          "    response = function(req, resp)\n"
-          "        local d = req.op == 'inventory' and resp.body\n"
-          "        if type(d) == 'table' and d.SerialNumber then\n"
-          "            d.SerialNumber = 'hooked-' .. d.SerialNumber\n"
-          "            return true\n"
-          "        end\n"
-          "    end}}}\n",
-          hf);
-    fclose(hf);
+    write_file(hooked_path, "-- SPDX-License-Identifier: Apache-2.0\n"
+                            "return {quirks = {{name = 'serial', match = {manufacturer = '^Contoso'},\n"
+                            "    response = function(req, resp)\n"
+                            "        local d = req.op == 'inventory' and resp.body\n"
+                            "        if type(d) == 'table' and d.SerialNumber then\n"
+                            "            d.SerialNumber = 'hooked-' .. d.SerialNumber\n"
+                            "            return true\n"
+                            "        end\n"
+                            "    end}}}\n");
     struct ward_rf_quirks *hooked = ward_rf_quirks_load(hooked_path, &err);
     ok(hooked != NULL, "a site's quirks load");
     struct ward_rf_client_opts o3 = o;
