@@ -1520,6 +1520,15 @@ static int push_committed(lua_State *L, void *arg)
     return 1;
 }
 
+/* A run's own transition of its own resource moved the version to version: a status the
+ * run changes after it is the run's to write (see run_finish). */
+static void own_commit(struct run *run, const struct resource *r, long long version)
+{
+    if (run != NULL && run->r == r && r->version == version) {
+        run->version0 = version;
+    }
+}
+
 static void pending_done(void *arg, int rc, long long new_version, const struct ward_error *err)
 {
     struct pending_commit *pc = arg;
@@ -1533,11 +1542,8 @@ static void pending_done(void *arg, int rc, long long new_version, const struct 
             apply_transition(e, pc->p, r, di, pc->to, pc->trigger, pc->reason, pc->actor,
                              new_version, engine_now(e));
         }
-        if (pc->a != NULL && pc->a->run != NULL && pc->a->run->r == r &&
-            r->version == new_version) {
-            pc->a->run->version0 = new_version; /* the waiting run's write of its own resource */
-        }
         if (pc->a != NULL) {
+            own_commit(pc->a->run, r, new_version);
             ward_async_complete(pc->a, push_committed, pc);
         }
     } else {
@@ -1696,10 +1702,7 @@ static int l_transition(lua_State *L)
         lua_pushstring(L, err.text);
         return 2;
     }
-    struct run *own = run_of(L);
-    if (own != NULL && own->r == r) {
-        own->version0 = r->version; /* the run's own write */
-    }
+    own_commit(run_of(L), r, r->version);
     /* keep the caller's table in step with what was committed */
     const struct ward_machine_dim *d = ward_machine_dim(p->m, dimension);
     lua_pushliteral(L, "states");

@@ -42,16 +42,16 @@ struct ward_policy_commit {
     const char *status_json;    /* the resource's status after the transition */
 };
 
-/*
- * Where transitions go. Until the store is wired, tests pass a recording sink.
- * commit returns 0 with *new_version set, or a negative errno with err filled
- * (-ESTALE: somebody else changed the resource first). NULL sink: in memory.
- */
 /* How an asynchronous sink reports a queued write: 0 with the new version once it is
  * durable, or a negative errno with err filled. */
 typedef void (*ward_policy_done_fn)(void *arg, int rc, long long new_version,
                                     const struct ward_error *err);
 
+/*
+ * Where transitions go. Until the store is wired, tests pass a recording sink.
+ * commit returns 0 with *new_version set, or a negative errno with err filled
+ * (-ESTALE: somebody else changed the resource first). NULL sink: in memory.
+ */
 struct ward_policy_sink {
     void *self;
     int (*commit)(void *self, const struct ward_policy_commit *c, long long *new_version,
