@@ -530,13 +530,14 @@ static enum MHD_Result dispatch(struct ward_http *h, struct MHD_Connection *c, c
     return send_response(h, c, route->pattern, &res, false);
 }
 
-/* Dispatch the request once; a queued response counts as unfinished until completed. */
+/* Dispatch the request (once: answered); a queued response counts as unfinished until
+ * completed. */
 static enum MHD_Result answer(struct ward_http *h, struct MHD_Connection *c, const char *url,
                               const char *method, struct conn_state *cs)
 {
     cs->answered = true;
     enum MHD_Result rc = dispatch(h, c, url, method, cs);
-    if (rc == MHD_YES && !cs->queued) {
+    if (rc == MHD_YES) {
         cs->queued = true;
         h->unfinished++;
     }
