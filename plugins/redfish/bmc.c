@@ -1207,7 +1207,7 @@ static void inventory_system(struct ward_rf_op *op, const cJSON *system)
  * inventory's own answer would go; NULL when there is none or a hook would not take it
  * as it is (a retry, an error status), and the inventory reads the system itself.
  */
-static cJSON *fresh_system(struct ward_rf_op *op)
+static cJSON *take_fresh_system(struct ward_rf_op *op)
 {
     struct ward_rf_bmc *b = op->bmc;
     char *text = b->fresh_system;
@@ -1238,7 +1238,7 @@ static void inventory_step(struct ward_rf_op *op, struct answer *a)
     struct ward_rf_bmc *b = op->bmc;
     switch (op->step) {
     case S_START: {
-        cJSON *system = fresh_system(op);
+        cJSON *system = take_fresh_system(op);
         if (system != NULL) {
             inventory_system(op, system);
             cJSON_Delete(system);
