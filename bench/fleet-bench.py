@@ -155,6 +155,7 @@ def one_run(args, n, run):
         deadline = t0 + args.limit
         # Progress comes from wardd's log, which costs wardd nothing to read; /metrics is
         # asked only until it first answers (a scrape walks every host).
+        logged = None  # when wardd logged the latest transition to Available (epoch s)
         with open(os.path.join(work, "wardd.log"), encoding="utf-8", errors="replace") as log_in:
             pending = ""
             while True:
@@ -170,13 +171,16 @@ def one_run(args, n, run):
                         pass
                 pending += log_in.read()
                 done, _, pending = pending.rpartition("\n")
-                avail += sum(1 for line in done.splitlines() if entered_available(line))
+                for line in done.splitlines():
+                    when = entered_available(line)
+                    if when is not None:
+                        avail += 1
+                        logged = when if logged is None or when > logged else logged
                 if avail >= n:
                     break
                 time.sleep(0.1)
         wall = time.monotonic() - t0
-        # /metrics is polled every 0.1 s; wardd's log has the moment itself
-        logged = last_available(os.path.join(work, "wardd.log"))
+        # the log is read every 0.1 s; its lines have the moment itself
         if logged is not None and logged > t0_clock:
             wall = min(wall, logged - t0_clock)
         cpu = proc_cpu(wardd.pid)
@@ -237,8 +241,9 @@ def one_run(args, n, run):
 
 
 def entered_available(line):
-    """The time wardd logged a host's committed transition to Available, or None (refusals,
-    waits and failed commits mention "-> Available" too, without the transition's fields)."""
+    """When wardd logged a host's committed transition to Available (seconds since the
+    epoch), or None (refusals, waits and failed commits mention "-> Available" too, without
+    the transition's fields)."""
     if "-> Available" not in line:
         return None
     try:
@@ -247,21 +252,11 @@ def entered_available(line):
         return None
     if rec.get("to") != "Available" or "from" not in rec or "trigger" not in rec:
         return None
-    return rec.get("ts")
-
-
-def last_available(path):
-    """When wardd logged its last host entering Available (seconds since the epoch)."""
-    last = None
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            ts = entered_available(line)
-            if ts is None:
-                continue
-            when = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-                tzinfo=datetime.timezone.utc).timestamp()
-            last = when if last is None or when > last else last
-    return last
+    try:
+        return datetime.datetime.strptime(rec["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def tls_floor(args):
