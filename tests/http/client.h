@@ -23,5 +23,8 @@ struct http_reply {
 void http_request(struct ev_loop *loop, const char *method, const char *url, const char *body,
                   const char *const *headers, struct http_reply *out);
 void http_reply_free(struct http_reply *r);
+/* A plain TCP connection to 127.0.0.1:port (blocking), for tests that speak raw bytes;
+ * -1 when it cannot be made. */
+int http_connect_loopback(unsigned port);
 
 #endif

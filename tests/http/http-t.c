@@ -2,9 +2,7 @@
 /* The HTTP endpoint on a live loop: health, readiness, metrics, auth, limits, listener rules. */
 #include "autoconf.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,13 +44,8 @@ static void stop_loop(struct ev_loop *loop, ev_timer *w, int revents)
  * nothing more: -1 when it cannot. */
 static int stalled_client(uint16_t port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        if (fd >= 0) {
-            close(fd);
-        }
+    int fd = http_connect_loopback(port);
+    if (fd < 0) {
         return -1;
     }
     static const char partial[] = {0x16, 0x03, 0x01}; /* handshake record, TLS 1.0 header */

@@ -6,19 +6,17 @@
  */
 #include "autoconf.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <ev.h>
 
+#include "client.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -34,10 +32,8 @@ struct phase {
 
 static int connect_to(unsigned port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+    int fd = http_connect_loopback(port);
+    if (fd < 0) {
         abort();
     }
     return fd;
