@@ -123,6 +123,8 @@ def one_run(args, n, run):
                "--latency-ms", str(args.latency_ms), "--shared-password"]
     if n >= ADDRESS_MODE_FROM:
         sim_cmd += ["--address-base", "127.1.0.1"]
+    if args.plain_http:
+        sim_cmd += ["--plain-http"]
     sim_out = open(os.path.join(work, "sim", "out"), "w")
     sim = subprocess.Popen(sim_cmd, stdout=sim_out, stderr=subprocess.STDOUT)
     wardd = None
@@ -346,6 +348,8 @@ def main():
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--limit", type=float, default=600, help="seconds allowed per enrollment")
     ap.add_argument("--no-sushy", action="store_true")
+    ap.add_argument("--plain-http", action="store_true",
+                    help="diagnosis only: the simulator without TLS, to see what TLS costs")
     ap.add_argument("--keep", action="store_true", help="keep logs and state")
     args = ap.parse_args()
     args.builddir = os.path.abspath(args.builddir)

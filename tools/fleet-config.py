@@ -36,8 +36,9 @@ def main(argv):
     for i, bmc in enumerate(fleet["bmcs"]):
         name = "node-%02d" % (i + 1)
         out.write("host %s {\n" % lua_string(name))
-        out.write("    bmc = {\n        address = %s,\n        caBundle = %s,\n"
-                  % (lua_string(bmc["address"]), lua_string(fleet["ca"])))
+        out.write("    bmc = {\n        address = %s,\n" % lua_string(bmc["address"]))
+        if "ca" in fleet:  # absent when the simulator serves plain HTTP
+            out.write("        caBundle = %s,\n" % lua_string(fleet["ca"]))
         out.write("        credentials = { username = %s, passwordFile = %s },\n    },\n}\n"
                   % (lua_string(bmc["username"]), lua_string(bmc["password_file"])))
     return 0
