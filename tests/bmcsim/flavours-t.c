@@ -238,9 +238,55 @@ static void test_obmc(struct sim *s)
     http_free(&r);
 }
 
+/* $expand: the flavours that offer it inline a collection's members in one request; the
+ * others ignore the query, as services do with query options they lack. */
+static void test_expand(struct sim *s)
+{
+    struct http_result r = sim_http(s, GENERIC, "GET", "/redfish/v1", NULL, NULL, NULL, 10);
+    ok(cJSON_IsTrue(json_at(r.json, "ProtocolFeaturesSupported/ExpandQuery/NoLinks")),
+       "generic: the root offers $expand=.");
+    is_int(1, (long long)json_num(r.json, "ProtocolFeaturesSupported/ExpandQuery/MaxLevels"),
+           "generic: one level");
+    http_free(&r);
+    const char *nics = "/redfish/v1/Systems/437XR1138R2/EthernetInterfaces";
+    char path[256];
+    double requests = sim_counter(s, GENERIC, "requests");
+    double expanded = sim_counter(s, GENERIC, "expanded");
+    snprintf(path, sizeof(path), "%s?$expand=.($levels=1)", nics);
+    r = sim_http(s, GENERIC, "GET", path, NULL, "basic", NULL, 10);
+    ok(r.status == 200 && json_str(r.json, "Members/1/MACAddress") != NULL,
+       "generic: $expand=.($levels=1) inlines the NICs (%ld)", r.status);
+    http_free(&r);
+    /* the counters are read through the control API, which the simulator does not count */
+    is_int(1, (long long)(sim_counter(s, GENERIC, "requests") - requests), "in one request");
+    is_int(2, (long long)(sim_counter(s, GENERIC, "expanded") - expanded),
+           "that answers two members inline");
+    snprintf(path, sizeof(path), "%s?$expand=~", nics);
+    r = sim_http(s, GENERIC, "GET", path, NULL, "basic", NULL, 10);
+    ok(r.status == 200 && json_str(r.json, "Members/0/MACAddress") == NULL,
+       "generic: $expand=~ leaves members as links (Links holds none)");
+    http_free(&r);
+    snprintf(path, sizeof(path), "%s?$expand=.($levels=2)", nics);
+    is_int(400, status_of(s, GENERIC, "GET", path, NULL, "basic", NULL),
+           "generic: two levels are out of range");
+    snprintf(path, sizeof(path), "%s?$expand=Members", nics);
+    is_int(400, status_of(s, GENERIC, "GET", path, NULL, "basic", NULL),
+           "generic: an $expand value it does not take is refused");
+    r = sim_http(s, OBMC, "GET", "/redfish/v1", NULL, NULL, NULL, 10);
+    ok(r.status == 200 && json_at(r.json, "ProtocolFeaturesSupported") == NULL,
+       "openbmc-like: the root offers no query options");
+    http_free(&r);
+    r = sim_http(s, OBMC, "GET", "/redfish/v1/Systems/system/EthernetInterfaces?$expand=.", NULL,
+                 "basic", NULL, 10);
+    ok(r.status == 200 && json_str(r.json, "Members/0/@odata.id") != NULL &&
+           json_str(r.json, "Members/0/MACAddress") == NULL,
+       "openbmc-like: $expand is ignored, members stay links (%ld)", r.status);
+    http_free(&r);
+}
+
 int main(void)
 {
-    plan(72);
+    plan(82);
     struct sim s;
     const char *args[] = {"--bmcs",    "5",    "--flavour",          "all",
                           "--task-ms", "2000", "--poweron-block-ms", "10000",
@@ -252,6 +298,7 @@ int main(void)
     test_hpe(&s);
     test_smc(&s);
     test_obmc(&s);
+    test_expand(&s);
     struct http_result r =
         sim_http(&s, GENERIC, "GET", "/redfish/v1/Managers/BMC", NULL, "basic", NULL, 10);
     ok(r.status == 200 && json_at(r.json, "VirtualMedia") == NULL,

@@ -61,6 +61,8 @@ struct sim_flavour {
     struct sim_media_def media[SIM_MAX_MEDIA];
     unsigned quirks;
     bool transitional; /* PowerState reads PoweringOn/Off while changing */
+    bool expand;       /* advertises and honours $expand on collections; without it the query
+                          is ignored, as services do with query options they lack */
 };
 
 extern const struct sim_flavour sim_flavours[];
@@ -160,6 +162,7 @@ struct sim_bmc {
     unsigned next_task_id;
     /* counters */
     uint64_t requests;
+    uint64_t expanded; /* members answered inline by $expand, each costing a request's latency */
     uint64_t responses_2xx, responses_4xx, responses_5xx;
     uint64_t faults_injected;
     int active;
@@ -221,6 +224,7 @@ struct sim_response {
     char *header_values[SIM_MAX_HEADERS]; /* owned */
     int nheaders;
     bool basic_challenge; /* 401 that offers basic auth */
+    int expanded;         /* members expanded inline: the answer waits that many latencies more */
 };
 
 void sim_response_header(struct sim_response *r, const char *name, const char *fmt, ...)
@@ -237,6 +241,7 @@ struct sim_request {
     const char *if_match; /* If-Match or NULL */
     const char *basic_user;
     const char *basic_pass;
+    const char *expand; /* the $expand query option or NULL */
 };
 
 /* Initialise one BMC's state (before serving); 0 or -ENOMEM. */

@@ -336,7 +336,7 @@ static void reset_counters(int index)
     for (int i = from; i < to; i++) {
         struct sim_bmc *b = &sim_fleet->bmcs[i];
         pthread_mutex_lock(&b->lock);
-        b->requests = b->responses_2xx = b->responses_4xx = b->responses_5xx = 0;
+        b->requests = b->expanded = b->responses_2xx = b->responses_4xx = b->responses_5xx = 0;
         b->faults_injected = b->logins = b->login_failures = b->logouts = 0;
         b->max_active = b->active;
         pthread_mutex_unlock(&b->lock);

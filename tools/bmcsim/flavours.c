@@ -86,6 +86,8 @@ static const char *const obmc_resets[] = {
 static const char *const obmc_boots[] = {"None",  "Pxe",       "Hdd", "Cd",
                                          "Diags", "BiosSetup", "Usb", NULL};
 
+/* $expand: iDRAC- and iLO-5-like firmware and DMTF's mockup advertise it; Supermicro-like
+ * firmware does not, and bmcweb ships with query parameters switched off. */
 const struct sim_flavour sim_flavours[] = {
     {
         .name = "generic",
@@ -104,6 +106,7 @@ const struct sim_flavour sim_flavours[] = {
                   {"Floppy1", "Virtual Removable Media", {"Floppy", "USBStick"}, false}},
         .quirks = SIM_Q_VM_ON_SYSTEMS,
         .transitional = true,
+        .expand = true,
     },
     {
         .name = "dell-like",
@@ -122,6 +125,7 @@ const struct sim_flavour sim_flavours[] = {
                   {"RemovableDisk", "Virtual Removable Disk", {"USBStick", NULL}, false}},
         .quirks = SIM_Q_EJECT_EMPTY_REFUSED,
         .transitional = false,
+        .expand = true,
     },
     {
         .name = "hpe-like",
@@ -140,6 +144,7 @@ const struct sim_flavour sim_flavours[] = {
                   {"2", "Virtual Removable Media", {"CD", "DVD"}, true}},
         .quirks = SIM_Q_ETAG_REQUIRED | SIM_Q_TASK_MONITOR,
         .transitional = false,
+        .expand = true,
     },
     {
         .name = "supermicro-like",

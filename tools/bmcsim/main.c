@@ -78,7 +78,9 @@ struct sim_req {
     size_t body_len;
     size_t cut;
     atomic_bool drip_ready;
-    atomic_bool counted; /* still counted in the BMC's active requests */
+    atomic_bool counted;       /* still counted in the BMC's active requests */
+    bool holding;              /* held is an answer waiting for its expanded members' latency */
+    struct sim_response held;
 };
 
 /* A request stops counting as in flight once its answer is complete on our side: queued
@@ -429,6 +431,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (rq->holding) {
+        rq->holding = false;
+        enum MHD_Result ret = send_response(rq, &rq->held);
+        sim_response_free(&rq->held);
+        return ret;
+    }
     struct sim_bmc *b = rq->bmc;
     if (rq->hung) {
         /* Held in slices so a client that gives up stops counting as in flight at once;
@@ -512,6 +520,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             .body_len = rq->upload.len,
             .token = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Auth-Token"),
             .if_match = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "If-Match"),
+            .expand = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "$expand"),
         };
         char *pass = NULL;
         char *user = MHD_basic_auth_get_username_password(conn, &pass);
@@ -523,6 +532,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         MHD_free(user);
         MHD_free(pass);
+    }
+    if (rs.expanded > 0 && rq->faults.latency_ms > 0 && !atomic_load(&stopping)) {
+        /* A service builds each member it expands as it would answer that member's own GET,
+         * so the answer costs the latency once more per member. */
+        rq->held = rs;
+        rq->holding = true;
+        MHD_suspend_connection(conn);
+        timer_add(rq, ward_monotonic() + rs.expanded * (rq->faults.latency_ms / 1000.0), false);
+        return MHD_YES;
     }
     enum MHD_Result ret = send_response(rq, &rs);
     sim_response_free(&rs);
@@ -537,6 +555,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     }
     uncount(rq);
+    if (rq->holding) {
+        sim_response_free(&rq->held);
+    }
     ward_buf_free(&rq->upload);
     free(rq->body);
     free(rq);

@@ -473,6 +473,20 @@ static cJSON *res_root(struct sim_bmc *b)
     add_link(r, "Managers", "/redfish/v1/Managers");
     add_link(r, "Tasks", "/redfish/v1/TaskService");
     add_link(r, "SessionService", "/redfish/v1/SessionService");
+    if (b->flavour->expand) {
+        /* what sim_expand() does: one level, hyperlinks outside Links (.) or all (*) */
+        cJSON *pf = cJSON_AddObjectToObject(r, "ProtocolFeaturesSupported");
+        cJSON *eq = cJSON_AddObjectToObject(pf, "ExpandQuery");
+        cJSON_AddBoolToObject(eq, "ExpandAll", true);
+        cJSON_AddBoolToObject(eq, "Levels", true);
+        cJSON_AddNumberToObject(eq, "MaxLevels", 1);
+        cJSON_AddBoolToObject(eq, "Links", false);
+        cJSON_AddBoolToObject(eq, "NoLinks", true);
+        cJSON_AddBoolToObject(pf, "FilterQuery", false);
+        cJSON_AddBoolToObject(pf, "SelectQuery", false);
+        cJSON_AddBoolToObject(pf, "OnlyMemberQuery", false);
+        cJSON_AddBoolToObject(pf, "ExcerptQuery", false);
+    }
     cJSON *links = cJSON_AddObjectToObject(r, "Links");
     add_link(links, "Sessions", "/redfish/v1/SessionService/Sessions");
     cJSON_AddStringToObject(r, "@odata.id", "/redfish/v1/");
@@ -1443,6 +1457,96 @@ static void route(struct sim_bmc *b, const char *path, const struct sim_request 
     reply_error(rs, 404, "ResourceMissingAtURI", "The resource at the URI was not found.");
 }
 
+/* The $levels of an $expand value that expands members ("." or "*", optionally
+ * "($levels=N)"); 0 for "~" (Links only, which holds no members); -1 when malformed. */
+static int expand_levels(const char *v)
+{
+    if (strcmp(v, "~") == 0 || strncmp(v, "~(", 2) == 0) {
+        return 0;
+    }
+    if (v[0] != '.' && v[0] != '*') {
+        return -1;
+    }
+    if (v[1] == '\0') {
+        return 1;
+    }
+    int levels = 0, used = 0;
+    if (sscanf(v + 1, "($levels=%d)%n", &levels, &used) != 1 || v[1 + used] != '\0' ||
+        levels < 1) {
+        return -1;
+    }
+    return levels;
+}
+
+/*
+ * $expand on a collection: each member's own GET answer inline, as a service that supports
+ * the option does. One level only (the root says MaxLevels 1). A member that would not
+ * answer 200 stays a reference. Counts the members expanded into rs->expanded.
+ */
+static void sim_expand(struct sim_bmc *b, const struct sim_request *rq, struct sim_response *rs,
+                       double now)
+{
+    int levels = expand_levels(rq->expand);
+    if (levels > 1) {
+        sim_response_free(rs);
+        *rs = (struct sim_response){0};
+        reply_error(rs, 400, "QueryParameterOutOfRange",
+                    "The value %s for the query parameter $expand is out of range: at most 1 "
+                    "level.",
+                    rq->expand);
+        return;
+    }
+    if (levels < 0) {
+        sim_response_free(rs);
+        *rs = (struct sim_response){0};
+        reply_error(rs, 400, "QueryParameterValueFormatError",
+                    "The value %s for the query parameter $expand is of a different format "
+                    "than the parameter can accept.",
+                    rq->expand);
+        return;
+    }
+    cJSON *doc = levels == 1 && rs->status == 200 && rs->body != NULL ? cJSON_Parse(rs->body)
+                                                                       : NULL;
+    cJSON *members = cJSON_GetObjectItemCaseSensitive(doc, "Members");
+    cJSON *m;
+    cJSON_ArrayForEach(m, (cJSON_IsArray(members) ? members : NULL))
+    {
+        const char *id = json_string(m, "@odata.id");
+        if (id == NULL) {
+            continue;
+        }
+        char path[512];
+        snprintf(path, sizeof(path), "%s", id);
+        struct sim_response one = {0};
+        route(b, path, rq, &one, now);
+        cJSON *body = one.status == 200 && one.body != NULL ? cJSON_Parse(one.body) : NULL;
+        sim_response_free(&one);
+        if (body != NULL) {
+            cJSON_ReplaceItemViaPointer(members, m, body);
+            m = body;
+            rs->expanded++;
+        }
+    }
+    if (rs->expanded > 0) {
+        char *text = cJSON_PrintUnformatted(doc);
+        if (text != NULL) {
+            free(rs->body);
+            rs->body = text;
+            char tag[24];
+            etag_of(text, tag, sizeof(tag));
+            for (int i = 0; i < rs->nheaders; i++) {
+                char *v = strcmp(rs->header_names[i], "ETag") == 0 ? strdup(tag) : NULL;
+                if (v != NULL) {
+                    free(rs->header_values[i]);
+                    rs->header_values[i] = v;
+                }
+            }
+        }
+        b->expanded += (uint64_t)rs->expanded;
+    }
+    cJSON_Delete(doc);
+}
+
 void sim_redfish_handle(struct sim_bmc *b, const struct sim_request *rq, struct sim_response *rs)
 {
     char path[512];
@@ -1477,6 +1581,9 @@ void sim_redfish_handle(struct sim_bmc *b, const struct sim_request *rq, struct 
             not_allowed(rs, "GET, POST, PATCH, DELETE");
         } else {
             route(b, path, rq, rs, now);
+            if (get && rq->expand != NULL && b->flavour->expand) {
+                sim_expand(b, rq, rs, now);
+            }
         }
     }
     pthread_mutex_unlock(&b->lock);
@@ -1501,6 +1608,7 @@ void sim_bmc_report(struct sim_bmc *b, cJSON *arr)
         }
     }
     cJSON_AddNumberToObject(o, "requests", (double)b->requests);
+    cJSON_AddNumberToObject(o, "expanded", (double)b->expanded);
     cJSON_AddNumberToObject(o, "active_requests", b->active);
     cJSON_AddNumberToObject(o, "max_concurrent", b->max_active);
     cJSON_AddNumberToObject(o, "responses_2xx", (double)b->responses_2xx);
