@@ -100,7 +100,8 @@ def proc_cpu(pid):
 def sim_counters(control):
     bmcs = json.loads(http_get(control + "/control/bmcs", timeout=60))["bmcs"]
     return (sum(b["requests"] for b in bmcs), max(b["max_concurrent"] for b in bmcs),
-            sum(b["responses_4xx"] + b["responses_5xx"] for b in bmcs))
+            sum(b["responses_4xx"] + b["responses_5xx"] for b in bmcs),
+            sum(b.get("expanded", 0) for b in bmcs))
 
 
 def stop(proc, limit=30):
@@ -195,16 +196,19 @@ def one_run(args, n, run):
             if line.startswith("ward_store_commits_total "):
                 commits = int(float(line.split()[1]))
         peak = proc_status(wardd.pid)["VmHWM"]
-        requests, max_conc, errors = sim_counters(control)
+        requests, max_conc, errors, expanded = sim_counters(control)
         time.sleep(5)
         idle = proc_status(wardd.pid)["VmRSS"]
         stop(wardd)
         wardd = None
         res = {"n": n, "run": run, "wall": wall, "startup": t_up, "cpu": cpu,
                "sim_cpu": sim_cpu, "commits": commits, "requests": requests, "req_per_host": requests / n,
+               "expanded_per_host": expanded / n,
                "max_concurrent": max_conc,
                "error_answers": errors, "peak_kib": peak, "idle_kib": idle}
-        res["lower_bound"] = (math.ceil(n / args.max_reads) * res["req_per_host"]
+        # an $expand answer waits the latency once more per member it inlines
+        res["lower_bound"] = (math.ceil(n / args.max_reads)
+                              * (res["req_per_host"] + res["expanded_per_host"])
                               * args.latency_ms / 1e3)
         if not args.no_sushy:
             http_post(control + "/control/counters/reset", {})
@@ -225,7 +229,7 @@ def one_run(args, n, run):
                 s = {"wall_s": args.limit, "failed": n, "cpu_s": None,
                      "errors": ["did not finish within %ss" % args.limit]}
                 res["sushy_timed_out"] = True
-            s_requests, s_max_conc, _ = sim_counters(control)
+            s_requests, s_max_conc, _, _ = sim_counters(control)
             res.update({"sushy_wall": s["wall_s"], "sushy_failed": s["failed"],
                         "sushy_cpu": s.get("cpu_s"), "sushy_requests": s_requests,
                         "sushy_errors": s["errors"]})
@@ -294,7 +298,7 @@ def tls_floor(args):
 
 def show(r):
     line = ("N=%(n)d run=%(run)d ward: wall %(wall).2fs (bound %(lower_bound).2fs, x%(x).2f, "
-            "metrics up %(startup).2fs) req/host %(req_per_host).2f cpu %(cpu).2fs "
+            "metrics up %(startup).2fs) req/host %(req_per_host).2f (+%(expanded_per_host).2f expanded) cpu %(cpu).2fs "
             "(%(cpu_k).3fs/1k req) sim cpu %(sim_cpu).2fs commits %(commits)d peak %(peak_kib)dKiB (%(peak_h).1fKiB/host) "
             "idle %(idle_kib)dKiB (%(idle_h).1fKiB/host) maxconc/BMC %(max_concurrent)d")
     if "floor" in r:

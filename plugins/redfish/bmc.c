@@ -82,6 +82,9 @@ struct ward_rf_bmc {
     char *system_path, *manager_path, *sys_media_path;
     char *media_path;                               /* CD-capable VirtualMedia member, once found */
     char manufacturer[96], model[96], firmware[96]; /* selects quirk hooks */
+    /* The $expand value that inlines a collection's members, when the service root advertises
+       one and the BMC has not refused it; NULL otherwise. */
+    const char *expand;
     /* The system's answer as discovery just read it (owned text), for the inventory that
        follows at once: enrolling then costs the BMC one read of the system instead of two.
        Any other operation, any request that changes the BMC, or FRESH_SYSTEM_S passing
@@ -1173,17 +1176,73 @@ static void raw_step(struct ward_rf_op *op, struct answer *a)
 
 /* ---- inventory ---- */
 
+/*
+ * The $expand value a service root advertises for inlining a collection's members
+ * (ProtocolFeaturesSupported.ExpandQuery): "." expands every hyperlink outside Links, which
+ * is where Members are; "*" expands all of them. $levels=1 is the default, and is said only
+ * to a service that takes $levels. NULL when the root advertises neither.
+ */
+static const char *expand_query(const cJSON *root)
+{
+    const cJSON *pf = cJSON_GetObjectItemCaseSensitive(root, "ProtocolFeaturesSupported");
+    const cJSON *eq = cJSON_GetObjectItemCaseSensitive(pf, "ExpandQuery");
+    bool levels = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(eq, "Levels"));
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(eq, "NoLinks"))) {
+        return levels ? "$expand=.($levels=1)" : "$expand=.";
+    }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(eq, "ExpandAll"))) {
+        return levels ? "$expand=*($levels=1)" : "$expand=*";
+    }
+    return NULL;
+}
+
+/* A NIC's MAC address into the inventory's list. */
+static void inventory_add_mac(struct ward_rf_op *op, const cJSON *nic)
+{
+    const char *mac = ward_rf_str(nic, "MACAddress");
+    if (mac == NULL) {
+        mac = ward_rf_str(nic, "PermanentMACAddress");
+    }
+    cJSON *macs = cJSON_GetObjectItemCaseSensitive(op->result, "macs");
+    if (mac != NULL && cJSON_IsArray(macs)) {
+        cJSON_AddItemToArray(macs, cJSON_CreateString(mac));
+    }
+}
+
+/* A member the service expanded inline carries more than its @odata.id. */
+static bool expanded(const cJSON *m)
+{
+    return cJSON_IsObject(m) && m->child != NULL &&
+           (m->child->next != NULL || strcmp(m->child->string, "@odata.id") != 0);
+}
+
+/* The NICs one after the other; a member already expanded costs no request. */
 static void inventory_next_nic(struct ward_rf_op *op)
 {
     char path[PATH_MAX_LEN];
     while (op->member < cJSON_GetArraySize(op->members) && op->member < 32) {
         const cJSON *m = cJSON_GetArrayItem(op->members, op->member++);
-        if (to_path(op, ward_rf_str(m, "@odata.id"), path, sizeof(path))) {
+        if (expanded(m)) {
+            inventory_add_mac(op, m);
+        } else if (to_path(op, ward_rf_str(m, "@odata.id"), path, sizeof(path))) {
             get(op, S_INV_NIC, path);
             return;
         }
     }
     op_done(op, 0, "");
+}
+
+/* The NIC collection, with its members inline where the BMC offers $expand. */
+static void inventory_get_nics(struct ward_rf_op *op, const char *path)
+{
+    char query[PATH_MAX_LEN];
+    const char *expand = op->bmc->expand;
+    if (expand != NULL && strchr(path, '?') == NULL &&
+        snprintf(query, sizeof(query), "%s?%s", path, expand) < (int)sizeof(query)) {
+        get(op, S_INV_NICS, query);
+        return;
+    }
+    get(op, S_INV_NICS, path);
 }
 
 /* The inventory's fields from the system; then its NICs. */
@@ -1196,7 +1255,7 @@ static void inventory_system(struct ward_rf_op *op, const cJSON *system)
         return;
     }
     if (to_path(op, ward_rf_link(system, "EthernetInterfaces"), path, sizeof(path))) {
-        get(op, S_INV_NICS, path);
+        inventory_get_nics(op, path);
         return;
     }
     op_done(op, 0, "");
@@ -1253,7 +1312,22 @@ static void inventory_step(struct ward_rf_op *op, struct answer *a)
         }
         inventory_system(op, a->json);
         return;
-    case S_INV_NICS:
+    case S_INV_NICS: {
+        char *query = strchr(op->req.path, '?');
+        if (a->code != 0 && a->status >= 400 && query != NULL && b->expand != NULL) {
+            /* advertised, yet refused: read collections member by member from now on */
+            ward_log_fields(WARD_LOG_WARN, COMPONENT,
+                            (const struct ward_log_field[]){{"bmc", b->name}}, 1,
+                            "the BMC refused %s (HTTP %ld) although its service root offers it; "
+                            "reading collections member by member",
+                            b->expand, a->status);
+            b->expand = NULL;
+            *query = '\0';
+            char path[PATH_MAX_LEN];
+            snprintf(path, sizeof(path), "%s", op->req.path);
+            get(op, S_INV_NICS, path);
+            return;
+        }
         if (failed(op, a)) {
             return;
         }
@@ -1262,21 +1336,14 @@ static void inventory_step(struct ward_rf_op *op, struct answer *a)
         op->member = 0;
         inventory_next_nic(op);
         return;
-    case S_INV_NIC: {
+    }
+    case S_INV_NIC:
         if (failed(op, a)) {
             return;
         }
-        const char *mac = ward_rf_str(a->json, "MACAddress");
-        if (mac == NULL) {
-            mac = ward_rf_str(a->json, "PermanentMACAddress");
-        }
-        cJSON *macs = cJSON_GetObjectItemCaseSensitive(op->result, "macs");
-        if (mac != NULL && cJSON_IsArray(macs)) {
-            cJSON_AddItemToArray(macs, cJSON_CreateString(mac));
-        }
+        inventory_add_mac(op, a->json);
         inventory_next_nic(op);
         return;
-    }
     }
 }
 
@@ -1945,6 +2012,7 @@ static void op_advance(struct ward_rf_op *op, struct answer *a)
         if (!to_path_set(op, ward_rf_link(a->json, "Managers"), &b->managers_path)) {
             path_set(&b->managers_path, "");
         }
+        b->expand = expand_query(a->json);
         {
             const cJSON *links = cJSON_GetObjectItemCaseSensitive(a->json, "Links");
             b->has_sessions = to_path_set(op, ward_rf_link(links, "Sessions"), &b->sessions_path);

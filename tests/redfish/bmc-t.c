@@ -212,9 +212,105 @@ static void test_class_caps(const struct ward_rf_client_opts *base, struct tca *
     }
 }
 
+/* One inventory of a fresh BMC on a fresh server with the given $expand support. */
+struct expand_run {
+    struct res r;
+    struct tserver_stats st;
+    char second_expand[48]; /* what a second inventory of the same BMC asked for */
+    int second_nic_reads;
+};
+
+static struct expand_run inventory_with_expand(const struct ward_rf_client_opts *base,
+                                               struct tca *ca, const char *ca_path,
+                                               const char *pw_path, int mode,
+                                               struct ward_rf_quirks *quirks)
+{
+    struct ward_rf_client_opts o = *base;
+    o.metrics = NULL;
+    o.quirks = quirks;
+    struct ward_error err = {0};
+    struct ward_rf_client *c = ward_rf_client_create(loop, &o, &err);
+    struct tserver *s =
+        tserver_start(&(struct tserver_opts){.ca = ca, .basic_auth = true, .expand = mode});
+    struct ward_rf_bmc_config cfg = {.name = "expand",
+                                     .address = tserver_url(s),
+                                     .username = TSERVER_USER,
+                                     .password_file = pw_path,
+                                     .cainfo = ca_path};
+    struct ward_rf_bmc *b = ward_rf_bmc_create(c, &cfg, &err);
+    struct expand_run x = {.r = run(b, WARD_RF_OP_INVENTORY, NULL, NULL)};
+    tserver_stats(s, &x.st);
+    struct res again = run(b, WARD_RF_OP_INVENTORY, NULL, NULL);
+    res_free(&again);
+    struct tserver_stats st2;
+    tserver_stats(s, &st2);
+    snprintf(x.second_expand, sizeof(x.second_expand), "%s", st2.expand);
+    x.second_nic_reads = st2.nic_reads - x.st.nic_reads;
+    ward_rf_bmc_destroy(b);
+    ward_rf_client_destroy(c);
+    tserver_stop(s);
+    return x;
+}
+
+/*
+ * The inventory reads the NIC collection with its members inline where the service root
+ * offers $expand, and member by member where it does not, or where the BMC refuses the
+ * query it offers (then never again for that BMC). The MACs come out the same every way.
+ */
+static void test_expand(const struct ward_rf_client_opts *base, struct tca *ca,
+                        const char *ca_path, const char *pw_path)
+{
+    static const char macs[] = "\"macs\":[\"12:44:6A:3B:04:11\",\"12:44:6A:3B:04:12\"]";
+    struct expand_run x = inventory_with_expand(base, ca, ca_path, pw_path, TSERVER_EXPAND_DOT, NULL);
+    is_int(0, x.r.code, "$expand offered: inventory succeeds (%s)", x.r.reason);
+    contains(x.r.json, macs, "both MACs from the expanded collection (%s)", x.r.json);
+    is_string(".($levels=1)", x.st.expand, "asked for one level of \".\"");
+    is_int(0, x.st.nic_reads, "no NIC read on its own");
+    res_free(&x.r);
+
+    x = inventory_with_expand(base, ca, ca_path, pw_path, TSERVER_EXPAND_ALL, NULL);
+    contains(x.r.json, macs, "only \"*\" offered: both MACs (%s)", x.r.json);
+    is_string("*", x.st.expand, "asked for \"*\", without $levels the root does not offer");
+    is_int(0, x.st.nic_reads, "no NIC read on its own");
+    res_free(&x.r);
+
+    x = inventory_with_expand(base, ca, ca_path, pw_path, TSERVER_EXPAND_NONE, NULL);
+    contains(x.r.json, macs, "no $expand offered: both MACs (%s)", x.r.json);
+    is_string("", x.st.expand, "no $expand asked for");
+    is_int(2, x.st.nic_reads, "each NIC read on its own");
+    res_free(&x.r);
+
+    x = inventory_with_expand(base, ca, ca_path, pw_path, TSERVER_EXPAND_REFUSED, NULL);
+    is_int(0, x.r.code, "$expand offered but refused: inventory succeeds (%s)", x.r.reason);
+    contains(x.r.json, macs, "both MACs, read member by member (%s)", x.r.json);
+    is_int(2, x.st.nic_reads, "each NIC read on its own after the refusal");
+    is_string("", x.second_expand, "the next inventory does not ask for $expand again");
+    is_int(2, x.second_nic_reads, "and reads the NICs member by member");
+    res_free(&x.r);
+
+    /* a site turns $expand off with a response hook on the service root (doc/redfish.md) */
+    char path[600];
+    snprintf(path, sizeof(path), "%s/no-expand.lua", test_tmpdir());
+    write_file(path, "return {quirks = {{name = 'no-expand',\n"
+                     "    response = function(req, resp)\n"
+                     "        if req.path == '/redfish/v1' and type(resp.body) == 'table' then\n"
+                     "            resp.body.ProtocolFeaturesSupported = nil\n"
+                     "            return true\n"
+                     "        end\n"
+                     "    end}}}\n");
+    struct ward_error err = {0};
+    struct ward_rf_quirks *q = ward_rf_quirks_load(path, &err);
+    ok(q != NULL, "a hook dropping ProtocolFeaturesSupported loads (%s)", err.text);
+    x = inventory_with_expand(base, ca, ca_path, pw_path, TSERVER_EXPAND_DOT, q);
+    contains(x.r.json, macs, "with it: both MACs (%s)", x.r.json);
+    is_string("", x.st.expand, "no $expand asked for although the root offers it");
+    res_free(&x.r);
+    ward_rf_quirks_free(q);
+}
+
 int main(void)
 {
-    plan(107);
+    plan(126);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], bad_path[512];
@@ -667,6 +763,7 @@ int main(void)
     tserver_stop(s);
 
     test_class_caps(&o, ca, ca_path, pw_path);
+    test_expand(&o, ca, ca_path, pw_path);
 
     /* configuration errors */
     cfg.address = "https://admin:pw@127.0.0.1:1";
@@ -684,6 +781,8 @@ int main(void)
     fflush(logf);
     char *log = test_slurp(logbuf_path);
     lacks(log != NULL ? log : "", TSERVER_PASSWORD, "the password never reached the log");
+    contains(log != NULL ? log : "", "the BMC refused $expand=.($levels=1) (HTTP 400)",
+             "a refused $expand is logged");
     free(log);
 
     ward_rf_client_destroy(c2);

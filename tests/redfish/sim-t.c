@@ -185,7 +185,7 @@ static void fault_case(struct sim *s, struct ward_rf_bmc *b, const char *fault_j
 
 int main(void)
 {
-    plan(NBMCS * 3 + 4 + 6 * 3 + 3 + 3 + 10);
+    plan(NBMCS * 4 + 4 + 6 * 3 + 3 + 3 + 10);
     loop = ev_default_loop(0);
     char logpath[600];
     snprintf(logpath, sizeof(logpath), "%s/log", test_tmpdir());
@@ -248,8 +248,16 @@ int main(void)
             cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, i), "flavour"));
         ok(flows[i].done && flows[i].code == 0, "%s: enroll, provision, release, logout (%s)",
            flavour, flows[i].reason);
-        contains(flows[i].inventory, "\"macs\":[\"", "%s: inventory has MACs (%s)", flavour,
-                 flows[i].inventory);
+        cJSON *inv = cJSON_Parse(flows[i].inventory);
+        int macs = cJSON_GetArraySize(cJSON_GetObjectItem(inv, "macs"));
+        cJSON_Delete(inv);
+        is_int(2, macs, "%s: inventory has both NICs' MACs (%s)", flavour, flows[i].inventory);
+        /* the flavours whose root offers $expand (tools/bmcsim/flavours.c) */
+        bool offers = strcmp(flavour, "generic") == 0 || strcmp(flavour, "dell-like") == 0 ||
+                      strcmp(flavour, "hpe-like") == 0;
+        double expanded = sim_counter(&s, i, "expanded");
+        ok(offers ? expanded >= 2 : expanded == 0, "%s: NICs read %s (%g members expanded)",
+           flavour, offers ? "through $expand" : "member by member", expanded);
         is_string("On", flows[i].power, "%s: PowerState read On after power on", flavour);
     }
     unsigned mc = ward_rf_client_max_running_class(client, WARD_RF_CHANGE);

@@ -398,6 +398,17 @@ static bool is(const char *url, const char *want)
     return strcmp(url, want) == 0;
 }
 
+/* An EthernetInterface; the last digit of its path picks its MAC. */
+static cJSON *nic_doc(const char *path)
+{
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "@odata.id", path);
+    cJSON_AddStringToObject(doc, "Id", path + strlen(path) - 1);
+    cJSON_AddStringToObject(doc, "MACAddress", path[strlen(path) - 1] == '1' ? "12:44:6A:3B:04:11"
+                                                                            : "12:44:6A:3B:04:12");
+    return doc;
+}
+
 static enum MHD_Result route(struct tserver *s, struct MHD_Connection *c, const char *url,
                              const char *method, const char *body)
 {
@@ -412,6 +423,14 @@ static enum MHD_Result route(struct tserver *s, struct MHD_Connection *c, const 
         cJSON_AddItemToObject(doc, "Systems", odata_link("/redfish/v1/Systems"));
         cJSON_AddItemToObject(doc, "Managers", odata_link("/redfish/v1/Managers"));
         cJSON_AddItemToObject(doc, "TaskService", odata_link("/redfish/v1/TaskService"));
+        if (s->o.expand != TSERVER_EXPAND_NONE) {
+            cJSON *eq = cJSON_AddObjectToObject(
+                cJSON_AddObjectToObject(doc, "ProtocolFeaturesSupported"), "ExpandQuery");
+            bool all_only = s->o.expand == TSERVER_EXPAND_ALL;
+            cJSON_AddBoolToObject(eq, "ExpandAll", true);
+            cJSON_AddBoolToObject(eq, "Levels", !all_only);
+            cJSON_AddBoolToObject(eq, "NoLinks", !all_only);
+        }
         if (s->o.sessions) {
             cJSON_AddItemToObject(doc, "SessionService", odata_link("/redfish/v1/SessionService"));
             cJSON *links = cJSON_AddObjectToObject(doc, "Links");
@@ -507,17 +526,31 @@ static enum MHD_Result route(struct tserver *s, struct MHD_Connection *c, const 
     }
     if (get && (is(url, "/redfish/v1/Systems/1/EthernetInterfaces") ||
                 is(url, "/redfish/v1/Systems/2/EthernetInterfaces"))) {
-        char member[96];
-        snprintf(member, sizeof(member), "%s/1", url);
-        const char *m[] = {member};
-        return send_json(c, 200, collection(url, m, 1), NULL);
+        const char *expand = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "$expand");
+        snprintf(s->st.expand, sizeof(s->st.expand), "%s", expand != NULL ? expand : "");
+        if (expand != NULL && s->o.expand == TSERVER_EXPAND_REFUSED) {
+            return send_error(c, 400, "Base.1.8.QueryNotSupported",
+                              "Querying is not supported by the implementation.");
+        }
+        char m1[96], m2[96];
+        snprintf(m1, sizeof(m1), "%s/1", url);
+        snprintf(m2, sizeof(m2), "%s/2", url);
+        const char *m[] = {m1, m2};
+        cJSON *doc = collection(url, m, 2);
+        if (expand != NULL && s->o.expand != TSERVER_EXPAND_NONE) {
+            cJSON *members = cJSON_GetObjectItem(doc, "Members");
+            for (int i = 0; i < 2; i++) {
+                cJSON_ReplaceItemInArray(members, i, nic_doc(m[i]));
+            }
+        }
+        return send_json(c, 200, doc, NULL);
     }
     if (get && (is(url, "/redfish/v1/Systems/1/EthernetInterfaces/1") ||
-                is(url, "/redfish/v1/Systems/2/EthernetInterfaces/1"))) {
-        cJSON *doc = cJSON_CreateObject();
-        cJSON_AddStringToObject(doc, "@odata.id", url);
-        cJSON_AddStringToObject(doc, "MACAddress", "12:44:6A:3B:04:11");
-        return send_json(c, 200, doc, NULL);
+                is(url, "/redfish/v1/Systems/1/EthernetInterfaces/2") ||
+                is(url, "/redfish/v1/Systems/2/EthernetInterfaces/1") ||
+                is(url, "/redfish/v1/Systems/2/EthernetInterfaces/2"))) {
+        s->st.nic_reads++;
+        return send_json(c, 200, nic_doc(url), NULL);
     }
     if (strcmp(method, "PATCH") == 0 && is(url, "/redfish/v1/Systems/1")) {
         const char *im = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-Match");

@@ -36,6 +36,12 @@ struct tserver_opts {
     int systems;              /* members in the Systems collection (1 or 2) */
     int max_sessions;         /* beyond it, 503 */
     int power_delay_reads;    /* GETs of the system that still show the old power state */
+    enum {
+        TSERVER_EXPAND_NONE,    /* the root advertises no $expand; a query is ignored */
+        TSERVER_EXPAND_DOT,     /* it advertises "." ($levels too) and honours it */
+        TSERVER_EXPAND_ALL,     /* it advertises only "*", without $levels, and honours it */
+        TSERVER_EXPAND_REFUSED, /* it advertises "." but answers any $expand with 400 */
+    } expand;
     /* Serve a DMTF mockup directory read-only instead (<dir>/<path>/index.json); logins
        succeed, PATCHes are recorded (stats.patches, stats.image = the last path) and ignored. */
     const char *mockup_dir;
@@ -58,6 +64,8 @@ struct tserver_faults {
 struct tserver_stats {
     int requests;
     int system_reads; /* GETs of a ComputerSystem */
+    int nic_reads;    /* GETs of one EthernetInterface */
+    char expand[48];  /* the last $expand asked for, "" when none */
     int max_in_flight;
     int logins;
     int logouts;
