@@ -175,6 +175,7 @@ struct ward_rf_op {
     int member;
     cJSON *result; /* owned until completion */
     bool outcome_unknown, refetched, tried_systems;
+    bool expand_sent; /* the request in flight carries b->expand: not retried, see S_INV_NICS */
     char insert_target[PATH_MAX_LEN], eject_target[PATH_MAX_LEN];
     char saved_task[PATH_MAX_LEN];
     int task_next;
@@ -820,7 +821,7 @@ static void on_http(void *arg, const struct ward_rf_response *r)
     bool transient = r->code != 0 || r->status == 429 || r->status == 500 || r->status == 502 ||
                      r->status == 503 || r->status == 504;
     bool login_req = op->login_sent;
-    if (transient && idempotent(op->req.method) && op->attempt < c->o.retries &&
+    if (transient && idempotent(op->req.method) && op->attempt < c->o.retries && !op->expand_sent &&
         !(b->failures >= c->o.breaker_threshold && now(c) < b->breaker_until)) {
         double delay = backoff_delay(c, op->attempt);
         if (r->retry_after > delay) {
@@ -1237,12 +1238,9 @@ static void inventory_get_nics(struct ward_rf_op *op, const char *path)
 {
     char query[PATH_MAX_LEN];
     const char *expand = op->bmc->expand;
-    if (expand != NULL && strchr(path, '?') == NULL &&
-        snprintf(query, sizeof(query), "%s?%s", path, expand) < (int)sizeof(query)) {
-        get(op, S_INV_NICS, query);
-        return;
-    }
-    get(op, S_INV_NICS, path);
+    op->expand_sent = expand != NULL && strchr(path, '?') == NULL &&
+                      snprintf(query, sizeof(query), "%s?%s", path, expand) < (int)sizeof(query);
+    get(op, S_INV_NICS, op->expand_sent ? query : path);
 }
 
 /* The inventory's fields from the system; then its NICs. */
@@ -1314,13 +1312,24 @@ static void inventory_step(struct ward_rf_op *op, struct answer *a)
         return;
     case S_INV_NICS: {
         char *query = strchr(op->req.path, '?');
-        if (a->code != 0 && a->status >= 400 && query != NULL && b->expand != NULL) {
-            /* advertised, yet refused: read collections member by member from now on */
+        bool expand_failed = op->expand_sent && a->code != 0 && query != NULL;
+        op->expand_sent = false;
+        if (expand_failed) {
+            /* Advertised, yet refused, broken, or not answered in time (firmware that builds
+               an expansion for longer than the timeout): read collections member by member
+               from now on. The expanded request was not retried, so a BMC that hangs on it
+               costs one timeout, not a round of them that would open the breaker. */
+            char what[160];
+            if (a->status >= 400) {
+                snprintf(what, sizeof(what), "HTTP %ld", a->status);
+            } else {
+                snprintf(what, sizeof(what), "%.150s", a->reason);
+            }
             ward_log_fields(WARD_LOG_WARN, COMPONENT,
                             (const struct ward_log_field[]){{"bmc", b->name}}, 1,
-                            "the BMC refused %s (HTTP %ld) although its service root offers it; "
-                            "reading collections member by member",
-                            b->expand, a->status);
+                            "%s failed (%s) although the BMC's service root offers it; reading "
+                            "collections member by member",
+                            b->expand != NULL ? b->expand : "$expand", what);
             b->expand = NULL;
             *query = '\0';
             char path[PATH_MAX_LEN];

@@ -792,8 +792,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         memset(s->tokens, 0, sizeof(s->tokens));
         s->f.expire_sessions = false;
     }
-    if (s->f.hang) {
-        while (s->f.hang && !s->stopping) {
+    bool hang_expand = s->o.expand == TSERVER_EXPAND_HANGS &&
+                       MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "$expand") != NULL;
+    if (s->f.hang || hang_expand) {
+        while ((s->f.hang || hang_expand) && !s->stopping) {
             pthread_cond_wait(&s->cv, &s->mu);
         }
         answered(s, rc);

@@ -41,6 +41,7 @@ struct tserver_opts {
         TSERVER_EXPAND_DOT,     /* it advertises "." ($levels too) and honours it */
         TSERVER_EXPAND_ALL,     /* it advertises only "*", without $levels, and honours it */
         TSERVER_EXPAND_REFUSED, /* it advertises "." but answers any $expand with 400 */
+        TSERVER_EXPAND_HANGS,   /* it advertises "." but never answers a $expand request */
     } expand;
     /* Serve a DMTF mockup directory read-only instead (<dir>/<path>/index.json); logins
        succeed, PATCHes are recorded (stats.patches, stats.image = the last path) and ignored. */
