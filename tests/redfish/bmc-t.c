@@ -257,11 +257,12 @@ static struct expand_run inventory_with_expand(const struct ward_rf_client_opts 
  * offers $expand, and member by member where it does not, or where the BMC refuses the
  * query it offers (then never again for that BMC). The MACs come out the same every way.
  */
-static void test_expand(const struct ward_rf_client_opts *base, struct tca *ca,
-                        const char *ca_path, const char *pw_path)
+static void test_expand(const struct ward_rf_client_opts *base, struct tca *ca, const char *ca_path,
+                        const char *pw_path)
 {
     static const char macs[] = "\"macs\":[\"12:44:6A:3B:04:11\",\"12:44:6A:3B:04:12\"]";
-    struct expand_run x = inventory_with_expand(base, ca, ca_path, pw_path, TSERVER_EXPAND_DOT, NULL);
+    struct expand_run x =
+        inventory_with_expand(base, ca, ca_path, pw_path, TSERVER_EXPAND_DOT, NULL);
     is_int(0, x.r.code, "$expand offered: inventory succeeds (%s)", x.r.reason);
     contains(x.r.json, macs, "both MACs from the expanded collection (%s)", x.r.json);
     is_string(".($levels=1)", x.st.expand, "asked for one level of \".\"");
@@ -292,8 +293,7 @@ static void test_expand(const struct ward_rf_client_opts *base, struct tca *ca,
     struct ward_rf_client_opts quick = *base;
     quick.timeout = 0.3;
     x = inventory_with_expand(&quick, ca, ca_path, pw_path, TSERVER_EXPAND_HANGS, NULL);
-    is_int(0, x.r.code, "$expand offered but never answered: inventory succeeds (%s)",
-           x.r.reason);
+    is_int(0, x.r.code, "$expand offered but never answered: inventory succeeds (%s)", x.r.reason);
     contains(x.r.json, macs, "both MACs, read member by member (%s)", x.r.json);
     is_string("", x.second_expand, "the next inventory does not ask for $expand again");
     res_free(&x.r);
@@ -793,8 +793,7 @@ int main(void)
     lacks(log != NULL ? log : "", TSERVER_PASSWORD, "the password never reached the log");
     contains(log != NULL ? log : "", "$expand=.($levels=1) failed (HTTP 400)",
              "a refused $expand is logged");
-    contains(log != NULL ? log : "", "$expand=.($levels=1) failed (GET ",
-             "and one never answered");
+    contains(log != NULL ? log : "", "$expand=.($levels=1) failed (GET ", "and one never answered");
     free(log);
 
     ward_rf_client_destroy(c2);

@@ -404,8 +404,9 @@ static cJSON *nic_doc(const char *path)
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "@odata.id", path);
     cJSON_AddStringToObject(doc, "Id", path + strlen(path) - 1);
-    cJSON_AddStringToObject(doc, "MACAddress", path[strlen(path) - 1] == '1' ? "12:44:6A:3B:04:11"
-                                                                            : "12:44:6A:3B:04:12");
+    cJSON_AddStringToObject(doc, "MACAddress",
+                            path[strlen(path) - 1] == '1' ? "12:44:6A:3B:04:11"
+                                                          : "12:44:6A:3B:04:12");
     return doc;
 }
 

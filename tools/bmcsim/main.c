@@ -78,8 +78,8 @@ struct sim_req {
     size_t body_len;
     size_t cut;
     atomic_bool drip_ready;
-    atomic_bool counted;       /* still counted in the BMC's active requests */
-    bool holding;              /* held is an answer waiting for its expanded members' latency */
+    atomic_bool counted; /* still counted in the BMC's active requests */
+    bool holding;        /* held is an answer waiting for its expanded members' latency */
     struct sim_response held;
 };
 

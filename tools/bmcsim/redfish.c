@@ -1471,8 +1471,7 @@ static int expand_levels(const char *v)
         return 1;
     }
     int levels = 0, used = 0;
-    if (sscanf(v + 1, "($levels=%d)%n", &levels, &used) != 1 || v[1 + used] != '\0' ||
-        levels < 1) {
+    if (sscanf(v + 1, "($levels=%d)%n", &levels, &used) != 1 || v[1 + used] != '\0' || levels < 1) {
         return -1;
     }
     return levels;
@@ -1487,26 +1486,18 @@ static void sim_expand(struct sim_bmc *b, const struct sim_request *rq, struct s
                        double now)
 {
     int levels = expand_levels(rq->expand);
-    if (levels > 1) {
+    if (levels < 0 || levels > 1) {
+        bool range = levels > 1;
         sim_response_free(rs);
         *rs = (struct sim_response){0};
-        reply_error(rs, 400, "QueryParameterOutOfRange",
-                    "The value %s for the query parameter $expand is out of range: at most 1 "
-                    "level.",
-                    rq->expand);
+        reply_error(rs, 400, range ? "QueryParameterOutOfRange" : "QueryParameterValueFormatError",
+                    "The value %s for the query parameter $expand %s.", rq->expand,
+                    range ? "is out of range: at most 1 level"
+                          : "is of a different format than the parameter can accept");
         return;
     }
-    if (levels < 0) {
-        sim_response_free(rs);
-        *rs = (struct sim_response){0};
-        reply_error(rs, 400, "QueryParameterValueFormatError",
-                    "The value %s for the query parameter $expand is of a different format "
-                    "than the parameter can accept.",
-                    rq->expand);
-        return;
-    }
-    cJSON *doc = levels == 1 && rs->status == 200 && rs->body != NULL ? cJSON_Parse(rs->body)
-                                                                       : NULL;
+    cJSON *doc =
+        levels == 1 && rs->status == 200 && rs->body != NULL ? cJSON_Parse(rs->body) : NULL;
     cJSON *members = cJSON_GetObjectItemCaseSensitive(doc, "Members");
     cJSON *m;
     cJSON_ArrayForEach(m, (cJSON_IsArray(members) ? members : NULL))
