@@ -600,6 +600,18 @@ static int load_password(struct ward_rf_bmc *b, char *reason, size_t rlen)
 static void send_now(struct ward_rf_op *op);
 static void on_http(void *arg, const struct ward_rf_response *r);
 
+/* The resource a request path names, without its query: what quirk hooks match on (the
+ * inventory asks for the NIC collection with "?$expand=..."). */
+static const char *resource_of(const char *path, char *buf, size_t n)
+{
+    const char *q = strchr(path, '?');
+    if (q == NULL) {
+        return path;
+    }
+    snprintf(buf, n, "%.*s", (int)(q - path), path);
+    return buf;
+}
+
 static bool idempotent(enum ward_rf_method m)
 {
     return m == WARD_RF_GET || m == WARD_RF_PATCH || m == WARD_RF_DELETE;
@@ -804,8 +816,10 @@ static void on_http(void *arg, const struct ward_rf_response *r)
         parse_failed = r->body_len > 0 && hooked == NULL;
         long status = r->status;
         double retry = 0;
+        char res[PATH_MAX_LEN];
         ward_rf_quirks_response(c->o.quirks, &b->ident, ward_rf_op_kind_name(op->kind),
-                                ward_rf_method_name(op->req.method), op->req.path, &status, &hooked,
+                                ward_rf_method_name(op->req.method),
+                                resource_of(op->req.path, res, sizeof(res)), &status, &hooked,
                                 &retry);
         if (retry > 0 && op->quirk_retries < 10) {
             /* a refusal whose outcome is known (the hook said so): ask again later */
@@ -934,7 +948,9 @@ static void on_http(void *arg, const struct ward_rf_response *r)
     if (c->o.quirks != NULL && a.code == 0 && a.json != NULL && op->req.method == WARD_RF_GET) {
         cJSON_Delete(op->current);
         op->current = cJSON_Duplicate(a.json, true);
-        snprintf(op->current_path, sizeof(op->current_path), "%s", op->req.path);
+        char res[PATH_MAX_LEN];
+        snprintf(op->current_path, sizeof(op->current_path), "%s",
+                 resource_of(op->req.path, res, sizeof(res)));
     }
     op_advance(op, &a);
     cJSON_Delete(a.json);
@@ -1210,22 +1226,59 @@ static void inventory_add_mac(struct ward_rf_op *op, const cJSON *nic)
     }
 }
 
-/* A member the service expanded inline carries more than its @odata.id. */
-static bool expanded(const cJSON *m)
+/*
+ * A document that stands in for the answer to a GET of path (one discovery just read, or a
+ * member inline in a collection) goes through the response hooks as that answer would;
+ * false when there is none or a hook would not take it as it is (a retry, an error status,
+ * no body), and the caller reads path itself. *doc may be replaced.
+ */
+static bool hooks_take(struct ward_rf_op *op, const char *path, cJSON **doc)
 {
-    return cJSON_IsObject(m) && m->child != NULL &&
-           (m->child->next != NULL || strcmp(m->child->string, "@odata.id") != 0);
+    struct ward_rf_quirks *q = op->bmc->c->o.quirks;
+    if (*doc == NULL || q == NULL) {
+        return *doc != NULL;
+    }
+    long status = 200;
+    double retry = 0;
+    ward_rf_quirks_response(q, &op->bmc->ident, ward_rf_op_kind_name(op->kind), "GET", path,
+                            &status, doc, &retry);
+    return retry <= 0 && status >= 200 && status < 300 && *doc != NULL;
 }
 
-/* The NICs one after the other; a member already expanded costs no request. */
+/* A member the service expanded inline has a property of its own, not only annotations
+ * (@odata.id, @odata.etag, or a @Message.ExtendedInfo saying why it was not expanded). */
+static bool expanded(const cJSON *m)
+{
+    const cJSON *f;
+    cJSON_ArrayForEach(f, (cJSON_IsObject(m) ? m : NULL))
+    {
+        if (f->string != NULL && f->string[0] != '@') {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The NICs one after the other. A member already expanded costs no request; it meets the
+ * response hooks as its own GET's answer would, under its own path. */
 static void inventory_next_nic(struct ward_rf_op *op)
 {
     char path[PATH_MAX_LEN];
     while (op->member < cJSON_GetArraySize(op->members) && op->member < 32) {
         const cJSON *m = cJSON_GetArrayItem(op->members, op->member++);
+        bool linked = to_path(op, ward_rf_str(m, "@odata.id"), path, sizeof(path));
         if (expanded(m)) {
-            inventory_add_mac(op, m);
-        } else if (to_path(op, ward_rf_str(m, "@odata.id"), path, sizeof(path))) {
+            cJSON *doc = cJSON_Duplicate(m, true);
+            bool taken = hooks_take(op, linked ? path : "", &doc);
+            if (taken) {
+                inventory_add_mac(op, doc);
+            }
+            cJSON_Delete(doc);
+            if (taken || !linked) {
+                continue;
+            }
+        }
+        if (linked) {
             get(op, S_INV_NIC, path);
             return;
         }
@@ -1262,7 +1315,7 @@ static void inventory_system(struct ward_rf_op *op, const cJSON *system)
 /*
  * The system discovery read within FRESH_SYSTEM_S, through the response hooks as the
  * inventory's own answer would go; NULL when there is none or a hook would not take it
- * as it is (a retry, an error status), and the inventory reads the system itself.
+ * as it is, and the inventory reads the system itself.
  */
 static cJSON *take_fresh_system(struct ward_rf_op *op)
 {
@@ -1276,16 +1329,9 @@ static cJSON *take_fresh_system(struct ward_rf_op *op)
     }
     cJSON *system = cJSON_ParseWithLength(text, len);
     free(text);
-    struct ward_rf_quirks *q = b->c->o.quirks;
-    if (system != NULL && q != NULL) {
-        long status = 200;
-        double retry = 0;
-        ward_rf_quirks_response(q, &b->ident, ward_rf_op_kind_name(op->kind), "GET", b->system_path,
-                                &status, &system, &retry);
-        if (retry > 0 || status < 200 || status >= 300) {
-            cJSON_Delete(system);
-            return NULL;
-        }
+    if (!hooks_take(op, b->system_path, &system)) {
+        cJSON_Delete(system);
+        return NULL;
     }
     return system;
 }
@@ -1315,22 +1361,29 @@ static void inventory_step(struct ward_rf_op *op, struct answer *a)
         bool expand_failed = op->expand_sent && a->code != 0 && query != NULL;
         op->expand_sent = false;
         if (expand_failed) {
-            /* Advertised, yet refused, broken, or not answered in time (firmware that builds
-               an expansion for longer than the timeout): read collections member by member
-               from now on. The expanded request was not retried, so a BMC that hangs on it
-               costs one timeout, not a round of them that would open the breaker. */
+            /* The expanded request was not retried: this time the collection is read member
+               by member. A BMC that refuses the query it advertises, answers it with a broken
+               body, or does not answer in time (firmware that builds an expansion slowly) is
+               read that way from now on; one that was busy, rebooting or out of session is
+               asked again next time. */
+            long st = a->status;
+            bool lasting = (st >= 400 && st < 500 && st != 401 && st != 408 && st != 429) ||
+                           st == 501 || a->code == -EBADMSG || a->code == -ETIMEDOUT;
             char what[160];
-            if (a->status >= 400) {
-                snprintf(what, sizeof(what), "HTTP %ld", a->status);
+            if (st >= 400) {
+                snprintf(what, sizeof(what), "HTTP %ld", st);
             } else {
                 snprintf(what, sizeof(what), "%.150s", a->reason);
             }
-            ward_log_fields(WARD_LOG_WARN, COMPONENT,
+            ward_log_fields(lasting ? WARD_LOG_WARN : WARD_LOG_INFO, COMPONENT,
                             (const struct ward_log_field[]){{"bmc", b->name}}, 1,
-                            "%s failed (%s) although the BMC's service root offers it; reading "
-                            "collections member by member",
-                            b->expand != NULL ? b->expand : "$expand", what);
-            b->expand = NULL;
+                            "%s failed (%s); reading %s", b->expand != NULL ? b->expand : "$expand",
+                            what,
+                            lasting ? "collections member by member from now on"
+                                    : "this collection member by member");
+            if (lasting) {
+                b->expand = NULL;
+            }
             *query = '\0';
             char path[PATH_MAX_LEN];
             snprintf(path, sizeof(path), "%s", op->req.path);

@@ -212,12 +212,13 @@ static void test_class_caps(const struct ward_rf_client_opts *base, struct tca *
     }
 }
 
-/* One inventory of a fresh BMC on a fresh server with the given $expand support. */
+/* One inventory of a fresh BMC on a fresh server with the given $expand support, then a
+ * second inventory of the same BMC. */
 struct expand_run {
     struct res r;
     struct tserver_stats st;
-    char second_expand[48]; /* what a second inventory of the same BMC asked for */
-    int second_nic_reads;
+    int second_asks;      /* requests carrying $expand the second inventory made */
+    int second_nic_reads; /* NICs it read on their own */
 };
 
 static struct expand_run inventory_with_expand(const struct ward_rf_client_opts *base,
@@ -244,7 +245,7 @@ static struct expand_run inventory_with_expand(const struct ward_rf_client_opts 
     res_free(&again);
     struct tserver_stats st2;
     tserver_stats(s, &st2);
-    snprintf(x.second_expand, sizeof(x.second_expand), "%s", st2.expand);
+    x.second_asks = st2.expand_asks - x.st.expand_asks;
     x.second_nic_reads = st2.nic_reads - x.st.nic_reads;
     ward_rf_bmc_destroy(b);
     ward_rf_client_destroy(c);
@@ -252,41 +253,63 @@ static struct expand_run inventory_with_expand(const struct ward_rf_client_opts 
     return x;
 }
 
+static const char two_macs[] = "\"macs\":[\"12:44:6A:3B:04:11\",\"12:44:6A:3B:04:12\"]";
+
 /*
  * The inventory reads the NIC collection with its members inline where the service root
- * offers $expand, and member by member where it does not, or where the BMC refuses the
- * query it offers (then never again for that BMC). The MACs come out the same every way.
+ * offers $expand, and member by member where it does not. A member left as a link is read
+ * on its own. A BMC that refuses the query it offers, answers it broken or not at all is
+ * read member by member from then on; one that was busy is asked again. The MACs come out
+ * the same every way.
  */
-static void test_expand(const struct ward_rf_client_opts *base, struct tca *ca, const char *ca_path,
-                        const char *pw_path)
+static void test_expand(const struct ward_rf_client_opts *base, struct tca *ca,
+                        const char *ca_path, const char *pw_path)
 {
-    static const char macs[] = "\"macs\":[\"12:44:6A:3B:04:11\",\"12:44:6A:3B:04:12\"]";
     struct expand_run x =
         inventory_with_expand(base, ca, ca_path, pw_path, TSERVER_EXPAND_DOT, NULL);
     is_int(0, x.r.code, "$expand offered: inventory succeeds (%s)", x.r.reason);
-    contains(x.r.json, macs, "both MACs from the expanded collection (%s)", x.r.json);
+    contains(x.r.json, two_macs, "both MACs from the expanded collection (%s)", x.r.json);
     is_string(".($levels=1)", x.st.expand, "asked for one level of \".\"");
-    is_int(0, x.st.nic_reads, "no NIC read on its own");
+    ok(x.st.nic_reads == 0 && x.second_nic_reads == 0, "no NIC read on its own (%d, %d)",
+       x.st.nic_reads, x.second_nic_reads);
+    is_int(1, x.second_asks, "the next inventory asks for $expand again");
     res_free(&x.r);
 
     x = inventory_with_expand(base, ca, ca_path, pw_path, TSERVER_EXPAND_ALL, NULL);
-    contains(x.r.json, macs, "only \"*\" offered: both MACs (%s)", x.r.json);
+    contains(x.r.json, two_macs, "only \"*\" offered: both MACs (%s)", x.r.json);
     is_string("*", x.st.expand, "asked for \"*\", without $levels the root does not offer");
     is_int(0, x.st.nic_reads, "no NIC read on its own");
     res_free(&x.r);
 
     x = inventory_with_expand(base, ca, ca_path, pw_path, TSERVER_EXPAND_NONE, NULL);
-    contains(x.r.json, macs, "no $expand offered: both MACs (%s)", x.r.json);
-    is_string("", x.st.expand, "no $expand asked for");
+    contains(x.r.json, two_macs, "no $expand offered: both MACs (%s)", x.r.json);
+    is_int(0, x.st.expand_asks, "no $expand asked for");
     is_int(2, x.st.nic_reads, "each NIC read on its own");
+    res_free(&x.r);
+
+    x = inventory_with_expand(base, ca, ca_path, pw_path, TSERVER_EXPAND_PARTIAL, NULL);
+    contains(x.r.json, two_macs, "one member inline, one a link: both MACs (%s)", x.r.json);
+    is_int(1, x.st.nic_reads, "only the linked NIC read on its own");
     res_free(&x.r);
 
     x = inventory_with_expand(base, ca, ca_path, pw_path, TSERVER_EXPAND_REFUSED, NULL);
     is_int(0, x.r.code, "$expand offered but refused: inventory succeeds (%s)", x.r.reason);
-    contains(x.r.json, macs, "both MACs, read member by member (%s)", x.r.json);
-    is_int(2, x.st.nic_reads, "each NIC read on its own after the refusal");
-    is_string("", x.second_expand, "the next inventory does not ask for $expand again");
-    is_int(2, x.second_nic_reads, "and reads the NICs member by member");
+    contains(x.r.json, two_macs, "both MACs, read member by member (%s)", x.r.json);
+    ok(x.second_asks == 0 && x.second_nic_reads == 2,
+       "the next inventory does not ask again and reads each NIC (%d, %d)", x.second_asks,
+       x.second_nic_reads);
+    res_free(&x.r);
+
+    x = inventory_with_expand(base, ca, ca_path, pw_path, TSERVER_EXPAND_BROKEN, NULL);
+    contains(x.r.json, two_macs, "$expand answered with broken JSON: both MACs (%s)", x.r.json);
+    is_int(0, x.second_asks, "the next inventory does not ask again");
+    res_free(&x.r);
+
+    x = inventory_with_expand(base, ca, ca_path, pw_path, TSERVER_EXPAND_BUSY, NULL);
+    contains(x.r.json, two_macs, "$expand answered 503 once: both MACs (%s)", x.r.json);
+    ok(x.second_asks == 1 && x.second_nic_reads == 0,
+       "a busy BMC is asked again next time, and inlines the NICs (%d, %d)", x.second_asks,
+       x.second_nic_reads);
     res_free(&x.r);
 
     /* not retried: three timeouts in a row would open this client's breaker (threshold 3) */
@@ -294,12 +317,36 @@ static void test_expand(const struct ward_rf_client_opts *base, struct tca *ca, 
     quick.timeout = 0.3;
     x = inventory_with_expand(&quick, ca, ca_path, pw_path, TSERVER_EXPAND_HANGS, NULL);
     is_int(0, x.r.code, "$expand offered but never answered: inventory succeeds (%s)", x.r.reason);
-    contains(x.r.json, macs, "both MACs, read member by member (%s)", x.r.json);
-    is_string("", x.second_expand, "the next inventory does not ask for $expand again");
+    contains(x.r.json, two_macs, "both MACs, read member by member (%s)", x.r.json);
+    is_int(1, x.st.expand_asks, "the expanded request was sent once, not retried");
+    is_int(0, x.second_asks, "the next inventory does not ask again");
     res_free(&x.r);
 
-    /* a site turns $expand off with a response hook on the service root (doc/redfish.md) */
+    /* Hooks see the collection under its own path, without the query, and each inline
+       member under its path, as if read on its own; a site turns $expand off with a hook
+       on the service root (doc/redfish.md). */
     char path[600];
+    snprintf(path, sizeof(path), "%s/expand-hooks.lua", test_tmpdir());
+    write_file(path, "local nics = '/redfish/v1/Systems/1/EthernetInterfaces'\n"
+                     "return {quirks = {{name = 'nics',\n"
+                     "    response = function(req, resp)\n"
+                     "        local d = resp.body\n"
+                     "        if type(d) ~= 'table' then return end\n"
+                     "        if req.path == nics then table.remove(d.Members, 1) return true end\n"
+                     "        if req.path == nics .. '/2' then\n"
+                     "            d.MACAddress = 'AA:BB:CC:DD:EE:02' return true\n"
+                     "        end\n"
+                     "    end}}}\n");
+    struct ward_error err = {0};
+    struct ward_rf_quirks *q = ward_rf_quirks_load(path, &err);
+    ok(q != NULL, "NIC hooks load (%s)", err.text);
+    x = inventory_with_expand(base, ca, ca_path, pw_path, TSERVER_EXPAND_DOT, q);
+    contains(x.r.json, "\"macs\":[\"AA:BB:CC:DD:EE:02\"]",
+             "the hooks ran on the expanded collection and its inline member (%s)", x.r.json);
+    is_int(0, x.st.nic_reads, "without reading a NIC on its own");
+    res_free(&x.r);
+    ward_rf_quirks_free(q);
+
     snprintf(path, sizeof(path), "%s/no-expand.lua", test_tmpdir());
     write_file(path, "return {quirks = {{name = 'no-expand',\n"
                      "    response = function(req, resp)\n"
@@ -308,19 +355,18 @@ static void test_expand(const struct ward_rf_client_opts *base, struct tca *ca, 
                      "            return true\n"
                      "        end\n"
                      "    end}}}\n");
-    struct ward_error err = {0};
-    struct ward_rf_quirks *q = ward_rf_quirks_load(path, &err);
+    q = ward_rf_quirks_load(path, &err);
     ok(q != NULL, "a hook dropping ProtocolFeaturesSupported loads (%s)", err.text);
     x = inventory_with_expand(base, ca, ca_path, pw_path, TSERVER_EXPAND_DOT, q);
-    contains(x.r.json, macs, "with it: both MACs (%s)", x.r.json);
-    is_string("", x.st.expand, "no $expand asked for although the root offers it");
+    contains(x.r.json, two_macs, "with it: both MACs (%s)", x.r.json);
+    is_int(0, x.st.expand_asks, "no $expand asked for although the root offers it");
     res_free(&x.r);
     ward_rf_quirks_free(q);
 }
 
 int main(void)
 {
-    plan(130);
+    plan(140);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], bad_path[512];
@@ -791,8 +837,13 @@ int main(void)
     fflush(logf);
     char *log = test_slurp(logbuf_path);
     lacks(log != NULL ? log : "", TSERVER_PASSWORD, "the password never reached the log");
-    contains(log != NULL ? log : "", "$expand=.($levels=1) failed (HTTP 400)",
+    contains(log != NULL ? log : "",
+             "$expand=.($levels=1) failed (HTTP 400); reading collections member by member "
+             "from now on",
              "a refused $expand is logged");
+    contains(log != NULL ? log : "",
+             "$expand=.($levels=1) failed (HTTP 503); reading this collection member by member",
+             "and a busy one");
     contains(log != NULL ? log : "", "$expand=.($levels=1) failed (GET ", "and one never answered");
     free(log);
 

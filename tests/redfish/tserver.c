@@ -533,6 +533,13 @@ static enum MHD_Result route(struct tserver *s, struct MHD_Connection *c, const 
             return send_error(c, 400, "Base.1.8.QueryNotSupported",
                               "Querying is not supported by the implementation.");
         }
+        if (expand != NULL && s->o.expand == TSERVER_EXPAND_BROKEN) {
+            return send_text(c, 200, "{\"Members\": [{\"@odata.id\": ");
+        }
+        if (expand != NULL && s->o.expand == TSERVER_EXPAND_BUSY && s->st.expand_asks == 1) {
+            return send_error(c, 503, "Base.1.8.ServiceTemporarilyUnavailable",
+                              "The service is temporarily unavailable.");
+        }
         char m1[96], m2[96];
         snprintf(m1, sizeof(m1), "%s/1", url);
         snprintf(m2, sizeof(m2), "%s/2", url);
@@ -540,7 +547,7 @@ static enum MHD_Result route(struct tserver *s, struct MHD_Connection *c, const 
         cJSON *doc = collection(url, m, 2);
         if (expand != NULL && s->o.expand != TSERVER_EXPAND_NONE) {
             cJSON *members = cJSON_GetObjectItem(doc, "Members");
-            for (int i = 0; i < 2; i++) {
+            for (int i = 0; i < (s->o.expand == TSERVER_EXPAND_PARTIAL ? 1 : 2); i++) {
                 cJSON_ReplaceItemInArray(members, i, nic_doc(m[i]));
             }
         }
@@ -793,8 +800,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         memset(s->tokens, 0, sizeof(s->tokens));
         s->f.expire_sessions = false;
     }
-    bool hang_expand = s->o.expand == TSERVER_EXPAND_HANGS &&
-                       MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "$expand") != NULL;
+    bool asks_expand = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "$expand") != NULL;
+    s->st.expand_asks += asks_expand;
+    bool hang_expand = asks_expand && s->o.expand == TSERVER_EXPAND_HANGS;
     if (s->f.hang || hang_expand) {
         while ((s->f.hang || hang_expand) && !s->stopping) {
             pthread_cond_wait(&s->cv, &s->mu);

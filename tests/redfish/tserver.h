@@ -42,6 +42,9 @@ struct tserver_opts {
         TSERVER_EXPAND_ALL,     /* it advertises only "*", without $levels, and honours it */
         TSERVER_EXPAND_REFUSED, /* it advertises "." but answers any $expand with 400 */
         TSERVER_EXPAND_HANGS,   /* it advertises "." but never answers a $expand request */
+        TSERVER_EXPAND_BROKEN,  /* it advertises "." and answers $expand with broken JSON */
+        TSERVER_EXPAND_BUSY,    /* it advertises "." and answers its first $expand with 503 */
+        TSERVER_EXPAND_PARTIAL, /* it advertises "." and inlines only the first member */
     } expand;
     /* Serve a DMTF mockup directory read-only instead (<dir>/<path>/index.json); logins
        succeed, PATCHes are recorded (stats.patches, stats.image = the last path) and ignored. */
@@ -67,6 +70,7 @@ struct tserver_stats {
     int system_reads; /* GETs of a ComputerSystem */
     int nic_reads;    /* GETs of one EthernetInterface */
     char expand[48];  /* the last $expand asked for, "" when none */
+    int expand_asks;  /* requests that carried $expand */
     int max_in_flight;
     int logins;
     int logouts;
