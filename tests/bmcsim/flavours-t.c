@@ -269,6 +269,9 @@ static void test_expand(struct sim *s)
     snprintf(path, sizeof(path), "%s?$expand=.($levels=2)", nics);
     is_int(400, status_of(s, GENERIC, "GET", path, NULL, "basic", NULL),
            "generic: two levels are out of range");
+    snprintf(path, sizeof(path), "%s?$expand=*($levels=0)", nics);
+    is_int(400, status_of(s, GENERIC, "GET", path, NULL, "basic", NULL),
+           "generic: zero levels are out of range");
     snprintf(path, sizeof(path), "%s?$expand=Members", nics);
     is_int(400, status_of(s, GENERIC, "GET", path, NULL, "basic", NULL),
            "generic: an $expand value it does not take is refused");
@@ -286,7 +289,7 @@ static void test_expand(struct sim *s)
 
 int main(void)
 {
-    plan(82);
+    plan(83);
     struct sim s;
     const char *args[] = {"--bmcs",    "5",    "--flavour",          "all",
                           "--task-ms", "2000", "--poweron-block-ms", "10000",

@@ -1457,24 +1457,23 @@ static void route(struct sim_bmc *b, const char *path, const struct sim_request 
     reply_error(rs, 404, "ResourceMissingAtURI", "The resource at the URI was not found.");
 }
 
-/* The $levels of an $expand value that expands members ("." or "*", optionally
- * "($levels=N)"); 0 for "~" (Links only, which holds no members); -1 when malformed. */
-static int expand_levels(const char *v)
+/* The $levels an $expand value asks for: ".", "*" or "~", then optionally "($levels=N)"
+ * (1 when absent); -1 when the value is not of that form. */
+static long expand_levels(const char *v)
 {
-    if (strcmp(v, "~") == 0 || strncmp(v, "~(", 2) == 0) {
-        return 0;
-    }
-    if (v[0] != '.' && v[0] != '*') {
+    if (v[0] != '.' && v[0] != '*' && v[0] != '~') {
         return -1;
     }
     if (v[1] == '\0') {
         return 1;
     }
-    int levels = 0, used = 0;
-    if (sscanf(v + 1, "($levels=%d)%n", &levels, &used) != 1 || v[1 + used] != '\0' || levels < 1) {
+    if (strncmp(v + 1, "($levels=", 9) != 0 || !(v[10] >= '0' && v[10] <= '9')) {
         return -1;
     }
-    return levels;
+    char *end = NULL;
+    errno = 0;
+    long levels = strtol(v + 10, &end, 10);
+    return errno == 0 && strcmp(end, ")") == 0 ? levels : -1;
 }
 
 /*
@@ -1485,9 +1484,9 @@ static int expand_levels(const char *v)
 static void sim_expand(struct sim_bmc *b, const struct sim_request *rq, struct sim_response *rs,
                        double now)
 {
-    int levels = expand_levels(rq->expand);
-    if (levels < 0 || levels > 1) {
-        bool range = levels > 1;
+    long levels = expand_levels(rq->expand);
+    if (levels != 1) {
+        bool range = levels >= 0;
         sim_response_free(rs);
         *rs = (struct sim_response){0};
         reply_error(rs, 400, range ? "QueryParameterOutOfRange" : "QueryParameterValueFormatError",
@@ -1496,8 +1495,10 @@ static void sim_expand(struct sim_bmc *b, const struct sim_request *rq, struct s
                           : "is of a different format than the parameter can accept");
         return;
     }
-    cJSON *doc =
-        levels == 1 && rs->status == 200 && rs->body != NULL ? cJSON_Parse(rs->body) : NULL;
+    /* "~" expands what is under Links, which holds no members */
+    cJSON *doc = rq->expand[0] != '~' && rs->status == 200 && rs->body != NULL
+                     ? cJSON_Parse(rs->body)
+                     : NULL;
     cJSON *members = cJSON_GetObjectItemCaseSensitive(doc, "Members");
     cJSON *m;
     cJSON_ArrayForEach(m, (cJSON_IsArray(members) ? members : NULL))
