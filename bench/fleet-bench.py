@@ -353,9 +353,13 @@ def main():
     ap.add_argument("--limit", type=float, default=600, help="seconds allowed per enrollment")
     ap.add_argument("--no-sushy", action="store_true")
     ap.add_argument("--plain-http", action="store_true",
-                    help="diagnosis only: the simulator without TLS, to see what TLS costs")
+                    help="diagnosis only: the simulator without TLS, to see what TLS costs "
+                         "(no sushy run, no client floor)")
     ap.add_argument("--keep", action="store_true", help="keep logs and state")
     args = ap.parse_args()
+    if args.plain_http:
+        # sushy's script verifies against the simulator's CA, and the floor is TLS's
+        args.no_sushy = True
     args.builddir = os.path.abspath(args.builddir)
     if args.workdir is None:
         args.workdir = os.path.join(args.builddir, "fleet-bench.d")
@@ -374,7 +378,7 @@ def main():
     except OSError:
         print("fleet-bench: another run holds %s" % lock.name, file=sys.stderr)
         return 1
-    tls = tls_floor(args)
+    tls = None if args.plain_http else tls_floor(args)
     results = []
     for n in [int(x) for x in args.hosts.split(",")]:
         for run in range(args.big_runs if n >= 10000 else args.runs):
