@@ -1357,8 +1357,7 @@ static void inventory_step(struct ward_rf_op *op, struct answer *a)
         inventory_system(op, a->json);
         return;
     case S_INV_NICS: {
-        char *query = strchr(op->req.path, '?');
-        bool expand_failed = op->expand_sent && a->code != 0 && query != NULL;
+        bool expand_failed = op->expand_sent && a->code != 0;
         op->expand_sent = false;
         if (expand_failed) {
             /* The expanded request was not retried: this time the collection is read member
@@ -1384,10 +1383,8 @@ static void inventory_step(struct ward_rf_op *op, struct answer *a)
             if (lasting) {
                 b->expand = NULL;
             }
-            *query = '\0';
             char path[PATH_MAX_LEN];
-            snprintf(path, sizeof(path), "%s", op->req.path);
-            get(op, S_INV_NICS, path);
+            get(op, S_INV_NICS, resource_of(op->req.path, path, sizeof(path)));
             return;
         }
         if (failed(op, a)) {

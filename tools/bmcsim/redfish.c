@@ -1507,10 +1507,8 @@ static void sim_expand(struct sim_bmc *b, const struct sim_request *rq, struct s
         if (id == NULL) {
             continue;
         }
-        char path[512];
-        snprintf(path, sizeof(path), "%s", id);
         struct sim_response one = {0};
-        route(b, path, rq, &one, now);
+        route(b, id, rq, &one, now);
         cJSON *body = one.status == 200 && one.body != NULL ? cJSON_Parse(one.body) : NULL;
         sim_response_free(&one);
         if (body != NULL) {
