@@ -7,8 +7,9 @@
 -- spec:   bmc = {address = ..., credentials = ...}, consumerRef, bootISOSource
 -- status: redfish = {connected, error}, hardware = {...}, boot = {configured, iso},
 --         power = "On" | "Off" (what ward last did or read), error = the reason of the last
---         failed attempt at the state's work or nil, observed = {power = ...} (written by the
---         engine from what the BMC driver reads: power sync, inventory, power operations),
+--         failed attempt at the state's work or nil, observed = {power = ..., bmc = ...}
+--         (written by the engine from what the BMC driver reads: power sync, inventory, power
+--         operations; bmc is "ok" or why the power sync cannot read the BMC),
 --         powerMismatch = {expected, observed} while the power differs from what the state
 --         expects
 local M = {}
@@ -159,6 +160,27 @@ local function check_power(h)
     end
 end
 
+-- The power sync also says whether the BMC can be read at all (status.observed.bmc: "ok",
+-- or why several syncs in a row failed: an expired certificate, a BMC that stopped
+-- answering). A host at rest (Available, Claimed, Provisioned) has no other news of its BMC,
+-- so the policy notes it in status.redfish and says so once with an event: a Warning
+-- "BMCUnreachable" when it stops, a Normal "BMCReachable" when it answers again. Nothing
+-- else changes: the host keeps its state and its claim, and work that needs the BMC fails
+-- and is retried as always.
+local function check_bmc(h)
+    local seen = type(h.status.observed) == "table" and h.status.observed.bmc or nil
+    local was = type(h.status.redfish) == "table" and h.status.redfish or {}
+    if seen == "ok" then
+        if was.connected == false then
+            h.status.redfish = {connected = true}
+            ward.event(h, "Normal", "BMCReachable", "the power sync reads the BMC again")
+        end
+    elseif type(seen) == "string" and not (was.connected == false and was.error == seen) then
+        h.status.redfish = {connected = false, error = seen}
+        ward.event(h, "Warning", "BMCUnreachable", "the power sync cannot read the BMC: " .. seen)
+    end
+end
+
 -- BMC work -----------------------------------------------------------------------------
 
 local function open_bmc(h)
@@ -208,6 +230,7 @@ end
 
 local function reconcile_available(h)
     check_power(h)
+    check_bmc(h)
     if set(h.spec.consumerRef) then
         return ward.transition(h, "Claimed", "claimed")
     end
@@ -215,6 +238,7 @@ end
 
 local function reconcile_claimed(h)
     check_power(h)
+    check_bmc(h)
     if not set(h.spec.consumerRef) then
         return released(h)
     end
@@ -298,6 +322,7 @@ end
 local function reconcile_provisioned(h)
     if set(h.spec.consumerRef) then
         check_power(h)
+        check_bmc(h)
         return
     end
     return release_host(h)

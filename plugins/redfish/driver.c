@@ -34,6 +34,9 @@ struct host {
     struct ward_rf_bmc *bmc; /* owned */
     char power[32];          /* last power state ward knew, "" when unknown */
     bool syncing;
+    unsigned failed_syncs; /* power syncs in a row that could not read the BMC */
+    char sync_error[256];  /* why the last of them failed (not the breaker's refusal) */
+    bool unreachable;      /* this driver told the policy the BMC cannot be read */
 };
 
 struct ward_rf_driver {
@@ -224,6 +227,41 @@ static void observe_power(const struct host *h)
     }
 }
 
+/* Power syncs in a row that must fail before the policy hears that the BMC cannot be read:
+ * one failed read (a BMC busy for a moment, after its retries) is not news. */
+#define SYNC_FAILURES_REPORTED 2
+
+/*
+ * Whether the BMC can be read reaches the policy as status.observed.bmc: "ok", or why the
+ * last SYNC_FAILURES_REPORTED power syncs failed. A sync that reads the BMC says "ok" (the
+ * engine writes nothing when that is what it already has, after a restart too); any other
+ * operation that succeeds says it only when this driver reported a failure, so enrolling
+ * a fleet costs no extra status write.
+ */
+static void observe_bmc(struct host *h, bool from_sync, int code, const char *reason)
+{
+    if (code == 0) {
+        h->failed_syncs = 0;
+        if ((from_sync || h->unreachable) && ward_policy_observe != NULL) {
+            ward_policy_observe(NULL, h->name, "bmc", "ok");
+        }
+        h->unreachable = false;
+        return;
+    }
+    if (!from_sync) {
+        return; /* the policy sees its own operations fail */
+    }
+    /* an open breaker refuses without asking the BMC; the failure before it says why */
+    if (code != -EHOSTDOWN || h->sync_error[0] == '\0') {
+        snprintf(h->sync_error, sizeof(h->sync_error), "%s",
+                 reason != NULL ? reason : "the BMC could not be read");
+    }
+    if (++h->failed_syncs >= SYNC_FAILURES_REPORTED && ward_policy_observe != NULL) {
+        ward_policy_observe(NULL, h->name, "bmc", h->sync_error);
+        h->unreachable = true;
+    }
+}
+
 int ward_rf_driver_remove(struct ward_rf_driver *d, const char *host)
 {
     for (struct host **p = &d->hosts; *p != NULL; p = &(*p)->next) {
@@ -269,6 +307,9 @@ static void on_op_done(void *arg, int code, const cJSON *result, const char *rea
                           p->kind == WARD_RF_OP_INVENTORY)) {
             /* ward's own power changes too, so the policy never compares with a stale read */
             observe_power(h);
+        }
+        if (h != NULL) {
+            observe_bmc(h, false, 0, NULL);
         }
     }
     if (code == 0) {
@@ -519,6 +560,9 @@ static void on_sync(void *arg, int code, const cJSON *result, const char *reason
             snprintf(h->power, sizeof(h->power), "%s", seen);
             observe_power(h);
         }
+        bool no_power = code == 0 && !cJSON_IsString(result);
+        observe_bmc(h, true, no_power ? -EBADMSG : code,
+                    no_power ? "the BMC's system answered without a PowerState" : reason);
     }
     free(s);
 }

@@ -78,6 +78,8 @@ static struct ward_rf_driver *driver;
 /* what the engine reported, for the assertions */
 static int mismatch_events;
 static char mismatch_message[256];
+static int unreachable_events, reachable_events;
+static char unreachable_message[512];
 
 static void on_event(void *arg, const struct ward_policy_event *ev)
 {
@@ -85,6 +87,13 @@ static void on_event(void *arg, const struct ward_policy_event *ev)
     if (ev->reason != NULL && strcmp(ev->reason, "PowerMismatch") == 0) {
         mismatch_events++;
         snprintf(mismatch_message, sizeof(mismatch_message), "%s", ev->message);
+    }
+    if (ev->reason != NULL && strcmp(ev->reason, "BMCUnreachable") == 0) {
+        unreachable_events++;
+        snprintf(unreachable_message, sizeof(unreachable_message), "%s", ev->message);
+    }
+    if (ev->reason != NULL && strcmp(ev->reason, "BMCReachable") == 0) {
+        reachable_events++;
     }
 }
 
@@ -180,6 +189,34 @@ static bool mismatch_stored(int i)
     bool yes = cJSON_IsObject(pm);
     cJSON_Delete(st);
     return yes;
+}
+
+/* The stored status.redfish.connected of host i is false (want_down) or true. */
+static bool want_down;
+
+static bool bmc_noted(int i)
+{
+    cJSON *st = stored_status(i);
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(st, "redfish"), "connected");
+    bool yes = cJSON_IsBool(c) && cJSON_IsTrue(c) != want_down;
+    cJSON_Delete(st);
+    return yes;
+}
+
+/* Power syncs until host i's stored status says what want_down asks (bounded); a sync of a
+ * host starts only once its previous one ended, so this waits on the syncs themselves. */
+static bool sync_until_noted(int i, double bound)
+{
+    ev_timer t;
+    ev_timer_init(&t, on_bound, bound, 0);
+    ev_timer_start(loop, &t);
+    while (ev_is_active(&t) && !bmc_noted(i)) {
+        ward_rf_driver_sync_now(driver);
+        ev_run(loop, EVRUN_ONCE);
+    }
+    ev_timer_stop(loop, &t);
+    return bmc_noted(i);
 }
 
 static int removed_host;
@@ -278,7 +315,7 @@ static cJSON *stored_status(int i)
 
 int main(void)
 {
-    plan(44);
+    plan(52);
     loop = ev_default_loop(0);
     char path[600];
     snprintf(path, sizeof(path), "%s/log", test_tmpdir());
@@ -486,6 +523,41 @@ int main(void)
     free(list);
     ok(kept == 1 && count >= 2, "repeats aggregate into one event (%d kept, count %ld)", kept,
        count);
+
+    /* a BMC that starts failing under an enrolled, idle host: the power sync notices, the
+       policy notes it in the status and warns once; the host stays Available */
+    int idle_host = CERT_EXPIRED;
+    ok(is_available(idle_host), "%s is Available", names[idle_host]);
+    fault(idle_host, "\"error_rate\":1");
+    want_down = true;
+    ok(sync_until_noted(idle_host, 20),
+       "after failed power syncs the store has status.redfish.connected false");
+    st = stored_status(idle_host);
+    serr = json_str(st, "redfish/error");
+    const char *obs = json_str(st, "observed/bmc");
+    ok(serr != NULL && strstr(serr, "HTTP 500") != NULL && obs != NULL && strcmp(obs, serr) == 0,
+       "status.redfish.error and status.observed.bmc say why (%s)", serr ? serr : "-");
+    cJSON_Delete(st);
+    ok(unreachable_events == 1 && strstr(unreachable_message, "HTTP 500") != NULL,
+       "one BMCUnreachable event says why (%d: %s)", unreachable_events, unreachable_message);
+    ok(is_available(idle_host), "the host keeps its state");
+    /* more syncs that reach the BMC and fail: no new event */
+    double failed = sim_counter(&s, idle_host, "responses_5xx");
+    ev_timer more;
+    ev_timer_init(&more, on_bound, 10, 0);
+    ev_timer_start(loop, &more);
+    while (ev_is_active(&more) && sim_counter(&s, idle_host, "responses_5xx") < failed + 2) {
+        ward_rf_driver_sync_now(driver);
+        ev_run(loop, EVRUN_ONCE);
+    }
+    ev_timer_stop(loop, &more);
+    ok(sim_counter(&s, idle_host, "responses_5xx") >= failed + 2 && unreachable_events == 1,
+       "two more failed syncs raise no second BMCUnreachable (%d)", unreachable_events);
+    fault(idle_host, "\"clear\":true");
+    want_down = false;
+    ok(sync_until_noted(idle_host, 20), "once it answers again, connected is true");
+    ok(unreachable_events == 1 && reachable_events == 1,
+       "one BMCUnreachable, then one BMCReachable (%d, %d)", unreachable_events, reachable_events);
 
     /* removal: the host is deleted from the store as the API does; its session ends */
     removed_host = HEALTHY;
