@@ -40,7 +40,7 @@ import sys
 import time
 
 from fleetlib import (http_get, http_post, free_port, wait_line, proc_status, proc_cpu,
-                      sim_counters, stop)
+                      sim_counters, stop, tear_down)
 
 SRCDIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_OPS = 20  # provisioning cap (not used by enrollment)
@@ -172,12 +172,7 @@ def one_run(args, n, run):
             res["ratio"] = res["sushy_wall"] / wall  # throughput ward / throughput sushy
         return res
     finally:
-        if wardd is not None:
-            stop(wardd)
-        stop(sim)
-        sim_out.close()
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+        tear_down(wardd, sim, sim_out, work, args.keep)
 
 
 def entered_available(line):

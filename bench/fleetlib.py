@@ -3,6 +3,7 @@
 process's memory and CPU from /proc, starting and stopping the programs they measure."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -75,3 +76,14 @@ def stop(proc, limit=30):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def tear_down(wardd, sim, sim_out, work, keep):
+    """Stop wardd (None when it did not start) and the simulator, close the simulator's
+    output, and remove the work directory unless it is to be kept."""
+    if wardd is not None:
+        stop(wardd)
+    stop(sim)
+    sim_out.close()
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)

@@ -33,7 +33,7 @@ import time
 import urllib.error
 import urllib.request
 
-from fleetlib import (free_port, http_get, http_post, proc_cpu, proc_status, stop,
+from fleetlib import (free_port, http_get, http_post, proc_cpu, proc_status, tear_down,
                       wait_line)
 
 SRCDIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -287,12 +287,7 @@ def main():
         return 0
     finally:
         stop_sampling.set()
-        if wardd is not None:
-            stop(wardd)
-        stop(sim)
-        sim_out.close()
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+        tear_down(wardd, sim, sim_out, work, args.keep)
 
 
 if __name__ == "__main__":
