@@ -18,7 +18,7 @@ Every 5 s it samples wardd's VmRSS, open descriptors, threads and CPU, the store
 on disk, the sessions the BMCs hold and the hosts by state, and prints one line a
 minute. At the end it prints the RSS slope over the second half (KiB per hour, least
 squares), the descriptors' range, the most sessions any BMC held, the logins per host,
-and the hosts by state after recovery. It is a benchmark, not a test: it polls, and what
+and the hosts by state after recovery, and the events wardd recorded. It is a benchmark, not a test: it polls, and what
 it prints is for a person (and doc/soak.md) to judge.
 """
 import argparse
@@ -261,6 +261,11 @@ def main():
         stop_sampling.set()
         th.join()
         final = api.states()
+        code, body = api.call("GET", "/events?limit=10000")
+        counted = {}
+        for ev in (body or {}).get("items", []) if code == 200 else []:
+            key = "%s %s" % (ev.get("type"), ev.get("reason"))
+            counted[key] = counted.get(key, 0) + ev.get("count", 1)
         health = http_get("http://127.0.0.1:%d/healthz" % port)
         soaked = [s for s in samples if s["t"] <= args.minutes * 60]
         half = [(s["t"], s["rss"]) for s in soaked if s["t"] >= soaked[-1]["t"] / 2]
@@ -284,6 +289,7 @@ def main():
         print("  provisioned %d of %d claims; after %.0f s of recovery: %s; healthz %s" %
               (provisioned, claimed, args.recovery_s, json.dumps(final, sort_keys=True),
                health.strip()[:60]))
+        print("  events: %s" % ", ".join("%s %d" % kv for kv in sorted(counted.items())))
         return 0
     finally:
         stop_sampling.set()
