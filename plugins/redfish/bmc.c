@@ -17,6 +17,7 @@
 #include "bmc.h"
 #include "parse.h"
 #include "quirks.h"
+#include "util.h" /* ward_buf, from wardd's core */
 
 #define COMPONENT "redfish"
 #define PATH_MAX_LEN 512
@@ -774,17 +775,40 @@ static void breaker(struct ward_rf_bmc *b, const struct ward_rf_response *r)
     }
 }
 
+/* A BMC's error message may quote what it refused: the password of a login (Redfish's
+ * PropertyValueFormatError repeats the value). The log redacts it, but a reason also goes
+ * into statuses and events, so it is cut out here. */
+static void scrub_password(const struct ward_rf_bmc *b, char *text, size_t cap)
+{
+    if (b->password == NULL || b->password[0] == '\0' || strstr(text, b->password) == NULL) {
+        return;
+    }
+    size_t plen = strlen(b->password);
+    struct ward_buf out = {0};
+    ward_buf_puts(&out, text);
+    char *hit;
+    size_t from = 0;
+    while (out.data != NULL && (hit = strstr(out.data + from, b->password)) != NULL) {
+        size_t at = (size_t)(hit - out.data);
+        ward_buf_splice(&out, at, plen, "[REDACTED]");
+        from = at + strlen("[REDACTED]");
+    }
+    snprintf(text, cap, "%s", out.data != NULL ? out.data : "");
+    ward_buf_free(&out);
+}
+
 static void fill_reason(struct ward_rf_op *op, const struct ward_rf_response *r, struct answer *a)
 {
     const char *m = ward_rf_method_name(op->req.method);
     if (r->code != 0) {
         snprintf(a->reason, sizeof(a->reason), "%s %.160s: %.500s", m, op->req.path, r->reason);
-        return;
+    } else {
+        char detail[512];
+        ward_rf_error_reason(r->body, detail, sizeof(detail));
+        snprintf(a->reason, sizeof(a->reason), "%s %.160s: HTTP %ld%s%.500s", m, op->req.path,
+                 r->status, detail[0] != '\0' ? ": " : "", detail);
     }
-    char detail[512];
-    ward_rf_error_reason(r->body, detail, sizeof(detail));
-    snprintf(a->reason, sizeof(a->reason), "%s %.160s: HTTP %ld%s%.500s", m, op->req.path,
-             r->status, detail[0] != '\0' ? ": " : "", detail);
+    scrub_password(op->bmc, a->reason, sizeof(a->reason));
 }
 
 static void on_http(void *arg, const struct ward_rf_response *r)

@@ -446,11 +446,18 @@ static enum MHD_Result route(struct tserver *s, struct MHD_Connection *c, const 
         const char *p = cJSON_GetStringValue(cJSON_GetObjectItem(req, "Password"));
         bool good = u != NULL && p != NULL && strcmp(u, TSERVER_USER) == 0 &&
                     strcmp(p, TSERVER_PASSWORD) == 0;
-        cJSON_Delete(req);
         s->st.logins++;
         if (!good) {
-            return send_error(c, 401, "Base.1.8.NoValidSession", "Invalid username or password.");
+            /* as some firmware does, quoting the value it refused */
+            char msg[256];
+            snprintf(msg, sizeof(msg),
+                     "Invalid username or password. The value '%.64s' for the property Password "
+                     "was refused.",
+                     p != NULL ? p : "");
+            cJSON_Delete(req);
+            return send_error(c, 401, "Base.1.8.NoValidSession", msg);
         }
+        cJSON_Delete(req);
         int live = 0;
         int slot = -1;
         for (int i = 0; i < 8; i++) {
