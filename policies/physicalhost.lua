@@ -161,23 +161,39 @@ local function check_power(h)
 end
 
 -- The power sync also says whether the BMC can be read at all (status.observed.bmc: "ok",
--- or why several syncs in a row failed: an expired certificate, a BMC that stopped
--- answering). A host at rest (Available, Claimed, Provisioned) has no other news of its BMC,
--- so the policy notes it in status.redfish and says so once with an event: a Warning
--- "BMCUnreachable" when it stops, a Normal "BMCReachable" when it answers again. Nothing
--- else changes: the host keeps its state and its claim, and work that needs the BMC fails
--- and is retried as always.
+-- or, when several syncs in a row failed, why and since when: an expired certificate, a
+-- BMC that stopped answering). A host at rest (Available, Claimed, Provisioned) hears of its
+-- BMC from nothing else, so the policy notes it in status.redfish (connected, error) and
+-- says it once with an event: a Warning "BMCUnreachable" when the BMC stops answering, a
+-- Normal "BMCReachable" when it answers again. status.redfish.seen is the observation
+-- already taken into account (a connection the policy made itself counts as newer news);
+-- warned says a BMCUnreachable stands. Nothing else changes: the host keeps its state and
+-- its claim, and work that needs the BMC fails and is retried as always.
+local function observed_bmc(h)
+    return type(h.status.observed) == "table" and h.status.observed.bmc or nil
+end
+
 local function check_bmc(h)
-    local seen = type(h.status.observed) == "table" and h.status.observed.bmc or nil
+    if has_connection_info(h) then
+        -- the driver syncs the hosts it knows: after a restart, this is how an idle one is
+        ward.bmc(h)
+    end
+    local seen = observed_bmc(h)
     local was = type(h.status.redfish) == "table" and h.status.redfish or {}
+    if seen == nil or seen == was.seen then
+        return
+    end
     if seen == "ok" then
-        if was.connected == false then
-            h.status.redfish = {connected = true}
+        if was.warned then
             ward.event(h, "Normal", "BMCReachable", "the power sync reads the BMC again")
         end
-    elseif type(seen) == "string" and not (was.connected == false and was.error == seen) then
-        h.status.redfish = {connected = false, error = seen}
-        ward.event(h, "Warning", "BMCUnreachable", "the power sync cannot read the BMC: " .. seen)
+        h.status.redfish = {connected = true, seen = seen}
+    else
+        if not was.warned then
+            ward.event(h, "Warning", "BMCUnreachable",
+                       "the power sync cannot read the BMC: " .. seen)
+        end
+        h.status.redfish = {connected = false, error = seen, seen = seen, warned = true}
     end
 end
 
@@ -188,12 +204,17 @@ local function open_bmc(h)
     if not bmc then
         return nil, err
     end
+    local was = type(h.status.redfish) == "table" and h.status.redfish or {}
     local ok, cerr = bmc:connect()
     if not ok then
-        h.status.redfish = {connected = false, error = cerr}
+        h.status.redfish = {connected = false, error = cerr, seen = observed_bmc(h),
+                            warned = was.warned}
         return nil, cerr
     end
-    h.status.redfish = {connected = true}
+    if was.warned then
+        ward.event(h, "Normal", "BMCReachable", "the BMC answers again")
+    end
+    h.status.redfish = {connected = true, seen = observed_bmc(h)}
     return bmc
 end
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <ward/async.h>
@@ -35,7 +36,7 @@ struct host {
     char power[32];          /* last power state ward knew, "" when unknown */
     bool syncing;
     unsigned failed_syncs; /* power syncs in a row that could not read the BMC */
-    char sync_error[256];  /* why the last of them failed (not the breaker's refusal) */
+    char sync_error[256];  /* why the first of them failed, and since when */
     bool unreachable;      /* this driver told the policy the BMC cannot be read */
 };
 
@@ -231,10 +232,27 @@ static void observe_power(const struct host *h)
  * one failed read (a BMC busy for a moment, after its retries) is not news. */
 #define SYNC_FAILURES_REPORTED 2
 
+/* Copy at most cap - 1 bytes of src, never cutting a UTF-8 sequence in two. */
+static void copy_whole_chars(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap) {
+        n = cap - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80) {
+            n--; /* src[n] continues a sequence that would be cut: leave it all out */
+        }
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 /*
- * Whether the BMC can be read reaches the policy as status.observed.bmc: "ok", or why the
- * last SYNC_FAILURES_REPORTED power syncs failed. A sync that reads the BMC says "ok" (the
- * engine writes nothing when that is what it already has, after a restart too); any other
+ * Whether the BMC can be read reaches the policy as status.observed.bmc: "ok", or, once
+ * SYNC_FAILURES_REPORTED power syncs in a row failed, why the first of them failed and
+ * since when. That text stays the same for the whole outage (a timeout's message changes
+ * with every try, and each change would be a store write, a reconcile and news), and a
+ * new outage, after a restart too, never repeats an old one. A sync that reads the BMC
+ * says "ok" (the engine writes nothing when that is what it already has); any other
  * operation that succeeds says it only when this driver reported a failure, so enrolling
  * a fleet costs no extra status write.
  */
@@ -242,21 +260,28 @@ static void observe_bmc(struct host *h, bool from_sync, int code, const char *re
 {
     if (code == 0) {
         h->failed_syncs = 0;
+        h->sync_error[0] = '\0';
         if ((from_sync || h->unreachable) && ward_policy_observe != NULL) {
             ward_policy_observe(NULL, h->name, "bmc", "ok");
         }
         h->unreachable = false;
         return;
     }
-    if (!from_sync) {
-        return; /* the policy sees its own operations fail */
+    if (!from_sync || code == -ECANCELED) {
+        return; /* the policy sees its own operations fail; a cancelled read says nothing */
     }
-    /* an open breaker refuses without asking the BMC; the failure before it says why */
-    if (code != -EHOSTDOWN || h->sync_error[0] == '\0') {
-        snprintf(h->sync_error, sizeof(h->sync_error), "%s",
-                 reason != NULL ? reason : "the BMC could not be read");
+    /* the outage's first failure (an open breaker's refusal names the failure behind it) */
+    if (h->failed_syncs == 0) {
+        char what[200];
+        copy_whole_chars(what, sizeof(what), reason != NULL ? reason : "the BMC could not be read");
+        char since[32];
+        time_t t = time(NULL);
+        struct tm tm;
+        strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+        snprintf(h->sync_error, sizeof(h->sync_error), "%s (since %s)", what, since);
     }
-    if (++h->failed_syncs >= SYNC_FAILURES_REPORTED && ward_policy_observe != NULL) {
+    if (++h->failed_syncs >= SYNC_FAILURES_REPORTED && !h->unreachable &&
+        ward_policy_observe != NULL) {
         ward_policy_observe(NULL, h->name, "bmc", h->sync_error);
         h->unreachable = true;
     }

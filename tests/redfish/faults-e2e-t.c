@@ -315,7 +315,7 @@ static cJSON *stored_status(int i)
 
 int main(void)
 {
-    plan(52);
+    plan(53);
     loop = ev_default_loop(0);
     char path[600];
     snprintf(path, sizeof(path), "%s/log", test_tmpdir());
@@ -541,18 +541,40 @@ int main(void)
     ok(unreachable_events == 1 && strstr(unreachable_message, "HTTP 500") != NULL,
        "one BMCUnreachable event says why (%d: %s)", unreachable_events, unreachable_message);
     ok(is_available(idle_host), "the host keeps its state");
-    /* more syncs that reach the BMC and fail: no new event */
-    double failed = sim_counter(&s, idle_host, "responses_5xx");
+    /* the outage goes on, and changes (500s, then no answer at all): the status keeps its
+       first reason, and there is no second event, however often the policy runs */
+    fault(idle_host, "\"error_rate\":0,\"hang\":true");
+    double asked = sim_counter(&s, idle_host, "requests");
     ev_timer more;
-    ev_timer_init(&more, on_bound, 10, 0);
+    ev_timer_init(&more, on_bound, 15, 0);
     ev_timer_start(loop, &more);
-    while (ev_is_active(&more) && sim_counter(&s, idle_host, "responses_5xx") < failed + 2) {
+    while (ev_is_active(&more) && sim_counter(&s, idle_host, "requests") < asked + 3) {
         ward_rf_driver_sync_now(driver);
+        ward_policy_enqueue(engine, KIND, names[idle_host]);
         ev_run(loop, EVRUN_ONCE);
     }
     ev_timer_stop(loop, &more);
-    ok(sim_counter(&s, idle_host, "responses_5xx") >= failed + 2 && unreachable_events == 1,
-       "two more failed syncs raise no second BMCUnreachable (%d)", unreachable_events);
+    st = stored_status(idle_host);
+    serr = json_str(st, "redfish/error");
+    ok(sim_counter(&s, idle_host, "requests") >= asked + 3 && unreachable_events == 1 &&
+           serr != NULL && strstr(serr, "HTTP 500") != NULL && strstr(serr, "(since ") != NULL,
+       "three more requests that hang: still one BMCUnreachable, still the first reason "
+       "(%d, %s)",
+       unreachable_events, serr ? serr : "-");
+    cJSON_Delete(st);
+    /* a driver that does not know the host (a wardd just restarted): the policy's next run
+       of the idle host makes it known, so the power sync reads it again */
+    ward_rf_driver_remove(driver, names[idle_host]);
+    ward_policy_enqueue(engine, KIND, names[idle_host]);
+    ev_timer known;
+    ev_timer_init(&known, on_bound, 10, 0);
+    ev_timer_start(loop, &known);
+    while (ev_is_active(&known) && ward_rf_driver_bmc(driver, names[idle_host]) == NULL) {
+        ev_run(loop, EVRUN_ONCE);
+    }
+    ev_timer_stop(loop, &known);
+    ok(ward_rf_driver_bmc(driver, names[idle_host]) != NULL,
+       "an idle host the driver forgot is known again after its reconcile");
     fault(idle_host, "\"clear\":true");
     want_down = false;
     ok(sync_until_noted(idle_host, 20), "once it answers again, connected is true");
