@@ -40,7 +40,7 @@ import sys
 import time
 
 from fleetlib import (http_get, http_post, free_port, wait_line, proc_status, proc_cpu,
-                      sim_counters, stop, tear_down)
+                      sim_counters, stop, tear_down, exit_on_sigterm)
 
 SRCDIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_OPS = 20  # provisioning cap (not used by enrollment)
@@ -286,6 +286,7 @@ def main():
                          "(no sushy run, no client floor)")
     ap.add_argument("--keep", action="store_true", help="keep logs and state")
     args = ap.parse_args()
+    exit_on_sigterm()
     if args.plain_http:
         # sushy's script verifies against the simulator's CA, and the floor is TLS's
         args.no_sushy = True

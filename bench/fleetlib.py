@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 
@@ -87,3 +88,9 @@ def tear_down(wardd, sim, sim_out, work, keep):
     sim_out.close()
     if not keep:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def exit_on_sigterm():
+    """Make SIGTERM end the script through its finally blocks, so the wardd and simulator it
+    started are stopped too instead of left running on the machine's cores."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

@@ -33,8 +33,8 @@ import time
 import urllib.error
 import urllib.request
 
-from fleetlib import (free_port, http_get, http_post, proc_cpu, proc_status, tear_down,
-                      wait_line)
+from fleetlib import (exit_on_sigterm, free_port, http_get, http_post, proc_cpu, proc_status,
+                      tear_down, wait_line)
 
 SRCDIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAULTS = [
@@ -152,6 +152,7 @@ def main():
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--keep", action="store_true", help="keep logs and state")
     args = ap.parse_args()
+    exit_on_sigterm()
     args.builddir = os.path.abspath(args.builddir)
     work = args.workdir or os.path.join(args.builddir, "soak.d")
     shutil.rmtree(work, ignore_errors=True)
