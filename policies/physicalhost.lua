@@ -170,17 +170,32 @@ end
 -- warned says a BMCUnreachable stands. Nothing else changes: the host keeps its state and
 -- its claim, and work that needs the BMC fails and is retried as always.
 local function observed_bmc(h)
-    return type(h.status.observed) == "table" and h.status.observed.bmc or nil
+    local seen = type(h.status.observed) == "table" and h.status.observed.bmc or nil
+    return type(seen) == "string" and seen or nil
+end
+
+local function note_unreachable(h, was, why, seen)
+    if not was.warned then
+        ward.event(h, "Warning", "BMCUnreachable", why)
+    end
+    h.status.redfish = {connected = false, error = why, seen = seen, warned = true}
 end
 
 local function check_bmc(h)
+    local was = type(h.status.redfish) == "table" and h.status.redfish or {}
+    local seen = observed_bmc(h)
     if has_connection_info(h) then
         -- the driver syncs the hosts it knows: after a restart, this is how an idle one is
-        ward.bmc(h)
+        local bmc, err = ward.bmc(h)
+        if not bmc then
+            if was.error ~= "cannot use the BMC: " .. tostring(err) then
+                note_unreachable(h, was, "cannot use the BMC: " .. tostring(err), seen)
+            end
+            return
+        end
     end
-    local seen = observed_bmc(h)
-    local was = type(h.status.redfish) == "table" and h.status.redfish or {}
-    if seen == nil or seen == was.seen then
+    -- nothing new, and the status says what the observation says
+    if seen == nil or (seen == was.seen and (seen == "ok") == (was.connected == true)) then
         return
     end
     if seen == "ok" then
@@ -189,11 +204,7 @@ local function check_bmc(h)
         end
         h.status.redfish = {connected = true, seen = seen}
     else
-        if not was.warned then
-            ward.event(h, "Warning", "BMCUnreachable",
-                       "the power sync cannot read the BMC: " .. seen)
-        end
-        h.status.redfish = {connected = false, error = seen, seen = seen, warned = true}
+        note_unreachable(h, was, seen, seen)
     end
 end
 
@@ -211,10 +222,9 @@ local function open_bmc(h)
                             warned = was.warned}
         return nil, cerr
     end
-    if was.warned then
-        ward.event(h, "Normal", "BMCReachable", "the BMC answers again")
-    end
-    h.status.redfish = {connected = true, seen = observed_bmc(h)}
+    -- a connect may not ask the BMC (its session is open): a standing warning ends only when
+    -- the power sync or another operation reads the BMC (check_bmc)
+    h.status.redfish = {connected = true, seen = observed_bmc(h), warned = was.warned}
     return bmc
 end
 

@@ -110,7 +110,17 @@ static char *read_small(const char *path)
     return strdup(buf);
 }
 
-/* Find or (re)create the host's BMC from its spec. 0, or -errno with a reason. */
+/* A spec that cannot be used any more: the BMC made from the old one is dropped, so the
+ * power sync does not go on reading an address the host no longer has. */
+static void drop_host(struct ward_rf_driver *d, const char *name)
+{
+    if (find_host(d, name) != NULL) {
+        ward_rf_driver_remove(d, name);
+    }
+}
+
+/* Find or (re)create the host's BMC from its spec. 0, or -errno with a reason (and no BMC
+ * kept for the host). */
 static int host_for(struct ward_rf_driver *d, const char *name, const char *spec_json,
                     struct host **out, char *reason, size_t rlen)
 {
@@ -123,6 +133,7 @@ static int host_for(struct ward_rf_driver *d, const char *name, const char *spec
     if (address == NULL) {
         cJSON_Delete(spec);
         snprintf(reason, rlen, "host %s has no bmc.address", name);
+        drop_host(d, name);
         return -EINVAL;
     }
     struct ward_rf_bmc_config cfg = {
@@ -153,6 +164,7 @@ static int host_for(struct ward_rf_driver *d, const char *name, const char *spec
                      "redfish plugin's configuration; names have no '/')",
                      name, set);
             cJSON_Delete(spec); /* set points into spec */
+            drop_host(d, name);
             return -EINVAL;
         }
         char upath[1024];
@@ -179,12 +191,18 @@ static int host_for(struct ward_rf_driver *d, const char *name, const char *spec
     cJSON_Delete(spec);
     if (b == NULL) {
         snprintf(reason, rlen, "%s", err.text);
+        drop_host(d, name);
         return err.code != 0 ? err.code : -EINVAL;
     }
     if (h != NULL) {
-        /* the spec changed: the old session ends, the next calls use the new BMC config */
+        /* the spec changed: the old session ends, the next calls use the new BMC config,
+           and what the driver knew of the old BMC (power, an outage) is forgotten */
         ward_rf_bmc_destroy(h->bmc);
         free(h->signature);
+        h->power[0] = '\0';
+        h->failed_syncs = 0;
+        h->sync_error[0] = '\0';
+        h->unreachable = false;
     } else {
         h = calloc(1, sizeof(*h));
         if (h == NULL || (h->name = strdup(name)) == NULL ||
@@ -333,7 +351,8 @@ static void on_op_done(void *arg, int code, const cJSON *result, const char *rea
             /* ward's own power changes too, so the policy never compares with a stale read */
             observe_power(h);
         }
-        if (h != NULL) {
+        if (h != NULL && p->kind != WARD_RF_OP_CONNECT) {
+            /* (a connect with a session already open completes without asking the BMC) */
             observe_bmc(h, false, 0, NULL);
         }
     }

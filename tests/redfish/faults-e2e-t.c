@@ -315,7 +315,7 @@ static cJSON *stored_status(int i)
 
 int main(void)
 {
-    plan(53);
+    plan(54);
     loop = ev_default_loop(0);
     char path[600];
     snprintf(path, sizeof(path), "%s/log", test_tmpdir());
@@ -575,6 +575,28 @@ int main(void)
     ev_timer_stop(loop, &known);
     ok(ward_rf_driver_bmc(driver, names[idle_host]) != NULL,
        "an idle host the driver forgot is known again after its reconcile");
+    /* that driver reports the outage afresh (the BMC now hangs): the status takes the new
+       reason, and the warning that stands is not raised again */
+    st = stored_status(idle_host);
+    char *first = strdup(json_str(st, "observed/bmc") ? json_str(st, "observed/bmc") : "");
+    cJSON_Delete(st);
+    ev_timer fresh;
+    ev_timer_init(&fresh, on_bound, 20, 0);
+    ev_timer_start(loop, &fresh);
+    bool changed = false;
+    while (ev_is_active(&fresh) && !changed) {
+        ward_rf_driver_sync_now(driver);
+        ev_run(loop, EVRUN_ONCE);
+        st = stored_status(idle_host);
+        const char *now_err = json_str(st, "redfish/error");
+        changed = now_err != NULL && strcmp(now_err, first) != 0 && strstr(now_err, "timed out");
+        cJSON_Delete(st);
+    }
+    ev_timer_stop(loop, &fresh);
+    ok(changed && unreachable_events == 1,
+       "a new report of the outage updates status.redfish.error without a second event (%d)",
+       unreachable_events);
+    free(first);
     fault(idle_host, "\"clear\":true");
     want_down = false;
     ok(sync_until_noted(idle_host, 20), "once it answers again, connected is true");
