@@ -22,8 +22,6 @@
 #include "log.h"
 #include "util.h"
 
-#define REDACTED "[REDACTED]"
-
 static struct {
     enum ward_log_level level;
     FILE *out; /* NULL: stderr; owned when owns_out */
@@ -152,15 +150,7 @@ bool ward_log_key_is_secret(const char *key)
 static void scrub(struct ward_buf *b, size_t start)
 {
     for (size_t i = 0; i < logger.nsecrets; i++) {
-        const char *secret = logger.secrets[i];
-        size_t slen = strlen(secret);
-        char *hit;
-        size_t from = start;
-        while (b->data != NULL && (hit = strstr(b->data + from, secret)) != NULL) {
-            size_t at = (size_t)(hit - b->data);
-            ward_buf_splice(b, at, slen, REDACTED);
-            from = at + strlen(REDACTED);
-        }
+        ward_buf_replace_all(b, start, logger.secrets[i], WARD_REDACTED);
     }
 }
 
@@ -243,7 +233,7 @@ __attribute__((format(printf, 5, 0))) static void emit(enum ward_log_level level
         if (fields[i].value == NULL) {
             ward_buf_puts(&line, "null");
         } else if (ward_log_key_is_secret(key)) {
-            ward_json_escape(&line, REDACTED);
+            ward_json_escape(&line, WARD_REDACTED);
         } else {
             put_value(&line, fields[i].value);
         }

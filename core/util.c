@@ -80,6 +80,19 @@ void ward_buf_splice(struct ward_buf *b, size_t at, size_t n, const char *s)
     b->len = b->len - n + slen;
 }
 
+void ward_buf_replace_all(struct ward_buf *b, size_t from, const char *needle, const char *s)
+{
+    size_t nlen = strlen(needle);
+    size_t slen = strlen(s);
+    char *hit;
+    while (nlen > 0 && b->data != NULL && from <= b->len &&
+           (hit = strstr(b->data + from, needle)) != NULL) {
+        size_t at = (size_t)(hit - b->data);
+        ward_buf_splice(b, at, nlen, s);
+        from = at + slen;
+    }
+}
+
 char *ward_buf_steal(struct ward_buf *b)
 {
     char *s = b->data;

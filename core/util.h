@@ -27,6 +27,11 @@ void ward_buf_vprintf(struct ward_buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 /* Replace n bytes at offset with s. */
 void ward_buf_splice(struct ward_buf *b, size_t at, size_t n, const char *s);
+/* Replace every occurrence of needle (not empty) from offset on with s; what s brings in
+ * is not searched again. */
+void ward_buf_replace_all(struct ward_buf *b, size_t from, const char *needle, const char *s);
+/* What a secret becomes wherever ward writes text that may hold one. */
+#define WARD_REDACTED "[REDACTED]"
 /* Hand the string to the caller (who frees it) and reset b. */
 char *ward_buf_steal(struct ward_buf *b);
 void ward_buf_free(struct ward_buf *b);

@@ -465,37 +465,35 @@ static void op_free(struct ward_rf_op *op)
 
 static void wake_login_waiters(struct ward_rf_bmc *b, int code, const char *reason);
 
-/* End the operation: callback, metrics, free, schedule the next one. */
 /* A BMC's error message may quote what it refused: the password of a login (Redfish's
  * PropertyValueFormatError repeats the value). The log redacts it, but a reason also goes
  * into statuses and events, so it is cut out of the BMC's text before that is shortened
  * (a password cut in two would leave a piece) and of every reason an operation ends with. */
+static bool quotes_password(const struct ward_rf_bmc *b, const char *text)
+{
+    return text != NULL && b->password != NULL && b->password[0] != '\0' &&
+           strstr(text, b->password) != NULL;
+}
+
 static void scrub_password(const struct ward_rf_bmc *b, char *text, size_t cap)
 {
-    if (b->password == NULL || b->password[0] == '\0' || strstr(text, b->password) == NULL) {
+    if (!quotes_password(b, text)) {
         return;
     }
-    size_t plen = strlen(b->password);
     struct ward_buf out = {0};
     ward_buf_puts(&out, text);
-    char *hit;
-    size_t from = 0;
-    while (out.data != NULL && (hit = strstr(out.data + from, b->password)) != NULL) {
-        size_t at = (size_t)(hit - out.data);
-        ward_buf_splice(&out, at, plen, "[REDACTED]");
-        from = at + strlen("[REDACTED]");
-    }
+    ward_buf_replace_all(&out, 0, b->password, WARD_REDACTED);
     snprintf(text, cap, "%s", out.data != NULL ? out.data : "");
     ward_buf_free(&out);
 }
 
+/* End the operation: callback, metrics, free, schedule the next one. */
 static void op_done(struct ward_rf_op *op, int code, const char *reason)
 {
     struct ward_rf_bmc *b = op->bmc;
     struct ward_rf_client *c = b->c;
     char scrubbed[1024];
-    if (reason != NULL && b->password != NULL && b->password[0] != '\0' &&
-        strstr(reason, b->password) != NULL) {
+    if (quotes_password(b, reason)) {
         snprintf(scrubbed, sizeof(scrubbed), "%s", reason);
         scrub_password(b, scrubbed, sizeof(scrubbed));
         reason = scrubbed;
