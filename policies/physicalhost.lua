@@ -28,8 +28,12 @@ local function has_connection_info(h)
     return type(h.spec.bmc) == "table" and set(h.spec.bmc.address)
 end
 
+local function redfish_of(h)
+    return type(h.status.redfish) == "table" and h.status.redfish or {}
+end
+
 local function connected(h)
-    return type(h.status.redfish) == "table" and h.status.redfish.connected == true
+    return redfish_of(h).connected == true
 end
 
 -- guards, named after the transition they guard --------------------------------------
@@ -182,14 +186,15 @@ local function note_unreachable(h, was, why, seen)
 end
 
 local function check_bmc(h)
-    local was = type(h.status.redfish) == "table" and h.status.redfish or {}
+    local was = redfish_of(h)
     local seen = observed_bmc(h)
     if has_connection_info(h) then
         -- the driver syncs the hosts it knows: after a restart, this is how an idle one is
         local bmc, err = ward.bmc(h)
         if not bmc then
-            if was.error ~= "cannot use the BMC: " .. tostring(err) then
-                note_unreachable(h, was, "cannot use the BMC: " .. tostring(err), seen)
+            local why = "cannot use the BMC: " .. tostring(err)
+            if was.error ~= why then
+                note_unreachable(h, was, why, seen)
             end
             return
         end
@@ -215,7 +220,7 @@ local function open_bmc(h)
     if not bmc then
         return nil, err
     end
-    local was = type(h.status.redfish) == "table" and h.status.redfish or {}
+    local was = redfish_of(h)
     local ok, cerr = bmc:connect()
     if not ok then
         h.status.redfish = {connected = false, error = cerr, seen = observed_bmc(h),

@@ -204,19 +204,45 @@ static bool bmc_noted(int i)
     return yes;
 }
 
-/* Power syncs until host i's stored status says what want_down asks (bounded); a sync of a
- * host starts only once its previous one ended, so this waits on the syncs themselves. */
-static bool sync_until_noted(int i, double bound)
+/* Power syncs, with host i's reconcile asked for each time, until done(i) holds (bounded);
+ * a sync of a host starts only once its previous one ended, so this waits on the syncs
+ * themselves. */
+static bool sync_until(int i, bool (*done)(int i), double bound)
 {
     ev_timer t;
     ev_timer_init(&t, on_bound, bound, 0);
     ev_timer_start(loop, &t);
-    while (ev_is_active(&t) && !bmc_noted(i)) {
+    while (ev_is_active(&t) && !done(i)) {
         ward_rf_driver_sync_now(driver);
+        ward_policy_enqueue(engine, KIND, names[i]);
         ev_run(loop, EVRUN_ONCE);
     }
     ev_timer_stop(loop, &t);
-    return bmc_noted(i);
+    return done(i);
+}
+
+static double asked; /* the BMC's request count when a wait began */
+
+static bool asked_thrice(int i)
+{
+    return sim_counter(&s, i, "requests") >= asked + 3;
+}
+
+static bool driver_knows(int i)
+{
+    return ward_rf_driver_bmc(driver, names[i]) != NULL;
+}
+
+static char first_reason[512]; /* status.observed.bmc when a wait began */
+
+/* The stored status.redfish.error is a timeout, and not first_reason. */
+static bool reason_renewed(int i)
+{
+    cJSON *st = stored_status(i);
+    const char *e = json_str(st, "redfish/error");
+    bool yes = e != NULL && strcmp(e, first_reason) != 0 && strstr(e, "timed out") != NULL;
+    cJSON_Delete(st);
+    return yes;
 }
 
 static int removed_host;
@@ -530,7 +556,7 @@ int main(void)
     ok(is_available(idle_host), "%s is Available", names[idle_host]);
     fault(idle_host, "\"error_rate\":1");
     want_down = true;
-    ok(sync_until_noted(idle_host, 20),
+    ok(sync_until(idle_host, bmc_noted, 20),
        "after failed power syncs the store has status.redfish.connected false");
     st = stored_status(idle_host);
     serr = json_str(st, "redfish/error");
@@ -544,20 +570,12 @@ int main(void)
     /* the outage goes on, and changes (500s, then no answer at all): the status keeps its
        first reason, and there is no second event, however often the policy runs */
     fault(idle_host, "\"error_rate\":0,\"hang\":true");
-    double asked = sim_counter(&s, idle_host, "requests");
-    ev_timer more;
-    ev_timer_init(&more, on_bound, 15, 0);
-    ev_timer_start(loop, &more);
-    while (ev_is_active(&more) && sim_counter(&s, idle_host, "requests") < asked + 3) {
-        ward_rf_driver_sync_now(driver);
-        ward_policy_enqueue(engine, KIND, names[idle_host]);
-        ev_run(loop, EVRUN_ONCE);
-    }
-    ev_timer_stop(loop, &more);
+    asked = sim_counter(&s, idle_host, "requests");
+    bool thrice = sync_until(idle_host, asked_thrice, 15);
     st = stored_status(idle_host);
     serr = json_str(st, "redfish/error");
-    ok(sim_counter(&s, idle_host, "requests") >= asked + 3 && unreachable_events == 1 &&
-           serr != NULL && strstr(serr, "HTTP 500") != NULL && strstr(serr, "(since ") != NULL,
+    ok(thrice && unreachable_events == 1 && serr != NULL && strstr(serr, "HTTP 500") != NULL &&
+           strstr(serr, "(since ") != NULL,
        "three more requests that hang: still one BMCUnreachable, still the first reason "
        "(%d, %s)",
        unreachable_events, serr ? serr : "-");
@@ -565,41 +583,20 @@ int main(void)
     /* a driver that does not know the host (a wardd just restarted): the policy's next run
        of the idle host makes it known, so the power sync reads it again */
     ward_rf_driver_remove(driver, names[idle_host]);
-    ward_policy_enqueue(engine, KIND, names[idle_host]);
-    ev_timer known;
-    ev_timer_init(&known, on_bound, 10, 0);
-    ev_timer_start(loop, &known);
-    while (ev_is_active(&known) && ward_rf_driver_bmc(driver, names[idle_host]) == NULL) {
-        ev_run(loop, EVRUN_ONCE);
-    }
-    ev_timer_stop(loop, &known);
-    ok(ward_rf_driver_bmc(driver, names[idle_host]) != NULL,
+    ok(sync_until(idle_host, driver_knows, 10),
        "an idle host the driver forgot is known again after its reconcile");
     /* that driver reports the outage afresh (the BMC now hangs): the status takes the new
        reason, and the warning that stands is not raised again */
     st = stored_status(idle_host);
-    char *first = strdup(json_str(st, "observed/bmc") ? json_str(st, "observed/bmc") : "");
+    snprintf(first_reason, sizeof(first_reason), "%s",
+             json_str(st, "observed/bmc") ? json_str(st, "observed/bmc") : "");
     cJSON_Delete(st);
-    ev_timer fresh;
-    ev_timer_init(&fresh, on_bound, 20, 0);
-    ev_timer_start(loop, &fresh);
-    bool changed = false;
-    while (ev_is_active(&fresh) && !changed) {
-        ward_rf_driver_sync_now(driver);
-        ev_run(loop, EVRUN_ONCE);
-        st = stored_status(idle_host);
-        const char *now_err = json_str(st, "redfish/error");
-        changed = now_err != NULL && strcmp(now_err, first) != 0 && strstr(now_err, "timed out");
-        cJSON_Delete(st);
-    }
-    ev_timer_stop(loop, &fresh);
-    ok(changed && unreachable_events == 1,
+    ok(sync_until(idle_host, reason_renewed, 20) && unreachable_events == 1,
        "a new report of the outage updates status.redfish.error without a second event (%d)",
        unreachable_events);
-    free(first);
     fault(idle_host, "\"clear\":true");
     want_down = false;
-    ok(sync_until_noted(idle_host, 20), "once it answers again, connected is true");
+    ok(sync_until(idle_host, bmc_noted, 20), "once it answers again, connected is true");
     ok(unreachable_events == 1 && reachable_events == 1,
        "one BMCUnreachable, then one BMCReachable (%d, %d)", unreachable_events, reachable_events);
 
