@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -76,6 +75,7 @@ struct ward_rf_bmc {
     struct ward_rf_bmc *prev, *next;
     char *name, *base, *system_cfg, *user, *password_file, *password_env, *cainfo;
     bool insecure;
+    struct ward_rf_http_pool *pool; /* owned: this BMC's connections */
     /* discovery */
     bool have_root, discovered, has_sessions;
     /* Paths live on the heap, sized to fit (see path_set); never NULL, "" when unknown. */
@@ -714,6 +714,7 @@ static void send_now(struct ward_rf_op *op)
         .insecure = b->insecure,
         .connect_timeout = c->o.connect_timeout,
         .timeout = c->o.timeout,
+        .pool = b->pool,
     };
     if (!login && b->have_root) {
         if (b->has_sessions) {
@@ -2304,26 +2305,6 @@ static unsigned connection_idle(const struct ward_rf_client_opts *o)
     return s < wait ? s + 1 : s;
 }
 
-/* Room for the connections of the operations that may run and for the idle ones libcurl
- * keeps until it closes them by age (connection_idle, checked once a second, and only when
- * it makes a new connection): about 3 s of enrollments at the benchmark's highest rate. A
- * connection closed for lack of room costs more than its memory with libcurl 7.88 (see
- * http.c); doc/fleet-bench.md has the figures for 4x and 16x. At most 4,096, and no more
- * than half the descriptors wardd may open. */
-static unsigned connection_cap(const struct ward_rf_client_opts *o)
-{
-    unsigned cap = 16 * (o->max_ops + o->max_reads);
-    if (cap > 4096) {
-        cap = 4096;
-    }
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        rl.rlim_cur / 2 < cap) {
-        cap = rl.rlim_cur / 2 > 16 ? (unsigned)(rl.rlim_cur / 2) : 16;
-    }
-    return cap;
-}
-
 struct ward_rf_client *ward_rf_client_create(struct ev_loop *loop,
                                              const struct ward_rf_client_opts *o,
                                              struct ward_error *err)
@@ -2364,7 +2345,8 @@ struct ward_rf_client *ward_rf_client_create(struct ev_loop *loop,
     }
     ev_timer_init(&c->kick, on_kick, 0., 0.);
     ev_timer_init(&c->trim, on_trim, 0., 0.);
-    ward_rf_http_set_connection_limits(c->http, connection_cap(&c->o), connection_idle(&c->o));
+    ward_rf_http_set_connection_limits(c->http, WARD_RF_HTTP_DEFAULT_CONNECTIONS,
+                                       connection_idle(&c->o));
     if (o->metrics != NULL) {
         c->m_cooldown = ward_metrics_counter(o->metrics, "ward_bmc_cooldown_waits_total",
                                              "Operations that waited for a BMC's cooldown.",
@@ -2476,7 +2458,8 @@ struct ward_rf_bmc *ward_rf_bmc_create(struct ward_rf_client *c,
                                       .firmware = b->firmware,
                                       .system = b->system_path};
     ev_timer_init(&b->cooldown_timer, on_cooldown, 0., 0.);
-    if (b->name == NULL || b->base == NULL) {
+    b->pool = ward_rf_http_pool_create(c->http);
+    if (b->name == NULL || b->base == NULL || b->pool == NULL) {
         bmc_free(b);
         ward_error_set(err, -ENOMEM, "out of memory");
         return NULL;
@@ -2517,6 +2500,8 @@ static void bmc_free(struct ward_rf_bmc *b)
         b->next->prev = b->prev;
     }
     ev_timer_stop(c->loop, &b->cooldown_timer);
+    /* after the logout ward_rf_bmc_destroy may have sent through it */
+    ward_rf_http_pool_destroy(b->pool);
     if (b->password != NULL) {
         explicit_bzero(b->password, strlen(b->password));
     }
@@ -2559,7 +2544,8 @@ void ward_rf_bmc_destroy(struct ward_rf_bmc *b)
                                       .cainfo = b->cainfo,
                                       .insecure = b->insecure,
                                       .connect_timeout = b->c->o.connect_timeout,
-                                      .timeout = b->c->o.timeout};
+                                      .timeout = b->c->o.timeout,
+                                      .pool = b->pool};
         ward_rf_http_start(b->c->http, &o, ignore_logout, NULL, NULL);
     }
     bmc_free(b);

@@ -95,12 +95,22 @@ struct ward_rf_http {
     long max_idle;                 /* seconds an idle connection stays in the cache */
     struct ward_rf_http_req *reqs; /* owned, doubly linked, in flight */
     unsigned active;
+    unsigned watched; /* sockets with an ev_io */
+};
+
+struct ward_rf_http_pool {
+    struct ward_rf_http *h;
+    CURLSH *share;  /* owned: its connection cache; NULL while the pool holds no connection */
+    ev_timer idle;  /* runs while no request does; closes the connections when it fires */
+    unsigned users; /* requests in flight through the pool */
+    bool orphaned;  /* its owner let go: freed with its last request */
 };
 
 struct ward_rf_http_req {
     struct ward_rf_http *h;
     struct ward_rf_http_req *prev, *next;
     CURL *easy;                 /* owned */
+    struct ward_rf_http_pool *pool; /* holds one use of it, or NULL */
     struct curl_slist *headers; /* owned */
     char *body;                 /* owned request body */
     size_t body_sent;           /* bytes of a POST body handed to libcurl */
@@ -123,6 +133,65 @@ static double now_mono(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static void pool_free(struct ward_rf_http_pool *p)
+{
+    ev_timer_stop(p->h->loop, &p->idle);
+    if (p->share != NULL) {
+        /* closes the cached connections; their sockets are no longer watched, since no
+           transfer uses them */
+        curl_share_cleanup(p->share);
+    }
+    free(p);
+}
+
+static void pool_release(struct ward_rf_http_pool *p)
+{
+    if (--p->users > 0) {
+        return;
+    }
+    if (p->orphaned) {
+        pool_free(p);
+        return;
+    }
+    ev_timer_set(&p->idle, (double)p->h->max_idle, 0.);
+    ev_timer_start(p->h->loop, &p->idle);
+}
+
+static void on_pool_idle(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct ward_rf_http_pool *p = ward_rf_container_of(w, struct ward_rf_http_pool, idle);
+    if (p->users == 0 && p->share != NULL && curl_share_cleanup(p->share) == CURLSHE_OK) {
+        p->share = NULL;
+    }
+}
+
+struct ward_rf_http_pool *ward_rf_http_pool_create(struct ward_rf_http *h)
+{
+    struct ward_rf_http_pool *p = calloc(1, sizeof(*p));
+    if (p != NULL) {
+        p->h = h;
+        ev_timer_init(&p->idle, on_pool_idle, 0., 0.);
+    }
+    return p;
+}
+
+void ward_rf_http_pool_destroy(struct ward_rf_http_pool *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    if (p->users > 0) {
+        p->orphaned = true;
+        return;
+    }
+    pool_free(p);
+}
+
+bool ward_rf_http_pool_open(const struct ward_rf_http_pool *p)
+{
+    return p->share != NULL;
+}
+
 /* Take r out of the client: afterwards only its own memory remains. */
 static void req_detach(struct ward_rf_http_req *r)
 {
@@ -143,6 +212,10 @@ static void req_detach(struct ward_rf_http_req *r)
     curl_easy_cleanup(r->easy);
     r->easy = NULL;
     r->cb = NULL;
+    if (r->pool != NULL) {
+        pool_release(r->pool);
+        r->pool = NULL;
+    }
 }
 
 static void req_free(struct ward_rf_http_req *r)
@@ -271,6 +344,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
             ev_io_stop(h->loop, &s->io);
             free(s);
             curl_multi_assign(h->multi, fd, NULL);
+            h->watched--;
         }
         return 0;
     }
@@ -282,6 +356,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
         s->h = h;
         s->fd = fd;
         curl_multi_assign(h->multi, fd, s);
+        h->watched++;
     } else {
         ev_io_stop(h->loop, &s->io);
     }
@@ -335,17 +410,20 @@ void ward_rf_http_set_connection_limits(struct ward_rf_http *h, unsigned max_con
                                         unsigned max_idle)
 {
     /*
-     * Each cached connection keeps its socket and TLS state (tens of KiB); caching one per
-     * BMC of a large fleet would keep idle memory at its peak. So connections idle for more
-     * than max_idle seconds are closed by libcurl's age pruning (at most once a second,
-     * when a connection is made). The cap bounds a burst. When the cache is full, libcurl
-     * 7.88 closes its oldest connection but keeps that host's (now empty) entry in its
-     * connection hash, which every finished transfer then walks (close_connect_only in
-     * curl_multi_remove_handle): with one BMC per host that walk grows with the fleet, a
-     * quarter of wardd's CPU while it enrolled 10,000 hosts (perf, with libcurl 7.88.1
-     * built with symbols; gdb showed a hash entry for every connection ever made). Age
-     * pruning removes the entry with its connection, so the fewer connections the cap
-     * closes, the shorter that walk.
+     * Each cached connection keeps its socket and TLS state (tens of KiB), and a BMC has
+     * few connection slots to spare: a pool closes its connections after max_idle seconds
+     * without a request; libcurl closes those of its own cache when it next connects after
+     * that age, and its oldest when the cache is full.
+     *
+     * Why pools: libcurl 7.88's connection cache costs time in proportion to what it
+     * holds. Every finished transfer walks it (close_connect_only in
+     * curl_multi_remove_handle), and once a second a new connection walks it again,
+     * checking each idle connection with a system call and starting over after each dead
+     * one it removes (prune_dead_connections); a connection closed for lack of room leaves
+     * its host's empty entry behind for every later walk. With one cache for a fleet those
+     * walks took about a tenth of wardd's CPU while it enrolled 10,000 hosts (perf, libcurl
+     * 7.88.1 built with symbols), and a quarter before the cap and the age limit. A pool's
+     * cache holds one BMC's connections.
      */
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS,
                       (long)(max_connections > 0 ? max_connections : 1));
@@ -369,6 +447,11 @@ void ward_rf_http_destroy(struct ward_rf_http *h)
 unsigned ward_rf_http_active(const struct ward_rf_http *h)
 {
     return h->active;
+}
+
+unsigned ward_rf_http_watched(const struct ward_rf_http *h)
+{
+    return h->watched;
 }
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -480,6 +563,32 @@ static int add_header(struct ward_rf_http_req *r, const char *name, const char *
     return 0;
 }
 
+/* Undo a request that never reached the multi handle. */
+static void discard_unstarted(struct ward_rf_http_req *r)
+{
+    curl_slist_free_all(r->headers);
+    curl_easy_cleanup(r->easy);
+    if (r->pool != NULL) {
+        pool_release(r->pool);
+    }
+    free(r->body);
+    free(r);
+}
+
+/* The pool's connection cache, made when it holds none. */
+static bool pool_share(struct ward_rf_http_pool *p)
+{
+    if (p->share == NULL) {
+        p->share = curl_share_init();
+        if (p->share != NULL &&
+            curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK) {
+            curl_share_cleanup(p->share);
+            p->share = NULL;
+        }
+    }
+    return p->share != NULL;
+}
+
 struct ward_rf_http_req *ward_rf_http_start(struct ward_rf_http *h,
                                             const struct ward_rf_http_opts *o, ward_rf_http_cb cb,
                                             void *arg, struct ward_error *err)
@@ -521,9 +630,7 @@ struct ward_rf_http_req *ward_rf_http_start(struct ward_rf_http *h,
         rc = add_header(r, "Expect:", "");
     }
     if (rc != 0) {
-        curl_slist_free_all(r->headers);
-        curl_easy_cleanup(e);
-        free(r);
+        discard_unstarted(r);
         ward_error_set(err, rc, "invalid request header value");
         return NULL;
     }
@@ -563,9 +670,7 @@ struct ward_rf_http_req *ward_rf_http_start(struct ward_rf_http *h,
     if (o->body != NULL) {
         r->body = strdup(o->body);
         if (r->body == NULL) {
-            curl_slist_free_all(r->headers);
-            curl_easy_cleanup(e);
-            free(r);
+            discard_unstarted(r);
             ward_error_set(err, -ENOMEM, "out of memory");
             return NULL;
         }
@@ -617,12 +722,20 @@ struct ward_rf_http_req *ward_rf_http_start(struct ward_rf_http *h,
         curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
         curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)(o->low_speed_time + 0.999));
     }
+    if (o->pool != NULL) {
+        if (!pool_share(o->pool)) {
+            discard_unstarted(r);
+            ward_error_set(err, -ENOMEM, "cannot create a connection pool");
+            return NULL;
+        }
+        curl_easy_setopt(e, CURLOPT_SHARE, o->pool->share);
+        ev_timer_stop(h->loop, &o->pool->idle);
+        o->pool->users++;
+        r->pool = o->pool;
+    }
     r->started = now_mono();
     if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
-        curl_slist_free_all(r->headers);
-        curl_easy_cleanup(e);
-        free(r->body);
-        free(r);
+        discard_unstarted(r);
         ward_error_set(err, -EIO, "cannot queue the transfer");
         return NULL;
     }

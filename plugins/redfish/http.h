@@ -2,9 +2,10 @@
 /*
  * An asynchronous HTTPS client on the core's libev loop: libcurl's multi-socket
  * interface driven by one ev_io per socket and one ev_timer. Connections are kept
- * alive and reused (libcurl's connection cache is shared by every request of the
- * client, so a BMC's requests reuse its connection). Every request is verified
- * against the system or a per-request CA bundle unless marked insecure.
+ * alive and reused: a request made through a pool (one per BMC) reuses that pool's
+ * connection, which the pool closes once it has been idle for a while; other requests
+ * share the client's connection cache. Every request is verified against the system or
+ * a per-request CA bundle unless marked insecure.
  */
 #ifndef WARD_REDFISH_HTTP_H
 #define WARD_REDFISH_HTTP_H
@@ -36,6 +37,7 @@ void ward_rf_buf_free(struct ward_rf_buf *b);
 
 struct ward_rf_http;
 struct ward_rf_http_req;
+struct ward_rf_http_pool;
 
 /* What one request produced. Lives only for the duration of the completion callback. */
 struct ward_rf_response {
@@ -73,19 +75,36 @@ struct ward_rf_http_opts {
     double connect_timeout; /* seconds, 0 for libcurl's default */
     double timeout;         /* seconds for the whole transfer, 0 for none */
     double low_speed_time;  /* abort when below 1 byte/s for this long (slow drip); 0 off */
+    struct ward_rf_http_pool *pool; /* the connections to reuse, or NULL for the client's */
 };
 
 typedef void (*ward_rf_http_cb)(void *arg, const struct ward_rf_response *resp);
 
 /* NULL on allocation failure. The client does not own the loop. */
 struct ward_rf_http *ward_rf_http_create(struct ev_loop *loop);
-/* Connections kept for reuse over all BMCs (libcurl's connection cache): at most
- * max_connections, each closed once idle for more than max_idle seconds (1 or more). */
+/* Connections kept for reuse: a pool's are closed once it has been idle for max_idle
+ * seconds (1 or more); the client's own cache, for requests without a pool, holds at most
+ * max_connections, each closed once older than max_idle. */
 #define WARD_RF_HTTP_DEFAULT_CONNECTIONS 64
 void ward_rf_http_set_connection_limits(struct ward_rf_http *h, unsigned max_connections,
                                         unsigned max_idle);
-/* Cancels every request still in flight without calling its callback. */
+/* Cancels every request still in flight without calling its callback. Destroy the pools
+ * first. */
 void ward_rf_http_destroy(struct ward_rf_http *h);
+
+/*
+ * The connections of one server (a BMC). Requests made through a pool use only its
+ * connections, and the pool closes them once none of its requests has run for the
+ * client's max_idle seconds, so an idle BMC keeps no socket open and the cost of
+ * finding or pruning a connection does not grow with the number of BMCs. NULL on
+ * allocation failure.
+ */
+struct ward_rf_http_pool *ward_rf_http_pool_create(struct ward_rf_http *h);
+/* Let go of a pool: its connections close when its last request in flight ends (at
+ * once if none is). */
+void ward_rf_http_pool_destroy(struct ward_rf_http_pool *p);
+/* Whether the pool holds connections (open or being opened); for tests. */
+bool ward_rf_http_pool_open(const struct ward_rf_http_pool *p);
 
 /*
  * Start a request; cb runs exactly once from the loop (never from inside this call) unless
@@ -99,5 +118,7 @@ struct ward_rf_http_req *ward_rf_http_start(struct ward_rf_http *h,
 void ward_rf_http_cancel(struct ward_rf_http_req *r);
 /* Requests in flight. */
 unsigned ward_rf_http_active(const struct ward_rf_http *h);
+/* Sockets the loop watches for libcurl; for tests. */
+unsigned ward_rf_http_watched(const struct ward_rf_http *h);
 
 #endif

@@ -57,8 +57,9 @@ static bool run_until(struct ev_loop *loop, struct result *res, int n, double bo
     }
 }
 
-static struct result fetch(struct ev_loop *loop, struct ward_rf_http *h, const char *url,
-                           const char *ca, bool insecure, double timeout)
+static struct result fetch_via(struct ev_loop *loop, struct ward_rf_http *h,
+                               struct ward_rf_http_pool *pool, const char *url, const char *ca,
+                               bool insecure, double timeout)
 {
     struct result res = {0};
     struct ward_error err = {0};
@@ -69,7 +70,8 @@ static struct result fetch(struct ev_loop *loop, struct ward_rf_http *h, const c
                                   .connect_timeout = 5,
                                   .timeout = timeout,
                                   .user = TSERVER_USER,
-                                  .password = TSERVER_PASSWORD};
+                                  .password = TSERVER_PASSWORD,
+                                  .pool = pool};
     if (ward_rf_http_start(h, &o, on_done, &res, &err) == NULL) {
         snprintf(res.reason, sizeof(res.reason), "%s", err.text);
         res.code = err.code;
@@ -82,9 +84,74 @@ static struct result fetch(struct ev_loop *loop, struct ward_rf_http *h, const c
     return res;
 }
 
+static struct result fetch(struct ev_loop *loop, struct ward_rf_http *h, const char *url,
+                           const char *ca, bool insecure, double timeout)
+{
+    return fetch_via(loop, h, NULL, url, ca, insecure, timeout);
+}
+
+/* Run the loop until the pool has closed its connections or the bound passes. */
+static bool run_until_pool_closed(struct ev_loop *loop, struct ward_rf_http_pool *p, double bound)
+{
+    ev_timer deadline;
+    ev_timer_init(&deadline, on_deadline, bound, 0);
+    ev_timer_start(loop, &deadline);
+    while (ward_rf_http_pool_open(p) && ev_is_active(&deadline)) {
+        ev_run(loop, EVRUN_ONCE);
+    }
+    ev_timer_stop(loop, &deadline);
+    return !ward_rf_http_pool_open(p);
+}
+
+/* A BMC's pool keeps one connection for its requests and closes it once idle. */
+static void test_pool(struct ev_loop *loop, struct ward_rf_http *h, struct tca *ca,
+                      const char *ca_path)
+{
+    struct tserver *s = tserver_start(&(struct tserver_opts){.ca = ca, .basic_auth = true});
+    char url[256];
+    snprintf(url, sizeof(url), "%s/redfish/v1", tserver_url(s));
+    ward_rf_http_set_connection_limits(h, WARD_RF_HTTP_DEFAULT_CONNECTIONS, 1);
+    struct ward_rf_http_pool *p = ward_rf_http_pool_create(h);
+    int answered = 0;
+    for (int i = 0; i < 3; i++) {
+        answered += fetch_via(loop, h, p, url, ca_path, false, 10).status == 200;
+    }
+    struct tserver_stats st;
+    tserver_stats(s, &st);
+    is_int(3, answered, "three requests through a pool are answered");
+    is_int(1, st.connections, "on one connection");
+    ok(ward_rf_http_pool_open(p), "which the pool keeps while it is fresh");
+    is_int(0, (int)ward_rf_http_watched(h), "an idle connection has no watcher");
+    ok(run_until_pool_closed(loop, p, 10), "the pool closes it once idle");
+    ok(tserver_wait_closed(s, 10), "and the BMC sees it closed");
+
+    struct result r = fetch_via(loop, h, p, url, ca_path, false, 10);
+    tserver_stats(s, &st);
+    is_int(200, r.status, "the pool connects again when asked (%s)", r.reason);
+    is_int(2, st.connections, "with a new connection");
+
+    /* a pool let go of with a request in flight: the request still completes, then the
+       connection closes (as when a BMC is removed right after its logout is sent) */
+    struct result last = {0};
+    struct ward_rf_http_opts o = {.method = WARD_RF_GET,
+                                  .url = url,
+                                  .cainfo = ca_path,
+                                  .timeout = 10,
+                                  .user = TSERVER_USER,
+                                  .password = TSERVER_PASSWORD,
+                                  .pool = p};
+    ok(ward_rf_http_start(h, &o, on_done, &last, NULL) != NULL, "a request starts");
+    ward_rf_http_pool_destroy(p);
+    ok(run_until(loop, &last, 1, 20) && last.status == 200,
+       "a request outlives its pool's owner (%s)", last.reason);
+    ok(tserver_wait_closed(s, 10), "and the pool closes its connection after it");
+    ward_rf_http_set_connection_limits(h, WARD_RF_HTTP_DEFAULT_CONNECTIONS, 2);
+    tserver_stop(s);
+}
+
 int main(void)
 {
-    plan(27);
+    plan(38);
     const char *dir = test_tmpdir();
     char ca_path[512], other_path[512], url[256];
     snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", dir);
@@ -174,6 +241,8 @@ int main(void)
 
     r = fetch(loop, h, url, ca_path, false, 10);
     is_int(200, r.status, "the loop still serves after every fault");
+
+    test_pool(loop, h, ca, ca_path);
 
     r = fetch(loop, h, "ftp://127.0.0.1/x", ca_path, false, 10);
     is_int(-EINVAL, r.code, "a non-HTTP URL is refused");

@@ -2,6 +2,7 @@
 #include "autoconf.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -867,6 +868,35 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct tserver *s = cls;
+    pthread_mutex_lock(&s->mu);
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        s->st.connections++;
+        s->st.open_connections++;
+    } else {
+        s->st.open_connections--;
+    }
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+bool tserver_wait_closed(struct tserver *s, double bound)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)bound;
+    pthread_mutex_lock(&s->mu);
+    while (s->st.open_connections > 0 &&
+           pthread_cond_timedwait(&s->cv, &s->mu, &until) != ETIMEDOUT) {
+    }
+    bool closed = s->st.open_connections == 0;
+    pthread_mutex_unlock(&s->mu);
+    return closed;
+}
+
 struct tserver *tserver_start(const struct tserver_opts *o)
 {
     struct tserver *s = calloc(1, sizeof(*s));
@@ -903,6 +933,7 @@ struct tserver *tserver_start(const struct tserver_opts *o)
                             0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sa,
                             MHD_OPTION_HTTPS_MEM_KEY, s->key_pem, MHD_OPTION_HTTPS_MEM_CERT,
                             s->cert_pem, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
                             MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
     if (s->d == NULL) {
         bail("cannot start the test HTTPS server");

@@ -84,6 +84,8 @@ struct tserver_stats {
     char image[256];
     bool inserted;
     char manager_reset[32]; /* ResetType of the last Manager.Reset */
+    int connections;        /* accepted so far */
+    int open_connections;   /* accepted and not yet closed */
 };
 
 struct tserver;
@@ -94,6 +96,8 @@ struct tserver *tserver_start(const struct tserver_opts *o);
 const char *tserver_url(const struct tserver *s);
 void tserver_set_faults(struct tserver *s, const struct tserver_faults *f);
 void tserver_stats(struct tserver *s, struct tserver_stats *out);
+/* Wait up to bound seconds for every connection to be closed; false if one stays open. */
+bool tserver_wait_closed(struct tserver *s, double bound);
 /* Credentials the server accepts. */
 #define TSERVER_USER "admin"
 #define TSERVER_PASSWORD "s3cr3t-pa55word"
