@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,11 +186,10 @@ static int host_with_table(lua_State *L)
     struct ward_config *cfg = config_of(L);
     const char *name = luaL_checkstring(L, lua_upvalueindex(1));
     luaL_checktype(L, 1, LUA_TTABLE);
-    for (size_t i = 0; i < cfg->nhosts; i++) {
-        if (strcmp(cfg->hosts[i].name, name) == 0) {
-            return luaL_error(L, "host '%s' is declared twice (first at line %d)", name,
-                              cfg->hosts[i].line);
-        }
+    uintptr_t first = (uintptr_t)ward_strmap_get(&cfg->host_index, name);
+    if (first != 0) {
+        return luaL_error(L, "host '%s' is declared twice (first at line %d)", name,
+                          cfg->hosts[first - 1].line);
     }
     struct ward_error why = {0};
     cJSON *spec = ward_sandbox_to_json(L, 1, "a host", &why);
@@ -212,19 +212,28 @@ static int host_with_table(lua_State *L)
     }
     char *text = cJSON_PrintUnformatted(spec);
     cJSON_Delete(spec);
-    struct ward_config_host *grown = realloc(cfg->hosts, (cfg->nhosts + 1) * sizeof(*grown));
-    if (text == NULL || grown == NULL) {
-        free(text);
+    if (text != NULL && cfg->nhosts == cfg->hosts_cap) {
+        size_t cap = cfg->hosts_cap != 0 ? 2 * cfg->hosts_cap : 16;
+        struct ward_config_host *grown = realloc(cfg->hosts, cap * sizeof(*grown));
+        if (grown == NULL) {
+            free(text);
+            text = NULL;
+        } else {
+            cfg->hosts = grown;
+            cfg->hosts_cap = cap;
+        }
+    }
+    if (text == NULL) {
         return luaL_error(L, "out of memory");
     }
-    cfg->hosts = grown;
     struct ward_config_host *h = &cfg->hosts[cfg->nhosts];
     lua_Debug ar;
     h->line = lua_getstack(L, 1, &ar) && lua_getinfo(L, "l", &ar) ? ar.currentline : 0;
     h->spec_json = text;
     h->name = strdup(name);
     cfg->nhosts++;
-    if (h->name == NULL) {
+    if (h->name == NULL ||
+        ward_strmap_put(&cfg->host_index, h->name, (void *)(uintptr_t)cfg->nhosts) < 0) {
         return luaL_error(L, "out of memory");
     }
     return 0;
@@ -422,6 +431,7 @@ void ward_config_destroy(struct ward_config *cfg)
         free(cfg->hosts[i].spec_json);
     }
     free(cfg->hosts);
+    ward_strmap_free(&cfg->host_index);
     ward_sandbox_close(cfg->L);
     free(cfg->path);
     free(cfg->log_file);

@@ -16,6 +16,8 @@
 
 #include <ward/plugin.h>
 
+#include "util.h"
+
 struct ward_buf;
 
 struct ward_config_plugin {
@@ -46,6 +48,8 @@ struct ward_config {
     size_t nplugins;
     struct ward_config_host *hosts; /* owned, in declaration order */
     size_t nhosts;
+    size_t hosts_cap;
+    struct ward_strmap host_index; /* host name -> its index in hosts + 1 */
 };
 
 /* Load from a file; NULL with err filled ("file:line: reason") on failure. */

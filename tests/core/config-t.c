@@ -65,7 +65,7 @@ static const char *fill_error(const char *text, const struct ward_config_entry *
 
 int main(void)
 {
-    plan(39);
+    plan(40);
     char *logbuf = NULL;
     size_t loglen = 0;
     FILE *logmem = open_memstream(&logbuf, &loglen);
@@ -171,6 +171,15 @@ int main(void)
        "a password written into a host is refused without echoing it (%s)", inline_pw);
     contains(load_error("host \"n1\" {}\nhost \"n1\" {}\n"), "declared twice",
              "a host declared twice is refused");
+    /* 40 hosts (the list grows past 16 and 32), then the 33rd again */
+    struct ward_buf many = {0};
+    for (int i = 1; i <= 40; i++) {
+        ward_buf_printf(&many, "host \"h%d\" {}\n", i);
+    }
+    ward_buf_printf(&many, "host \"h33\" {}\n");
+    contains(load_error(many.data), "'h33' is declared twice (first at line 33)",
+             "the refusal names the first declaration");
+    ward_buf_free(&many);
     contains(load_error("host \"Node_1\" {}\n"), "host name 'Node_1'",
              "a host name that is not a DNS label is refused");
 
