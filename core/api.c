@@ -1084,6 +1084,27 @@ static int write_image(struct ward_api *api, const struct ward_resource *r, cons
     return rc;
 }
 
+/* What a claim's eligibility check saw: the best-ranked refusal explains a 404. */
+struct claim_check {
+    struct ward_api *api;
+    const char *consumer;
+    unsigned refused;
+    struct ward_error first;
+};
+
+static bool claim_eligible(void *arg, const struct ward_resource *r)
+{
+    struct claim_check *c = arg;
+    struct ward_error why = {0};
+    if (c->api->hooks.claimable(c->api->hooks.arg, r->ns, r->name, c->consumer, &why) == 0) {
+        return true;
+    }
+    if (c->refused++ == 0) {
+        c->first = why;
+    }
+    return false;
+}
+
 static void do_claim(struct ward_api *api, struct ward_api_call *call,
                      struct ward_http_response *res)
 {
@@ -1096,12 +1117,23 @@ static void do_claim(struct ward_api *api, struct ward_api_call *call,
     double attempts = ward_metric_sum(api->claim_attempts, NULL, NULL);
     double conflicts = ward_metric_sum(api->claim_attempts, "outcome", "conflict");
     double started = ward_monotonic();
-    int rc = ward_store_claim(api->store, WARD_API_KIND, call->selector, call->consumer, NULL, NULL,
-                              &r, &err);
+    struct claim_check check = {.api = api, .consumer = call->consumer};
+    int rc =
+        ward_store_claim(api->store, WARD_API_KIND, call->selector, call->consumer,
+                         api->hooks.claimable != NULL ? claim_eligible : NULL, &check, &r, &err);
     ward_metric_observe(api->claim_duration, NULL, ward_monotonic() - started);
     /* single-threaded: the deltas are exactly this claim's */
     attempts = ward_metric_sum(api->claim_attempts, NULL, NULL) - attempts;
     conflicts = ward_metric_sum(api->claim_attempts, "outcome", "conflict") - conflicts;
+    if (rc == -ENOENT && check.refused > 0) {
+        char msg[sizeof(check.first.text) + 128];
+        snprintf(msg, sizeof(msg),
+                 "no available host matching the selector may be claimed now (%u refused; "
+                 "the first: %s)",
+                 check.refused, check.first.text);
+        claim_error(res, 404, msg, attempts, conflicts);
+        return;
+    }
     if (rc == -ENOENT) {
         claim_error(res, 404, "no available host matches the selector", attempts, conflicts);
         return;
@@ -1714,6 +1746,23 @@ static int engine_catch_up(struct ward_api_policy *p, const char *kind, const ch
     return rc == -ENOTSUP ? 0 : rc;
 }
 
+/* The policy's checks for Available -> Claimed, on the host as the store has it now. */
+static int policy_claimable(void *arg, const char *ns, const char *name, const char *consumer,
+                            struct ward_error *err)
+{
+    struct ward_api_policy *p = arg;
+    if (strcmp(ns, WARD_POLICY_NAMESPACE) != 0) {
+        return ward_error_set(err, -EPERM, "the policy engine manages namespace %s only",
+                              WARD_POLICY_NAMESPACE);
+    }
+    /* a release a moment ago may not have reached the engine through the feed yet */
+    int rc = engine_catch_up(p, WARD_API_KIND, name, err);
+    if (rc == 0) {
+        rc = ward_policy_claim_check(p->engine, WARD_API_KIND, name, consumer, err);
+    }
+    return rc;
+}
+
 static int policy_transition(void *arg, const struct ward_api_transition *t, int64_t *new_version,
                              struct ward_error *err)
 {
@@ -1859,6 +1908,7 @@ void ward_api_policy_hooks(struct ward_api_hooks *hooks, struct ward_api_policy 
     hooks->policy_reload = policy_reload;
     hooks->release = policy_release;
     hooks->explain = policy_explain;
+    hooks->claimable = policy_claimable;
     hooks->arg = glue;
 }
 

@@ -150,6 +150,11 @@ struct ward_api_hooks {
        (the queue is full, its size) when not: the request is refused with 429 and nothing is
        written. With the host's name, after the write: queue it (0). NULL: no queue. */
     int (*queue_offer)(void *arg, const char *name, struct ward_error *err);
+    /* May consumer claim this host (POST /claims)? Asked about the candidates in rank order
+       until one is claimed: 0, or -EPERM with err = why not (the claim moves on to the next
+       candidate). NULL: every Available, unclaimed host matching the selector may be. */
+    int (*claimable)(void *arg, const char *ns, const char *name, const char *consumer,
+                     struct ward_error *err);
 };
 
 /*

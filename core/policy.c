@@ -3450,10 +3450,28 @@ int ward_policy_enqueue(struct ward_policy_engine *e, const char *kind, const ch
     return 0;
 }
 
+struct claim_ctx {
+    struct table_ctx t;
+    const char *consumer;
+};
+
+/* The resource's table as it would be once consumer holds it. */
+static int push_claimed_protected(lua_State *L, void *ud)
+{
+    struct claim_ctx *c = ud;
+    push_resource(L, c->t.r, c->t.m);
+    lua_getfield(L, -1, "spec");
+    lua_pushstring(L, c->consumer);
+    lua_setfield(L, -2, "consumerRef");
+    lua_pop(L, 1);
+    return 1;
+}
+
+/* as_consumer: check as if spec.consumerRef were that consumer (never with commit) */
 static int api_transition(struct ward_policy_engine *e, const char *kind, const char *name,
                           const char *dimension, const char *to, const char *trigger,
-                          const char *reason, const char *actor, bool commit,
-                          struct ward_error *err)
+                          const char *reason, const char *actor, const char *as_consumer,
+                          bool commit, struct ward_error *err)
 {
     struct resource *r = resource_find(e, kind, name);
     if (r == NULL) {
@@ -3468,12 +3486,15 @@ static int api_transition(struct ward_policy_engine *e, const char *kind, const 
     }
     lua_State *L = p->L;
     struct table_ctx c = {r, p->m};
-    int rc = pcall_c(L, push_resource_protected, &c, 1, err);
+    struct claim_ctx cc = {c, as_consumer};
+    int rc = as_consumer != NULL ? pcall_c(L, push_claimed_protected, &cc, 1, err)
+                                 : pcall_c(L, push_resource_protected, &c, 1, err);
     if (rc != 0) {
         return rc;
     }
     ward_sandbox_arm(L, e->o.instructions, 0);
-    rc = do_transition(e, p, L, -1, r, dimension, to, trigger, reason, actor, commit, err);
+    rc = do_transition(e, p, L, -1, r, dimension, to, trigger, reason, actor,
+                       commit && as_consumer == NULL, err);
     ward_sandbox_disarm(L);
     lua_pop(L, 1);
     return rc;
@@ -3484,13 +3505,20 @@ int ward_policy_transition(struct ward_policy_engine *e, const char *kind, const
                            const char *reason, const char *actor, struct ward_error *err)
 {
     return api_transition(e, kind, name, dimension, to, trigger != NULL ? trigger : "api", reason,
-                          actor != NULL ? actor : "api", true, err);
+                          actor != NULL ? actor : "api", NULL, true, err);
 }
 
 int ward_policy_transition_check(struct ward_policy_engine *e, const char *kind, const char *name,
                                  const char *dimension, const char *to, struct ward_error *err)
 {
-    return api_transition(e, kind, name, dimension, to, NULL, NULL, NULL, false, err);
+    return api_transition(e, kind, name, dimension, to, NULL, NULL, NULL, NULL, false, err);
+}
+
+int ward_policy_claim_check(struct ward_policy_engine *e, const char *kind, const char *name,
+                            const char *consumer, struct ward_error *err)
+{
+    return api_transition(e, kind, name, WARD_STORE_LIFECYCLE, WARD_STORE_CLAIMED, NULL, NULL, NULL,
+                          consumer, false, err);
 }
 
 char *ward_policy_explain(struct ward_policy_engine *e, const char *kind, const char *name,

@@ -244,6 +244,16 @@ int ward_policy_transition(struct ward_policy_engine *e, const char *kind, const
 int ward_policy_transition_check(struct ward_policy_engine *e, const char *kind, const char *name,
                                  const char *dimension, const char *to, struct ward_error *err);
 /*
+ * Would a claim by consumer pass the machine's checks? A claim is written by the store
+ * (ward_store_claim: consumer and lifecycle -> Claimed in one transaction), so this is how
+ * the policy takes part: the same checks as ward_policy_transition_check to "Claimed",
+ * run on the resource as the engine knows it with spec.consumerRef = consumer. 0 when it
+ * would pass; -EPERM with the guard's or consistency rule's reason; -ENOENT when the engine
+ * does not know the resource or kind. Commits nothing.
+ */
+int ward_policy_claim_check(struct ward_policy_engine *e, const char *kind, const char *name,
+                            const char *consumer, struct ward_error *err);
+/*
  * For `wardctl host explain`: JSON with the current state, each allowed
  * target and what its guard and the consistency rules answer now, and the
  * recovery that would fire next. Changes nothing. Caller frees; NULL + err.

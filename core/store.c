@@ -1560,22 +1560,12 @@ int ward_store_claim(struct ward_store *st, const char *kind, const char *select
             }
             cands = grown;
         }
-        if (eligible == NULL) {
-            /* the common case: no need to copy spec, status and labels of every host */
-            const char *cns = (const char *)sqlite3_column_text(s, 2);
-            const char *cname = (const char *)sqlite3_column_text(s, 3);
-            cands[n++] =
-                (struct candidate){claim_score(consumer, cns, cname), sqlite3_column_int64(s, 4),
-                                   dup_or_null(cns), dup_or_null(cname)};
-            continue;
-        }
-        struct ward_resource *r = row_resource(s);
-        if (eligible(arg, r)) {
-            cands[n++] = (struct candidate){claim_score(consumer, r->ns, r->name), r->version,
-                                            r->ns, r->name};
-            r->ns = r->name = NULL;
-        }
-        ward_resource_free(r);
+        /* no need to copy spec, status and labels of every host */
+        const char *cns = (const char *)sqlite3_column_text(s, 2);
+        const char *cname = (const char *)sqlite3_column_text(s, 3);
+        cands[n++] =
+            (struct candidate){claim_score(consumer, cns, cname), sqlite3_column_int64(s, 4),
+                               dup_or_null(cns), dup_or_null(cname)};
     }
     sqlite3_reset(s); /* ends the read snapshot: the CAS below sees the latest data */
     if (rc != SQLITE_DONE) {
@@ -1592,7 +1582,20 @@ int ward_store_claim(struct ward_store *st, const char *kind, const char *select
     qsort(cands, n, sizeof(*cands), candidate_cmp);
 
     rc = -ESTALE;
-    for (size_t i = 0; i < n && i < WARD_STORE_CLAIM_TRIES; i++) {
+    size_t tries = 0, refused = 0;
+    for (size_t i = 0; i < n && tries < WARD_STORE_CLAIM_TRIES; i++) {
+        if (eligible != NULL) {
+            /* asked in rank order, only until a host is claimed: usually once */
+            const struct ward_resource cand = {.kind = (char *)kind,
+                                               .ns = cands[i].ns,
+                                               .name = cands[i].name,
+                                               .version = cands[i].version};
+            if (!eligible(arg, &cand)) {
+                refused++;
+                continue;
+            }
+        }
+        tries++;
         struct ward_transition t = {
             .kind = kind,
             .ns = cands[i].ns,
@@ -1633,13 +1636,20 @@ int ward_store_claim(struct ward_store *st, const char *kind, const char *select
             count_attempt(st, "conflict", rc == -ENOENT ? "deleted" : conflict_name(why));
             ward_error_set(err, -ESTALE,
                            "every claim attempt (%zu) conflicted with another writer; retry",
-                           i + 1);
+                           tries);
             rc = -ESTALE;
             continue;
         }
         count_attempt(st, "error", "none");
         ward_error_set(err, rc, "%s", item_err.text);
         goto out;
+    }
+    if (tries == 0) {
+        count_attempt(st, "none_available", "none");
+        rc = ward_error_set(err, -ENOENT,
+                            "no %s that is %s, unclaimed and matching the selector may be "
+                            "claimed now (%zu refused)",
+                            kind, WARD_STORE_AVAILABLE, refused);
     }
 out:
     for (size_t i = 0; i < n; i++) {

@@ -204,14 +204,16 @@ int ward_store_history(struct ward_store *st, const char *kind, const char *ns, 
 int ward_store_prune(struct ward_store *st, int max_rows, struct ward_error *err);
 
 /*
- * claim: eligible = kind, dimension "lifecycle" in state "Available", no consumer, labels
- * match selector (JSON object of label=value, or NULL), and eligible(arg, r) true if given.
+ * claim: candidates = kind, dimension "lifecycle" in state "Available", no consumer, labels
+ * match selector (JSON object of label=value, or NULL); eligible(arg, r) true if given.
  * Rank by a stable hash of (consumer, name) (rendezvous hashing), CAS the best; on conflict
  * try the next, up to WARD_STORE_CLAIM_TRIES. The winner gets consumer set AND lifecycle
  * Available->Claimed with a history record (actor = consumer) in ONE transaction. Counted
  * in ward_host_claim_attempts_total{outcome,conflict_reason}. -ENOENT when nothing is
  * eligible, -ESTALE when every try conflicted. *claimed (may be NULL) is the caller's.
- * eligible() runs while candidates are read: it must not call ward_store_claim on @p st.
+ * eligible() is asked in rank order, before each try and only until a host is claimed, with
+ * kind, ns, name and version set (nothing else); a host it refuses is skipped and does not
+ * count as a try. It may read @p st but must not write to it.
  */
 int ward_store_claim(struct ward_store *st, const char *kind, const char *selector_json,
                      const char *consumer,

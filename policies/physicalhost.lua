@@ -48,12 +48,19 @@ local function enrolling_to_available(h)
     return true
 end
 
+-- Also asked for every claim (POST /api/v1/claims), before the store gives the host away:
+-- a host this refuses is skipped and the claim goes to the next candidate.
 local function available_to_claimed(h)
     if not set(h.spec.consumerRef) then
         return false, "consumerRef is not set"
     end
     if set(h.status.error) then
         return false, "the host is in error: " .. tostring(h.status.error)
+    end
+    -- an outage the power sync reported (check_bmc): the host could not be provisioned
+    local redfish = redfish_of(h)
+    if redfish.connected == false then
+        return false, "its BMC is unreachable: " .. tostring(redfish.error)
     end
     return true
 end

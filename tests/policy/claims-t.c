@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include <ev.h>
+#include <ward/async.h>
 
 #include "api.h"
 #include "http.h"
@@ -183,7 +184,7 @@ static char *history(const char *name)
 
 int main(void)
 {
-    plan(65);
+    plan(75);
     ward_log_set_level(WARD_LOG_ERROR);
     loop = ev_loop_new(EVFLAG_AUTO);
     metrics = ward_metrics_create();
@@ -388,6 +389,30 @@ int main(void)
     lacks(text, "->Provisioned", "the run that read the claim never made it Provisioned");
     free(text);
     is_consumers("h2", "", "and nobody holds it");
+
+    /* --- a host whose BMC is unreachable is not given away --------------------------------- */
+    is_int(1, ward_policy_observe(KIND, "h1", "bmc", "timed out (since 2026-11-24T06:24:30Z)"),
+           "the power sync reports h1's BMC unreachable");
+    settle();
+    text = ward_policy_resource_json(engine, KIND, "h1");
+    ok(text != NULL && strstr(text, "\"connected\":false") != NULL, "the policy notes the outage");
+    free(text);
+    is_int(404, post("/api/v1/claims", "{\"consumer\":\"c6\",\"selector\":{\"rack\":\"r1\"}}", &r),
+           "a claim only h1 matches is refused");
+    contains(r.body.data,
+             "h1: guard Available -> Claimed refused: its BMC is unreachable: timed out",
+             "with the policy's reason (%s)", r.body.data);
+    http_reply_free(&r);
+    is_consumers("h1", "", "h1 stays free");
+    is_int(200, post("/api/v1/claims", "{\"consumer\":\"c6\"}", &r),
+           "a claim without a selector succeeds");
+    contains(r.body.data, "\"name\":\"h2\"", "with h2, whose BMC answers");
+    http_reply_free(&r);
+    is_int(1, ward_policy_observe(KIND, "h1", "bmc", "ok"), "h1's BMC answers again");
+    settle();
+    is_int(200, post_free("/api/v1/claims", "{\"consumer\":\"c7\",\"selector\":{\"rack\":\"r1\"}}"),
+           "then a claim gets h1");
+    is_consumers("h1", "c7", "held by c7");
 
     stop();
     ward_metrics_destroy(metrics);

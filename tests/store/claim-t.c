@@ -122,6 +122,24 @@ static bool only_even(void *arg, const struct ward_resource *r)
     return host_index(r) % 2 == 0;
 }
 
+/* Refuses the first `refuse` hosts it is asked about and remembers what it was asked. */
+struct asked {
+    int refuse;
+    int n;
+    char names[16][32];
+    bool saw_spec;
+};
+
+static bool refuse_first(void *arg, const struct ward_resource *r)
+{
+    struct asked *a = arg;
+    if (a->n < 16) {
+        snprintf(a->names[a->n], sizeof(a->names[a->n]), "%s", r->name);
+    }
+    a->saw_spec = a->saw_spec || r->spec != NULL;
+    return a->n++ >= a->refuse;
+}
+
 static double attempts(struct ward_metrics *reg, const char *outcome, const char *reason)
 {
     struct ward_metric *m = ward_metrics_counter(
@@ -132,7 +150,7 @@ static double attempts(struct ward_metrics *reg, const char *outcome, const char
 
 int main(void)
 {
-    plan(45);
+    plan(56);
     char path[512], path2[512];
     snprintf(path, sizeof(path), "%s/a.db", test_tmpdir());
     snprintf(path2, sizeof(path2), "%s/b.db", test_tmpdir());
@@ -226,13 +244,42 @@ int main(void)
            "a claim with an eligibility callback");
     is_int(0, host_index(got) % 2, "honours it");
     ward_resource_free(got);
+    /* the callback is asked lazily, best ranked first: refusing one host moves the claim to
+       the next in rank, and nothing else is asked */
+    struct asked a = {.refuse = 1};
+    is_int(0, ward_store_claim(st, "PhysicalHost", NULL, "erin", refuse_first, &a, &got, &err),
+           "a claim whose best candidate is refused");
+    is_int(2, a.n, "asks about two hosts only");
+    is_string(a.names[1], got != NULL ? got->name : "", "and claims the second one asked");
+    ok(!a.saw_spec, "with name and version only");
+    char erin_host[32];
+    snprintf(erin_host, sizeof(erin_host), "%s", got != NULL ? got->name : "");
+    ward_resource_free(got);
+    is_int(0, ward_store_release(st, "PhysicalHost", "dc1", erin_host, "erin", &err),
+           "released again");
+    struct asked again = {.refuse = 0};
+    is_int(0, ward_store_claim(st, "PhysicalHost", NULL, "erin", refuse_first, &again, &got, &err),
+           "the same consumer claims again");
+    is_string(a.names[0], again.names[0], "the ranking is the same (deterministic)");
+    ward_resource_free(got);
+    double none_before = attempts(reg, "none_available", "none");
+    struct asked all = {.refuse = 1000};
+    got = NULL;
+    is_int(-ENOENT,
+           ward_store_claim(st, "PhysicalHost", NULL, "frank", refuse_first, &all, &got, &err),
+           "every candidate refused is -ENOENT");
+    contains(err.text, "may be claimed now", "saying why (%s)", err.text);
+    ok(got == NULL && all.n > 1, "after asking about each of them (%d)", all.n);
+    is_double(none_before + 1, attempts(reg, "none_available", "none"), 0,
+              "counted as none_available");
     is_int(
         -ENOENT,
         ward_store_claim(st, "PhysicalHost", "{\"rack\":\"r9\"}", "dave", NULL, NULL, &got, &err),
         "nothing matching the selector is -ENOENT");
     contains(err.text, "no PhysicalHost is Available", "with a clear reason");
     ok(got == NULL, "and no host");
-    is_double(1, attempts(reg, "none_available", "none"), 0, "none_available is counted");
+    is_double(none_before + 2, attempts(reg, "none_available", "none"), 0,
+              "none_available is counted");
     is_int(-EINVAL,
            ward_store_claim(st, "PhysicalHost", "{\"rack\":", "dave", NULL, NULL, &got, &err),
            "a selector that does not parse is -EINVAL");
