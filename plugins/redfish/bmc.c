@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -2305,6 +2306,26 @@ static unsigned connection_idle(const struct ward_rf_client_opts *o)
     return s < wait ? s + 1 : s;
 }
 
+/* How many BMCs may keep an idle connection: room for the idle time (connection_idle) at
+ * the benchmark's highest enrollment rate, about 3 s of it. A connection costs the BMC one of
+ * its few slots and wardd a descriptor and tens of KiB of TLS state, so past this the least
+ * recently used idle BMC's connection is closed at once: with a cooldown longer than the
+ * power sync interval every BMC would otherwise keep one for good. At most 4,096, and no
+ * more than half the descriptors wardd may open. */
+static unsigned connection_cap(const struct ward_rf_client_opts *o)
+{
+    unsigned cap = 16 * (o->max_ops + o->max_reads);
+    if (cap > 4096) {
+        cap = 4096;
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur / 2 < cap) {
+        cap = rl.rlim_cur / 2 > 16 ? (unsigned)(rl.rlim_cur / 2) : 16;
+    }
+    return cap;
+}
+
 struct ward_rf_client *ward_rf_client_create(struct ev_loop *loop,
                                              const struct ward_rf_client_opts *o,
                                              struct ward_error *err)
@@ -2345,8 +2366,7 @@ struct ward_rf_client *ward_rf_client_create(struct ev_loop *loop,
     }
     ev_timer_init(&c->kick, on_kick, 0., 0.);
     ev_timer_init(&c->trim, on_trim, 0., 0.);
-    ward_rf_http_set_connection_limits(c->http, WARD_RF_HTTP_DEFAULT_CONNECTIONS,
-                                       connection_idle(&c->o));
+    ward_rf_http_set_connection_limits(c->http, connection_cap(&c->o), connection_idle(&c->o));
     if (o->metrics != NULL) {
         c->m_cooldown = ward_metrics_counter(o->metrics, "ward_bmc_cooldown_waits_total",
                                              "Operations that waited for a BMC's cooldown.",

@@ -93,6 +93,11 @@ struct ward_rf_http {
     CURLM *multi;                  /* owned */
     ev_timer timer;                /* curl's single timeout */
     long max_idle;                 /* seconds an idle connection stays in the cache */
+    unsigned max_idle_pools;       /* idle pools that may keep their connections */
+    /* Pools with connections and no request, least recently used first. */
+    struct ward_rf_http_pool *idle_head, *idle_tail;
+    unsigned idle_pools;
+    unsigned pools;                /* alive */
     struct ward_rf_http_req *reqs; /* owned, doubly linked, in flight */
     unsigned active;
     unsigned watched; /* sockets with an ev_io */
@@ -104,6 +109,8 @@ struct ward_rf_http_pool {
     ev_timer idle;  /* runs while no request does; closes the connections when it fires */
     unsigned users; /* requests in flight through the pool */
     bool orphaned;  /* its owner let go: freed with its last request */
+    bool on_idle_list;
+    struct ward_rf_http_pool *idle_prev, *idle_next;
 };
 
 struct ward_rf_http_req {
@@ -133,19 +140,48 @@ static double now_mono(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static void idle_unlink(struct ward_rf_http_pool *p)
+{
+    struct ward_rf_http *h = p->h;
+    if (!p->on_idle_list) {
+        return;
+    }
+    if (p->idle_prev != NULL) {
+        p->idle_prev->idle_next = p->idle_next;
+    } else {
+        h->idle_head = p->idle_next;
+    }
+    if (p->idle_next != NULL) {
+        p->idle_next->idle_prev = p->idle_prev;
+    } else {
+        h->idle_tail = p->idle_prev;
+    }
+    p->idle_prev = p->idle_next = NULL;
+    p->on_idle_list = false;
+    h->idle_pools--;
+}
+
+/* Close an idle pool's connections (its sockets are no longer watched: no transfer uses
+   them). */
+static void pool_close(struct ward_rf_http_pool *p)
+{
+    idle_unlink(p);
+    ev_timer_stop(p->h->loop, &p->idle);
+    if (p->share != NULL && curl_share_cleanup(p->share) == CURLSHE_OK) {
+        p->share = NULL;
+    }
+}
+
 static void pool_free(struct ward_rf_http_pool *p)
 {
-    ev_timer_stop(p->h->loop, &p->idle);
-    if (p->share != NULL) {
-        /* closes the cached connections; their sockets are no longer watched, since no
-           transfer uses them */
-        curl_share_cleanup(p->share);
-    }
+    pool_close(p);
+    p->h->pools--;
     free(p);
 }
 
 static void pool_release(struct ward_rf_http_pool *p)
 {
+    struct ward_rf_http *h = p->h;
     if (--p->users > 0) {
         return;
     }
@@ -153,16 +189,29 @@ static void pool_release(struct ward_rf_http_pool *p)
         pool_free(p);
         return;
     }
-    ev_timer_set(&p->idle, (double)p->h->max_idle, 0.);
-    ev_timer_start(p->h->loop, &p->idle);
+    if (p->share == NULL) {
+        return;
+    }
+    ev_timer_set(&p->idle, (double)h->max_idle, 0.);
+    ev_timer_start(h->loop, &p->idle);
+    p->idle_prev = h->idle_tail;
+    if (h->idle_tail != NULL) {
+        h->idle_tail->idle_next = p;
+    } else {
+        h->idle_head = p;
+    }
+    h->idle_tail = p;
+    p->on_idle_list = true;
+    h->idle_pools++;
+    /* however long the idle time, the client keeps no more idle connections than this */
+    while (h->idle_pools > h->max_idle_pools) {
+        pool_close(h->idle_head);
+    }
 }
 
 static void on_pool_idle(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    struct ward_rf_http_pool *p = ward_rf_container_of(w, struct ward_rf_http_pool, idle);
-    if (p->users == 0 && p->share != NULL && curl_share_cleanup(p->share) == CURLSHE_OK) {
-        p->share = NULL;
-    }
+    pool_close(ward_rf_container_of(w, struct ward_rf_http_pool, idle));
 }
 
 struct ward_rf_http_pool *ward_rf_http_pool_create(struct ward_rf_http *h)
@@ -171,6 +220,7 @@ struct ward_rf_http_pool *ward_rf_http_pool_create(struct ward_rf_http *h)
     if (p != NULL) {
         p->h = h;
         ev_timer_init(&p->idle, on_pool_idle, 0., 0.);
+        h->pools++;
     }
     return p;
 }
@@ -427,6 +477,7 @@ void ward_rf_http_set_connection_limits(struct ward_rf_http *h, unsigned max_con
      */
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS,
                       (long)(max_connections > 0 ? max_connections : 1));
+    h->max_idle_pools = max_connections > 0 ? max_connections : 1;
     h->max_idle = max_idle > 0 ? (long)max_idle : 1;
 }
 
@@ -452,6 +503,11 @@ unsigned ward_rf_http_active(const struct ward_rf_http *h)
 unsigned ward_rf_http_watched(const struct ward_rf_http *h)
 {
     return h->watched;
+}
+
+unsigned ward_rf_http_pools(const struct ward_rf_http *h)
+{
+    return h->pools;
 }
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -730,6 +786,7 @@ struct ward_rf_http_req *ward_rf_http_start(struct ward_rf_http *h,
         }
         curl_easy_setopt(e, CURLOPT_SHARE, o->pool->share);
         ev_timer_stop(h->loop, &o->pool->idle);
+        idle_unlink(o->pool);
         o->pool->users++;
         r->pool = o->pool;
     }

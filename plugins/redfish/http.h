@@ -83,8 +83,9 @@ typedef void (*ward_rf_http_cb)(void *arg, const struct ward_rf_response *resp);
 /* NULL on allocation failure. The client does not own the loop. */
 struct ward_rf_http *ward_rf_http_create(struct ev_loop *loop);
 /* Connections kept for reuse: a pool's are closed once it has been idle for max_idle
- * seconds (1 or more); the client's own cache, for requests without a pool, holds at most
- * max_connections, each closed once older than max_idle. */
+ * seconds (1 or more), and the least recently used idle pool's at once when more than
+ * max_connections pools are idle with connections; the client's own cache, for requests
+ * without a pool, holds at most max_connections, each closed once older than max_idle. */
 #define WARD_RF_HTTP_DEFAULT_CONNECTIONS 64
 void ward_rf_http_set_connection_limits(struct ward_rf_http *h, unsigned max_connections,
                                         unsigned max_idle);
@@ -120,5 +121,7 @@ void ward_rf_http_cancel(struct ward_rf_http_req *r);
 unsigned ward_rf_http_active(const struct ward_rf_http *h);
 /* Sockets the loop watches for libcurl; for tests. */
 unsigned ward_rf_http_watched(const struct ward_rf_http *h);
+/* Pools not yet freed (a destroyed pool lives on while a request of it is in flight). */
+unsigned ward_rf_http_pools(const struct ward_rf_http *h);
 
 #endif

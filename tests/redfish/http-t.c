@@ -142,16 +142,36 @@ static void test_pool(struct ev_loop *loop, struct ward_rf_http *h, struct tca *
                                   .pool = p};
     ok(ward_rf_http_start(h, &o, on_done, &last, NULL) != NULL, "a request starts");
     ward_rf_http_pool_destroy(p);
+    is_int(1, (int)ward_rf_http_pools(h), "the pool lives on while its request runs");
     ok(run_until(loop, &last, 1, 20) && last.status == 200,
        "a request outlives its pool's owner (%s)", last.reason);
-    ok(tserver_wait_closed(s, 10), "and the pool closes its connection after it");
+    is_int(0, (int)ward_rf_http_pools(h), "then the pool is freed");
+    ok(tserver_wait_closed(s, 10), "and its connection closed");
+
+    /* room for one idle pool: the least recently used one closes at once, whatever the
+       idle time */
+    ward_rf_http_set_connection_limits(h, 1, 3600);
+    struct ward_rf_http_pool *p1 = ward_rf_http_pool_create(h);
+    struct ward_rf_http_pool *p2 = ward_rf_http_pool_create(h);
+    int both = fetch_via(loop, h, p1, url, ca_path, false, 10).status == 200;
+    ok(both && ward_rf_http_pool_open(p1), "an idle pool keeps its connection");
+    both = fetch_via(loop, h, p2, url, ca_path, false, 10).status == 200;
+    ok(both && ward_rf_http_pool_open(p2) && !ward_rf_http_pool_open(p1),
+       "a second idle pool closes the first one's");
+    both = fetch_via(loop, h, p1, url, ca_path, false, 10).status == 200;
+    ok(both && ward_rf_http_pool_open(p1) && !ward_rf_http_pool_open(p2),
+       "and the other way round");
+    ward_rf_http_pool_destroy(p1);
+    ward_rf_http_pool_destroy(p2);
+    is_int(0, (int)ward_rf_http_pools(h), "both freed");
+    ok(tserver_wait_closed(s, 10), "with their connections");
     ward_rf_http_set_connection_limits(h, WARD_RF_HTTP_DEFAULT_CONNECTIONS, 2);
     tserver_stop(s);
 }
 
 int main(void)
 {
-    plan(38);
+    plan(45);
     const char *dir = test_tmpdir();
     char ca_path[512], other_path[512], url[256];
     snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", dir);
