@@ -1092,17 +1092,23 @@ struct claim_check {
     struct ward_error first;
 };
 
-static bool claim_eligible(void *arg, const struct ward_resource *r)
+static int claim_eligible(void *arg, const struct ward_resource *r, struct ward_error *err)
 {
     struct claim_check *c = arg;
     struct ward_error why = {0};
-    if (c->api->hooks.claimable(c->api->hooks.arg, r->ns, r->name, c->consumer, &why) == 0) {
-        return true;
+    int rc = c->api->hooks.claimable(c->api->hooks.arg, r->ns, r->name, c->consumer, &why);
+    if (rc == 0) {
+        return 1;
+    }
+    if (rc != -EPERM) {
+        /* the check itself failed (the store, the engine): not a reason to pass the host by */
+        *err = why;
+        return rc;
     }
     if (c->refused++ == 0) {
         c->first = why;
     }
-    return false;
+    return 0;
 }
 
 static void do_claim(struct ward_api *api, struct ward_api_call *call,
@@ -1760,7 +1766,8 @@ static int policy_claimable(void *arg, const char *ns, const char *name, const c
     if (rc == 0) {
         rc = ward_policy_claim_check(p->engine, WARD_API_KIND, name, consumer, err);
     }
-    return rc;
+    /* a host the engine does not run (yet) is not one it lets anybody claim */
+    return rc == -ENOENT ? -EPERM : rc;
 }
 
 static int policy_transition(void *arg, const struct ward_api_transition *t, int64_t *new_version,

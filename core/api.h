@@ -152,7 +152,8 @@ struct ward_api_hooks {
     int (*queue_offer)(void *arg, const char *name, struct ward_error *err);
     /* May consumer claim this host (POST /claims)? Asked about the candidates in rank order
        until one is claimed: 0, or -EPERM with err = why not (the claim moves on to the next
-       candidate). NULL: every Available, unclaimed host matching the selector may be. */
+       candidate); any other negative errno ends the claim with that error. NULL: every
+       Available, unclaimed host matching the selector may be. */
     int (*claimable)(void *arg, const char *ns, const char *name, const char *consumer,
                      struct ward_error *err);
 };

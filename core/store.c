@@ -1523,8 +1523,9 @@ static const char *conflict_name(enum conflict c)
 
 int ward_store_claim(struct ward_store *st, const char *kind, const char *selector_json,
                      const char *consumer,
-                     bool (*eligible)(void *arg, const struct ward_resource *r), void *arg,
-                     struct ward_resource **claimed, struct ward_error *err)
+                     int (*eligible)(void *arg, const struct ward_resource *r,
+                                     struct ward_error *err),
+                     void *arg, struct ward_resource **claimed, struct ward_error *err)
 {
     int rc;
     if (claimed != NULL) {
@@ -1583,14 +1584,21 @@ int ward_store_claim(struct ward_store *st, const char *kind, const char *select
 
     rc = -ESTALE;
     size_t tries = 0, refused = 0;
-    for (size_t i = 0; i < n && tries < WARD_STORE_CLAIM_TRIES; i++) {
+    for (size_t i = 0;
+         i < n && tries < WARD_STORE_CLAIM_TRIES && refused < WARD_STORE_CLAIM_REFUSALS; i++) {
         if (eligible != NULL) {
             /* asked in rank order, only until a host is claimed: usually once */
             const struct ward_resource cand = {.kind = (char *)kind,
                                                .ns = cands[i].ns,
                                                .name = cands[i].name,
                                                .version = cands[i].version};
-            if (!eligible(arg, &cand)) {
+            int yes = eligible(arg, &cand, err);
+            if (yes < 0) {
+                count_attempt(st, "error", "none");
+                rc = yes;
+                goto out;
+            }
+            if (yes == 0) {
                 refused++;
                 continue;
             }
@@ -1634,9 +1642,16 @@ int ward_store_claim(struct ward_store *st, const char *kind, const char *select
         if (rc == -ESTALE || rc == -ENOENT) {
             /* another writer got there first (or deleted it): try the next best host */
             count_attempt(st, "conflict", rc == -ENOENT ? "deleted" : conflict_name(why));
-            ward_error_set(err, -ESTALE,
-                           "every claim attempt (%zu) conflicted with another writer; retry",
-                           tries);
+            if (refused > 0) {
+                ward_error_set(err, -ESTALE,
+                               "every claim attempt (%zu) conflicted with another writer and %zu "
+                               "other candidates were refused; retry",
+                               tries, refused);
+            } else {
+                ward_error_set(err, -ESTALE,
+                               "every claim attempt (%zu) conflicted with another writer; retry",
+                               tries);
+            }
             rc = -ESTALE;
             continue;
         }
@@ -1646,10 +1661,12 @@ int ward_store_claim(struct ward_store *st, const char *kind, const char *select
     }
     if (tries == 0) {
         count_attempt(st, "none_available", "none");
-        rc = ward_error_set(err, -ENOENT,
-                            "no %s that is %s, unclaimed and matching the selector may be "
-                            "claimed now (%zu refused)",
-                            kind, WARD_STORE_AVAILABLE, refused);
+        rc =
+            ward_error_set(err, -ENOENT,
+                           "no %s that is %s, unclaimed and matching the selector may be "
+                           "claimed now (%zu refused%s)",
+                           kind, WARD_STORE_AVAILABLE, refused,
+                           refused == WARD_STORE_CLAIM_REFUSALS ? ", the most one claim asks" : "");
     }
 out:
     for (size_t i = 0; i < n; i++) {

@@ -212,13 +212,17 @@ int ward_store_prune(struct ward_store *st, int max_rows, struct ward_error *err
  * in ward_host_claim_attempts_total{outcome,conflict_reason}. -ENOENT when nothing is
  * eligible, -ESTALE when every try conflicted. *claimed (may be NULL) is the caller's.
  * eligible() is asked in rank order, before each try and only until a host is claimed, with
- * kind, ns, name and version set (nothing else); a host it refuses is skipped and does not
- * count as a try. It may read @p st but must not write to it.
+ * kind, ns, name and version set (nothing else): 1 to try the host, 0 to skip it (not a try;
+ * after WARD_STORE_CLAIM_REFUSALS skips the claim gives up with -ENOENT), or a negative
+ * errno with err filled to end the claim with that error. It may read @p st but must not
+ * write to it.
  */
+#define WARD_STORE_CLAIM_REFUSALS 64
 int ward_store_claim(struct ward_store *st, const char *kind, const char *selector_json,
                      const char *consumer,
-                     bool (*eligible)(void *arg, const struct ward_resource *r), void *arg,
-                     struct ward_resource **claimed, struct ward_error *err);
+                     int (*eligible)(void *arg, const struct ward_resource *r,
+                                     struct ward_error *err),
+                     void *arg, struct ward_resource **claimed, struct ward_error *err);
 /*
  * Clear the consumer and move lifecycle Claimed -> Available with history. Idempotent:
  * an unclaimed host is 0. -EPERM when another consumer holds it; -EBUSY when its lifecycle

@@ -294,7 +294,7 @@ static void put(int i, bool claimed)
     free(spec);
 }
 
-static bool only(void *arg, const struct ward_resource *r)
+static int only(void *arg, const struct ward_resource *r, struct ward_error *err)
 {
     return strcmp(r->name, arg) == 0;
 }

@@ -89,9 +89,10 @@ struct interference {
     bool claim; /* claim `only` for another consumer instead of editing it */
 };
 
-/* Runs while the claimer collects candidates: another writer changes them under it. */
-static bool interfere(void *arg, const struct ward_resource *r)
+/* Runs just before the claimer tries a candidate: another writer changes it under it. */
+static int interfere(void *arg, const struct ward_resource *r, struct ward_error *unused)
 {
+    (void)unused;
     struct interference *x = arg;
     struct ward_error err = {0};
     if (x->claim && strcmp(r->name, x->only) == 0) {
@@ -113,13 +114,20 @@ static bool interfere(void *arg, const struct ward_resource *r)
         }
     }
     x->calls++;
-    return true;
+    return 1;
 }
 
-static bool only_even(void *arg, const struct ward_resource *r)
+static int only_even(void *arg, const struct ward_resource *r, struct ward_error *err)
 {
     (void)arg;
+    (void)err;
     return host_index(r) % 2 == 0;
+}
+
+static int broken_check(void *arg, const struct ward_resource *r, struct ward_error *err)
+{
+    (void)arg;
+    return ward_error_set(err, -EIO, "cannot check %s", r->name);
 }
 
 /* Refuses the first `refuse` hosts it is asked about and remembers what it was asked. */
@@ -130,8 +138,9 @@ struct asked {
     bool saw_spec;
 };
 
-static bool refuse_first(void *arg, const struct ward_resource *r)
+static int refuse_first(void *arg, const struct ward_resource *r, struct ward_error *err)
 {
+    (void)err;
     struct asked *a = arg;
     if (a->n < 16) {
         snprintf(a->names[a->n], sizeof(a->names[a->n]), "%s", r->name);
@@ -150,7 +159,7 @@ static double attempts(struct ward_metrics *reg, const char *outcome, const char
 
 int main(void)
 {
-    plan(56);
+    plan(59);
     char path[512], path2[512];
     snprintf(path, sizeof(path), "%s/a.db", test_tmpdir());
     snprintf(path2, sizeof(path2), "%s/b.db", test_tmpdir());
@@ -239,17 +248,27 @@ int main(void)
        "picks a host matching every label");
     char bob_host[32];
     snprintf(bob_host, sizeof(bob_host), "%s", got != NULL ? got->name : "");
+    if (got != NULL) {
+        taken[host_index(got)] = true;
+    }
     ward_resource_free(got);
     is_int(0, ward_store_claim(st, "PhysicalHost", NULL, "carol", only_even, NULL, &got, &err),
            "a claim with an eligibility callback");
     is_int(0, host_index(got) % 2, "honours it");
+    if (got != NULL) {
+        taken[host_index(got)] = true;
+    }
     ward_resource_free(got);
     /* the callback is asked lazily, best ranked first: refusing one host moves the claim to
        the next in rank, and nothing else is asked */
+    int erin_first = doc_pick("erin", 0, HOSTS - 1, taken);
     struct asked a = {.refuse = 1};
     is_int(0, ward_store_claim(st, "PhysicalHost", NULL, "erin", refuse_first, &a, &got, &err),
            "a claim whose best candidate is refused");
     is_int(2, a.n, "asks about two hosts only");
+    char erin_want[32];
+    snprintf(erin_want, sizeof(erin_want), "host-%02d", erin_first);
+    is_string(erin_want, a.names[0], "the first asked is the best ranked");
     is_string(a.names[1], got != NULL ? got->name : "", "and claims the second one asked");
     ok(!a.saw_spec, "with name and version only");
     char erin_host[32];
@@ -261,7 +280,14 @@ int main(void)
     is_int(0, ward_store_claim(st, "PhysicalHost", NULL, "erin", refuse_first, &again, &got, &err),
            "the same consumer claims again");
     is_string(a.names[0], again.names[0], "the ranking is the same (deterministic)");
+    if (got != NULL) {
+        taken[host_index(got)] = true;
+    }
     ward_resource_free(got);
+    int free_hosts = 0;
+    for (int i = 0; i < HOSTS - 1; i++) {
+        free_hosts += !taken[i];
+    }
     double none_before = attempts(reg, "none_available", "none");
     struct asked all = {.refuse = 1000};
     got = NULL;
@@ -269,7 +295,14 @@ int main(void)
            ward_store_claim(st, "PhysicalHost", NULL, "frank", refuse_first, &all, &got, &err),
            "every candidate refused is -ENOENT");
     contains(err.text, "may be claimed now", "saying why (%s)", err.text);
-    ok(got == NULL && all.n > 1, "after asking about each of them (%d)", all.n);
+    ok(got == NULL && all.n == free_hosts, "after asking about each of the %d free hosts (%d)",
+       free_hosts, all.n);
+    double errors_before = attempts(reg, "error", "none");
+    is_int(-EIO,
+           ward_store_claim(st, "PhysicalHost", NULL, "frank", broken_check, NULL, &got, &err),
+           "a check that fails ends the claim with its error");
+    ok(got == NULL && strstr(err.text, "cannot check host-") != NULL, "and its reason (%s)",
+       err.text);
     is_double(none_before + 1, attempts(reg, "none_available", "none"), 0,
               "counted as none_available");
     is_int(
@@ -286,7 +319,8 @@ int main(void)
     is_int(-EINVAL,
            ward_store_claim(st, "PhysicalHost", "{\"rack\":1}", "dave", NULL, NULL, &got, &err),
            "a selector value must be a string");
-    is_double(2, attempts(reg, "error", "none"), 0, "errors are counted");
+    is_double(errors_before + 3, attempts(reg, "error", "none"), 0,
+              "errors are counted (the failed check and the two selectors)");
     is_int(-EINVAL, ward_store_claim(st, "PhysicalHost", NULL, "", NULL, NULL, &got, &err),
            "an empty consumer is refused");
 
