@@ -49,11 +49,12 @@ static int doc_pick(const char *consumer, int first, int last, const bool *exclu
     return best;
 }
 
-static void make_hosts(struct ward_store *st, bool reverse)
+/* host-00 .. host-<n-1>, all Available but the last (Enrolling) */
+static void make_hosts(struct ward_store *st, bool reverse, int n)
 {
     struct ward_error err = {0};
-    for (int k = 0; k < HOSTS; k++) {
-        int i = reverse ? HOSTS - 1 - k : k;
+    for (int k = 0; k < n; k++) {
+        int i = reverse ? n - 1 - k : k;
         char name[32], labels[64];
         snprintf(name, sizeof(name), "host-%02d", i);
         snprintf(labels, sizeof(labels), "{\"rack\":\"r%d\",\"gpu\":\"%s\"}", i % 2,
@@ -68,7 +69,7 @@ static void make_hosts(struct ward_store *st, bool reverse)
                                     .name = name,
                                     .dimension = "lifecycle",
                                     .from = "",
-                                    .to = i == HOSTS - 1 ? "Enrolling" : "Available",
+                                    .to = i == n - 1 ? "Enrolling" : "Available",
                                     .trigger = "enroll"};
         if (ward_store_transition_sync(st, &t, NULL, &err) < 0) {
             bail("transition %s: %s", name, err.text);
@@ -159,7 +160,7 @@ static double attempts(struct ward_metrics *reg, const char *outcome, const char
 
 int main(void)
 {
-    plan(59);
+    plan(62);
     char path[512], path2[512];
     snprintf(path, sizeof(path), "%s/a.db", test_tmpdir());
     snprintf(path2, sizeof(path2), "%s/b.db", test_tmpdir());
@@ -172,8 +173,8 @@ int main(void)
     if (st == NULL || rev == NULL) {
         bail("open: %s", err.text);
     }
-    make_hosts(st, false);
-    make_hosts(rev, true);
+    make_hosts(st, false, HOSTS);
+    make_hosts(rev, true, HOSTS);
 
     /* deterministic selection */
     struct ward_resource *got = NULL;
@@ -412,6 +413,23 @@ int main(void)
            "claim after release");
     is_string(alice_host, got != NULL ? got->name : NULL, "gives alice the same host again");
     ward_resource_free(got);
+
+    /* a claim passes over at most WARD_STORE_CLAIM_REFUSALS candidates */
+    char path3[512];
+    snprintf(path3, sizeof(path3), "%s/c.db", test_tmpdir());
+    struct ward_store *big =
+        ward_store_open(NULL, &(struct ward_store_options){.path = path3}, &err);
+    if (big == NULL) {
+        bail("open: %s", err.text);
+    }
+    make_hosts(big, false, WARD_STORE_CLAIM_REFUSALS + 10);
+    struct asked many = {.refuse = 1000};
+    is_int(-ENOENT,
+           ward_store_claim(big, "PhysicalHost", NULL, "ivan", refuse_first, &many, &got, &err),
+           "a claim with more candidates than it may pass over, all refused");
+    is_int(WARD_STORE_CLAIM_REFUSALS, many.n, "asks about %d of them", WARD_STORE_CLAIM_REFUSALS);
+    contains(err.text, "the most one claim asks", "and says it stopped there (%s)", err.text);
+    ward_store_close(big);
 
     ward_store_close(st);
     ward_store_close(rev);
