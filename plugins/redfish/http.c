@@ -109,6 +109,7 @@ struct ward_rf_http_pool {
     ev_timer idle;  /* runs while no request does; closes the connections when it fires */
     unsigned users; /* requests in flight through the pool */
     bool orphaned;  /* its owner let go: freed with its last request */
+    bool failed;    /* a transfer failed since the pool was last idle */
     bool on_idle_list;
     struct ward_rf_http_pool *idle_prev, *idle_next;
 };
@@ -187,6 +188,13 @@ static void pool_release(struct ward_rf_http_pool *p)
     }
     if (p->orphaned) {
         pool_free(p);
+        return;
+    }
+    if (p->failed) {
+        /* a refused or dead connection is nothing to keep, and must not take the room of a
+           BMC that answers */
+        p->failed = false;
+        pool_close(p);
         return;
     }
     if (p->share == NULL) {
@@ -340,6 +348,9 @@ static void finish(struct ward_rf_http_req *r, CURLcode rc)
     resp.auth_token = r->token[0] != '\0' ? r->token : NULL;
     resp.retry_after = r->retry_after;
     resp.elapsed = now_mono() - r->started;
+    if (rc != CURLE_OK && r->pool != NULL) {
+        r->pool->failed = true;
+    }
     ward_rf_http_cb cb = r->cb;
     void *arg = r->arg;
     /* detach first so the callback may start or cancel other requests freely */

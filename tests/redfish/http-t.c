@@ -161,9 +161,16 @@ static void test_pool(struct ev_loop *loop, struct ward_rf_http *h, struct tca *
     both = fetch_via(loop, h, p1, url, ca_path, false, 10).status == 200;
     ok(both && ward_rf_http_pool_open(p1) && !ward_rf_http_pool_open(p2),
        "and the other way round");
+    /* a BMC that does not answer takes no room from one that does */
+    struct ward_rf_http_pool *p3 = ward_rf_http_pool_create(h);
+    struct result dead =
+        fetch_via(loop, h, p3, "https://127.0.0.1:1/redfish/v1", ca_path, false, 5);
+    ok(dead.code < 0 && ward_rf_http_pool_open(p1) && !ward_rf_http_pool_open(p3),
+       "a failed request keeps no pool open and closes no other (%s)", dead.reason);
+    ward_rf_http_pool_destroy(p3);
     ward_rf_http_pool_destroy(p1);
     ward_rf_http_pool_destroy(p2);
-    is_int(0, (int)ward_rf_http_pools(h), "both freed");
+    is_int(0, (int)ward_rf_http_pools(h), "all freed");
     ok(tserver_wait_closed(s, 10), "with their connections");
     ward_rf_http_set_connection_limits(h, WARD_RF_HTTP_DEFAULT_CONNECTIONS, 2);
     tserver_stop(s);
@@ -171,7 +178,7 @@ static void test_pool(struct ev_loop *loop, struct ward_rf_http *h, struct tca *
 
 int main(void)
 {
-    plan(45);
+    plan(46);
     const char *dir = test_tmpdir();
     char ca_path[512], other_path[512], url[256];
     snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", dir);
