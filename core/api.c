@@ -1101,9 +1101,10 @@ static int claim_eligible(void *arg, const struct ward_resource *r, struct ward_
         return 1;
     }
     if (rc != -EPERM) {
-        /* the check itself failed (the store, the engine): not a reason to pass the host by */
+        /* the check itself failed (the store, the engine): not a reason to pass the host by,
+           and not the client's fault either (422, 404, 409 would say so) */
         *err = why;
-        return rc;
+        return rc == -EBUSY || rc == -ENOMEM ? rc : -EIO;
     }
     if (c->refused++ == 0) {
         c->first = why;
@@ -1145,8 +1146,7 @@ static void do_claim(struct ward_api *api, struct ward_api_call *call,
         return;
     }
     if (rc == -ESTALE) {
-        claim_error(res, 409, "every candidate host was taken concurrently; retry", attempts,
-                    conflicts);
+        claim_error(res, 409, err.text, attempts, conflicts);
         return;
     }
     if (rc != 0) {

@@ -1584,8 +1584,8 @@ int ward_store_claim(struct ward_store *st, const char *kind, const char *select
 
     rc = -ESTALE;
     size_t tries = 0, refused = 0;
-    for (size_t i = 0;
-         i < n && tries < WARD_STORE_CLAIM_TRIES && refused < WARD_STORE_CLAIM_REFUSALS; i++) {
+    size_t i = 0;
+    for (; i < n && tries < WARD_STORE_CLAIM_TRIES && refused < WARD_STORE_CLAIM_REFUSALS; i++) {
         if (eligible != NULL) {
             /* asked in rank order, only until a host is claimed: usually once */
             const struct ward_resource cand = {.kind = (char *)kind,
@@ -1642,16 +1642,6 @@ int ward_store_claim(struct ward_store *st, const char *kind, const char *select
         if (rc == -ESTALE || rc == -ENOENT) {
             /* another writer got there first (or deleted it): try the next best host */
             count_attempt(st, "conflict", rc == -ENOENT ? "deleted" : conflict_name(why));
-            if (refused > 0) {
-                ward_error_set(err, -ESTALE,
-                               "every claim attempt (%zu) conflicted with another writer and %zu "
-                               "other candidates were refused; retry",
-                               tries, refused);
-            } else {
-                ward_error_set(err, -ESTALE,
-                               "every claim attempt (%zu) conflicted with another writer; retry",
-                               tries);
-            }
             rc = -ESTALE;
             continue;
         }
@@ -1659,19 +1649,28 @@ int ward_store_claim(struct ward_store *st, const char *kind, const char *select
         ward_error_set(err, rc, "%s", item_err.text);
         goto out;
     }
+    /* candidates were left that this claim did not ask about */
+    const char *capped =
+        i < n && refused == WARD_STORE_CLAIM_REFUSALS ? ", the most one claim passes over" : "";
     if (tries == 0) {
         count_attempt(st, "none_available", "none");
-        rc =
-            ward_error_set(err, -ENOENT,
-                           "no %s that is %s, unclaimed and matching the selector may be "
-                           "claimed now (%zu refused%s)",
-                           kind, WARD_STORE_AVAILABLE, refused,
-                           refused == WARD_STORE_CLAIM_REFUSALS ? ", the most one claim asks" : "");
+        rc = ward_error_set(err, -ENOENT,
+                            "no %s that is %s, unclaimed and matching the selector may be "
+                            "claimed now (%zu refused%s)",
+                            kind, WARD_STORE_AVAILABLE, refused, capped);
+    } else if (refused > 0) {
+        rc = ward_error_set(err, -ESTALE,
+                            "every claim attempt (%zu) conflicted with another writer, and %zu "
+                            "other candidates were refused%s; retry",
+                            tries, refused, capped);
+    } else {
+        rc = ward_error_set(
+            err, -ESTALE, "every claim attempt (%zu) conflicted with another writer; retry", tries);
     }
 out:
-    for (size_t i = 0; i < n; i++) {
-        free(cands[i].ns);
-        free(cands[i].name);
+    for (size_t k = 0; k < n; k++) {
+        free(cands[k].ns);
+        free(cands[k].name);
     }
     free(cands);
     return rc;

@@ -88,6 +88,7 @@ struct interference {
     bool all; /* bump every candidate, not only the first seen */
     const char *only;
     bool claim; /* claim `only` for another consumer instead of editing it */
+    int refuse_after; /* > 0: refuse every candidate from this call on, untouched */
 };
 
 /* Runs just before the claimer tries a candidate: another writer changes it under it. */
@@ -96,6 +97,10 @@ static int interfere(void *arg, const struct ward_resource *r, struct ward_error
     (void)unused;
     struct interference *x = arg;
     struct ward_error err = {0};
+    if (x->refuse_after > 0 && x->calls >= x->refuse_after) {
+        x->calls++;
+        return 0;
+    }
     if (x->claim && strcmp(r->name, x->only) == 0) {
         struct ward_transition t = {.kind = r->kind,
                                     .ns = r->ns,
@@ -160,7 +165,7 @@ static double attempts(struct ward_metrics *reg, const char *outcome, const char
 
 int main(void)
 {
-    plan(62);
+    plan(66);
     char path[512], path2[512];
     snprintf(path, sizeof(path), "%s/a.db", test_tmpdir());
     snprintf(path2, sizeof(path2), "%s/b.db", test_tmpdir());
@@ -371,6 +376,11 @@ int main(void)
     contains(err.text, "conflicted", "saying to retry");
     is_double(1 + WARD_STORE_CLAIM_TRIES, attempts(reg, "conflict", "version_changed"), 0,
               "after a bounded number of tries");
+    x = (struct interference){.other = other, .all = true, .refuse_after = 1};
+    is_int(-ESTALE, ward_store_claim(st, "PhysicalHost", NULL, "frank", interfere, &x, &got, &err),
+           "one try that conflicts, every other candidate refused: -ESTALE");
+    contains(err.text, "other candidates were refused", "and the refusals are not hidden (%s)",
+             err.text);
     ward_store_close(other);
 
     /* release */
@@ -428,7 +438,22 @@ int main(void)
            ward_store_claim(big, "PhysicalHost", NULL, "ivan", refuse_first, &many, &got, &err),
            "a claim with more candidates than it may pass over, all refused");
     is_int(WARD_STORE_CLAIM_REFUSALS, many.n, "asks about %d of them", WARD_STORE_CLAIM_REFUSALS);
-    contains(err.text, "the most one claim asks", "and says it stopped there (%s)", err.text);
+    contains(err.text, "the most one claim passes over", "and says it stopped there (%s)",
+             err.text);
+    ward_store_close(big);
+    /* exactly as many candidates as the cap, all refused: every one was asked */
+    snprintf(path3, sizeof(path3), "%s/d.db", test_tmpdir());
+    big = ward_store_open(NULL, &(struct ward_store_options){.path = path3}, &err);
+    if (big == NULL) {
+        bail("open: %s", err.text);
+    }
+    make_hosts(big, false, WARD_STORE_CLAIM_REFUSALS + 1);
+    many = (struct asked){.refuse = 1000};
+    is_int(-ENOENT,
+           ward_store_claim(big, "PhysicalHost", NULL, "ivan", refuse_first, &many, &got, &err),
+           "as many candidates as the cap, all refused");
+    ok(many.n == WARD_STORE_CLAIM_REFUSALS && strstr(err.text, "passes over") == NULL,
+       "all asked, and no word of stopping early (%s)", err.text);
     ward_store_close(big);
 
     ward_store_close(st);
