@@ -94,8 +94,11 @@ struct ward_rf_http {
     ev_timer timer;                /* curl's single timeout */
     long max_idle;                 /* seconds an idle connection stays in the cache */
     unsigned max_idle_pools;       /* idle pools that may keep their connections */
-    /* Pools with connections and no request, least recently used first. */
+    /* Pools with connections and no request, least recently used first: since every pool
+       waits the same max_idle, the head's time is always the first to come, and one timer
+       serves them all. */
     struct ward_rf_http_pool *idle_head, *idle_tail;
+    ev_timer idle_timer;
     unsigned idle_pools;
     unsigned pools;                /* alive */
     struct ward_rf_http_req *reqs; /* owned, doubly linked, in flight */
@@ -105,9 +108,9 @@ struct ward_rf_http {
 
 struct ward_rf_http_pool {
     struct ward_rf_http *h;
-    CURLSH *share;  /* owned: its connection cache; NULL while the pool holds no connection */
-    ev_timer idle;  /* runs while no request does; closes the connections when it fires */
-    unsigned users; /* requests in flight through the pool */
+    CURLSH *share;     /* owned: its connection cache; NULL while the pool holds no connection */
+    double idle_since; /* loop time its last request ended, while on the idle list */
+    unsigned users;    /* requests in flight through the pool */
     bool orphaned;  /* its owner let go: freed with its last request */
     bool failed;    /* a transfer failed since the pool was last idle */
     bool on_idle_list;
@@ -167,7 +170,6 @@ static void idle_unlink(struct ward_rf_http_pool *p)
 static void pool_close(struct ward_rf_http_pool *p)
 {
     idle_unlink(p);
-    ev_timer_stop(p->h->loop, &p->idle);
     if (p->share != NULL && curl_share_cleanup(p->share) == CURLSHE_OK) {
         p->share = NULL;
     }
@@ -200,8 +202,11 @@ static void pool_release(struct ward_rf_http_pool *p)
     if (p->share == NULL) {
         return;
     }
-    ev_timer_set(&p->idle, (double)h->max_idle, 0.);
-    ev_timer_start(h->loop, &p->idle);
+    p->idle_since = ev_now(h->loop);
+    if (!ev_is_active(&h->idle_timer)) {
+        ev_timer_set(&h->idle_timer, (double)h->max_idle, 0.);
+        ev_timer_start(h->loop, &h->idle_timer);
+    }
     p->idle_prev = h->idle_tail;
     if (h->idle_tail != NULL) {
         h->idle_tail->idle_next = p;
@@ -217,9 +222,19 @@ static void pool_release(struct ward_rf_http_pool *p)
     }
 }
 
-static void on_pool_idle(struct ev_loop *loop, ev_timer *w, int revents)
+/* Close the pools idle for max_idle, then wait for the next one's time (an early wake-up,
+   when the pool it was set for got busy or closed meanwhile, only sets it again). */
+static void on_pools_idle(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    pool_close(ward_rf_container_of(w, struct ward_rf_http_pool, idle));
+    struct ward_rf_http *h = ward_rf_container_of(w, struct ward_rf_http, idle_timer);
+    double now = ev_now(loop);
+    while (h->idle_head != NULL && h->idle_head->idle_since + (double)h->max_idle <= now) {
+        pool_close(h->idle_head);
+    }
+    if (h->idle_head != NULL) {
+        ev_timer_set(w, h->idle_head->idle_since + (double)h->max_idle - now, 0.);
+        ev_timer_start(loop, w);
+    }
 }
 
 struct ward_rf_http_pool *ward_rf_http_pool_create(struct ward_rf_http *h)
@@ -227,7 +242,6 @@ struct ward_rf_http_pool *ward_rf_http_pool_create(struct ward_rf_http *h)
     struct ward_rf_http_pool *p = calloc(1, sizeof(*p));
     if (p != NULL) {
         p->h = h;
-        ev_timer_init(&p->idle, on_pool_idle, 0., 0.);
         h->pools++;
     }
     return p;
@@ -459,6 +473,7 @@ struct ward_rf_http *ward_rf_http_create(struct ev_loop *loop)
         return NULL;
     }
     ev_timer_init(&h->timer, on_timer, 0., 0.);
+    ev_timer_init(&h->idle_timer, on_pools_idle, 0., 0.);
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
@@ -501,6 +516,7 @@ void ward_rf_http_destroy(struct ward_rf_http *h)
         req_free(h->reqs);
     }
     ev_timer_stop(h->loop, &h->timer);
+    ev_timer_stop(h->loop, &h->idle_timer);
     /* curl_multi_cleanup closes cached connections and reports their sockets removed */
     curl_multi_cleanup(h->multi);
     free(h);
@@ -796,7 +812,6 @@ struct ward_rf_http_req *ward_rf_http_start(struct ward_rf_http *h,
             return NULL;
         }
         curl_easy_setopt(e, CURLOPT_SHARE, o->pool->share);
-        ev_timer_stop(h->loop, &o->pool->idle);
         idle_unlink(o->pool);
         o->pool->users++;
         r->pool = o->pool;
