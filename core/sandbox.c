@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include <lualib.h>
 
+#include "pattern.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -22,6 +23,7 @@ struct sandbox {
 struct budget {
     unsigned long left;
     double deadline;
+    bool armed;
     bool exhausted;
 };
 
@@ -104,6 +106,26 @@ static int safe_setmetatable(lua_State *L)
     return 1;
 }
 
+static void budget_hook(lua_State *L, lua_Debug *ar);
+static struct budget *budget_of(lua_State *L, bool create);
+
+/* The pattern functions' steps, taken from the same budget as the VM's instructions. */
+static void budget_charge(lua_State *L, unsigned long steps)
+{
+    struct budget *b = budget_of(L, false);
+    if (b == NULL || !b->armed) {
+        return;
+    }
+    if (!b->exhausted && b->left > steps && (b->deadline == 0 || ward_monotonic() < b->deadline)) {
+        b->left -= steps;
+        return;
+    }
+    b->left = 0;
+    b->exhausted = true;
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+    luaL_error(L, "instruction budget exhausted");
+}
+
 static void open_lib(lua_State *L, const char *name, lua_CFunction open)
 {
     luaL_requiref(L, name, open, 1);
@@ -164,6 +186,9 @@ lua_State *ward_sandbox_new(size_t mem_limit)
     lua_pushcclosure(L, safe_setmetatable, 1);
     lua_setglobal(L, "setmetatable");
     remove_field(L, LUA_STRLIBNAME, "dump");
+    lua_getglobal(L, LUA_STRLIBNAME);
+    ward_pattern_install(L, -1, budget_charge);
+    lua_pop(L, 1);
     /* math.random is fine; randomseed would let a policy make others predictable */
     remove_field(L, LUA_MATHLIBNAME, "randomseed");
 
@@ -238,6 +263,7 @@ void ward_sandbox_arm(lua_State *L, unsigned long instructions, double deadline)
     }
     b->left = instructions != 0 ? instructions : (unsigned long)-1;
     b->deadline = deadline;
+    b->armed = true;
     b->exhausted = false;
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_STEP);
 }
@@ -247,6 +273,7 @@ void ward_sandbox_disarm(lua_State *L)
     lua_sethook(L, NULL, 0, 0);
     struct budget *b = budget_of(L, false);
     if (b != NULL) {
+        b->armed = false;
         b->exhausted = false;
     }
 }

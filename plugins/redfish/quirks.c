@@ -10,6 +10,7 @@
 #include <lualib.h>
 #include <stdbool.h>
 
+#include "pattern.h" /* ward_pattern_install, from wardd's core */
 #include "quirks.h"
 
 #define JSON_DEPTH 32
@@ -157,6 +158,18 @@ static void q_hook(lua_State *L, lua_Debug *ar)
     }
 }
 
+/* Pattern matching steps come out of the same budget as the hook's instructions. */
+static void q_charge(lua_State *L, unsigned long steps)
+{
+    struct ward_rf_quirks *q;
+    lua_getallocf(L, (void **)&q);
+    q->budget -= (long)steps;
+    if (q->budget < 0) {
+        lua_sethook(L, q_hook, LUA_MASKCOUNT, 1);
+        luaL_error(L, "quirk hook exceeded its instruction budget");
+    }
+}
+
 static int traceback(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
@@ -200,6 +213,7 @@ static void open_safe_libs(lua_State *L)
     lua_getglobal(L, "string");
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
+    ward_pattern_install(L, -1, q_charge);
     lua_pop(L, 1);
 }
 

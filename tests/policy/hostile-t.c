@@ -71,7 +71,7 @@ static void serving(const char *name)
 
 int main(void)
 {
-    plan(39);
+    plan(41);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_policy_options o;
     fixture_options(&o, NULL, &events);
@@ -82,6 +82,8 @@ int main(void)
     }
     attack("loop", "stopped: ");
     attack("pcall_loop", "instruction budget exhausted");
+    attack("pattern", "stopped: ");
+    attack("pcall_pattern", "instruction budget exhausted");
     attack("growth", "memory limit exceeded");
     attack("rep", "memory limit exceeded");
     attack("doubling", "memory limit exceeded");

@@ -73,7 +73,7 @@ static const char *body_of(const char *r)
 
 int main(void)
 {
-    plan(32);
+    plan(33);
     dir = test_tmpdir();
     char logpath[600];
     snprintf(logpath, sizeof(logpath), "%s/log", dir);
@@ -109,12 +109,14 @@ int main(void)
              "    pcall(function() while true do end end) resp.status = 299 return true end},\n"
              " {name = 'sel', match = {manufacturer = '^Acme', firmware = '^2%.'},\n"
              "   response = function(req, resp) resp.status = 299 return true end},\n"
+             " {name = 'pattern', match = {model = '^Pattern$'}, response = function(req, resp)\n"
+             "    string.find(string.rep('a', 2000), '.-.-b') resp.status = 299 return true end},\n"
              " {name = 'body', match = {model = '^Body$'}, request = function(req)\n"
              "    req.body.Added = req.current.Id .. req.system return true end},\n"
              "}}\n",
              &err);
     ok(q != NULL, "a file of hooks loads (%s)", err.text);
-    is_int(6, ward_rf_quirks_count(q), "six entries");
+    is_int(7, ward_rf_quirks_count(q), "seven entries");
     struct ward_rf_ident spin = {"Acme", "Spin", "1.0", "/s"};
     is_string("200|{\"a\":1}|0", respond(q, &spin, "get", "GET", "/x", 200, "{\"a\":1}"),
               "an endless hook is stopped, the answer unchanged");
@@ -127,6 +129,9 @@ int main(void)
     struct ward_rf_ident pc = {"Acme", "Pcall", "1.0", "/s"};
     is_string("200|nil|0", respond(q, &pc, "get", "GET", "/x", 200, NULL),
               "pcall cannot swallow the budget");
+    struct ward_rf_ident pat = {"Acme", "Pattern", "1.0", "/s"};
+    is_string("200|nil|0", respond(q, &pat, "get", "GET", "/x", 200, NULL),
+              "a backtracking pattern counts against the budget: stopped, the answer unchanged");
     struct ward_rf_ident sel = {"Acme Corp", "Other", "2.5", "/s"};
     is_string("299|nil|0", respond(q, &sel, "get", "GET", "/x", 200, NULL),
               "manufacturer and firmware patterns select a hook");

@@ -17,6 +17,16 @@ function attacks.pcall_loop()
     end
 end
 
+function attacks.pattern()
+    -- Lua's matcher backtracks in C, where the count hook never fires: about 1.7e8 steps,
+    -- a second or so uncounted, against a budget of 5e6
+    return string.find(string.rep("a", 1000), ".-.-b")
+end
+
+function attacks.pcall_pattern()
+    pcall(string.gsub, string.rep("a", 1000), ".-.-b", "")
+end
+
 function attacks.growth()
     local t = {}
     local i = 0

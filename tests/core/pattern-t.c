@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The counted pattern functions against Lua's own: every case runs in a state with Lua
+ * 5.4's string library (the reference) and in one where ward_pattern_install replaced
+ * find, match, gmatch and gsub, and the results and errors must be the same. Then the
+ * counting itself: the steps a known pattern must take, a budget that stops it, and the
+ * sandbox's budget that a pcall cannot swallow.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "../tap/basic.h"
+#include "pattern.h"
+#include "patterncmp.h"
+#include "sandbox.h"
+#include "util.h"
+
+static unsigned long charged;
+static unsigned long charge_limit; /* 0: none */
+
+static void test_charge(lua_State *L, unsigned long steps)
+{
+    charged += steps;
+    if (charge_limit != 0 && charged > charge_limit) {
+        luaL_error(L, "test budget spent");
+    }
+}
+
+static lua_State *reference, *counted;
+
+/* Do the two states agree on this case? On disagreement, say how. */
+static bool agree(const char *s, size_t slen, const char *p, size_t plen, long init,
+                  const char *repl, long max, bool quiet)
+{
+    char *want = patterncmp_run(reference, s, slen, p, plen, init, repl, max);
+    char *got = patterncmp_run(counted, s, slen, p, plen, init, repl, max);
+    if (want == NULL || got == NULL) {
+        bail("out of memory");
+    }
+    bool same = strcmp(want, got) == 0;
+    if (!same && !quiet) {
+        diag("subject \"%.*s\" pattern \"%.*s\" init %ld repl %s", (int)slen, s, (int)plen, p, init,
+             repl);
+        diag("Lua:  %s", want);
+        diag("ward: %s", got);
+    }
+    free(want);
+    free(got);
+    return same;
+}
+
+static void same(const char *s, const char *p, long init, const char *repl, const char *what)
+{
+    ok(agree(s, strlen(s), p, strlen(p), init, repl, 0, false), "%s: \"%s\" on \"%s\"", what, p, s);
+}
+
+/* Deterministic pseudo-random numbers, so a failing case is found again. */
+static unsigned long seed = 12345;
+static unsigned pick(unsigned n)
+{
+    seed = seed * 6364136223846793005UL + 1442695040888963407UL;
+    return (unsigned)((seed >> 33) % n);
+}
+
+static void random_cases(int n)
+{
+    static const char *const atoms[] = {
+        "a",     "b",  ".",    "%a", "%d",  "%s",    "%w", "%p",   "%A",     "[ab]", "[^a]",
+        "[a-c]", "%%", "(",    ")",  "()",  "%1",    "%2", "%b()", "%f[%w]", "^",    "$",
+        "*",     "+",  "-",    "?",  "x",   "[%a_]", "%x", "[]",   "%",      "[",    "]",
+        "%f",    "%b", "[^]]", "%0", "-.-", "(a*)",  "%u", " ",    "1",
+    };
+    static const char subject_chars[] = "aab(x) 1_.%-AB]";
+    static const long inits[] = {0, 0, 0, 1, 2, -1, -3, 5, 40, -40};
+    static const char *const repls[] = {"<%0>", "%1-%1", "%%", "=upper", "=keep",
+                                        "=map", "x%2",   "%",  "=bad"};
+    int agreed = 0;
+    int shown = 0;
+    for (int i = 0; i < n; i++) {
+        char p[64] = "", s[32];
+        unsigned atoms_n = 1 + pick(6);
+        for (unsigned k = 0; k < atoms_n; k++) {
+            strcat(p, atoms[pick(WARD_ARRAY_SIZE(atoms))]);
+        }
+        size_t slen = pick(14);
+        for (size_t k = 0; k < slen; k++) {
+            s[k] = subject_chars[pick(sizeof(subject_chars) - 1)];
+        }
+        s[slen] = '\0';
+        long init = inits[pick(10)];
+        const char *repl = repls[pick(9)];
+        long max = pick(4) == 0 ? (long)pick(3) : 0;
+        bool quiet = shown >= 3;
+        if (agree(s, slen, p, strlen(p), init, repl, max, quiet)) {
+            agreed++;
+        } else {
+            shown++;
+        }
+    }
+    is_int(n, agreed, "%d random patterns, subjects and replacements agree with Lua's", n);
+}
+
+static void differential(void)
+{
+    /* classes, sets and single characters */
+    same("hello world 42", "%a+", 0, "<%0>", "letters");
+    same("hello world 42", "%d+", 0, "<%0>", "digits");
+    same("a1 b2\tc3\v", "%s", 0, "_", "spaces");
+    same("ABC def GHi", "%u%l", 0, "[%0]", "upper then lower");
+    same("x=1, y=22; z=333", "%w+=%d+", 0, "=upper", "alphanumerics");
+    same("a.b-c", "%p", 0, "%%", "punctuation");
+    same("0x1F zz", "%x+", 0, "<%0>", "hex digits");
+    same("\1\2abc\127", "%c+", 0, "<%0>", "control characters");
+    same("tab\there", "%g+", 0, "<%0>", "printable");
+    same("abc ABC 123", "%A+", 0, "<%0>", "a complement class");
+    same("a-b]c^d", "[%]^-]", 0, "<%0>", "a set with ], ^ and - escaped");
+    same("a]b", "[]]", 0, "<%0>", "']' first in a set is a member");
+    same("a]b^", "[^]]+", 0, "<%0>", "']' first in a complement");
+    same("az-09", "[a-z0-9]+", 0, "<%0>", "ranges");
+    same("a-z", "[z-]", 0, "<%0>", "a '-' at the end of a set");
+    same("x$y", "x$y", 0, "<%0>", "a '$' inside is itself");
+    same("x^y", "x^y", 0, "<%0>", "a '^' inside is itself");
+    /* quantifiers and anchors */
+    same("aaab", "a-b", 0, "<%0>", "lazy");
+    same("aaab", "a*", 0, "<%0>", "greedy, empty matches too");
+    same("aaab", "a+", 0, "<%0>", "one or more");
+    same("ab b", "a?b", 0, "<%0>", "optional");
+    same("hello", "^h", 0, "<%0>", "anchored");
+    same("hello", "^l", 0, "<%0>", "anchored, no match");
+    same("hello", "o$", 0, "<%0>", "end anchor");
+    same("", "^$", 0, "<%0>", "the empty subject");
+    same("", "", 0, "<%0>", "the empty pattern");
+    same("abc", "", 0, "-", "empty matches between every character");
+    same("key = value", "^(%w+)%s*=%s*(%w+)$", 0, "%2=%1", "captures");
+    same("hello", "()ll()", 0, "%1..%2", "position captures");
+    same("f(a(b)c)d", "%b()", 0, "<%0>", "balanced");
+    same("''ab''", "%b''", 0, "<%0>", "balanced with the same delimiter");
+    same("THE (quick) fox", "%f[%a]%a+", 0, "<%0>", "frontier");
+    same("abc", "%f[%z]", 0, "<%0>", "frontier at the end");
+    same("hello hello world", "(h%a+) %1", 0, "<%1>", "back reference");
+    same("abab", "()a%1", 0, "<%0>", "back reference to a position never matches");
+    same("the end", "%w+", 3, "<%0>", "init");
+    same("the end", "%w+", -3, "<%0>", "negative init");
+    same("the end", "%w+", 9, "<%0>", "init past the end");
+    same("the end", "%w+", 8, "<%0>", "init just past the end");
+    same("a.b", ".", 0, "<%0>", "find with '.' (plain only with the flag)");
+    same("a+b", "+", 0, "<%0>", "a lone quantifier is itself");
+    same("aaa", "a", 0, "=map", "a table replacement");
+    same("ab ab x", "%w+", 0, "=map", "table values: number, false, missing");
+    same("abc", "%w", 0, "=keep", "a function keeping every match");
+    same("abc", "(%w)(%w)", 0, "=upper", "a function getting the captures");
+    same("abc", "%w", 0, "=bad", "a function returning a table");
+    /* errors */
+    same("abc", "%", 0, "<%0>", "a pattern ending with '%'");
+    same("abc", "[a", 0, "<%0>", "a missing ']'");
+    same("abc", "[%", 0, "<%0>", "a set ending with '%'");
+    same("abc", "%b", 0, "<%0>", "%b without arguments");
+    same("abc", "%bx", 0, "<%0>", "%b with one argument");
+    same("abc", "%fa", 0, "<%0>", "%f without a set");
+    same("abc", "%f", 0, "<%0>", "%f at the end");
+    same("abc", "(a", 0, "<%0>", "an unfinished capture");
+    same("abc", "a)", 0, "<%0>", "a ')' with no '('");
+    same("abc", "%1", 0, "<%0>", "a back reference with no capture");
+    same("abc", "(a%1)", 0, "<%0>", "a back reference to an open capture");
+    same("abc", "%0", 0, "<%0>", "%0 in a pattern");
+    same("abc", "(a)", 0, "%2", "a replacement naming a missing capture");
+    same("abc", "a", 0, "%x", "an invalid '%' in a replacement");
+    same("abc", "a", 0, "x%", "a replacement ending with '%'");
+    same("abc", "((((((((((((((((((((((((((((((((a))))))))))))))))))))))))))))))))", 0, "<%0>",
+         "33 captures");
+    char deep_s[301] = "", deep_p[601] = "";
+    for (int i = 0; i < 300; i++) {
+        strcat(deep_s, "a");
+        strcat(deep_p, "a?");
+    }
+    ok(agree(deep_s, strlen(deep_s), deep_p, strlen(deep_p), 0, "<%0>", 0, false),
+       "a pattern too complex: 300 optionals on 300 characters");
+    /* embedded zeros in subject and pattern */
+    ok(agree("a\0b\0c", 5, "%z?\0", 4, 0, "<%0>", 0, false) &&
+           agree("a\0b\0c", 5, "[\0b]+", 6, 0, "<%0>", 0, false) &&
+           agree("a\0b\0c", 5, "\0", 1, 0, "<%0>", 0, false),
+       "embedded zeros in subject and pattern");
+    /* arguments */
+    ok(agree("12.5", 4, "%d", 2, 0, "=upper", 2, false), "a replacement limit");
+    ok(agree("abc", 3, "b", 1, 0, "<%0>", -1, false), "a negative limit replaces nothing");
+    lua_settop(reference, 0);
+    const char *calls = "return table.concat({"
+                        "  select(2, pcall(string.gsub, 'x', 'x', nil)),"
+                        "  select(2, pcall(string.gsub, 'x', 'x', true)),"
+                        "  select(2, pcall(string.find, nil, 'x')),"
+                        "  select(2, pcall(string.match, 'x', {})),"
+                        "  tostring(string.find(12345, 34)), tostring(string.match(3.5, '%d')),"
+                        "  select(2, string.gsub('abc', 'b', 7)),"
+                        "  (string.gsub('a1', '%d', 2.5)),"
+                        "  tostring(select(2, pcall(string.gmatch, 'x', 'x', 'y'))),"
+                        "}, '|')";
+    (void)luaL_dostring(reference, calls);
+    (void)luaL_dostring(counted, calls);
+    is_string(lua_tostring(reference, -1), lua_tostring(counted, -1),
+              "bad arguments and numbers as strings: the same errors and results");
+    lua_settop(counted, 0);
+    (void)luaL_dostring(counted, "local it = ('a b c'):gmatch('%a')\n"
+                                 "local co = coroutine.wrap(function() return it() end)\n"
+                                 "return it() .. co() .. it() .. tostring((it()))");
+    is_string("abcnil", lua_tostring(counted, -1),
+              "a gmatch iterator goes on in another coroutine");
+
+    random_cases(20000);
+}
+
+static void counting(void)
+{
+    /* ".-.-b" on n a's: from each start i, the two lazy items try every split of the
+     * n - i characters left before failing, at least (n - i)^2 / 2 steps. */
+    const int n = 300;
+    unsigned long floor_steps = 0;
+    for (int i = 0; i < n; i++) {
+        floor_steps += (unsigned long)(n - i) * (unsigned long)(n - i) / 2;
+    }
+    static const char *const fns[] = {"find", "match", "gsub", "gmatch"};
+    for (size_t k = 0; k < WARD_ARRAY_SIZE(fns); k++) {
+        char chunk[200];
+        snprintf(chunk, sizeof(chunk),
+                 "local s = string.rep('a', %d)\n"
+                 "if '%s' == 'gmatch' then for _ in s:gmatch('.-.-b') do end return end\n"
+                 "return s:%s('.-.-b', %s)",
+                 n, fns[k], fns[k], strcmp(fns[k], "gsub") == 0 ? "''" : "1");
+        charged = 0;
+        lua_settop(counted, 0);
+        int rc = luaL_dostring(counted, chunk);
+        ok(rc == LUA_OK && charged >= floor_steps,
+           "%s counts every step of a backtracking match: %lu, at least %lu", fns[k], charged,
+           floor_steps);
+    }
+
+    /* Without the limit this takes 2000^3/6, about 1.3e9 steps: seconds, then no match. */
+    charged = 0;
+    charge_limit = 1000000;
+    lua_settop(counted, 0);
+    int rc = luaL_dostring(counted, "return string.rep('a', 2000):find('.-.-b')");
+    ok(rc != LUA_OK && strstr(lua_tostring(counted, -1), "test budget spent") != NULL &&
+           charged < 2 * charge_limit,
+       "the charge stops a match once its budget is spent (%s, %lu steps)",
+       lua_tostring(counted, -1), charged);
+    charge_limit = 0;
+}
+
+static void sandbox(void)
+{
+    lua_State *L = ward_sandbox_new(64u * 1024u * 1024u);
+    struct ward_error err = {0};
+    const char *hostile = "local s = string.rep('a', 2000)\n"
+                          "local found = s:find('.-.-b')\n"
+                          "return 'finished'";
+    luaL_loadstring(L, hostile);
+    ward_sandbox_arm(L, 1000000, 0);
+    int rc = ward_sandbox_pcall(L, 0, 1, &err);
+    err.text[strcspn(err.text, "\n")] = '\0';
+    ok(rc == -ETIME && strstr(err.text, "instruction budget exhausted") != NULL &&
+           ward_sandbox_exhausted(L),
+       "the sandbox's budget stops a backtracking match (%d: %.60s)", rc, err.text);
+    ward_sandbox_disarm(L);
+
+    const char *swallow = "local ok = pcall(string.gsub, string.rep('a', 2000), '.-.-b', '')\n"
+                          "return 'swallowed'";
+    luaL_loadstring(L, swallow);
+    ward_sandbox_arm(L, 1000000, 0);
+    rc = ward_sandbox_pcall(L, 0, 1, &err);
+    err.text[strcspn(err.text, "\n")] = '\0';
+    ok(rc == -ETIME, "a pcall around the match cannot swallow the stop (%d: %.60s)", rc, err.text);
+    ward_sandbox_disarm(L);
+
+    luaL_loadstring(L, "return (string.gsub('a,b', '(%w)', '<%1>'))");
+    rc = ward_sandbox_pcall(L, 0, 1, &err);
+    is_string("<a>,<b>", rc == 0 ? lua_tostring(L, -1) : err.text,
+              "with no budget armed, patterns work as in Lua");
+    ward_sandbox_close(L);
+}
+
+int main(void)
+{
+    plan(77);
+    reference = patterncmp_state(NULL);
+    counted = patterncmp_state(test_charge);
+    if (reference == NULL || counted == NULL) {
+        bail("cannot make the Lua states");
+    }
+    differential();
+    counting();
+    sandbox();
+    lua_close(reference);
+    lua_close(counted);
+    return 0;
+}

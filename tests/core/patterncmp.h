@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Runs one pattern case through every string function in a Lua state and describes the
+ * outcome as one string, so a state with Lua's own functions and one with the counted
+ * ones (core/pattern.c) can be compared. Shared by tests/core/pattern-t and the pattern
+ * fuzz target.
+ */
+#ifndef WARD_TESTS_PATTERNCMP_H
+#define WARD_TESTS_PATTERNCMP_H
+
+#include <stddef.h>
+
+#include <lua.h>
+
+#include "pattern.h"
+
+/* A state with the standard libraries; charge NULL keeps Lua's pattern functions, else the
+ * counted ones charging it. Returns NULL when the state cannot be made. */
+lua_State *patterncmp_state(ward_pattern_charge_fn charge);
+
+/*
+ * find (with and without plain), match, gmatch, gsub and s:gsub of pattern p on subject s:
+ * each one's results with their types, or its error. init 0: none; max 0: no limit; repl
+ * a replacement string, or "=upper", "=keep", "=bad" (functions) or "=map" (a table).
+ * Caller frees.
+ */
+char *patterncmp_run(lua_State *L, const char *s, size_t slen, const char *p, size_t plen,
+                     long init, const char *repl, long max);
+
+#endif
