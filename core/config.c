@@ -28,6 +28,7 @@
 
 #define CONFIG_MEMORY_LIMIT (16u << 20)
 #define CONFIG_INSTRUCTIONS 50000000ul
+#define CONFIG_SLICE 10.0 /* seconds: bounds what instructions do not count */
 #define CONFIG_MAX_BYTES (4u << 20)
 
 enum setting_kind { SETTING_STRING, SETTING_LEVEL, SETTING_DURATION };
@@ -337,7 +338,7 @@ struct ward_config *ward_config_load_string(const char *text, const char *name,
         ward_config_destroy(cfg);
         return NULL;
     }
-    ward_sandbox_arm(L, CONFIG_INSTRUCTIONS, 0);
+    ward_sandbox_arm(L, CONFIG_INSTRUCTIONS, CONFIG_SLICE);
     int rc = ward_sandbox_pcall(L, 0, 0, err);
     ward_sandbox_disarm(L);
     if (rc != 0) {

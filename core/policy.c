@@ -28,6 +28,8 @@
 #define POLICY_MAX_DIMS 8
 #define POLICY_DEFAULT_MEMORY (64u << 20)
 #define POLICY_DEFAULT_INSTRUCTIONS 100000000ul
+/* 100M instructions take 1-3 s here: the slice only stops what instructions do not count */
+#define POLICY_DEFAULT_SLICE 10.0
 
 /* Registry keys (their addresses are the keys). */
 static const char policy_key = 'p'; /* lightuserdata: struct policy * */
@@ -977,7 +979,7 @@ static int run_start(struct ward_policy_engine *e, struct policy *p, struct reso
     run->next = e->runs;
     e->runs = run;
     e->running++;
-    ward_sandbox_arm(run->co, e->o.instructions, 0);
+    ward_sandbox_arm(run->co, e->o.instructions, e->o.slice_timeout);
     run_resume(run);
     return 0;
 }
@@ -1004,6 +1006,7 @@ static void run_resume(struct run *run)
     struct ward_policy_engine *e = run->e;
     struct ward_sandbox_alloc *alloc = ward_sandbox_alloc_of(run->co);
     alloc->refused = false;
+    ward_sandbox_new_slice(run->co); /* the time it waited is not running time */
     int nres = 0;
     int st = lua_resume(run->co, NULL, run->nargs, &nres);
     run->nargs = 0;
@@ -1045,7 +1048,7 @@ static void run_resume(struct run *run)
     struct error_ctx c = {run->co, st, &msg};
     struct ward_error err = {0};
     /* a __tostring on the error object is policy code: give it a small budget of its own */
-    ward_sandbox_arm(run->p->L, 100000, 0);
+    ward_sandbox_arm(run->p->L, 100000, e->o.slice_timeout);
     if (pcall_c(run->p->L, describe_error, &c, 0, &err) != 0) {
         ward_buf_printf(&msg, "(the error could not be described: %.200s)", err.text);
     }
@@ -1319,7 +1322,7 @@ static int engine_transition(struct ward_policy_engine *e, struct policy *p, str
     if (rc != 0) {
         return rc;
     }
-    ward_sandbox_arm(L, e->o.instructions, 0);
+    ward_sandbox_arm(L, e->o.instructions, e->o.slice_timeout);
     rc = do_transition(e, p, L, -1, r, NULL, to, trigger, reason, "ward:recovery", true, err);
     ward_sandbox_disarm(L);
     lua_pop(L, 1);
@@ -2186,7 +2189,7 @@ static int run_cases(struct policy *p, int idx, struct ward_buf *out, int *faile
         lua_insert(L, -2);
         lua_pushlightuserdata(L, &pc);
         lua_insert(L, -2);
-        ward_sandbox_arm(L, p->o->instructions, 0);
+        ward_sandbox_arm(L, p->o->instructions, p->o->slice_timeout);
         int rc = ward_sandbox_pcall(L, 2, 0, &err);
         ward_sandbox_disarm(L);
         if (rc != 0) {
@@ -2280,7 +2283,7 @@ static struct policy *policy_open_text(struct ward_policy_engine *e, const char 
     free(text);
     if (rc == 0) {
         lua_remove(L, -2);
-        ward_sandbox_arm(L, o->instructions, 0);
+        ward_sandbox_arm(L, o->instructions, o->slice_timeout);
         rc = ward_sandbox_pcall(L, 0, 1, err);
         ward_sandbox_disarm(L);
     } else {
@@ -2339,7 +2342,7 @@ static struct policy *policy_open_text(struct ward_policy_engine *e, const char 
             free(ttext);
             if (trc == 0) {
                 lua_remove(L, -2);
-                ward_sandbox_arm(L, o->instructions, 0);
+                ward_sandbox_arm(L, o->instructions, o->slice_timeout);
                 trc = ward_sandbox_pcall(L, 0, 1, &terr);
                 ward_sandbox_disarm(L);
             } else {
@@ -2495,7 +2498,8 @@ int ward_policy_options_set(struct ward_policy_options *o, const char *key, cons
         return ward_error_set(err, -EINVAL, "%s: missing value", key);
     }
     double secs;
-    if (strcmp(key, "reconcile_timeout") == 0 || strcmp(key, "stuck_state_timeout") == 0) {
+    if (strcmp(key, "reconcile_timeout") == 0 || strcmp(key, "stuck_state_timeout") == 0 ||
+        strcmp(key, "slice_timeout") == 0) {
         if (ward_duration_parse(value, &secs) != 0 || secs <= 0) {
             return ward_error_set(err, -EINVAL,
                                   "%s: '%s' is not a duration (write it like \"30s\", \"15m\" or "
@@ -2504,8 +2508,10 @@ int ward_policy_options_set(struct ward_policy_options *o, const char *key, cons
         }
         if (key[0] == 'r') {
             o->reconcile_timeout = secs;
-        } else {
+        } else if (key[1] == 't') {
             o->stuck_timeout = secs;
+        } else {
+            o->slice_timeout = secs;
         }
         return 0;
     }
@@ -2548,6 +2554,7 @@ int ward_policy_options_init(struct ward_policy_options *o, struct ward_error *e
         .max_retries = 3,
         .memory_limit = POLICY_DEFAULT_MEMORY,
         .instructions = POLICY_DEFAULT_INSTRUCTIONS,
+        .slice_timeout = POLICY_DEFAULT_SLICE,
         .stuck_interval = 10,
         .queue = {.base_delay = 1,
                   .max_delay = 300,
@@ -2604,6 +2611,9 @@ ward_policy_engine_create(struct ev_loop *loop, const struct ward_policy_sink *s
     }
     if (e->o.instructions == 0) {
         e->o.instructions = POLICY_DEFAULT_INSTRUCTIONS;
+    }
+    if (e->o.slice_timeout <= 0) {
+        e->o.slice_timeout = POLICY_DEFAULT_SLICE;
     }
     e->q = ward_queue_create(&e->o.queue);
     if (e->q == NULL) {
@@ -3492,7 +3502,7 @@ static int api_transition(struct ward_policy_engine *e, const char *kind, const 
     if (rc != 0) {
         return rc;
     }
-    ward_sandbox_arm(L, e->o.instructions, 0);
+    ward_sandbox_arm(L, e->o.instructions, e->o.slice_timeout);
     rc = do_transition(e, p, L, -1, r, dimension, to, trigger, reason, actor,
                        commit && as_consumer == NULL, err);
     ward_sandbox_disarm(L);

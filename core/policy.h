@@ -113,6 +113,7 @@ struct ward_policy_options {
     unsigned max_retries;       /* MAX_RETRIES, default 3 */
     size_t memory_limit;        /* bytes per policy state, default 64 MiB */
     unsigned long instructions; /* VM instructions per run (resume to yield), default 100M */
+    double slice_timeout;       /* seconds policy code may run without waiting, default 10 */
     double stuck_interval;      /* stuck timer period; 0: no timer, call ..._tick() */
     struct ward_queue_options queue;
     /* The clock for stuck detection, deadlines and backoff; NULL: ev_now(loop). */
@@ -133,7 +134,7 @@ struct ward_policy_options {
 int ward_policy_options_init(struct ward_policy_options *o, struct ward_error *err);
 /*
  * Override one setting as the configuration would: "reconcile_timeout",
- * "stuck_state_timeout" (durations like "15m") or "max_retries" (a count).
+ * "stuck_state_timeout", "slice_timeout" (durations like "15m") or "max_retries" (a count).
  */
 int ward_policy_options_set(struct ward_policy_options *o, const char *key, const char *value,
                             struct ward_error *err);

@@ -2,6 +2,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,9 +23,11 @@ struct sandbox {
 /* Per-thread budget, kept in the registry keyed by the thread. */
 struct budget {
     unsigned long left;
-    double deadline;
+    double slice;    /* seconds one stretch of running may last; 0: no limit */
+    double deadline; /* when the current stretch ends; 0: never */
     bool armed;
     bool exhausted;
+    char why[96]; /* what was spent, once exhausted */
 };
 
 static const char budget_key = 'b';
@@ -109,6 +112,37 @@ static int safe_setmetatable(lua_State *L)
 static void budget_hook(lua_State *L, lua_Debug *ar);
 static struct budget *budget_of(lua_State *L, bool create);
 
+/*
+ * Take `used` instructions from b; false when that spends it (b->why says what ran out).
+ * The clock is read at most once per call: every HOOK_STEP instructions or
+ * WARD_PATTERN_CHARGE_EVERY pattern steps.
+ */
+static bool budget_take(struct budget *b, unsigned long used)
+{
+    if (b->left <= used) {
+        b->left = 0;
+        snprintf(b->why, sizeof(b->why), "instruction budget exhausted");
+        return false;
+    }
+    b->left -= used;
+    if (b->deadline != 0 && ward_monotonic() >= b->deadline) {
+        snprintf(b->why, sizeof(b->why),
+                 "time slice exhausted: ran %.3g s without waiting (slice_timeout)", b->slice);
+        return false;
+    }
+    return true;
+}
+
+/* From now on every instruction raises, so a pcall in the script cannot swallow the stop. */
+static int budget_stop(lua_State *L, struct budget *b)
+{
+    if (!b->exhausted) {
+        b->exhausted = true;
+        lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+    }
+    return luaL_error(L, "%s", b->why);
+}
+
 /* The pattern functions' steps, taken from the same budget as the VM's instructions. */
 static void budget_charge(lua_State *L, unsigned long steps)
 {
@@ -116,14 +150,9 @@ static void budget_charge(lua_State *L, unsigned long steps)
     if (b == NULL || !b->armed) {
         return;
     }
-    if (!b->exhausted && b->left > steps && (b->deadline == 0 || ward_monotonic() < b->deadline)) {
-        b->left -= steps;
-        return;
+    if (b->exhausted || !budget_take(b, steps)) {
+        budget_stop(L, b);
     }
-    b->left = 0;
-    b->exhausted = true;
-    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
-    luaL_error(L, "instruction budget exhausted");
 }
 
 static void open_lib(lua_State *L, const char *name, lua_CFunction open)
@@ -243,29 +272,32 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     if (b == NULL) {
         return;
     }
-    if (!b->exhausted) {
-        b->left = b->left > HOOK_STEP ? b->left - HOOK_STEP : 0;
-        if (b->left > 0 && (b->deadline == 0 || ward_monotonic() < b->deadline)) {
-            return;
-        }
-        b->exhausted = true;
-        /* From now on fire on every instruction so pcall cannot swallow the stop. */
-        lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+    if (b->exhausted || !budget_take(b, HOOK_STEP)) {
+        budget_stop(L, b);
     }
-    luaL_error(L, "instruction budget exhausted");
 }
 
-void ward_sandbox_arm(lua_State *L, unsigned long instructions, double deadline)
+void ward_sandbox_arm(lua_State *L, unsigned long instructions, double slice)
 {
     struct budget *b = budget_of(L, true);
     if (b == NULL) {
         return;
     }
     b->left = instructions != 0 ? instructions : (unsigned long)-1;
-    b->deadline = deadline;
+    b->slice = slice > 0 ? slice : 0;
+    b->deadline = b->slice > 0 ? ward_monotonic() + b->slice : 0;
     b->armed = true;
     b->exhausted = false;
+    b->why[0] = '\0';
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_STEP);
+}
+
+void ward_sandbox_new_slice(lua_State *L)
+{
+    struct budget *b = budget_of(L, false);
+    if (b != NULL && b->armed && b->slice > 0) {
+        b->deadline = ward_monotonic() + b->slice;
+    }
 }
 
 void ward_sandbox_disarm(lua_State *L)

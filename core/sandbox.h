@@ -32,12 +32,17 @@ void ward_sandbox_close(lua_State *L);
 struct ward_sandbox_alloc *ward_sandbox_alloc_of(lua_State *L);
 
 /*
- * Arm the budget on thread L: after `instructions` VM instructions or once
- * the monotonic clock passes `deadline` (0: none), every further instruction
- * raises "instruction budget exhausted", so a pcall in the script cannot
- * swallow it. Call ward_sandbox_disarm before reusing the thread.
+ * Arm the budget on thread L: after `instructions` VM instructions (each step of a string
+ * pattern function counts as one), or once one stretch of running has lasted `slice`
+ * seconds (0: no limit), every further instruction raises "instruction budget exhausted"
+ * or "time slice exhausted", so a pcall in the script cannot swallow it. The slice bounds
+ * what instructions do not measure: C functions whose cost grows with their data
+ * (string.rep, table.concat, '..' on long strings) called in a loop. Call
+ * ward_sandbox_disarm before reusing the thread.
  */
-void ward_sandbox_arm(lua_State *L, unsigned long instructions, double deadline);
+void ward_sandbox_arm(lua_State *L, unsigned long instructions, double slice);
+/* A new stretch of running on armed L: call before resuming a coroutine that waited. */
+void ward_sandbox_new_slice(lua_State *L);
 void ward_sandbox_disarm(lua_State *L);
 /* True when the budget on L was exhausted since it was armed. */
 bool ward_sandbox_exhausted(lua_State *L);

@@ -22,7 +22,8 @@ shutdown_grace = "20s"
 
 -- The policy engine. RECONCILE_TIMEOUT, STUCK_STATE_TIMEOUT and MAX_RETRIES in
 -- the environment set the same values; what is written here wins.
--- policy = { reconcile_timeout = "30m", stuck_state_timeout = "15m", max_retries = 3 }
+-- policy = { reconcile_timeout = "30m", stuck_state_timeout = "15m", max_retries = 3,
+--            slice_timeout = "10s" }
 
 -- The provisioning queue: a host claimed with a boot image (or given one while
 -- Claimed) enters Provisioning only when one of min(workerCount,

@@ -12,16 +12,21 @@
 
 #include "pattern.h" /* ward_pattern_install, from wardd's core */
 #include "quirks.h"
+#include "util.h" /* ward_monotonic, from wardd's core */
 
 #define JSON_DEPTH 32
 #define QUIRKS_MEMORY (16u * 1024u * 1024u)
 #define QUIRKS_BUDGET 1000000 /* instructions per hook call */
+#define QUIRKS_SLICE                                                                               \
+    1.0 /* seconds per hook call: string.rep in a loop costs more than                             \
+           its instructions say */
 #define HOOK_STEP 1000
 
 struct ward_rf_quirks {
     lua_State *L;
     size_t used;
     long budget;
+    double deadline; /* of the current call */
     int table_ref; /* the quirks list */
     int dispatch_ref;
     unsigned count;
@@ -145,29 +150,34 @@ static void *q_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-static void q_hook(lua_State *L, lua_Debug *ar)
+static void q_hook(lua_State *L, lua_Debug *ar);
+
+/* Take `used` from the call's budget; raise once it or the call's time is spent. */
+static void q_take(lua_State *L, long used)
 {
     struct ward_rf_quirks *q;
     lua_getallocf(L, (void **)&q);
-    q->budget -= HOOK_STEP;
-    if (q->budget < 0) {
+    q->budget -= used;
+    if (q->budget < 0 || ward_monotonic() >= q->deadline) {
+        q->budget = -1;
         /* from now on fire on every instruction, so a pcall inside the hook cannot swallow
            it: the next instruction after the pcall raises again */
         lua_sethook(L, q_hook, LUA_MASKCOUNT, 1);
-        luaL_error(L, "quirk hook exceeded its instruction budget");
+        luaL_error(L, "quirk hook exceeded its instruction budget or its %d ms",
+                   (int)(QUIRKS_SLICE * 1000));
     }
+}
+
+static void q_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    q_take(L, HOOK_STEP);
 }
 
 /* Pattern matching steps come out of the same budget as the hook's instructions. */
 static void q_charge(lua_State *L, unsigned long steps)
 {
-    struct ward_rf_quirks *q;
-    lua_getallocf(L, (void **)&q);
-    q->budget -= (long)steps;
-    if (q->budget < 0) {
-        lua_sethook(L, q_hook, LUA_MASKCOUNT, 1);
-        luaL_error(L, "quirk hook exceeded its instruction budget");
-    }
+    q_take(L, (long)steps);
 }
 
 static int traceback(lua_State *L)
@@ -279,6 +289,7 @@ struct ward_rf_quirks *ward_rf_quirks_load(const char *path, struct ward_error *
         return NULL;
     }
     q->budget = QUIRKS_BUDGET * 10L; /* the file's main chunk gets a larger budget */
+    q->deadline = ward_monotonic() + 10 * QUIRKS_SLICE;
     lua_sethook(q->L, q_hook, LUA_MASKCOUNT, HOOK_STEP);
     lua_pushcfunction(q->L, load_protected);
     lua_pushlightuserdata(q->L, q);
@@ -520,6 +531,7 @@ static bool call(struct call *c)
     lua_State *L = c->q->L;
     lua_settop(L, 0);
     c->q->budget = QUIRKS_BUDGET;
+    c->q->deadline = ward_monotonic() + QUIRKS_SLICE;
     lua_sethook(L, q_hook, LUA_MASKCOUNT, HOOK_STEP);
     lua_pushcfunction(L, traceback);
     lua_pushcfunction(L, call_protected);

@@ -11,6 +11,7 @@
 #include "../tap/basic.h"
 #include "fixture.h"
 #include "policy.h"
+#include "util.h"
 
 static struct ward_policy_engine *e;
 static struct ev_loop *loop;
@@ -71,7 +72,7 @@ static void serving(const char *name)
 
 int main(void)
 {
-    plan(41);
+    plan(43);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_policy_options o;
     fixture_options(&o, NULL, &events);
@@ -161,7 +162,23 @@ int main(void)
     ok(rc != 0 && strstr(err.text, "syntax.lua:2:") != NULL, "a syntax error names file:line: %s",
        first_line());
     ward_policy_engine_destroy(e2);
+    ward_policy_engine_destroy(e);
 
+    /* the time slice: what instructions do not count, and waiting, which it must not count */
+    o.slice_timeout = 0.5;
+    e = ward_policy_engine_create(loop, NULL, NULL, NULL, &o, &err);
+    if (e == NULL ||
+        ward_policy_engine_load(e, WARD_SRCDIR "/tests/data/policies/hostile", &err) != 0) {
+        bail("load: %s", err.text);
+    }
+    attack("amplify", "time slice exhausted: ran 0.5 s without waiting");
+    ward_policy_resource_put(e, "Hostile", "waits", "{\"attack\":\"waits\"}", &err);
+    double give_up = ward_monotonic() + 30;
+    while (strcmp(state("waits"), "Start") == 0 && ward_monotonic() < give_up) {
+        ev_run(loop, EVRUN_ONCE);
+    }
+    is_string("Done", state("waits"),
+              "a run that waits 0.8 s, running little between, is not stopped");
     ward_policy_engine_destroy(e);
     ward_buf_free(&events.text);
     ev_loop_destroy(loop);

@@ -82,7 +82,7 @@ static void big_queue(void)
 
 int main(void)
 {
-    plan(44 + 5 + 3);
+    plan(44 + 5 + 3 + 4);
     struct ward_queue *q = ward_queue_create(&(struct ward_queue_options){
         .base_delay = 1, .max_delay = 8, .jitter = 0, .max_inflight = 2});
     ward_queue_add(q, "a", 10);
@@ -172,6 +172,12 @@ int main(void)
     is_int(0, ward_policy_options_set(&o, "stuck_state_timeout", "10m", &err),
            "the configuration overrides");
     is_double(600, o.stuck_timeout, 0, "to 10m");
+    is_double(10, o.slice_timeout, 0, "the time slice is 10 s by default");
+    is_int(0, ward_policy_options_set(&o, "slice_timeout", "2s", &err),
+           "slice_timeout is a setting");
+    is_double(2, o.slice_timeout, 0, "read as a duration");
+    is_int(-EINVAL, ward_policy_options_set(&o, "slice_timeout", "0s", &err),
+           "a zero time slice is refused");
     setenv("STUCK_STATE_TIMEOUT", "15 minutes", 1);
     is_int(-EINVAL, ward_policy_options_init(&o, &err), "a bad duration is an error");
     contains(err.text, "STUCK_STATE_TIMEOUT: stuck_state_timeout: '15 minutes' is not a duration",

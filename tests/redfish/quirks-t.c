@@ -73,7 +73,7 @@ static const char *body_of(const char *r)
 
 int main(void)
 {
-    plan(33);
+    plan(34);
     dir = test_tmpdir();
     char logpath[600];
     snprintf(logpath, sizeof(logpath), "%s/log", dir);
@@ -96,27 +96,30 @@ int main(void)
     contains(err.text, "instruction budget", "by the instruction budget (%s)", err.text);
 
     /* the sandbox at call time: failures leave the answer as it was */
-    struct ward_rf_quirks *q =
-        load("hostile.lua",
-             "return {quirks = {\n"
-             " {name = 'spin', match = {model = '^Spin$'}, response = function(req, resp)\n"
-             "    while true do end end},\n"
-             " {name = 'hog', match = {model = '^Hog$'}, response = function(req, resp)\n"
-             "    local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 1000) end end},\n"
-             " {name = 'boom', match = {model = '^Boom$'}, response = function(req, resp)\n"
-             "    resp.status = 204 error('boom') end},\n"
-             " {name = 'pcall', match = {model = '^Pcall$'}, response = function(req, resp)\n"
-             "    pcall(function() while true do end end) resp.status = 299 return true end},\n"
-             " {name = 'sel', match = {manufacturer = '^Acme', firmware = '^2%.'},\n"
-             "   response = function(req, resp) resp.status = 299 return true end},\n"
-             " {name = 'pattern', match = {model = '^Pattern$'}, response = function(req, resp)\n"
-             "    string.find(string.rep('a', 2000), '.-.-b') resp.status = 299 return true end},\n"
-             " {name = 'body', match = {model = '^Body$'}, request = function(req)\n"
-             "    req.body.Added = req.current.Id .. req.system return true end},\n"
-             "}}\n",
-             &err);
+    struct ward_rf_quirks *q = load(
+        "hostile.lua",
+        "return {quirks = {\n"
+        " {name = 'spin', match = {model = '^Spin$'}, response = function(req, resp)\n"
+        "    while true do end end},\n"
+        " {name = 'hog', match = {model = '^Hog$'}, response = function(req, resp)\n"
+        "    local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 1000) end end},\n"
+        " {name = 'boom', match = {model = '^Boom$'}, response = function(req, resp)\n"
+        "    resp.status = 204 error('boom') end},\n"
+        " {name = 'pcall', match = {model = '^Pcall$'}, response = function(req, resp)\n"
+        "    pcall(function() while true do end end) resp.status = 299 return true end},\n"
+        " {name = 'sel', match = {manufacturer = '^Acme', firmware = '^2%.'},\n"
+        "   response = function(req, resp) resp.status = 299 return true end},\n"
+        " {name = 'pattern', match = {model = '^Pattern$'}, response = function(req, resp)\n"
+        "    string.find(string.rep('a', 2000), '.-.-b') resp.status = 299 return true end},\n"
+        " {name = 'amplify', match = {model = '^Amplify$'}, response = function(req, resp)\n"
+        "    local s = string.rep('x', 2 << 20)\n"
+        "    for i = 1, 50000 do s:find('y', 1, true) end resp.status = 299 return true end},\n"
+        " {name = 'body', match = {model = '^Body$'}, request = function(req)\n"
+        "    req.body.Added = req.current.Id .. req.system return true end},\n"
+        "}}\n",
+        &err);
     ok(q != NULL, "a file of hooks loads (%s)", err.text);
-    is_int(7, ward_rf_quirks_count(q), "seven entries");
+    is_int(8, ward_rf_quirks_count(q), "eight entries");
     struct ward_rf_ident spin = {"Acme", "Spin", "1.0", "/s"};
     is_string("200|{\"a\":1}|0", respond(q, &spin, "get", "GET", "/x", 200, "{\"a\":1}"),
               "an endless hook is stopped, the answer unchanged");
@@ -132,6 +135,10 @@ int main(void)
     struct ward_rf_ident pat = {"Acme", "Pattern", "1.0", "/s"};
     is_string("200|nil|0", respond(q, &pat, "get", "GET", "/x", 200, NULL),
               "a backtracking pattern counts against the budget: stopped, the answer unchanged");
+    struct ward_rf_ident amp = {"Acme", "Amplify", "1.0", "/s"};
+    is_string("200|nil|0", respond(q, &amp, "get", "GET", "/x", 200, NULL),
+              "a hook within its instructions but past its second (50,000 scans of 2 MiB) "
+              "is stopped");
     struct ward_rf_ident sel = {"Acme Corp", "Other", "2.5", "/s"};
     is_string("299|nil|0", respond(q, &sel, "get", "GET", "/x", 200, NULL),
               "manufacturer and firmware patterns select a hook");

@@ -27,6 +27,27 @@ function attacks.pcall_pattern()
     pcall(string.gsub, string.rep("a", 1000), ".-.-b", "")
 end
 
+function attacks.amplify()
+    -- each plain find scans a mebibyte for a few instructions: the instruction budget alone
+    -- would let this hold the loop for half a minute
+    local s = string.rep("x", 1 << 20)
+    while true do
+        s:find("y", 1, true)
+    end
+end
+
+function attacks.waits()
+    -- 0.8 s in all, nearly all of it waiting: only running counts against the time slice.
+    -- The sums run enough instructions after each wait for the hook to look at the clock.
+    local n = 0
+    for _ = 1, 4 do
+        ward.sleep(0.2)
+        for i = 1, 5000 do
+            n = n + i
+        end
+    end
+end
+
 function attacks.growth()
     local t = {}
     local i = 0
