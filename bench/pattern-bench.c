@@ -2,7 +2,7 @@
 /*
  * Counted pattern functions against Lua 5.4's own (not a test). Each workload runs as a
  * Lua chunk in two states, one with Lua's string library and one where
- * ward_pattern_install replaced find, match, gmatch and gsub (charging a counter, as the
+ * ward_counted_install replaced find, match, gmatch and gsub (charging a counter, as the
  * sandbox does), round after round, alternating which state goes first. Prints the
  * median time of each and the ratio counted / Lua.
  *
@@ -16,7 +16,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-#include "pattern.h"
+#include "counted.h"
 #include "util.h"
 
 static unsigned long charged;
@@ -56,9 +56,7 @@ static lua_State *state(bool counted)
     lua_State *L = luaL_newstate();
     luaL_openlibs(L);
     if (counted) {
-        lua_getglobal(L, LUA_STRLIBNAME);
-        ward_pattern_install(L, -1, bench_charge);
-        lua_pop(L, 1);
+        ward_counted_install(L, bench_charge);
     }
     return L;
 }

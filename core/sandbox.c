@@ -10,7 +10,7 @@
 #include <cjson/cJSON.h>
 #include <lualib.h>
 
-#include "pattern.h"
+#include "counted.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -115,7 +115,7 @@ static struct budget *budget_of(lua_State *L, bool create);
 /*
  * Take `used` instructions from b; false when that spends it (b->why says what ran out).
  * The clock is read at most once per call: every HOOK_STEP instructions or
- * WARD_PATTERN_CHARGE_EVERY pattern steps.
+ * WARD_COUNTED_CHARGE_EVERY pattern steps.
  */
 static bool budget_take(struct budget *b, unsigned long used)
 {
@@ -143,7 +143,8 @@ static int budget_stop(lua_State *L, struct budget *b)
     return luaL_error(L, "%s", b->why);
 }
 
-/* The pattern functions' steps, taken from the same budget as the VM's instructions. */
+/* The counted functions' steps (core/counted.h), taken from the same budget as the VM's
+ * instructions. */
 static void budget_charge(lua_State *L, unsigned long steps)
 {
     struct budget *b = budget_of(L, false);
@@ -215,9 +216,7 @@ lua_State *ward_sandbox_new(size_t mem_limit)
     lua_pushcclosure(L, safe_setmetatable, 1);
     lua_setglobal(L, "setmetatable");
     remove_field(L, LUA_STRLIBNAME, "dump");
-    lua_getglobal(L, LUA_STRLIBNAME);
-    ward_pattern_install(L, -1, budget_charge);
-    lua_pop(L, 1);
+    ward_counted_install(L, budget_charge);
     /* math.random is fine; randomseed would let a policy make others predictable */
     remove_field(L, LUA_MATHLIBNAME, "randomseed");
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Fuzz target: the counted pattern functions (core/pattern.c) must agree with Lua 5.4's
+ * Fuzz target: the counted pattern functions (core/counted.c) must agree with Lua 5.4's
  * own on any pattern, subject, start and replacement: same results, same errors.
  *
  * Input: one byte choosing the start position and the replacement, then the pattern, a

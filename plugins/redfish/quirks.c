@@ -10,7 +10,7 @@
 #include <lualib.h>
 #include <stdbool.h>
 
-#include "pattern.h" /* ward_pattern_install, from wardd's core */
+#include "counted.h" /* ward_counted_install, from wardd's core */
 #include "quirks.h"
 #include "util.h" /* ward_monotonic, from wardd's core */
 
@@ -174,7 +174,8 @@ static void q_hook(lua_State *L, lua_Debug *ar)
     q_take(L, HOOK_STEP);
 }
 
-/* Pattern matching steps come out of the same budget as the hook's instructions. */
+/* Pattern matching steps and moved elements come out of the same budget as the hook's
+ * instructions. */
 static void q_charge(lua_State *L, unsigned long steps)
 {
     q_take(L, (long)steps);
@@ -223,8 +224,8 @@ static void open_safe_libs(lua_State *L)
     lua_getglobal(L, "string");
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
-    ward_pattern_install(L, -1, q_charge);
     lua_pop(L, 1);
+    ward_counted_install(L, q_charge);
 }
 
 static int load_protected(lua_State *L)

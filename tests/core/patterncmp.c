@@ -55,7 +55,7 @@ static const char helpers[] =
     "  map = {a = 'A', ab = 1.5, x = false},\n"
     "}\n";
 
-lua_State *patterncmp_state(ward_pattern_charge_fn charge)
+lua_State *patterncmp_state(ward_counted_charge_fn charge)
 {
     lua_State *L = luaL_newstate();
     if (L == NULL) {
@@ -63,9 +63,7 @@ lua_State *patterncmp_state(ward_pattern_charge_fn charge)
     }
     luaL_openlibs(L);
     if (charge != NULL) {
-        lua_getglobal(L, LUA_STRLIBNAME);
-        ward_pattern_install(L, -1, charge);
-        lua_pop(L, 1);
+        ward_counted_install(L, charge);
     }
     if (luaL_dostring(L, helpers) != LUA_OK) {
         lua_close(L);

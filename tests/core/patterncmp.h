@@ -2,7 +2,7 @@
 /*
  * Runs one pattern case through every string function in a Lua state and describes the
  * outcome as one string, so a state with Lua's own functions and one with the counted
- * ones (core/pattern.c) can be compared. Shared by tests/core/pattern-t and the pattern
+ * ones (core/counted.c) can be compared. Shared by tests/core/counted-t and the pattern
  * fuzz target.
  */
 #ifndef WARD_TESTS_PATTERNCMP_H
@@ -12,11 +12,11 @@
 
 #include <lua.h>
 
-#include "pattern.h"
+#include "counted.h"
 
 /* A state with the standard libraries; charge NULL keeps Lua's pattern functions, else the
  * counted ones charging it. Returns NULL when the state cannot be made. */
-lua_State *patterncmp_state(ward_pattern_charge_fn charge);
+lua_State *patterncmp_state(ward_counted_charge_fn charge);
 
 /*
  * find (with and without plain), match, gmatch, gsub and s:gsub of pattern p on subject s:

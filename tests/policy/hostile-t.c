@@ -72,7 +72,7 @@ static void serving(const char *name)
 
 int main(void)
 {
-    plan(43);
+    plan(44);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_policy_options o;
     fixture_options(&o, NULL, &events);
@@ -85,6 +85,7 @@ int main(void)
     attack("pcall_loop", "instruction budget exhausted");
     attack("pattern", "stopped: ");
     attack("pcall_pattern", "instruction budget exhausted");
+    attack("move", "instruction budget exhausted");
     attack("growth", "memory limit exceeded");
     attack("rep", "memory limit exceeded");
     attack("doubling", "memory limit exceeded");

@@ -27,6 +27,11 @@ function attacks.pcall_pattern()
     pcall(string.gsub, string.rep("a", 1000), ".-.-b", "")
 end
 
+function attacks.move()
+    -- one C call moving 3e8 nils: seconds uncounted, far past a 5e6 budget counted
+    table.move({}, 1, 3e8, 2)
+end
+
 function attacks.amplify()
     -- each plain find scans a mebibyte for a few instructions: the instruction budget alone
     -- would let this hold the loop for half a minute

@@ -7,8 +7,9 @@
 #include <string.h>
 
 #include <lauxlib.h>
+#include <lualib.h>
 
-#include "pattern.h"
+#include "counted.h"
 
 #define ESC '%'
 /* A pattern without any of these is a plain string to string.find. */
@@ -21,7 +22,7 @@ enum { CAP_OPEN = -1, CAP_POSITION = -2 };
 
 struct matcher {
     lua_State *L;
-    ward_pattern_charge_fn charge;
+    ward_counted_charge_fn charge;
     const char *src; /* the whole subject: %f looks before the start */
     const char *src_end;
     const char *pat_end;
@@ -51,12 +52,12 @@ static void charge_now(struct matcher *m)
 static void count(struct matcher *m, unsigned long n)
 {
     m->steps += n;
-    if (m->steps >= WARD_PATTERN_CHARGE_EVERY) {
+    if (m->steps >= WARD_COUNTED_CHARGE_EVERY) {
         charge_now(m);
     }
 }
 
-static void matcher_init(struct matcher *m, lua_State *L, ward_pattern_charge_fn charge,
+static void matcher_init(struct matcher *m, lua_State *L, ward_counted_charge_fn charge,
                          const char *s, size_t len, const char *pat_end)
 {
     m->L = L;
@@ -455,9 +456,9 @@ static bool has_specials(const char *p, size_t len)
     return false;
 }
 
-static ward_pattern_charge_fn charge_of(lua_State *L)
+static ward_counted_charge_fn charge_of(lua_State *L)
 {
-    ward_pattern_charge_fn fn;
+    ward_counted_charge_fn fn;
     memcpy(&fn, lua_touserdata(L, lua_upvalueindex(1)), sizeof(fn));
     return fn;
 }
@@ -553,7 +554,7 @@ static int pattern_gmatch(lua_State *L)
     if (init > len) {
         init = len + 1; /* past the end: no match at all */
     }
-    ward_pattern_charge_fn charge = charge_of(L);
+    ward_counted_charge_fn charge = charge_of(L);
     lua_settop(L, 2);
     struct gmatch *g = lua_newuserdatauv(L, sizeof(*g), 0);
     matcher_init(&g->m, L, charge, s, len, p + plen);
@@ -670,18 +671,83 @@ static int pattern_gsub(lua_State *L)
     return 2;
 }
 
-void ward_pattern_install(lua_State *L, int string_table, ward_pattern_charge_fn charge)
+/* What table.move asks of its tables: a table, or a value whose metatable has `field`. */
+static void move_check_table(lua_State *L, int arg, const char *field)
 {
-    static const luaL_Reg fns[] = {
+    if (lua_type(L, arg) == LUA_TTABLE) {
+        return;
+    }
+    if (lua_getmetatable(L, arg)) {
+        lua_pushstring(L, field);
+        bool has = lua_rawget(L, -2) != LUA_TNIL;
+        lua_pop(L, 2);
+        if (has) {
+            return;
+        }
+    }
+    luaL_checktype(L, arg, LUA_TTABLE);
+}
+
+/*
+ * table.move counts its elements before it moves them, then lets Lua's own do the work.
+ * The argument checks come first and are Lua's, so its errors name table.move as Lua's
+ * would; the original, called from here, then finds nothing to complain about.
+ */
+static int counted_move(lua_State *L)
+{
+    lua_Integer f = luaL_checkinteger(L, 2);
+    lua_Integer e = luaL_checkinteger(L, 3);
+    lua_Integer t = luaL_checkinteger(L, 4);
+    int dest = lua_isnoneornil(L, 5) ? 1 : 5;
+    move_check_table(L, 1, "__index");
+    move_check_table(L, dest, "__newindex");
+    if (e >= f) {
+        luaL_argcheck(L, f > 0 || e < LUA_MAXINTEGER + f, 3, "too many elements to move");
+        lua_Integer n = e - f;
+        luaL_argcheck(L, t <= LUA_MAXINTEGER - n, 4, "destination wrap around");
+        charge_of(L)(L, (unsigned long)n + 1);
+    }
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+/* Replace each fns entry in the loaded library `lib`, giving each the charge as upvalue 1
+ * and the function it replaces as upvalue 2. */
+static void replace_in(lua_State *L, const char *lib, const luaL_Reg *fns, int charge)
+{
+    if (lua_getfield(L, -1, lib) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return;
+    }
+    for (const luaL_Reg *r = fns; r->name != NULL; r++) {
+        lua_pushvalue(L, charge);
+        lua_getfield(L, -2, r->name);
+        lua_pushcclosure(L, r->func, 2);
+        lua_setfield(L, -2, r->name);
+    }
+    lua_pop(L, 1);
+}
+
+void ward_counted_install(lua_State *L, ward_counted_charge_fn charge)
+{
+    static const luaL_Reg string_fns[] = {
         {"find", pattern_find},
         {"match", pattern_match},
         {"gmatch", pattern_gmatch},
         {"gsub", pattern_gsub},
         {NULL, NULL},
     };
-    lua_pushvalue(L, string_table);
-    ward_pattern_charge_fn *slot = lua_newuserdatauv(L, sizeof(charge), 0);
+    static const luaL_Reg table_fns[] = {
+        {"move", counted_move},
+        {NULL, NULL},
+    };
+    ward_counted_charge_fn *slot = lua_newuserdatauv(L, sizeof(charge), 0);
     memcpy(slot, &charge, sizeof(charge));
-    luaL_setfuncs(L, fns, 1); /* each function keeps the charge as its upvalue */
-    lua_pop(L, 1);
+    int charge_index = lua_gettop(L);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    replace_in(L, LUA_STRLIBNAME, string_fns, charge_index);
+    replace_in(L, LUA_TABLIBNAME, table_fns, charge_index);
+    lua_pop(L, 2);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The counted pattern functions against Lua's own: every case runs in a state with Lua
- * 5.4's string library (the reference) and in one where ward_pattern_install replaced
+ * 5.4's string library (the reference) and in one where ward_counted_install replaced
  * find, match, gmatch and gsub, and the results and errors must be the same. Then the
  * counting itself: the steps a known pattern must take, a budget that stops it, and the
  * sandbox's budget that a pcall cannot swallow.
@@ -17,7 +17,7 @@
 #include <lualib.h>
 
 #include "../tap/basic.h"
-#include "pattern.h"
+#include "counted.h"
 #include "patterncmp.h"
 #include "sandbox.h"
 #include "util.h"
@@ -252,6 +252,45 @@ static void counting(void)
     charge_limit = 0;
 }
 
+/* table.move: Lua's results and errors, and its length charged before it starts. */
+static void move(void)
+{
+    const char *cases =
+        "local function show(t) local out = {} for i = -2, 8 do out[#out + 1] = tostring(t[i]) "
+        "end\n"
+        "  return table.concat(out, ' ') end\n"
+        "local function try(...) local r = table.pack(pcall(table.move, ...))\n"
+        "  if not r[1] then return 'error: ' .. tostring(r[2]) end return show(r[2]) end\n"
+        "local proxy = setmetatable({}, {__index = function(_, k) return k * 10 end,\n"
+        "                                __newindex = function(t, k, v) rawset(t, k, v) end})\n"
+        "return table.concat({\n"
+        "  try({1, 2, 3}, 1, 3, 2), try({1, 2, 3}, 2, 3, 1), try({1, 2, 3}, 1, 3, 3, {}),\n"
+        "  try({1, 2, 3}, 3, 1, 5), try({1, 2, 3}, -1, 1, 4), try(proxy, 1, 3, 1, {}),\n"
+        "  try(nil, 1, 2, 3), try({}, 1, 2), try({}, 1.5, 2, 3), try({}, 1, 2, 3, 7),\n"
+        "  try({}, math.mininteger, 1, 1), try({}, 1, 2, math.maxinteger),\n"
+        "  try(setmetatable({}, {__index = {}}), 1, 2, 3), try('x', 1, 2, 3),\n"
+        "  tostring(select('#', table.move({}, 1, 0, 1))),\n"
+        "}, '\\n')";
+    lua_settop(reference, 0);
+    lua_settop(counted, 0);
+    (void)luaL_dostring(reference, cases);
+    (void)luaL_dostring(counted, cases);
+    is_string(lua_tostring(reference, -1), lua_tostring(counted, -1),
+              "table.move: the same results and errors as Lua's");
+
+    charged = 0;
+    lua_settop(counted, 0);
+    (void)luaL_dostring(counted, "table.move({}, 1, 1000, 2)");
+    ok(charged >= 1000, "table.move charges every element it moves (%lu)", charged);
+    charged = 0;
+    charge_limit = 1000000;
+    lua_settop(counted, 0);
+    int rc = luaL_dostring(counted, "table.move({}, 1, 1e12, 2)");
+    ok(rc != LUA_OK && strstr(lua_tostring(counted, -1), "test budget spent") != NULL,
+       "a trillion elements are refused before the first moves (%s)", lua_tostring(counted, -1));
+    charge_limit = 0;
+}
+
 static void sandbox(void)
 {
     lua_State *L = ward_sandbox_new(64u * 1024u * 1024u);
@@ -286,7 +325,7 @@ static void sandbox(void)
 
 int main(void)
 {
-    plan(77);
+    plan(80);
     reference = patterncmp_state(NULL);
     counted = patterncmp_state(test_charge);
     if (reference == NULL || counted == NULL) {
@@ -294,6 +333,7 @@ int main(void)
     }
     differential();
     counting();
+    move();
     sandbox();
     lua_close(reference);
     lua_close(counted);
