@@ -2,6 +2,7 @@
 #include "autoconf.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
@@ -57,6 +58,20 @@ static void count(struct matcher *m, unsigned long n)
     }
 }
 
+/* luaL_error, after charging the steps taken: a pcall'd loop of failing patterns must not
+ * take up to a thousand steps per call for free. */
+static int matcher_error(struct matcher *m, const char *fmt, ...)
+{
+    charge_now(m);
+    va_list ap;
+    va_start(ap, fmt);
+    luaL_where(m->L, 1);
+    lua_pushvfstring(m->L, fmt, ap);
+    va_end(ap);
+    lua_concat(m->L, 2);
+    return lua_error(m->L);
+}
+
 static void matcher_init(struct matcher *m, lua_State *L, ward_counted_charge_fn charge,
                          const char *s, size_t len, const char *pat_end)
 {
@@ -81,7 +96,7 @@ static const char *class_end(struct matcher *m, const char *p)
     char c = *p++;
     if (c == ESC) {
         if (p >= m->pat_end) {
-            luaL_error(m->L, "malformed pattern (ends with '%%')");
+            matcher_error(m, "malformed pattern (ends with '%%')");
         }
         return p + 1;
     }
@@ -92,15 +107,17 @@ static const char *class_end(struct matcher *m, const char *p)
         p++;
     }
     /* The set's first character is a member even when it is ']'. */
+    const char *start = p;
     do {
         if (p >= m->pat_end) {
-            luaL_error(m->L, "malformed pattern (missing ']')");
+            matcher_error(m, "malformed pattern (missing ']')");
         }
         c = *p++;
         if (c == ESC && p < m->pat_end) {
             p++;
         }
     } while (p >= m->pat_end || *p != ']');
+    count(m, (unsigned long)(p - start)); /* a long set costs its length at every attempt */
     return p + 1;
 }
 
@@ -177,7 +194,7 @@ static bool set_has(int c, const char *p, const char *close)
 }
 
 /* Does the character at s match the class from p to ep? */
-static bool one_matches(const struct matcher *m, const char *s, const char *p, const char *ep)
+static bool one_matches(struct matcher *m, const char *s, const char *p, const char *ep)
 {
     if (s >= m->src_end) {
         return false;
@@ -189,6 +206,7 @@ static bool one_matches(const struct matcher *m, const char *s, const char *p, c
     case ESC:
         return class_has(c, uchar(p[1]));
     case '[':
+        count(m, (unsigned long)(ep - p));
         return set_has(c, p, ep - 1);
     default:
         return uchar(*p) == c;
@@ -201,7 +219,7 @@ static const char *match(struct matcher *m, const char *s, const char *p);
 static const char *match_balance(struct matcher *m, const char *s, const char *p)
 {
     if (p + 1 >= m->pat_end) {
-        luaL_error(m->L, "malformed pattern (missing arguments to '%%b')");
+        matcher_error(m, "malformed pattern (missing arguments to '%%b')");
     }
     if (s >= m->src_end || *s != p[0]) {
         return NULL;
@@ -225,7 +243,7 @@ static const char *match_back_reference(struct matcher *m, const char *s, char d
 {
     int i = digit - '1';
     if (i < 0 || i >= m->level || m->cap[i].len == CAP_OPEN) {
-        luaL_error(m->L, "invalid capture index %%%d", i + 1);
+        matcher_error(m, "invalid capture index %%%d", i + 1);
     }
     ptrdiff_t len = m->cap[i].len;
     if (len < 0 || m->src_end - s < len) {
@@ -238,7 +256,7 @@ static const char *match_back_reference(struct matcher *m, const char *s, char d
 static const char *open_capture(struct matcher *m, const char *s, const char *p, ptrdiff_t kind)
 {
     if (m->level >= MAX_CAPTURES) {
-        luaL_error(m->L, "too many captures");
+        matcher_error(m, "too many captures");
     }
     m->cap[m->level].at = s;
     m->cap[m->level].len = kind;
@@ -257,7 +275,7 @@ static const char *close_capture(struct matcher *m, const char *s, const char *p
         i--;
     }
     if (i < 0) {
-        luaL_error(m->L, "invalid pattern capture");
+        matcher_error(m, "invalid pattern capture");
     }
     m->cap[i].len = s - m->cap[i].at;
     const char *e = match(m, s, p);
@@ -336,9 +354,10 @@ static const char *match_here(struct matcher *m, const char *s, const char *p)
             if (p[1] == 'f') {
                 p += 2;
                 if (p >= m->pat_end || *p != '[') {
-                    luaL_error(m->L, "missing '[' after '%%f' in pattern");
+                    matcher_error(m, "missing '[' after '%%f' in pattern");
                 }
                 const char *ep = class_end(m, p);
+                count(m, 2 * (unsigned long)(ep - p));
                 int before = s == m->src ? 0 : uchar(s[-1]);
                 int at = s < m->src_end ? uchar(*s) : 0;
                 if (set_has(before, p, ep - 1) || !set_has(at, p, ep - 1)) {
@@ -394,7 +413,7 @@ static const char *match_here(struct matcher *m, const char *s, const char *p)
 static const char *match(struct matcher *m, const char *s, const char *p)
 {
     if (m->depth_left-- == 0) {
-        luaL_error(m->L, "pattern too complex");
+        matcher_error(m, "pattern too complex");
     }
     const char *e = match_here(m, s, p);
     m->depth_left++;
@@ -406,14 +425,14 @@ static void push_capture(struct matcher *m, int i, const char *s, const char *e)
 {
     if (i >= m->level) {
         if (i != 0) {
-            luaL_error(m->L, "invalid capture index %%%d", i + 1);
+            matcher_error(m, "invalid capture index %%%d", i + 1);
         }
         lua_pushlstring(m->L, s, (size_t)(e - s));
         return;
     }
     ptrdiff_t len = m->cap[i].len;
     if (len == CAP_OPEN) {
-        luaL_error(m->L, "unfinished capture");
+        matcher_error(m, "unfinished capture");
     }
     if (len == CAP_POSITION) {
         lua_pushinteger(m->L, (lua_Integer)(m->cap[i].at - m->src) + 1);
@@ -535,8 +554,8 @@ static int gmatch_next(lua_State *L)
         matcher_reset(&g->m);
         const char *e = match(&g->m, from, g->pattern);
         if (e != NULL && e != g->last_end) {
+            charge_now(&g->m); /* first: if it raises, this match is not skipped */
             g->from = g->last_end = e;
-            charge_now(&g->m);
             return push_captures(&g->m, from, e);
         }
     }
@@ -571,6 +590,7 @@ static void add_template(struct matcher *m, luaL_Buffer *b, const char *s, const
     size_t tlen;
     const char *t = lua_tolstring(m->L, 3, &tlen);
     const char *end = t + tlen;
+    count(m, tlen); /* read in full at every match, even one that adds nothing */
     while (t < end) {
         const char *esc = memchr(t, ESC, (size_t)(end - t));
         if (esc == NULL) {
@@ -588,7 +608,7 @@ static void add_template(struct matcher *m, luaL_Buffer *b, const char *s, const
             push_capture(m, k - '1', s, e);
             luaL_addvalue(b); /* a position capture becomes its digits */
         } else {
-            luaL_error(m->L, "invalid use of '%c' in replacement string", ESC);
+            matcher_error(m, "invalid use of '%c' in replacement string", ESC);
         }
         t++;
     }
@@ -616,7 +636,7 @@ static bool add_replacement(struct matcher *m, luaL_Buffer *b, const char *s, co
         return false;
     }
     if (!lua_isstring(L, -1)) {
-        luaL_error(L, "invalid replacement value (a %s)", luaL_typename(L, -1));
+        matcher_error(m, "invalid replacement value (a %s)", luaL_typename(L, -1));
     }
     luaL_addvalue(b);
     return true;

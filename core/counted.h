@@ -17,9 +17,11 @@
 #include <lua.h>
 
 /*
- * Called with the thread doing the work and the steps taken since the last call (at most
- * WARD_COUNTED_CHARGE_EVERY for a pattern; a table.move charges its whole length before it
- * starts). Raises a Lua error to stop the work; returns to let it go on.
+ * Called with the thread doing the work and the steps taken since the last call: about
+ * WARD_COUNTED_CHARGE_EVERY for a pattern (more after a long set or back reference), the
+ * whole length for a table.move before it starts, what is left when a call ends or fails.
+ * Raises a Lua error to stop the work; returns to let it go on. It must leave the stack as
+ * it found it (a luaL_Buffer may be in use).
  */
 typedef void (*ward_counted_charge_fn)(lua_State *L, unsigned long steps);
 

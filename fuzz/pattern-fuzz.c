@@ -35,7 +35,7 @@ static void fuzz_charge(lua_State *L, unsigned long n)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static lua_State *reference, *counted;
-    static const long inits[] = {0, 1, 2, 3, -1, -2, -5, 100};
+    static const long inits[] = {PATTERNCMP_NONE, 0, 1, 3, -1, -2, -5, 100};
     static const char *const repls[] = {"<%0>",  "%1%2", "%%",   "=upper",
                                         "=keep", "=map", "=bad", "%"};
     if (reference == NULL) {
@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     long init = inits[data[0] & 7];
     const char *repl = repls[(data[0] >> 3) & 7];
-    long max = (data[0] >> 6) == 3 ? 1 : 0;
+    long max = (data[0] >> 6) == 3 ? 1 : PATTERNCMP_NONE;
     const char *p = (const char *)data + 1;
     const char *nl = memchr(p, '\n', size - 1);
     size_t plen = nl != NULL ? (size_t)(nl - p) : size - 1;

@@ -25,8 +25,11 @@
 static unsigned long charged;
 static unsigned long charge_limit; /* 0: none */
 
+static lua_State *charged_thread; /* the last one charged */
+
 static void test_charge(lua_State *L, unsigned long steps)
 {
+    charged_thread = L;
     charged += steps;
     if (charge_limit != 0 && charged > charge_limit) {
         luaL_error(L, "test budget spent");
@@ -56,9 +59,12 @@ static bool agree(const char *s, size_t slen, const char *p, size_t plen, long i
     return same;
 }
 
+/* A hand-written case: init 0 here means none, and no replacement limit. */
 static void same(const char *s, const char *p, long init, const char *repl, const char *what)
 {
-    ok(agree(s, strlen(s), p, strlen(p), init, repl, 0, false), "%s: \"%s\" on \"%s\"", what, p, s);
+    ok(agree(s, strlen(s), p, strlen(p), init != 0 ? init : PATTERNCMP_NONE, repl, PATTERNCMP_NONE,
+             false),
+       "%s: \"%s\" on \"%s\"", what, p, s);
 }
 
 /* Deterministic pseudo-random numbers, so a failing case is found again. */
@@ -72,33 +78,49 @@ static unsigned pick(unsigned n)
 static void random_cases(int n)
 {
     static const char *const atoms[] = {
-        "a",     "b",  ".",    "%a", "%d",  "%s",    "%w", "%p",   "%A",     "[ab]", "[^a]",
-        "[a-c]", "%%", "(",    ")",  "()",  "%1",    "%2", "%b()", "%f[%w]", "^",    "$",
-        "*",     "+",  "-",    "?",  "x",   "[%a_]", "%x", "[]",   "%",      "[",    "]",
-        "%f",    "%b", "[^]]", "%0", "-.-", "(a*)",  "%u", " ",    "1",
+        "a",    "b",     ".",  "%a",   "%d",          "%s",   "%w",   "%p",     "%A",      "[ab]",
+        "[^a]", "[a-c]", "%%", "(",    ")",           "()",   "%1",   "%2",     "%b()",    "%f[%w]",
+        "^",    "$",     "*",  "+",    "-",           "?",    "x",    "[%a_]",  "%x",      "[]",
+        "%",    "[",     "]",  "%f",   "%b",          "[^]]", "%0",   "-.-",    "(a*)",    "%u",
+        " ",    "1",     "%z", "\xff", "[\x80-\xff]", "[%z]", "%bxx", "%f[^a]", "[^%w%s]", "%c",
     };
-    static const char subject_chars[] = "aab(x) 1_.%-AB]";
-    static const long inits[] = {0, 0, 0, 1, 2, -1, -3, 5, 40, -40};
+    /* a NUL and a byte above 127 among the subject's characters */
+    static const char subject_chars[] = "aab(x) 1_.%-AB]\0\xff";
+    static const long inits[] = {
+        PATTERNCMP_NONE, PATTERNCMP_NONE, PATTERNCMP_NONE, 0, 1, 2, -1, -3, 5, 40, -40};
     static const char *const repls[] = {"<%0>", "%1-%1", "%%", "=upper", "=keep",
                                         "=map", "x%2",   "%",  "=bad"};
     int agreed = 0;
     int shown = 0;
     for (int i = 0; i < n; i++) {
-        char p[64] = "", s[32];
+        char p[512], s[64];
+        size_t plen = 0;
         unsigned atoms_n = 1 + pick(6);
         for (unsigned k = 0; k < atoms_n; k++) {
-            strcat(p, atoms[pick(WARD_ARRAY_SIZE(atoms))]);
+            if (pick(40) == 0) {
+                p[plen++] = '\0'; /* a NUL in the pattern */
+                continue;
+            }
+            const char *atom = atoms[pick(WARD_ARRAY_SIZE(atoms))];
+            memcpy(p + plen, atom, strlen(atom));
+            plen += strlen(atom);
         }
-        size_t slen = pick(14);
+        if (pick(50) == 0) { /* now and then a long set */
+            p[plen++] = '[';
+            for (unsigned k = 0; k < 200; k++) {
+                p[plen++] = (char)('c' + pick(20));
+            }
+            p[plen++] = ']';
+        }
+        size_t slen = pick(8) == 0 ? pick(60) : pick(14);
         for (size_t k = 0; k < slen; k++) {
             s[k] = subject_chars[pick(sizeof(subject_chars) - 1)];
         }
-        s[slen] = '\0';
-        long init = inits[pick(10)];
-        const char *repl = repls[pick(9)];
-        long max = pick(4) == 0 ? (long)pick(3) : 0;
+        long init = inits[pick(WARD_ARRAY_SIZE(inits))];
+        const char *repl = repls[pick(WARD_ARRAY_SIZE(repls))];
+        long max = pick(4) == 0 ? (long)pick(3) : PATTERNCMP_NONE;
         bool quiet = shown >= 3;
-        if (agree(s, slen, p, strlen(p), init, repl, max, quiet)) {
+        if (agree(s, slen, p, plen, init, repl, max, quiet)) {
             agreed++;
         } else {
             shown++;
@@ -180,16 +202,19 @@ static void differential(void)
         strcat(deep_s, "a");
         strcat(deep_p, "a?");
     }
-    ok(agree(deep_s, strlen(deep_s), deep_p, strlen(deep_p), 0, "<%0>", 0, false),
+    ok(agree(deep_s, strlen(deep_s), deep_p, strlen(deep_p), PATTERNCMP_NONE, "<%0>",
+             PATTERNCMP_NONE, false),
        "a pattern too complex: 300 optionals on 300 characters");
     /* embedded zeros in subject and pattern */
-    ok(agree("a\0b\0c", 5, "%z?\0", 4, 0, "<%0>", 0, false) &&
-           agree("a\0b\0c", 5, "[\0b]+", 6, 0, "<%0>", 0, false) &&
-           agree("a\0b\0c", 5, "\0", 1, 0, "<%0>", 0, false),
+    ok(agree("a\0b\0c", 5, "%z?\0", 4, PATTERNCMP_NONE, "<%0>", PATTERNCMP_NONE, false) &&
+           agree("a\0b\0c", 5, "[\0b]+", 6, PATTERNCMP_NONE, "<%0>", PATTERNCMP_NONE, false) &&
+           agree("a\0b\0c", 5, "\0", 1, PATTERNCMP_NONE, "<%0>", PATTERNCMP_NONE, false),
        "embedded zeros in subject and pattern");
     /* arguments */
-    ok(agree("12.5", 4, "%d", 2, 0, "=upper", 2, false), "a replacement limit");
-    ok(agree("abc", 3, "b", 1, 0, "<%0>", -1, false), "a negative limit replaces nothing");
+    ok(agree("12.5", 4, "%d", 2, PATTERNCMP_NONE, "=upper", 2, false), "a replacement limit");
+    ok(agree("12.5", 4, "%d", 2, 0, "<%0>", 0, false), "init 0 and a limit of 0");
+    ok(agree("abc", 3, "b", 1, PATTERNCMP_NONE, "<%0>", -1, false),
+       "a negative limit replaces nothing");
     lua_settop(reference, 0);
     const char *calls = "return table.concat({"
                         "  select(2, pcall(string.gsub, 'x', 'x', nil)),"
@@ -201,10 +226,12 @@ static void differential(void)
                         "  (string.gsub('a1', '%d', 2.5)),"
                         "  tostring(select(2, pcall(string.gmatch, 'x', 'x', 'y'))),"
                         "}, '|')";
-    (void)luaL_dostring(reference, calls);
-    (void)luaL_dostring(counted, calls);
-    is_string(lua_tostring(reference, -1), lua_tostring(counted, -1),
-              "bad arguments and numbers as strings: the same errors and results");
+    int rc_reference = luaL_dostring(reference, calls);
+    int rc_counted = luaL_dostring(counted, calls);
+    ok(rc_reference == LUA_OK && rc_counted == LUA_OK &&
+           strcmp(lua_tostring(reference, -1), lua_tostring(counted, -1)) == 0,
+       "bad arguments and numbers as strings: the same errors and results (%s)",
+       lua_tostring(counted, -1));
     lua_settop(counted, 0);
     (void)luaL_dostring(counted, "local it = ('a b c'):gmatch('%a')\n"
                                  "local co = coroutine.wrap(function() return it() end)\n"
@@ -239,6 +266,36 @@ static void counting(void)
            "%s counts every step of a backtracking match: %lu, at least %lu", fns[k], charged,
            floor_steps);
     }
+
+    /* Work that is not a step of the backtracking, counted too. */
+    static const struct {
+        const char *chunk;
+        unsigned long at_least;
+        const char *what;
+    } work[] = {
+        {"return ('x'):rep(2000):find('[' .. ('a'):rep(2000) .. ']')", 2000ul * 2000,
+         "a 2,000-character set tried at 2,000 places"},
+        {"return ('x'):rep(2000):find('%f[' .. ('a'):rep(2000) .. ']')", 2001ul * 2000,
+         "a 2,000-character frontier set tried at 2,001 places"},
+        {"return ('x'):rep(1000):gsub('', ('%0'):rep(1000))", 1001ul * 2000,
+         "a 2,000-character replacement read at 1,001 empty matches"},
+        {"local s = ('a'):rep(1000)\n"
+         "for i = 1, 100 do pcall(string.find, s, 'a*%') end",
+         100ul * 1000, "100 malformed patterns, each failing after 1,000 steps"},
+    };
+    for (size_t k = 0; k < WARD_ARRAY_SIZE(work); k++) {
+        charged = 0;
+        lua_settop(counted, 0);
+        (void)luaL_dostring(counted, work[k].chunk);
+        ok(charged >= work[k].at_least, "%s: %lu steps, at least %lu", work[k].what, charged,
+           work[k].at_least);
+    }
+    lua_settop(counted, 0);
+    (void)luaL_dostring(counted, "local it = ('a'):rep(200):gmatch('.-.-b')\n"
+                                 "local co = coroutine.create(function() return it() end)\n"
+                                 "coroutine.resume(co) return co");
+    ok(lua_tothread(counted, -1) != NULL && charged_thread == lua_tothread(counted, -1),
+       "a gmatch iterator made on one thread charges the thread that calls it");
 
     /* Without the limit this takes 2000^3/6, about 1.3e9 steps: seconds, then no match. */
     charged = 0;
@@ -325,7 +382,7 @@ static void sandbox(void)
 
 int main(void)
 {
-    plan(80);
+    plan(86);
     reference = patterncmp_state(NULL);
     counted = patterncmp_state(test_charge);
     if (reference == NULL || counted == NULL) {

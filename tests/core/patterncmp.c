@@ -79,7 +79,7 @@ char *patterncmp_run(lua_State *L, const char *s, size_t slen, const char *p, si
     lua_getglobal(L, "all");
     lua_pushlstring(L, s, slen);
     lua_pushlstring(L, p, plen);
-    if (init != 0) {
+    if (init != PATTERNCMP_NONE) {
         lua_pushinteger(L, init);
     } else {
         lua_pushnil(L);
@@ -91,7 +91,7 @@ char *patterncmp_run(lua_State *L, const char *s, size_t slen, const char *p, si
     } else {
         lua_pushstring(L, repl);
     }
-    if (max != 0) {
+    if (max != PATTERNCMP_NONE) {
         lua_pushinteger(L, max);
     } else {
         lua_pushnil(L);

@@ -8,6 +8,7 @@
 #ifndef WARD_TESTS_PATTERNCMP_H
 #define WARD_TESTS_PATTERNCMP_H
 
+#include <limits.h>
 #include <stddef.h>
 
 #include <lua.h>
@@ -16,11 +17,14 @@
 
 /* A state with the standard libraries; charge NULL keeps Lua's pattern functions, else the
  * counted ones charging it. Returns NULL when the state cannot be made. */
+#define PATTERNCMP_NONE LONG_MIN
+
 lua_State *patterncmp_state(ward_counted_charge_fn charge);
 
 /*
  * find (with and without plain), match, gmatch, gsub and s:gsub of pattern p on subject s:
- * each one's results with their types, or its error. init 0: none; max 0: no limit; repl
+ * each one's results with their types, or its error. init and max PATTERNCMP_NONE: not
+ * passed (0 is passed as 0); repl
  * a replacement string, or "=upper", "=keep", "=bad" (functions) or "=map" (a table).
  * Caller frees.
  */
