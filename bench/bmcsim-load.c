@@ -19,6 +19,7 @@
 
 #include "../tests/core/spawn.h"
 #include "../tests/tap/basic.h"
+#include "stats.h"
 
 struct conn {
     CURL *easy;
@@ -43,12 +44,6 @@ static void remove_workdir(void)
             fprintf(stderr, "bmcsim-load: could not remove %s\n", workdir);
         }
     }
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv)
@@ -213,8 +208,7 @@ int main(int argc, char **argv)
         printf("run %d%s: %d requests in %.3f s = %.0f req/s\n", run, run == 0 ? " (warm-up)" : "",
                requests, secs, requests / secs);
     }
-    qsort(rate, (size_t)runs, sizeof(rate[0]), cmp_double);
-    double median = rate[runs / 2];
+    double median = bench_median(rate, (size_t)runs);
     printf("bmcs=%d conns=%d latency_ms=%d threads=%d%s: start-up %.2f s, median %.0f req/s", bmcs,
            conns, latency, threads, address_mode ? " address-mode" : "", startup, median);
     if (latency > 0) {

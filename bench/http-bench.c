@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "store.h"
 #include "util.h"
+#include "stats.h"
 
 #define TOKEN "bench-token-0123456789abcdef"
 
@@ -52,25 +53,6 @@ static size_t on_data(char *data, size_t size, size_t n, void *arg)
 {
     ward_buf_put(arg, data, size * n);
     return size * n;
-}
-
-static int by_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, size_t n)
-{
-    qsort(v, n, sizeof(*v), by_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static double percentile(double *v, size_t n, double p)
-{
-    qsort(v, n, sizeof(*v), by_double);
-    size_t i = (size_t)(p * (double)(n - 1));
-    return v[i];
 }
 
 /* One GET (or POST with body) on a reused handle; returns seconds, fills size. */
@@ -293,8 +275,8 @@ int main(int argc, char **argv)
         for (int i = 0; i < scrapes; i++) {
             steady[i] = fetch(h, url, NULL, &bytes, &status);
         }
-        run_steady_p90[run] = percentile(steady, (size_t)scrapes, 0.9);
-        run_steady[run] = median(steady, (size_t)scrapes);
+        run_steady_p90[run] = bench_percentile(steady, (size_t)scrapes, 0.9);
+        run_steady[run] = bench_median(steady, (size_t)scrapes);
         /* after a change the host gauge is recounted from the store */
         for (int i = 0; i < scrapes; i++) {
             char body[64];
@@ -302,7 +284,7 @@ int main(int argc, char **argv)
             fetch(h, claim_url, body, NULL, NULL);
             changed[i] = fetch(h, url, NULL, NULL, &status);
         }
-        run_changed[run] = median(changed, (size_t)scrapes);
+        run_changed[run] = bench_median(changed, (size_t)scrapes);
 
         struct reader one = {
             .port = port, .hosts = hosts, .seconds = seconds, .seed = 1u + (unsigned)run};
@@ -330,27 +312,28 @@ int main(int argc, char **argv)
         for (int k = 0; k < 5; k++) {
             lists[k] = fetch(h, release_url, NULL, NULL, &status);
         }
-        run_list[run] = median(lists, 5);
+        run_list[run] = bench_median(lists, 5);
     }
     curl_easy_cleanup(h);
     ev_async_send(s.loop, &s.stop);
     pthread_join(s.thread, NULL);
 
-    double scrape = median(run_steady, (size_t)runs);
+    double scrape = bench_median(run_steady, (size_t)runs);
     printf("hosts %d, /metrics body %.1f KiB, %d scrapes x %d runs (median of run medians)\n",
            hosts, (double)bytes / 1024, scrapes, runs);
     printf("/metrics scrape, unchanged fleet:   median %.2f ms, p90 %.2f ms (target < 50 ms: %.1fx "
            "under)\n",
-           scrape * 1e3, median(run_steady_p90, (size_t)runs) * 1e3, 0.050 / scrape);
+           scrape * 1e3, bench_median(run_steady_p90, (size_t)runs) * 1e3, 0.050 / scrape);
     printf("/metrics scrape, after a claim:     median %.2f ms (ward_hosts looks up the changed "
            "host)\n",
-           median(run_changed, (size_t)runs) * 1e3);
-    printf("GET /api/v1/hosts/NAME, 1 client:   %.0f reads/s\n", median(run_get1, (size_t)runs));
+           bench_median(run_changed, (size_t)runs) * 1e3);
+    printf("GET /api/v1/hosts/NAME, 1 client:   %.0f reads/s\n",
+           bench_median(run_get1, (size_t)runs));
     printf("GET /api/v1/hosts/NAME, 4 clients:  %.0f reads/s (%.2fx one client)\n",
-           median(run_get4, (size_t)runs),
-           median(run_get4, (size_t)runs) / median(run_get1, (size_t)runs));
+           bench_median(run_get4, (size_t)runs),
+           bench_median(run_get4, (size_t)runs) / bench_median(run_get1, (size_t)runs));
     printf("GET /api/v1/hosts (all %d):       median %.1f ms\n", hosts,
-           median(run_list, (size_t)runs) * 1e3);
+           bench_median(run_list, (size_t)runs) * 1e3);
 
     ward_http_destroy(http);
     ward_api_destroy(api);

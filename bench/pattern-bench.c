@@ -18,6 +18,7 @@
 
 #include "counted.h"
 #include "util.h"
+#include "stats.h"
 
 static unsigned long charged;
 
@@ -73,18 +74,6 @@ static double run(lua_State *L, const char *chunk)
     return t;
 }
 
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 int main(int argc, char **argv)
 {
     int rounds = argc > 1 ? atoi(argv[1]) : 9;
@@ -107,7 +96,8 @@ int main(int argc, char **argv)
                 tl[r] = run(lua, workloads[w].chunk);
             }
         }
-        double ml = median(tl, rounds) * 1e3, mw = median(tw, rounds) * 1e3;
+        double ml = bench_median(tl, (size_t)rounds) * 1e3,
+               mw = bench_median(tw, (size_t)rounds) * 1e3;
         printf("  %-40s %8.2f | %8.2f   ratio %.2f   steps/round %lu\n", workloads[w].name, ml, mw,
                mw / ml, charged / (unsigned long)rounds);
     }

@@ -24,6 +24,7 @@
 #include "policy.h"
 #include "store.h"
 #include "util.h"
+#include "stats.h"
 
 static int sink_commit(void *self, const struct ward_policy_commit *c, long long *new_version,
                        struct ward_error *err)
@@ -32,18 +33,6 @@ static int sink_commit(void *self, const struct ward_policy_commit *c, long long
     (*(unsigned long *)self)++;
     *new_version = c->expected_version + 1;
     return 0;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 int main(int argc, char **argv)
@@ -117,7 +106,8 @@ int main(int argc, char **argv)
         }
         transitions[r] = (double)iters / (ward_monotonic() - t0);
     }
-    double m = median(machine, rounds), g = median(guards, rounds), t = median(transitions, rounds);
+    double m = bench_median(machine, (size_t)rounds), g = bench_median(guards, (size_t)rounds),
+           t = bench_median(transitions, (size_t)rounds);
 
     /* the same path with the store behind it */
     char dbdir[] = "/tmp/ward-policy-bench-XXXXXX";
@@ -158,7 +148,7 @@ int main(int argc, char **argv)
         }
         stored[r] = (double)siters / (ward_monotonic() - t0);
     }
-    double sd = median(stored, rounds);
+    double sd = bench_median(stored, (size_t)rounds);
     ward_policy_engine_destroy(es);
     ward_store_close(st);
     static const char *const suffixes[] = {"", "-wal", "-shm"};

@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "store.h"
 #include "util.h"
+#include "stats.h"
 
 #define HOSTS 1000
 #define CONSUMERS 100
@@ -282,18 +283,6 @@ static double run_claims(int procs, double *conflicts_out)
     return (double)claims / elapsed;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 int main(int argc, char **argv)
 {
     int opt;
@@ -331,7 +320,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < runs; i++) {
             v[i] = run_unbatched();
         }
-        base = median(v, runs);
+        base = bench_median(v, (size_t)runs);
         printf("%-44s %10.0f /s (median)\n", "transitions, one commit each (no grouping)", base);
     }
     const int writers[] = {1, 10, 1000};
@@ -344,7 +333,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < runs; i++) {
             v[i] = run_grouped(writers[w]);
         }
-        double m = median(v, runs);
+        double m = bench_median(v, (size_t)runs);
         char label[64];
         snprintf(label, sizeof(label), "durable transitions, %d concurrent writer%s", writers[w],
                  writers[w] == 1 ? "" : "s");
@@ -360,8 +349,8 @@ int main(int argc, char **argv)
         for (int i = 0; i < runs; i++) {
             v[i] = run_claims(procs[p], &conflicts[i]);
         }
-        double m = median(v, runs);
-        double c = median(conflicts, runs);
+        double m = bench_median(v, (size_t)runs);
+        double c = bench_median(conflicts, (size_t)runs);
         char label[80];
         snprintf(label, sizeof(label), "claims, %d consumers/%d hosts, %d process%s", CONSUMERS,
                  HOSTS, procs[p], procs[p] == 1 ? "" : "es");
