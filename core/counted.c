@@ -2,6 +2,7 @@
 #include "autoconf.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -691,16 +692,40 @@ static int pattern_gsub(lua_State *L)
     return 2;
 }
 
-/* What table.move asks of its tables: a table, or a value whose metatable has `field`. */
-static void move_check_table(lua_State *L, int arg, const char *field)
+/*
+ * The table functions loop in C over as many elements as their arguments say, and a
+ * __len or __index may say a great many at no cost in instructions: table.move({}, 1, 1e12,
+ * 2), or table.insert on a proxy whose __len returns 2^62. Each wrapper below repeats the
+ * argument checks of Lua 5.4's function (so its errors name the function as Lua's would,
+ * and the original, called afterwards, finds nothing to complain about), charges the
+ * elements the call will visit, then lets Lua's function do the work. Elements that
+ * cost more than one step (a C metamethod) are counted by what they call, when that is
+ * counted too.
+ */
+
+enum { NEEDS_READ = 1, NEEDS_WRITE = 2, NEEDS_LEN = 4 };
+
+/* What the table library asks of a table argument: a table, or a value whose metatable
+ * has the metamethods the function uses. */
+static void check_table_like(lua_State *L, int arg, int needs)
 {
     if (lua_type(L, arg) == LUA_TTABLE) {
         return;
     }
+    static const struct {
+        int need;
+        const char *field;
+    } fields[] = {{NEEDS_READ, "__index"}, {NEEDS_WRITE, "__newindex"}, {NEEDS_LEN, "__len"}};
     if (lua_getmetatable(L, arg)) {
-        lua_pushstring(L, field);
-        bool has = lua_rawget(L, -2) != LUA_TNIL;
-        lua_pop(L, 2);
+        bool has = true;
+        for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]) && has; i++) {
+            if (needs & fields[i].need) {
+                lua_pushstring(L, fields[i].field);
+                has = lua_rawget(L, -2) != LUA_TNIL;
+                lua_pop(L, 1);
+            }
+        }
+        lua_pop(L, 1);
         if (has) {
             return;
         }
@@ -708,29 +733,127 @@ static void move_check_table(lua_State *L, int arg, const char *field)
     luaL_checktype(L, arg, LUA_TTABLE);
 }
 
-/*
- * table.move counts its elements before it moves them, then lets Lua's own do the work.
- * The argument checks come first and are Lua's, so its errors name table.move as Lua's
- * would; the original, called from here, then finds nothing to complain about.
- */
+/* Charge n elements (n may be 0), then call the function this one replaced with the same
+ * arguments and return what it returns. */
+static int charge_and_call(lua_State *L, lua_Unsigned n)
+{
+    if (n > 0) {
+        charge_of(L)(L, n > (lua_Unsigned)ULONG_MAX ? ULONG_MAX : (unsigned long)n);
+    }
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
 static int counted_move(lua_State *L)
 {
     lua_Integer f = luaL_checkinteger(L, 2);
     lua_Integer e = luaL_checkinteger(L, 3);
     lua_Integer t = luaL_checkinteger(L, 4);
     int dest = lua_isnoneornil(L, 5) ? 1 : 5;
-    move_check_table(L, 1, "__index");
-    move_check_table(L, dest, "__newindex");
+    check_table_like(L, 1, NEEDS_READ);
+    check_table_like(L, dest, NEEDS_WRITE);
+    lua_Unsigned n = 0;
     if (e >= f) {
         luaL_argcheck(L, f > 0 || e < LUA_MAXINTEGER + f, 3, "too many elements to move");
-        lua_Integer n = e - f;
-        luaL_argcheck(L, t <= LUA_MAXINTEGER - n, 4, "destination wrap around");
-        charge_of(L)(L, (unsigned long)n + 1);
+        luaL_argcheck(L, t <= LUA_MAXINTEGER - (e - f), 4, "destination wrap around");
+        n = (lua_Unsigned)(e - f) + 1;
     }
-    lua_pushvalue(L, lua_upvalueindex(2));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, 1);
-    return 1;
+    return charge_and_call(L, n);
+}
+
+static int counted_insert(lua_State *L)
+{
+    check_table_like(L, 1, NEEDS_READ | NEEDS_WRITE | NEEDS_LEN);
+    lua_Integer e = luaL_len(L, 1) + 1; /* the first empty slot */
+    lua_Unsigned n = 1;
+    switch (lua_gettop(L)) {
+    case 2:
+        break;
+    case 3: {
+        lua_Integer pos = luaL_checkinteger(L, 2);
+        /* unsigned: also catches pos <= 0 */
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u < (lua_Unsigned)e, 2, "position out of bounds");
+        n += (lua_Unsigned)(e - pos); /* the elements moved up */
+        break;
+    }
+    default:
+        return luaL_error(L, "wrong number of arguments to 'insert'");
+    }
+    return charge_and_call(L, n);
+}
+
+static int counted_remove(lua_State *L)
+{
+    check_table_like(L, 1, NEEDS_READ | NEEDS_WRITE | NEEDS_LEN);
+    lua_Integer size = luaL_len(L, 1);
+    lua_Integer pos = luaL_optinteger(L, 2, size);
+    if (pos != size) {
+        /* unsigned: also catches pos <= 0. Lua 5.4.4 blames argument 1 here. */
+        luaL_argcheck(L, (lua_Unsigned)pos - 1u <= (lua_Unsigned)size, 1, "position out of bounds");
+    }
+    lua_Unsigned n = pos < size ? (lua_Unsigned)(size - pos) + 1 : 1;
+    return charge_and_call(L, n);
+}
+
+static int counted_concat(lua_State *L)
+{
+    check_table_like(L, 1, NEEDS_READ | NEEDS_LEN);
+    lua_Integer last = luaL_len(L, 1);
+    luaL_optlstring(L, 2, "", NULL);
+    lua_Integer i = luaL_optinteger(L, 3, 1);
+    last = luaL_optinteger(L, 4, last);
+    return charge_and_call(L, i <= last ? (lua_Unsigned)last - (lua_Unsigned)i + 1 : 0);
+}
+
+static int counted_unpack(lua_State *L)
+{
+    lua_Integer i = luaL_optinteger(L, 2, 1);
+    lua_Integer e = luaL_opt(L, luaL_checkinteger, 3, luaL_len(L, 1));
+    if (i > e) {
+        return charge_and_call(L, 0);
+    }
+    lua_Unsigned n = (lua_Unsigned)e - (lua_Unsigned)i;
+    if (n >= (unsigned)INT_MAX || !lua_checkstack(L, (int)n + 1)) {
+        return luaL_error(L, "too many results to unpack");
+    }
+    return charge_and_call(L, n + 1);
+}
+
+static int counted_sort(lua_State *L)
+{
+    check_table_like(L, 1, NEEDS_READ | NEEDS_WRITE | NEEDS_LEN);
+    lua_Integer n = luaL_len(L, 1);
+    lua_Unsigned work = 0;
+    if (n > 1) {
+        luaL_argcheck(L, n < INT_MAX, 1, "array too big");
+        if (!lua_isnoneornil(L, 2)) {
+            luaL_checktype(L, 2, LUA_TFUNCTION);
+        }
+        /* n log2 n comparisons, about */
+        unsigned bits = 0;
+        for (lua_Integer k = n; k > 0; k >>= 1) {
+            bits++;
+        }
+        work = (lua_Unsigned)n * bits;
+    }
+    return charge_and_call(L, work);
+}
+
+/* string.rep("", 2e9) loops two billion times producing nothing; Lua's result for an empty
+ * piece is the empty string, at once. Other results are bounded by the memory cap. */
+static int counted_rep(lua_State *L)
+{
+    size_t len, sep_len;
+    luaL_checklstring(L, 1, &len);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_optlstring(L, 3, "", &sep_len);
+    if (n <= 0 || len + sep_len == 0) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    return charge_and_call(L, 0);
 }
 
 /* Replace each fns entry in the loaded library `lib`, giving each the charge as upvalue 1
@@ -759,8 +882,17 @@ void ward_counted_install(lua_State *L, ward_counted_charge_fn charge)
         {"gsub", pattern_gsub},
         {NULL, NULL},
     };
+    static const luaL_Reg string_wrapped[] = {
+        {"rep", counted_rep},
+        {NULL, NULL},
+    };
     static const luaL_Reg table_fns[] = {
         {"move", counted_move},
+        {"insert", counted_insert},
+        {"remove", counted_remove},
+        {"concat", counted_concat},
+        {"unpack", counted_unpack},
+        {"sort", counted_sort},
         {NULL, NULL},
     };
     ward_counted_charge_fn *slot = lua_newuserdatauv(L, sizeof(charge), 0);
@@ -768,6 +900,7 @@ void ward_counted_install(lua_State *L, ward_counted_charge_fn charge)
     int charge_index = lua_gettop(L);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     replace_in(L, LUA_STRLIBNAME, string_fns, charge_index);
+    replace_in(L, LUA_STRLIBNAME, string_wrapped, charge_index);
     replace_in(L, LUA_TABLIBNAME, table_fns, charge_index);
     lua_pop(L, 2);
 }

@@ -309,43 +309,125 @@ static void counting(void)
     charge_limit = 0;
 }
 
-/* table.move: Lua's results and errors, and its length charged before it starts. */
-static void move(void)
+/* Both states run chunk; true when both ran and returned the same string. */
+static bool same_chunk(const char *chunk, const char **got)
 {
-    const char *cases =
-        "local function show(t) local out = {} for i = -2, 8 do out[#out + 1] = tostring(t[i]) "
-        "end\n"
-        "  return table.concat(out, ' ') end\n"
-        "local function try(...) local r = table.pack(pcall(table.move, ...))\n"
-        "  if not r[1] then return 'error: ' .. tostring(r[2]) end return show(r[2]) end\n"
-        "local proxy = setmetatable({}, {__index = function(_, k) return k * 10 end,\n"
-        "                                __newindex = function(t, k, v) rawset(t, k, v) end})\n"
-        "return table.concat({\n"
-        "  try({1, 2, 3}, 1, 3, 2), try({1, 2, 3}, 2, 3, 1), try({1, 2, 3}, 1, 3, 3, {}),\n"
-        "  try({1, 2, 3}, 3, 1, 5), try({1, 2, 3}, -1, 1, 4), try(proxy, 1, 3, 1, {}),\n"
-        "  try(nil, 1, 2, 3), try({}, 1, 2), try({}, 1.5, 2, 3), try({}, 1, 2, 3, 7),\n"
-        "  try({}, math.mininteger, 1, 1), try({}, 1, 2, math.maxinteger),\n"
-        "  try(setmetatable({}, {__index = {}}), 1, 2, 3), try('x', 1, 2, 3),\n"
-        "  tostring(select('#', table.move({}, 1, 0, 1))),\n"
-        "}, '\\n')";
     lua_settop(reference, 0);
     lua_settop(counted, 0);
-    (void)luaL_dostring(reference, cases);
-    (void)luaL_dostring(counted, cases);
-    is_string(lua_tostring(reference, -1), lua_tostring(counted, -1),
-              "table.move: the same results and errors as Lua's");
+    int rc_reference = luaL_dostring(reference, chunk);
+    int rc_counted = luaL_dostring(counted, chunk);
+    *got = lua_tostring(counted, -1);
+    if (rc_reference != LUA_OK || rc_counted != LUA_OK ||
+        strcmp(lua_tostring(reference, -1), lua_tostring(counted, -1)) != 0) {
+        diag("Lua:  %s", lua_tostring(reference, -1));
+        diag("ward: %s", lua_tostring(counted, -1));
+        return false;
+    }
+    return true;
+}
 
-    charged = 0;
-    lua_settop(counted, 0);
-    (void)luaL_dostring(counted, "table.move({}, 1, 1000, 2)");
-    ok(charged >= 1000, "table.move charges every element it moves (%lu)", charged);
-    charged = 0;
-    charge_limit = 1000000;
-    lua_settop(counted, 0);
-    int rc = luaL_dostring(counted, "table.move({}, 1, 1e12, 2)");
-    ok(rc != LUA_OK && strstr(lua_tostring(counted, -1), "test budget spent") != NULL,
-       "a trillion elements are refused before the first moves (%s)", lua_tostring(counted, -1));
+/* The wrapped table functions and string.rep: Lua's results and errors, and each call's
+ * elements charged before it starts. */
+static void tables(void)
+{
+    static const char prelude[] =
+        "local function show(t) local out = {} for i = -2, 8 do out[#out + 1] = tostring(t[i])\n"
+        "  end return table.concat(out, ' ') end\n"
+        "local function try(f, ...) local r = table.pack(pcall(f, ...))\n"
+        "  if not r[1] then return 'error: ' .. tostring(r[2]) end\n"
+        "  for i = 2, r.n do if type(r[i]) == 'table' then r[i] = show(r[i]) else\n"
+        "    r[i] = tostring(r[i]) end end return table.concat(r, ' ', 2, r.n) end\n"
+        "local function proxy() return setmetatable({}, {__index = function(_, k) return k * 10 "
+        "end,\n"
+        "  __newindex = function(t, k, v) rawset(t, k, v) end, __len = function() return 3 end})\n"
+        "end\n"
+        "local function t3() return {1, 2, 3} end\n";
+    static const struct {
+        const char *what;
+        const char *calls;
+    } groups[] = {
+        {"table.move",
+         "try(table.move, t3(), 1, 3, 2), try(table.move, t3(), 2, 3, 1),\n"
+         "try(table.move, t3(), 1, 3, 3, {}), try(table.move, t3(), 3, 1, 5),\n"
+         "try(table.move, t3(), -1, 1, 4), try(table.move, proxy(), 1, 3, 1, {}),\n"
+         "try(table.move, nil, 1, 2, 3), try(table.move, {}, 1, 2),\n"
+         "try(table.move, {}, 1.5, 2, 3), try(table.move, {}, 1, 2, 3, 7),\n"
+         "try(table.move, {}, math.mininteger, 1, 1), try(table.move, {}, 1, 2, math.maxinteger),\n"
+         "try(table.move, setmetatable({}, {__index = {}}), 1, 2, 3),\n"
+         "try(table.move, 'x', 1, 2, 3), tostring(select('#', table.move({}, 1, 0, 1)))"},
+        {"table.insert",
+         "try(table.insert, t3(), 'x'), try(table.insert, t3(), 1, 'x'),\n"
+         "try(table.insert, t3(), 4, 'x'), try(table.insert, t3(), 5, 'x'),\n"
+         "try(table.insert, t3(), 0, 'x'), try(table.insert, t3(), 1, 'x', 'y'),\n"
+         "try(table.insert, t3()), try(table.insert, nil, 1), try(table.insert, t3(), 'a', 1),\n"
+         "try(table.insert, proxy(), 2, 'x'), try(table.insert, setmetatable({}, {}), 1)"},
+        {"table.remove",
+         "try(table.remove, t3()), try(table.remove, t3(), 1), try(table.remove, t3(), 3),\n"
+         "try(table.remove, t3(), 4), try(table.remove, t3(), 5), try(table.remove, {}, 0),\n"
+         "try(table.remove, {}), try(table.remove, {}, -1), try(table.remove, proxy(), 1),\n"
+         "try(table.remove, 7)"},
+        {"table.concat",
+         "try(table.concat, {1, 'a', 2.5}), try(table.concat, {1, 'a', 2.5}, ', '),\n"
+         "try(table.concat, {1, 'a', 2.5}, '-', 2, 3), try(table.concat, {1, 2}, '', 3, 1),\n"
+         "try(table.concat, {1, {}, 3}), try(table.concat, {1}, '', 1, 3),\n"
+         "try(table.concat, {1}, {}), try(table.concat, proxy()), try(table.concat, 5)"},
+        {"table.unpack",
+         "try(table.unpack, t3()), try(table.unpack, t3(), 2), try(table.unpack, t3(), 2, 5),\n"
+         "try(table.unpack, t3(), 3, 1), try(table.unpack, {}, 1, 1e8 // 1),\n"
+         "try(table.unpack, {}, math.mininteger, math.maxinteger), try(table.unpack, proxy()),\n"
+         "try(table.unpack, t3(), 'x')"},
+        {"table.sort",
+         "try(table.sort, {3, 1, 2}), try(table.sort, {3, 1, 2}, function(a, b) return a > b "
+         "end),\n"
+         "try(table.sort, {3, 1, 2}, 5), try(table.sort, {1, 'x'}),\n"
+         "try(table.sort, setmetatable({}, {__len = function() return math.maxinteger end})),\n"
+         "try(table.sort, nil), try(table.sort, {})"},
+        {"string.rep",
+         "try(string.rep, 'ab', 3), try(string.rep, 'ab', 3, ', '), try(string.rep, 'ab', 0),\n"
+         "try(string.rep, 'ab', -1), try(string.rep, '', 5), try(string.rep, '', 5, ''),\n"
+         "try(string.rep, '', 2, 'x'), try(string.rep, 'x', 1e300), try(string.rep, 5, 2),\n"
+         "try(string.rep, {}, 2)"},
+    };
+    for (size_t k = 0; k < WARD_ARRAY_SIZE(groups); k++) {
+        char chunk[4096];
+        snprintf(chunk, sizeof(chunk), "%sreturn table.concat({%s}, '\\n')", prelude,
+                 groups[k].calls);
+        const char *got = NULL;
+        ok(same_chunk(chunk, &got), "%s: the same results and errors as Lua's", groups[k].what);
+    }
+
+    /* Calls that would visit far more elements than the budget has left: each is refused
+     * before it starts. Uncounted, each would take seconds (or a day, for the 1e12 move). */
+    static const struct {
+        const char *chunk;
+        const char *what;
+    } refused[] = {
+        {"table.move({}, 1, 1e12, 2)", "table.move of 1e12 elements"},
+        {"table.insert(setmetatable({}, {__len = function() return 2e8 // 1 end}), 1, 'x')",
+         "table.insert at the front of a table whose __len says 2e8"},
+        {"table.remove(setmetatable({}, {__len = function() return 2e8 // 1 end}), 1)",
+         "table.remove from the front of the same"},
+        {"table.concat(setmetatable({}, {__index = function() return '' end}), '', 1, 2e7 // 1)",
+         "table.concat over 2e7 elements an __index makes up"},
+        {"table.unpack({}, 1, 999000)", "table.unpack of 999,000 values"},
+        {"table.sort(setmetatable({}, {__len = function() return 2e6 // 1 end}), math.type)",
+         "table.sort of 2e6 elements"},
+    };
+    charge_limit = 100000;
+    for (size_t k = 0; k < WARD_ARRAY_SIZE(refused); k++) {
+        charged = 0;
+        lua_settop(counted, 0);
+        int rc = luaL_dostring(counted, refused[k].chunk);
+        ok(rc != LUA_OK && strstr(lua_tostring(counted, -1), "test budget spent") != NULL &&
+               charged > charge_limit,
+           "%s is refused before it starts (%s)", refused[k].what, lua_tostring(counted, -1));
+    }
     charge_limit = 0;
+    charged = 0;
+    lua_settop(counted, 0);
+    (void)luaL_dostring(counted, "table.move({}, 1, 1000, 2) table.insert({1, 2, 3}, 1, 0)");
+    ok(charged >= 1000 + 4 && charged < 1000 + 4 + 10,
+       "a move and an insert charge the elements they visit: %lu", charged);
 }
 
 static void sandbox(void)
@@ -382,7 +464,7 @@ static void sandbox(void)
 
 int main(void)
 {
-    plan(86);
+    plan(97);
     reference = patterncmp_state(NULL);
     counted = patterncmp_state(test_charge);
     if (reference == NULL || counted == NULL) {
@@ -390,7 +472,7 @@ int main(void)
     }
     differential();
     counting();
-    move();
+    tables();
     sandbox();
     lua_close(reference);
     lua_close(counted);
