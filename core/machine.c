@@ -607,19 +607,10 @@ static int name_cmp(const void *a, const void *b)
                   ((const struct ward_machine_rule *)b)->name);
 }
 
-struct ward_machine *ward_machine_from_lua(lua_State *L, int idx, const char *kind,
-                                           const char *where, double default_stuck,
-                                           struct ward_error *err)
+/* Fill m from the machine table at idx (absolute). 0, or <0 with err set. */
+static int parse_machine(lua_State *L, int idx, struct ward_machine *m, const char *where,
+                         double default_stuck, struct ward_error *err)
 {
-    idx = lua_absindex(L, idx);
-    if (lua_type(L, idx) != LUA_TTABLE) {
-        ward_error_set(err, -EINVAL, "%s: the machine must be a table (use ward.machine{...})",
-                       where);
-        return NULL;
-    }
-    struct ward_machine *m = xcalloc(1, sizeof(*m));
-    m->kind = xstrdup(kind);
-    m->where = xstrdup(where);
     int rc = 0;
     if (lua_getfield(L, idx, "dimensions") == LUA_TTABLE) {
         /* sorted names so that dims[0] is deterministic unless `primary` says otherwise */
@@ -630,10 +621,8 @@ struct ward_machine *ward_machine_from_lua(lua_State *L, int idx, const char *ki
             lua_pop(L, 1);
             if (lua_type(L, -1) != LUA_TSTRING || n == MACHINE_MAX_DIMS) {
                 lua_pop(L, 2);
-                ward_error_set(err, -EINVAL, "%s: dimensions are named tables, at most %d", where,
-                               MACHINE_MAX_DIMS);
-                ward_machine_free(m, L);
-                return NULL;
+                return ward_error_set(err, -EINVAL, "%s: dimensions are named tables, at most %d",
+                                      where, MACHINE_MAX_DIMS);
             }
             names[n++] = lua_tostring(L, -1); /* anchored by the dimensions table */
         }
@@ -711,6 +700,50 @@ struct ward_machine *ward_machine_from_lua(lua_State *L, int idx, const char *ki
     if (rc == 0) {
         lua_pop(L, 1);
     }
+    return rc;
+}
+
+/* Owns a machine being parsed: a to-be-closed value frees it if an error unwinds the
+ * parse (a metamethod in the policy's tables raised, or the budget stopped it). */
+struct machine_guard {
+    struct ward_machine *m;
+};
+
+static int machine_guard_close(lua_State *L)
+{
+    struct machine_guard *g = luaL_checkudata(L, 1, "ward.machine_guard");
+    if (g->m != NULL) {
+        ward_machine_free(g->m, L);
+        g->m = NULL;
+    }
+    return 0;
+}
+
+struct ward_machine *ward_machine_from_lua(lua_State *L, int idx, const char *kind,
+                                           const char *where, double default_stuck,
+                                           struct ward_error *err)
+{
+    idx = lua_absindex(L, idx);
+    if (lua_type(L, idx) != LUA_TTABLE) {
+        ward_error_set(err, -EINVAL, "%s: the machine must be a table (use ward.machine{...})",
+                       where);
+        return NULL;
+    }
+    struct ward_machine *m = xcalloc(1, sizeof(*m));
+    m->kind = xstrdup(kind);
+    m->where = xstrdup(where);
+    int top = lua_gettop(L);
+    struct machine_guard *g = lua_newuserdatauv(L, sizeof(*g), 0);
+    g->m = m;
+    if (luaL_newmetatable(L, "ward.machine_guard")) {
+        lua_pushcfunction(L, machine_guard_close);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_setmetatable(L, -2);
+    lua_toclose(L, -1);
+    int rc = parse_machine(L, idx, m, where, default_stuck, err);
+    g->m = NULL; /* the parse returned: m is ours again */
+    lua_settop(L, top);
     if (rc < 0) {
         ward_machine_free(m, L);
         return NULL;

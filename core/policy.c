@@ -1040,15 +1040,15 @@ static void run_resume(struct run *run)
         return;
     }
     struct ward_buf msg = {0};
-    if (st == LUA_ERRMEM || alloc->refused) {
+    if (st != LUA_ERRMEM && ward_sandbox_exhausted(run->co)) {
+        ward_buf_puts(&msg, "stopped: "); /* first: see ward_sandbox_pcall */
+    } else if (st == LUA_ERRMEM || alloc->refused) {
         ward_buf_puts(&msg, "memory limit exceeded: ");
-    } else if (ward_sandbox_exhausted(run->co)) {
-        ward_buf_puts(&msg, "stopped: ");
     }
     struct error_ctx c = {run->co, st, &msg};
     struct ward_error err = {0};
     /* a __tostring on the error object is policy code: give it a small budget of its own */
-    ward_sandbox_arm(run->p->L, 100000, e->o.slice_timeout);
+    ward_sandbox_arm(run->p->L, 100000, e->o.slice_timeout < 1 ? e->o.slice_timeout : 1);
     if (pcall_c(run->p->L, describe_error, &c, 0, &err) != 0) {
         ward_buf_printf(&msg, "(the error could not be described: %.200s)", err.text);
     }
@@ -2172,7 +2172,7 @@ static int run_cases(struct policy *p, int idx, struct ward_buf *out, int *faile
 {
     lua_State *L = p->L;
     idx = lua_absindex(L, idx);
-    lua_Integer n = luaL_len(L, idx);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx); /* raw: this runs unprotected */
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, idx, i);
         if (lua_type(L, -1) != LUA_TTABLE) {
@@ -2236,6 +2236,38 @@ static struct policy *policy_open(struct ward_policy_engine *e, const char *path
     return policy_open_text(e, path, text, len, o, problems, ncases, err);
 }
 
+struct inspect_ctx {
+    struct policy *p;
+    const char *path;
+    const struct ward_policy_options *o;
+    struct ward_error *err;
+    int rc; /* a refusal with a reason in err; a Lua error is the pcall's */
+};
+
+/* Protected: the module at 1, the inspect_ctx at 2. Reads the kind and the machine. */
+static int inspect_module(lua_State *L)
+{
+    struct inspect_ctx *ic = lua_touserdata(L, 2);
+    if (lua_getfield(L, 1, "kind") != LUA_TSTRING) {
+        ic->rc = ward_error_set(ic->err, -EINVAL, "%s: the module needs a kind (M.kind = \"Name\")",
+                                ic->path);
+        return 0;
+    }
+    ic->p->kind = xstrdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "machine");
+    struct ward_buf where = {0};
+    where_of(L, -1, ic->path, &where);
+    lua_pushstring(L, where.data != NULL ? where.data : ic->path); /* nothing of C's to free */
+    ward_buf_free(&where);                                         /* if the next call raises */
+    ic->p->m = ward_machine_from_lua(L, -2, ic->p->kind, lua_tostring(L, -1), ic->o->stuck_timeout,
+                                     ic->err);
+    if (ic->p->m == NULL) {
+        ic->rc = ic->err->code != 0 ? ic->err->code : -EINVAL;
+    }
+    return 0;
+}
+
 /* As policy_open, on text already read (taken over: freed here). */
 static struct policy *policy_open_text(struct ward_policy_engine *e, const char *path, char *text,
                                        size_t len, const struct ward_policy_options *o,
@@ -2293,23 +2325,25 @@ static struct policy *policy_open_text(struct ward_policy_engine *e, const char 
         lua_pop(L, 1);
         rc = ward_error_set(err, -EINVAL, "%s: a policy returns its module table (return M)", path);
     }
-    if (rc == 0 && lua_getfield(L, -1, "kind") != LUA_TSTRING) {
-        lua_pop(L, 2);
-        rc = ward_error_set(err, -EINVAL, "%s: the module needs a kind (M.kind = \"Name\")", path);
-    } else if (rc == 0) {
-        p->kind = xstrdup(lua_tostring(L, -1));
-        lua_pop(L, 1);
-    }
     if (rc == 0) {
-        lua_getfield(L, -1, "machine");
-        struct ward_buf where = {0};
-        where_of(L, -1, path, &where);
-        p->m = ward_machine_from_lua(L, -1, p->kind, where.data, o->stuck_timeout, err);
-        ward_buf_free(&where);
-        lua_pop(L, 1);
-        if (p->m == NULL) {
+        /* Reading the module's fields may run its metamethods: protected and budgeted like
+           the main chunk, so one that raises or never ends is a refusal, not a crash. */
+        struct inspect_ctx ic = {p, path, o, err, 0};
+        lua_pushcfunction(L, inspect_module);
+        lua_pushvalue(L, -2);
+        lua_pushlightuserdata(L, &ic);
+        ward_sandbox_arm(L, o->instructions, o->slice_timeout);
+        rc = ward_sandbox_pcall(L, 2, 0, err);
+        ward_sandbox_disarm(L);
+        if (rc != 0) {
+            char reason[sizeof(err->text)];
+            snprintf(reason, sizeof(reason), "%s", err->text);
+            ward_error_set(err, rc, "%s: reading the module failed: %.400s", path, reason);
+        } else {
+            rc = ic.rc;
+        }
+        if (rc != 0) {
             lua_pop(L, 1);
-            rc = err->code;
         }
     }
     if (rc != 0) {
@@ -2323,7 +2357,8 @@ static struct policy *policy_open_text(struct ward_policy_engine *e, const char 
     int failed = ward_machine_validate(p->m, problems);
     *ncases = 0;
     lua_rawgeti(L, LUA_REGISTRYINDEX, p->module_ref);
-    if (lua_getfield(L, -1, "tests") == LUA_TTABLE) {
+    lua_pushliteral(L, "tests"); /* raw: no metamethod of the module runs unprotected */
+    if (lua_rawget(L, -2) == LUA_TTABLE) {
         *ncases += run_cases(p, -1, problems, &failed);
     }
     lua_pop(L, 2);

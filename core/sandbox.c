@@ -126,8 +126,8 @@ static bool budget_take(struct budget *b, unsigned long used)
     }
     b->left -= used;
     if (b->deadline != 0 && ward_monotonic() >= b->deadline) {
-        snprintf(b->why, sizeof(b->why),
-                 "time slice exhausted: ran %.3g s without waiting (slice_timeout)", b->slice);
+        snprintf(b->why, sizeof(b->why), "time slice exhausted: ran %g s without waiting",
+                 b->slice);
         return false;
     }
     return true;
@@ -351,12 +351,14 @@ int ward_sandbox_pcall(lua_State *L, int nargs, int nresults, struct ward_error 
     }
     int code = -EINVAL;
     const char *what = "";
-    if (rc == LUA_ERRMEM || a->refused) {
-        code = -ENOMEM;
-        what = "memory limit exceeded: ";
-    } else if (ward_sandbox_exhausted(L)) {
+    /* exhausted first: `refused` stays set after an allocation the emergency collection
+       then satisfied, so it does not prove that memory is what stopped the run */
+    if (rc != LUA_ERRMEM && ward_sandbox_exhausted(L)) {
         code = -ETIME;
         what = "stopped: ";
+    } else if (rc == LUA_ERRMEM || a->refused) {
+        code = -ENOMEM;
+        what = "memory limit exceeded: ";
     }
     const char *msg = rc == LUA_ERRMEM ? "not enough memory" : ward_sandbox_error_string(L, -1);
     ward_error_set(err, code, "%s%s", what, msg);

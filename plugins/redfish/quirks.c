@@ -26,7 +26,8 @@ struct ward_rf_quirks {
     lua_State *L;
     size_t used;
     long budget;
-    double deadline; /* of the current call */
+    double slice;    /* seconds the current call may run */
+    double deadline; /* when it must have ended */
     int table_ref; /* the quirks list */
     int dispatch_ref;
     unsigned count;
@@ -158,13 +159,17 @@ static void q_take(lua_State *L, long used)
     struct ward_rf_quirks *q;
     lua_getallocf(L, (void **)&q);
     q->budget -= used;
-    if (q->budget < 0 || ward_monotonic() >= q->deadline) {
+    bool out_of_time = ward_monotonic() >= q->deadline;
+    if (q->budget < 0 || out_of_time) {
         q->budget = -1;
+        q->deadline = 0; /* spent for good: the next check fails either way */
         /* from now on fire on every instruction, so a pcall inside the hook cannot swallow
            it: the next instruction after the pcall raises again */
         lua_sethook(L, q_hook, LUA_MASKCOUNT, 1);
-        luaL_error(L, "quirk hook exceeded its instruction budget or its %d ms",
-                   (int)(QUIRKS_SLICE * 1000));
+        if (out_of_time) {
+            luaL_error(L, "quirk hook ran longer than %d ms", (int)(q->slice * 1000));
+        }
+        luaL_error(L, "quirk hook exceeded its instruction budget");
     }
 }
 
@@ -290,7 +295,8 @@ struct ward_rf_quirks *ward_rf_quirks_load(const char *path, struct ward_error *
         return NULL;
     }
     q->budget = QUIRKS_BUDGET * 10L; /* the file's main chunk gets a larger budget */
-    q->deadline = ward_monotonic() + 10 * QUIRKS_SLICE;
+    q->slice = 10 * QUIRKS_SLICE;
+    q->deadline = ward_monotonic() + q->slice;
     lua_sethook(q->L, q_hook, LUA_MASKCOUNT, HOOK_STEP);
     lua_pushcfunction(q->L, load_protected);
     lua_pushlightuserdata(q->L, q);
@@ -532,6 +538,7 @@ static bool call(struct call *c)
     lua_State *L = c->q->L;
     lua_settop(L, 0);
     c->q->budget = QUIRKS_BUDGET;
+    c->q->slice = QUIRKS_SLICE;
     c->q->deadline = ward_monotonic() + QUIRKS_SLICE;
     lua_sethook(L, q_hook, LUA_MASKCOUNT, HOOK_STEP);
     lua_pushcfunction(L, traceback);

@@ -72,7 +72,7 @@ static void serving(const char *name)
 
 int main(void)
 {
-    plan(44);
+    plan(48);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_policy_options o;
     fixture_options(&o, NULL, &events);
@@ -162,6 +162,39 @@ int main(void)
     rc = ward_policy_engine_load(e2, dir, &err);
     ok(rc != 0 && strstr(err.text, "syntax.lua:2:") != NULL, "a syntax error names file:line: %s",
        first_line());
+    snprintf(path, sizeof(path), "%s/syntax.lua", dir);
+    unlink(path);
+    /* The engine reads the returned module and its machine after the main chunk: their
+       metamethods run then. Each used to crash wardd (a Lua panic) or hang it. */
+    static const struct {
+        const char *text;
+        const char *expect;
+        const char *what;
+    } modules[] = {
+        {"return setmetatable({}, {__index = function() error('no fields here') end})",
+         "reading the module failed: ", "a module whose __index raises"},
+        {"return setmetatable({}, {__index = function() while true do end end})",
+         "instruction budget exhausted", "a module whose __index never returns"},
+        {"return {kind = 'Meta', machine = setmetatable({states = {'A'}}, {__index =\n"
+         "  function(_, k) if k == 'transitions' then error('boom') end end})}",
+         "reading the module failed: ", "a machine whose __index raises half-way through"},
+    };
+    for (size_t i = 0; i < sizeof(modules) / sizeof(modules[0]); i++) {
+        char text[512];
+        snprintf(text, sizeof(text), "-- SPDX-License-Identifier: Apache-2.0\n%s\n",
+                 modules[i].text);
+        fixture_write(dir, "meta.lua", text);
+        rc = ward_policy_engine_load(e2, dir, &err);
+        ok(rc != 0 && strstr(err.text, modules[i].expect) != NULL, "%s is refused: %s",
+           modules[i].what, first_line());
+    }
+    fixture_write(dir, "meta.lua",
+                  "-- SPDX-License-Identifier: Apache-2.0\n"
+                  "return {kind = 'Meta', machine = ward.machine{states = {'A'}},\n"
+                  "  tests = setmetatable({}, {__len = function() while true do end end})}\n");
+    rc = ward_policy_engine_load(e2, dir, &err);
+    ok(rc == 0, "a test list's __len is not called: the list is read as it is (%s)",
+       rc == 0 ? "loaded" : first_line());
     ward_policy_engine_destroy(e2);
     ward_policy_engine_destroy(e);
 

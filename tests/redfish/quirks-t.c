@@ -73,7 +73,7 @@ static const char *body_of(const char *r)
 
 int main(void)
 {
-    plan(34);
+    plan(35);
     dir = test_tmpdir();
     char logpath[600];
     snprintf(logpath, sizeof(logpath), "%s/log", dir);
@@ -113,7 +113,7 @@ int main(void)
         "    string.find(string.rep('a', 2000), '.-.-b') resp.status = 299 return true end},\n"
         " {name = 'amplify', match = {model = '^Amplify$'}, response = function(req, resp)\n"
         "    local s = string.rep('x', 2 << 20)\n"
-        "    for i = 1, 50000 do s:find('y', 1, true) end resp.status = 299 return true end},\n"
+        "    for i = 1, 150000 do s:find('y', 1, true) end resp.status = 299 return true end},\n"
         " {name = 'body', match = {model = '^Body$'}, request = function(req)\n"
         "    req.body.Added = req.current.Id .. req.system return true end},\n"
         "}}\n",
@@ -137,7 +137,7 @@ int main(void)
               "a backtracking pattern counts against the budget: stopped, the answer unchanged");
     struct ward_rf_ident amp = {"Acme", "Amplify", "1.0", "/s"};
     is_string("200|nil|0", respond(q, &amp, "get", "GET", "/x", 200, NULL),
-              "a hook within its instructions but past its second (50,000 scans of 2 MiB) "
+              "a hook within its instructions but past its second (150,000 scans of 2 MiB) "
               "is stopped");
     struct ward_rf_ident sel = {"Acme Corp", "Other", "2.5", "/s"};
     is_string("299|nil|0", respond(q, &sel, "get", "GET", "/x", 200, NULL),
@@ -236,6 +236,8 @@ int main(void)
     fflush(logf);
     char *log = test_slurp(logpath);
     contains(log != NULL ? log : "", "quirk response hook failed", "failed hooks are logged");
+    contains(log != NULL ? log : "", "quirk hook ran longer than 1000 ms",
+             "with the limit that stopped them");
     free(log);
     ward_log_set_stream(NULL);
     fclose(logf);
