@@ -504,12 +504,13 @@ static int find_or_match(lua_State *L, bool find)
         luaL_pushfail(L);
         return 1;
     }
+    const char *pat_end = p + plen;
     bool anchored = plen > 0 && *p == '^';
     if (anchored) {
         p++;
     }
     struct matcher m;
-    matcher_init(&m, L, charge_of(L), s, len, p + plen - (anchored ? 1 : 0));
+    matcher_init(&m, L, charge_of(L), s, len, pat_end);
     const char *from = s + init;
     do {
         matcher_reset(&m);
@@ -654,12 +655,13 @@ static int pattern_gsub(lua_State *L)
                      repl_type == LUA_TNUMBER || repl_type == LUA_TSTRING ||
                          repl_type == LUA_TFUNCTION || repl_type == LUA_TTABLE,
                      3, "string/function/table");
+    const char *pat_end = p + plen;
     bool anchored = plen > 0 && *p == '^';
     if (anchored) {
         p++;
     }
     struct matcher m;
-    matcher_init(&m, L, charge_of(L), src, len, p + plen - (anchored ? 1 : 0));
+    matcher_init(&m, L, charge_of(L), src, len, pat_end);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     const char *last_end = NULL;

@@ -2532,22 +2532,19 @@ int ward_policy_options_set(struct ward_policy_options *o, const char *key, cons
     if (value == NULL) {
         return ward_error_set(err, -EINVAL, "%s: missing value", key);
     }
-    double secs;
-    if (strcmp(key, "reconcile_timeout") == 0 || strcmp(key, "stuck_state_timeout") == 0 ||
-        strcmp(key, "slice_timeout") == 0) {
+    double *duration = strcmp(key, "reconcile_timeout") == 0     ? &o->reconcile_timeout
+                       : strcmp(key, "stuck_state_timeout") == 0 ? &o->stuck_timeout
+                       : strcmp(key, "slice_timeout") == 0       ? &o->slice_timeout
+                                                                 : NULL;
+    if (duration != NULL) {
+        double secs;
         if (ward_duration_parse(value, &secs) != 0 || secs <= 0) {
             return ward_error_set(err, -EINVAL,
                                   "%s: '%s' is not a duration (write it like \"30s\", \"15m\" or "
                                   "\"1h30m\")",
                                   key, value);
         }
-        if (key[0] == 'r') {
-            o->reconcile_timeout = secs;
-        } else if (key[1] == 't') {
-            o->stuck_timeout = secs;
-        } else {
-            o->slice_timeout = secs;
-        }
+        *duration = secs;
         return 0;
     }
     if (strcmp(key, "max_retries") == 0) {

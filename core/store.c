@@ -1582,7 +1582,6 @@ int ward_store_claim(struct ward_store *st, const char *kind, const char *select
     }
     qsort(cands, n, sizeof(*cands), candidate_cmp);
 
-    rc = -ESTALE;
     size_t tries = 0, refused = 0;
     size_t i = 0;
     for (; i < n && tries < WARD_STORE_CLAIM_TRIES && refused < WARD_STORE_CLAIM_REFUSALS; i++) {
@@ -1642,8 +1641,7 @@ int ward_store_claim(struct ward_store *st, const char *kind, const char *select
         if (rc == -ESTALE || rc == -ENOENT) {
             /* another writer got there first (or deleted it): try the next best host */
             count_attempt(st, "conflict", rc == -ENOENT ? "deleted" : conflict_name(why));
-            rc = -ESTALE;
-            continue;
+            continue; /* what the claim ends with is said after the loop */
         }
         count_attempt(st, "error", "none");
         ward_error_set(err, rc, "%s", item_err.text);
