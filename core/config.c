@@ -338,9 +338,7 @@ struct ward_config *ward_config_load_string(const char *text, const char *name,
         ward_config_destroy(cfg);
         return NULL;
     }
-    ward_sandbox_arm(L, CONFIG_INSTRUCTIONS, CONFIG_SLICE);
-    int rc = ward_sandbox_pcall(L, 0, 0, err);
-    ward_sandbox_disarm(L);
+    int rc = ward_sandbox_pcall_armed(L, 0, 0, CONFIG_INSTRUCTIONS, CONFIG_SLICE, err);
     if (rc != 0) {
         /* keep the first line: "file:line: reason"; the traceback is for developers */
         if (err != NULL) {

@@ -796,6 +796,26 @@ static int do_transition(struct ward_policy_engine *e, struct policy *p, lua_Sta
     return commit_transition(e, p, r, d, to, trigger, reason, actor, err);
 }
 
+/* do_transition with the resource's table on top of p's stack (popped), its guards under the
+ * engine's budget. */
+static int transition_on_top(struct ward_policy_engine *e, struct policy *p, struct resource *r,
+                             const char *dimension, const char *to, const char *trigger,
+                             const char *reason, const char *actor, bool commit,
+                             struct ward_error *err)
+{
+    lua_State *L = p->L;
+    int rc = ward_sandbox_arm(L, e->o.instructions, e->o.slice_timeout);
+    if (rc != 0) {
+        ward_error_set(err, rc, "%s/%s: memory limit exceeded: no room for a budget", r->kind,
+                       r->name);
+    } else {
+        rc = do_transition(e, p, L, -1, r, dimension, to, trigger, reason, actor, commit, err);
+        ward_sandbox_disarm(L);
+    }
+    lua_pop(L, 1);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- the runs */
 
 static void run_resume(struct run *run);
@@ -917,11 +937,29 @@ struct start_ctx {
     int extra; /* pushed as the second argument when > 0 (recovery attempt) */
 };
 
+/* Drop the runs table's entry for run's coroutine, if it has one. Allocates nothing. */
+static void runs_forget(struct policy *p, struct run *run)
+{
+    if (run->co_ref == LUA_NOREF) {
+        return;
+    }
+    lua_State *L = p->L;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &runs_key);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, run->co_ref);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
+
+/* Build run's coroutine. It may raise part-way (memory): what it made so far is in run's
+ * references, for the caller to undo. */
 static int run_build(lua_State *L, void *ud)
 {
     struct start_ctx *c = ud;
     struct run *run = c->run;
     lua_State *co = lua_newthread(L);
+    run->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    run->co = co;
     push_resource(L, run->r, run->p->m);
     lua_pushvalue(L, -1);
     run->res_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -934,12 +972,10 @@ static int run_build(lua_State *L, void *ud)
     }
     lua_xmove(L, co, nargs + 1);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &runs_key);
-    lua_pushvalue(L, -2);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, run->co_ref);
     lua_pushlightuserdata(L, run);
     lua_rawset(L, -3);
     lua_pop(L, 1);
-    run->co = co;
-    run->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     run->nargs = nargs;
     return 0;
 }
@@ -967,19 +1003,24 @@ static int run_start(struct ward_policy_engine *e, struct policy *p, struct reso
     }
     struct start_ctx c = {run, fn_ref, recovery ? attempt : 0};
     struct ward_error err = {0};
-    if (pcall_c(p->L, run_build, &c, 0, &err) != 0) {
+    int rc = pcall_c(p->L, run_build, &c, 0, &err);
+    if (rc == 0 && ward_sandbox_arm(run->co, e->o.instructions, e->o.slice_timeout) != 0) {
+        rc = ward_error_set(&err, -ENOMEM, "memory limit exceeded: no room for a budget");
+    }
+    if (rc != 0) {
         ward_log(WARD_LOG_ERROR, "policy", "%s: cannot start a run: %s", r->key, err.text);
+        runs_forget(p, run);
+        luaL_unref(p->L, LUA_REGISTRYINDEX, run->co_ref);
         luaL_unref(p->L, LUA_REGISTRYINDEX, run->res_ref);
         free(run->recovery_state);
         free(run);
-        return err.code;
+        return rc;
     }
     p->gen->refs++;
     r->run = run;
     run->next = e->runs;
     e->runs = run;
     e->running++;
-    ward_sandbox_arm(run->co, e->o.instructions, e->o.slice_timeout);
     run_resume(run);
     return 0;
 }
@@ -1048,11 +1089,17 @@ static void run_resume(struct run *run)
     struct error_ctx c = {run->co, st, &msg};
     struct ward_error err = {0};
     /* a __tostring on the error object is policy code: give it a small budget of its own */
-    ward_sandbox_arm(run->p->L, 100000, e->o.slice_timeout < 1 ? e->o.slice_timeout : 1);
-    if (pcall_c(run->p->L, describe_error, &c, 0, &err) != 0) {
+    lua_State *L = run->p->L;
+    int rc = ward_sandbox_arm(L, 100000, e->o.slice_timeout < 1 ? e->o.slice_timeout : 1);
+    if (rc != 0) {
+        ward_error_set(&err, rc, "no room for a budget");
+    } else {
+        rc = pcall_c(L, describe_error, &c, 0, &err);
+        ward_sandbox_disarm(L);
+    }
+    if (rc != 0) {
         ward_buf_printf(&msg, "(the error could not be described: %.200s)", err.text);
     }
-    ward_sandbox_disarm(run->p->L);
     run_finish(run, false, msg.data, 0);
     ward_buf_free(&msg);
     (void)e;
@@ -1125,13 +1172,7 @@ static void run_finish(struct run *run, bool ok, const char *error, double reque
         requeue_after = 0;
     }
     lua_State *L = p->L;
-    if (run->co != NULL) {
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &runs_key);
-        lua_rawgeti(L, LUA_REGISTRYINDEX, run->co_ref);
-        lua_pushnil(L);
-        lua_rawset(L, -3);
-        lua_pop(L, 1);
-    }
+    runs_forget(p, run);
     luaL_unref(L, LUA_REGISTRYINDEX, run->co_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, run->res_ref);
     ward_metric_observe(e->m_reconcile, NULL, now - run->started);
@@ -1322,11 +1363,7 @@ static int engine_transition(struct ward_policy_engine *e, struct policy *p, str
     if (rc != 0) {
         return rc;
     }
-    ward_sandbox_arm(L, e->o.instructions, e->o.slice_timeout);
-    rc = do_transition(e, p, L, -1, r, NULL, to, trigger, reason, "ward:recovery", true, err);
-    ward_sandbox_disarm(L);
-    lua_pop(L, 1);
-    return rc;
+    return transition_on_top(e, p, r, NULL, to, trigger, reason, "ward:recovery", true, err);
 }
 
 static void recover(struct ward_policy_engine *e, struct policy *p, struct resource *r, double now)
@@ -2189,9 +2226,7 @@ static int run_cases(struct policy *p, int idx, struct ward_buf *out, int *faile
         lua_insert(L, -2);
         lua_pushlightuserdata(L, &pc);
         lua_insert(L, -2);
-        ward_sandbox_arm(L, p->o->instructions, p->o->slice_timeout);
-        int rc = ward_sandbox_pcall(L, 2, 0, &err);
-        ward_sandbox_disarm(L);
+        int rc = ward_sandbox_pcall_armed(L, 2, 0, p->o->instructions, p->o->slice_timeout, &err);
         if (rc != 0) {
             ward_buf_printf(out, "%s: test %d: %s\n", p->path, (int)i, err.text);
             (*failed)++;
@@ -2315,9 +2350,7 @@ static struct policy *policy_open_text(struct ward_policy_engine *e, const char 
     free(text);
     if (rc == 0) {
         lua_remove(L, -2);
-        ward_sandbox_arm(L, o->instructions, o->slice_timeout);
-        rc = ward_sandbox_pcall(L, 0, 1, err);
-        ward_sandbox_disarm(L);
+        rc = ward_sandbox_pcall_armed(L, 0, 1, o->instructions, o->slice_timeout, err);
     } else {
         lua_pop(L, 1);
     }
@@ -2332,9 +2365,7 @@ static struct policy *policy_open_text(struct ward_policy_engine *e, const char 
         lua_pushcfunction(L, inspect_module);
         lua_pushvalue(L, -2);
         lua_pushlightuserdata(L, &ic);
-        ward_sandbox_arm(L, o->instructions, o->slice_timeout);
-        rc = ward_sandbox_pcall(L, 2, 0, err);
-        ward_sandbox_disarm(L);
+        rc = ward_sandbox_pcall_armed(L, 2, 0, o->instructions, o->slice_timeout, err);
         if (rc != 0) {
             char reason[sizeof(err->text)];
             snprintf(reason, sizeof(reason), "%s", err->text);
@@ -2377,9 +2408,7 @@ static struct policy *policy_open_text(struct ward_policy_engine *e, const char 
             free(ttext);
             if (trc == 0) {
                 lua_remove(L, -2);
-                ward_sandbox_arm(L, o->instructions, o->slice_timeout);
-                trc = ward_sandbox_pcall(L, 0, 1, &terr);
-                ward_sandbox_disarm(L);
+                trc = ward_sandbox_pcall_armed(L, 0, 1, o->instructions, o->slice_timeout, &terr);
             } else {
                 lua_pop(L, 1);
             }
@@ -3534,12 +3563,8 @@ static int api_transition(struct ward_policy_engine *e, const char *kind, const 
     if (rc != 0) {
         return rc;
     }
-    ward_sandbox_arm(L, e->o.instructions, e->o.slice_timeout);
-    rc = do_transition(e, p, L, -1, r, dimension, to, trigger, reason, actor,
-                       commit && as_consumer == NULL, err);
-    ward_sandbox_disarm(L);
-    lua_pop(L, 1);
-    return rc;
+    return transition_on_top(e, p, r, dimension, to, trigger, reason, actor,
+                             commit && as_consumer == NULL, err);
 }
 
 int ward_policy_transition(struct ward_policy_engine *e, const char *kind, const char *name,

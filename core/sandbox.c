@@ -276,11 +276,25 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     }
 }
 
-void ward_sandbox_arm(lua_State *L, unsigned long instructions, double slice)
+/* The budget of the running thread, made if it has none; run protected, since the weak table
+ * and the budget are allocations that a state at its memory cap may be refused. */
+static int budget_make(lua_State *L)
 {
-    struct budget *b = budget_of(L, true);
+    lua_pushlightuserdata(L, budget_of(L, true));
+    return 1;
+}
+
+int ward_sandbox_arm(lua_State *L, unsigned long instructions, double slice)
+{
+    struct budget *b = budget_of(L, false);
     if (b == NULL) {
-        return;
+        lua_pushcfunction(L, budget_make);
+        if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+            lua_pop(L, 1);
+            return -ENOMEM; /* the only error budget_make can meet */
+        }
+        b = lua_touserdata(L, -1);
+        lua_pop(L, 1);
     }
     b->left = instructions != 0 ? instructions : (unsigned long)-1;
     b->slice = slice > 0 ? slice : 0;
@@ -289,6 +303,7 @@ void ward_sandbox_arm(lua_State *L, unsigned long instructions, double slice)
     b->exhausted = false;
     b->why[0] = '\0';
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_STEP);
+    return 0;
 }
 
 void ward_sandbox_new_slice(lua_State *L)
@@ -364,6 +379,18 @@ int ward_sandbox_pcall(lua_State *L, int nargs, int nresults, struct ward_error 
     ward_error_set(err, code, "%s%s", what, msg);
     lua_pop(L, 1);
     return code;
+}
+
+int ward_sandbox_pcall_armed(lua_State *L, int nargs, int nresults, unsigned long instructions,
+                             double slice, struct ward_error *err)
+{
+    if (ward_sandbox_arm(L, instructions, slice) != 0) {
+        lua_pop(L, nargs + 1);
+        return ward_error_set(err, -ENOMEM, "memory limit exceeded: no room for a budget");
+    }
+    int rc = ward_sandbox_pcall(L, nargs, nresults, err);
+    ward_sandbox_disarm(L);
+    return rc;
 }
 
 int ward_sandbox_load(lua_State *L, const char *text, size_t len, const char *name, int env_index,

@@ -38,9 +38,11 @@ struct ward_sandbox_alloc *ward_sandbox_alloc_of(lua_State *L);
  * or "time slice exhausted", so a pcall in the script cannot swallow it. The slice bounds
  * what instructions do not measure: C functions whose cost grows with their data
  * (string.rep, table.concat, '..' on long strings) called in a loop. Call
- * ward_sandbox_disarm before reusing the thread.
+ * ward_sandbox_disarm before reusing the thread. L must not be a suspended coroutine.
+ * Returns 0, or -ENOMEM when the state is too near its memory cap to hold the budget (the
+ * first arm of each thread makes it): L is then unarmed, and nothing was raised.
  */
-void ward_sandbox_arm(lua_State *L, unsigned long instructions, double slice);
+int ward_sandbox_arm(lua_State *L, unsigned long instructions, double slice);
 /* A new stretch of running on armed L: call before resuming a coroutine that waited. */
 void ward_sandbox_new_slice(lua_State *L);
 void ward_sandbox_disarm(lua_State *L);
@@ -53,6 +55,11 @@ bool ward_sandbox_exhausted(lua_State *L);
  * Returns 0 or -EINVAL (script error), -ENOMEM (memory cap), -ETIME (budget).
  */
 int ward_sandbox_pcall(lua_State *L, int nargs, int nresults, struct ward_error *err);
+
+/* ward_sandbox_pcall between ward_sandbox_arm and ward_sandbox_disarm; the function and
+ * its arguments are popped when there is no room for the budget. */
+int ward_sandbox_pcall_armed(lua_State *L, int nargs, int nresults, unsigned long instructions,
+                             double slice, struct ward_error *err);
 
 /*
  * Load text (never bytecode) as a chunk named "@name", with the table at
