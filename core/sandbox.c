@@ -143,9 +143,7 @@ static int budget_stop(lua_State *L, struct budget *b)
     return luaL_error(L, "%s", b->why);
 }
 
-/* The counted functions' steps (core/counted.h), taken from the same budget as the VM's
- * instructions. */
-static void budget_charge(lua_State *L, unsigned long steps)
+void ward_sandbox_charge(lua_State *L, unsigned long steps)
 {
     struct budget *b = budget_of(L, false);
     if (b == NULL || !b->armed) {
@@ -216,7 +214,7 @@ lua_State *ward_sandbox_new(size_t mem_limit)
     lua_pushcclosure(L, safe_setmetatable, 1);
     lua_setglobal(L, "setmetatable");
     remove_field(L, LUA_STRLIBNAME, "dump");
-    ward_counted_install(L, budget_charge);
+    ward_counted_install(L, ward_sandbox_charge);
     /* math.random is fine; randomseed would let a policy make others predictable */
     remove_field(L, LUA_MATHLIBNAME, "randomseed");
 

@@ -43,6 +43,10 @@ struct ward_sandbox_alloc *ward_sandbox_alloc_of(lua_State *L);
  * first arm of each thread makes it): L is then unarmed, and nothing was raised.
  */
 int ward_sandbox_arm(lua_State *L, unsigned long instructions, double slice);
+/* Take `steps` from L's budget, as ward_counted_install's charge: the steps of the counted
+ * string and table functions (core/counted.h) spend the same budget as instructions. Raises
+ * once it is spent; does nothing while L is not armed. */
+void ward_sandbox_charge(lua_State *L, unsigned long steps);
 /* A new stretch of running on armed L: call before resuming a coroutine that waited. */
 void ward_sandbox_new_slice(lua_State *L);
 void ward_sandbox_disarm(lua_State *L);

@@ -12,22 +12,17 @@
 
 #include "counted.h" /* ward_counted_install, from wardd's core */
 #include "quirks.h"
-#include "util.h" /* ward_monotonic, from wardd's core */
+#include "sandbox.h" /* the instruction budget and time slice, from wardd's core */
 
 #define JSON_DEPTH 32
 #define QUIRKS_MEMORY (16u * 1024u * 1024u)
 #define QUIRKS_BUDGET 1000000 /* instructions per hook call */
-#define QUIRKS_SLICE                                                                               \
-    1.0 /* seconds per hook call: string.rep in a loop costs more than                             \
-           its instructions say */
-#define HOOK_STEP 1000
+/* seconds per hook call: string.rep in a loop costs more than its instructions say */
+#define QUIRKS_SLICE 1.0
 
 struct ward_rf_quirks {
     lua_State *L;
     size_t used;
-    long budget;
-    double slice;    /* seconds the current call may run */
-    double deadline; /* when it must have ended */
     int table_ref; /* the quirks list */
     int dispatch_ref;
     unsigned count;
@@ -151,41 +146,6 @@ static void *q_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-static void q_hook(lua_State *L, lua_Debug *ar);
-
-/* Take `used` from the call's budget; raise once it or the call's time is spent. */
-static void q_take(lua_State *L, long used)
-{
-    struct ward_rf_quirks *q;
-    lua_getallocf(L, (void **)&q);
-    q->budget -= used;
-    bool out_of_time = ward_monotonic() >= q->deadline;
-    if (q->budget < 0 || out_of_time) {
-        q->budget = -1;
-        q->deadline = 0; /* spent for good: the next check fails either way */
-        /* from now on fire on every instruction, so a pcall inside the hook cannot swallow
-           it: the next instruction after the pcall raises again */
-        lua_sethook(L, q_hook, LUA_MASKCOUNT, 1);
-        if (out_of_time) {
-            luaL_error(L, "quirk hook ran longer than %d ms", (int)(q->slice * 1000));
-        }
-        luaL_error(L, "quirk hook exceeded its instruction budget");
-    }
-}
-
-static void q_hook(lua_State *L, lua_Debug *ar)
-{
-    (void)ar;
-    q_take(L, HOOK_STEP);
-}
-
-/* Pattern matching steps and moved elements come out of the same budget as the hook's
- * instructions. */
-static void q_charge(lua_State *L, unsigned long steps)
-{
-    q_take(L, (long)steps);
-}
-
 static int traceback(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
@@ -230,7 +190,7 @@ static void open_safe_libs(lua_State *L)
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
     lua_pop(L, 1);
-    ward_counted_install(L, q_charge);
+    ward_counted_install(L, ward_sandbox_charge);
 }
 
 static int load_protected(lua_State *L)
@@ -294,14 +254,18 @@ struct ward_rf_quirks *ward_rf_quirks_load(const char *path, struct ward_error *
         ward_error_set(err, -ENOMEM, "cannot create the quirks Lua state");
         return NULL;
     }
-    q->budget = QUIRKS_BUDGET * 10L; /* the file's main chunk gets a larger budget */
-    q->slice = 10 * QUIRKS_SLICE;
-    q->deadline = ward_monotonic() + q->slice;
-    lua_sethook(q->L, q_hook, LUA_MASKCOUNT, HOOK_STEP);
+    /* the file's main chunk gets ten times a hook's limits */
+    if (ward_sandbox_arm(q->L, QUIRKS_BUDGET * 10L, 10 * QUIRKS_SLICE) != 0) {
+        ward_rf_quirks_free(q);
+        ward_error_set(err, -ENOMEM, "cannot create the quirks Lua state");
+        return NULL;
+    }
     lua_pushcfunction(q->L, load_protected);
     lua_pushlightuserdata(q->L, q);
     lua_pushstring(q->L, path);
-    if (lua_pcall(q->L, 2, 0, 0) != LUA_OK) {
+    int st = lua_pcall(q->L, 2, 0, 0);
+    ward_sandbox_disarm(q->L);
+    if (st != LUA_OK) {
         const char *msg = lua_tostring(q->L, -1);
         ward_error_set(err, -EINVAL, "quirks file %s: %.400s", path, msg != NULL ? msg : "error");
         ward_rf_quirks_free(q);
@@ -537,15 +501,16 @@ static bool call(struct call *c)
 {
     lua_State *L = c->q->L;
     lua_settop(L, 0);
-    c->q->budget = QUIRKS_BUDGET;
-    c->q->slice = QUIRKS_SLICE;
-    c->q->deadline = ward_monotonic() + QUIRKS_SLICE;
-    lua_sethook(L, q_hook, LUA_MASKCOUNT, HOOK_STEP);
-    lua_pushcfunction(L, traceback);
-    lua_pushcfunction(L, call_protected);
-    lua_pushlightuserdata(L, c);
-    if (lua_pcall(L, 1, 0, 1) != LUA_OK) {
-        const char *msg = lua_tostring(L, -1);
+    int st = LUA_ERRMEM;
+    if (ward_sandbox_arm(L, QUIRKS_BUDGET, QUIRKS_SLICE) == 0) {
+        lua_pushcfunction(L, traceback);
+        lua_pushcfunction(L, call_protected);
+        lua_pushlightuserdata(L, c);
+        st = lua_pcall(L, 1, 0, 1);
+        ward_sandbox_disarm(L);
+    }
+    if (st != LUA_OK) {
+        const char *msg = st == LUA_ERRMEM ? "not enough memory" : lua_tostring(L, -1);
         ward_log_fields(
             WARD_LOG_WARN, "redfish", (const struct ward_log_field[]){{"path", c->path}}, 1,
             "a quirk %s hook failed and was ignored: %.300s", c->kind, msg != NULL ? msg : "error");
