@@ -287,9 +287,10 @@ int ward_sandbox_arm(lua_State *L, unsigned long instructions, double slice)
     struct budget *b = budget_of(L, false);
     if (b == NULL) {
         lua_pushcfunction(L, budget_make);
-        if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+        int st = lua_pcall(L, 0, 1, 0);
+        if (st != LUA_OK) {
             lua_pop(L, 1);
-            return -ENOMEM; /* the only error budget_make can meet */
+            return st == LUA_ERRMEM ? -ENOMEM : -EINVAL; /* -EINVAL: a C stack too deep */
         }
         b = lua_touserdata(L, -1);
         lua_pop(L, 1);
@@ -382,11 +383,14 @@ int ward_sandbox_pcall(lua_State *L, int nargs, int nresults, struct ward_error 
 int ward_sandbox_pcall_armed(lua_State *L, int nargs, int nresults, unsigned long instructions,
                              double slice, struct ward_error *err)
 {
-    if (ward_sandbox_arm(L, instructions, slice) != 0) {
+    int rc = ward_sandbox_arm(L, instructions, slice);
+    if (rc != 0) {
         lua_pop(L, nargs + 1);
-        return ward_error_set(err, -ENOMEM, "memory limit exceeded: no room for a budget");
+        return ward_error_set(err, rc, "%s",
+                              rc == -ENOMEM ? "memory limit exceeded: no room for a budget"
+                                            : "cannot arm the budget");
     }
-    int rc = ward_sandbox_pcall(L, nargs, nresults, err);
+    rc = ward_sandbox_pcall(L, nargs, nresults, err);
     ward_sandbox_disarm(L);
     return rc;
 }

@@ -38,9 +38,10 @@ struct ward_sandbox_alloc *ward_sandbox_alloc_of(lua_State *L);
  * or "time slice exhausted", so a pcall in the script cannot swallow it. The slice bounds
  * what instructions do not measure: C functions whose cost grows with their data
  * (string.rep, table.concat, '..' on long strings) called in a loop. Call
- * ward_sandbox_disarm before reusing the thread. L must not be a suspended coroutine.
- * Returns 0, or -ENOMEM when the state is too near its memory cap to hold the budget (the
- * first arm of each thread makes it): L is then unarmed, and nothing was raised.
+ * ward_sandbox_disarm before reusing the thread. L's status must be LUA_OK: a main thread,
+ * or a coroutine not yet resumed (not a suspended or dead one). Returns 0, or -ENOMEM when
+ * the state is too near its memory cap to hold the budget (the first arm of each thread
+ * makes it): L is then unarmed, and nothing was raised.
  */
 int ward_sandbox_arm(lua_State *L, unsigned long instructions, double slice);
 /* Take `steps` from L's budget, as ward_counted_install's charge: the steps of the counted

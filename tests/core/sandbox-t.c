@@ -50,6 +50,12 @@ static void fill(lua_State *L)
     }
 }
 
+static int nothing(lua_State *L)
+{
+    (void)L;
+    return 0;
+}
+
 static int spin(lua_State *L)
 {
     return luaL_dostring(L, "while true do end") == LUA_OK ? 0 : lua_error(L);
@@ -64,6 +70,12 @@ int main(void)
         bail("cannot create a sandbox");
     }
     lua_State *co = lua_newthread(L); /* anchored on L's stack, at 1 */
+    /* a first call on the thread makes the CallInfo a protected call needs, so that at the
+       cap what is refused is the budget itself */
+    lua_pushcfunction(co, nothing);
+    if (lua_pcall(co, 0, 0, 0) != LUA_OK) {
+        bail("a call on a new thread failed");
+    }
     fill(L);
     is_int(-ENOMEM, ward_sandbox_arm(co, 1000, 0),
            "a new thread's first arm at the cap is refused, not raised");
