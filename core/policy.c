@@ -237,43 +237,6 @@ static int pcall_c(lua_State *L, int (*fn)(lua_State *L, void *ud), void *ud, in
 
 /* ------------------------------------------------------------- JSON <-> Lua */
 
-/* Push v as a Lua value (may raise on memory: call under a protected call). */
-static void json_to_lua(lua_State *L, const cJSON *v, int depth)
-{
-    luaL_checkstack(L, 3, "JSON nested too deeply");
-    if (v == NULL || cJSON_IsNull(v) || depth > WARD_SANDBOX_JSON_DEPTH) {
-        lua_pushnil(L);
-    } else if (cJSON_IsBool(v)) {
-        lua_pushboolean(L, cJSON_IsTrue(v));
-    } else if (cJSON_IsNumber(v)) {
-        double d = v->valuedouble;
-        if (d >= -9007199254740992.0 && d <= 9007199254740992.0 && d == (double)(long long)d) {
-            lua_pushinteger(L, (lua_Integer)d);
-        } else {
-            lua_pushnumber(L, d);
-        }
-    } else if (cJSON_IsString(v)) {
-        lua_pushstring(L, v->valuestring);
-    } else if (cJSON_IsArray(v)) {
-        lua_createtable(L, cJSON_GetArraySize(v), 0);
-        lua_Integer i = 1;
-        for (const cJSON *c = v->child; c != NULL; c = c->next) {
-            json_to_lua(L, c, depth + 1);
-            lua_rawseti(L, -2, i++);
-        }
-    } else if (cJSON_IsObject(v)) {
-        lua_createtable(L, 0, 4);
-        for (const cJSON *c = v->child; c != NULL; c = c->next) {
-            if (c->string != NULL && !cJSON_IsNull(c)) {
-                json_to_lua(L, c, depth + 1);
-                lua_setfield(L, -2, c->string);
-            }
-        }
-    } else {
-        lua_pushnil(L);
-    }
-}
-
 /* -------------------------------------------------------------- resources */
 
 static struct resource *resource_find(const struct ward_policy_engine *e, const char *kind,
@@ -391,13 +354,13 @@ static void push_resource(lua_State *L, const struct resource *r, const struct w
     lua_pushstring(L, primary);
     lua_setfield(L, -2, "state");
     if (r->spec != NULL) {
-        json_to_lua(L, r->spec, 0);
+        ward_sandbox_push_json(L, r->spec);
     } else {
         lua_newtable(L);
     }
     lua_setfield(L, -2, "spec");
     if (r->status != NULL) {
-        json_to_lua(L, r->status, 0);
+        ward_sandbox_push_json(L, r->status);
     } else {
         lua_newtable(L);
     }

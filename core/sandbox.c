@@ -499,6 +499,47 @@ static cJSON *to_json(lua_State *L, int idx, int depth, const char *what, struct
     return out;
 }
 
+static void push_json(lua_State *L, const cJSON *v, int depth)
+{
+    luaL_checkstack(L, 3, "JSON nested too deeply");
+    if (v == NULL || cJSON_IsNull(v) || depth > WARD_SANDBOX_JSON_DEPTH) {
+        lua_pushnil(L);
+    } else if (cJSON_IsBool(v)) {
+        lua_pushboolean(L, cJSON_IsTrue(v));
+    } else if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        if (d >= -9007199254740992.0 && d <= 9007199254740992.0 && d == (double)(long long)d) {
+            lua_pushinteger(L, (lua_Integer)d);
+        } else {
+            lua_pushnumber(L, d);
+        }
+    } else if (cJSON_IsString(v)) {
+        lua_pushstring(L, v->valuestring);
+    } else if (cJSON_IsArray(v)) {
+        lua_createtable(L, cJSON_GetArraySize(v), 0);
+        lua_Integer i = 1;
+        for (const cJSON *c = v->child; c != NULL; c = c->next) {
+            push_json(L, c, depth + 1);
+            lua_rawseti(L, -2, i++);
+        }
+    } else if (cJSON_IsObject(v)) {
+        lua_createtable(L, 0, 4);
+        for (const cJSON *c = v->child; c != NULL; c = c->next) {
+            if (c->string != NULL && !cJSON_IsNull(c)) {
+                push_json(L, c, depth + 1);
+                lua_setfield(L, -2, c->string);
+            }
+        }
+    } else {
+        lua_pushnil(L);
+    }
+}
+
+void ward_sandbox_push_json(lua_State *L, const struct cJSON *v)
+{
+    push_json(L, v, 0);
+}
+
 cJSON *ward_sandbox_to_json(lua_State *L, int idx, const char *what, struct ward_error *err)
 {
     return to_json(L, idx, 0, what, err);

@@ -85,6 +85,13 @@ struct cJSON;
  */
 struct cJSON *ward_sandbox_to_json(lua_State *L, int idx, const char *what,
                                    struct ward_error *err);
+/*
+ * Push v as a Lua value: objects and arrays become tables (an object's null members are
+ * left out, an array's leave holes), whole numbers within 2^53 integers; NULL, null, and
+ * anything nested deeper than WARD_SANDBOX_JSON_DEPTH, nil. Raises on memory: call it
+ * under a protected call.
+ */
+void ward_sandbox_push_json(lua_State *L, const struct cJSON *v);
 
 /* Turn any error object at the top of the stack into a readable string. */
 const char *ward_sandbox_error_string(lua_State *L, int index);

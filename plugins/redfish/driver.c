@@ -14,6 +14,7 @@
 #include "util.h" /* ward_strmap, from wardd's core */
 #include "parse.h"
 #include "quirks.h"
+#include "sandbox.h" /* JSON <-> Lua, from wardd's core */
 
 /*
  * The async SDK lives in wardd's policy engine. Weak references let the plugin load into a
@@ -322,7 +323,7 @@ int ward_rf_driver_remove(struct ward_rf_driver *d, const char *host)
 static int push_result(lua_State *L, void *arg)
 {
     const cJSON *result = arg;
-    ward_rf_lua_push_json(L, result, 0);
+    ward_sandbox_push_json(L, result);
     return 1;
 }
 
@@ -460,10 +461,10 @@ static int m_get(lua_State *L)
 static int with_body(lua_State *L, enum ward_rf_op_kind kind)
 {
     const char *path = luaL_checkstring(L, 2);
-    const char *why = "the body must be a table";
-    cJSON *body = lua_istable(L, 3) ? ward_rf_lua_to_json(L, 3, 0, &why) : NULL;
+    struct ward_error err = {.text = "the body must be a table"};
+    cJSON *body = lua_istable(L, 3) ? ward_sandbox_to_json(L, 3, "the body", &err) : NULL;
     if (body == NULL && !lua_isnoneornil(L, 3)) {
-        return fail(L, why);
+        return fail(L, err.text);
     }
     char *text = body != NULL ? cJSON_PrintUnformatted(body) : NULL;
     cJSON_Delete(body);

@@ -14,7 +14,6 @@
 #include "quirks.h"
 #include "sandbox.h" /* the instruction budget and time slice, from wardd's core */
 
-#define JSON_DEPTH 32
 #define QUIRKS_MEMORY (16u * 1024u * 1024u)
 #define QUIRKS_BUDGET 1000000 /* instructions per hook call */
 /* seconds per hook call: string.rep in a loop costs more than its instructions say */
@@ -27,103 +26,6 @@ struct ward_rf_quirks {
     int dispatch_ref;
     unsigned count;
 };
-
-/* ---- JSON <-> Lua ----------------------------------------------------------------- */
-
-void ward_rf_lua_push_json(lua_State *L, const cJSON *j, int depth)
-{
-    if (depth > JSON_DEPTH || !lua_checkstack(L, 3)) {
-        lua_pushnil(L);
-        return;
-    }
-    if (cJSON_IsObject(j) || cJSON_IsArray(j)) {
-        bool arr = cJSON_IsArray(j);
-        lua_createtable(L, arr ? cJSON_GetArraySize(j) : 0, arr ? 0 : 8);
-        const cJSON *c;
-        lua_Integer i = 1;
-        cJSON_ArrayForEach(c, j)
-        {
-            ward_rf_lua_push_json(L, c, depth + 1);
-            if (arr) {
-                lua_rawseti(L, -2, i++);
-            } else {
-                lua_setfield(L, -2, c->string);
-            }
-        }
-    } else if (cJSON_IsString(j)) {
-        lua_pushstring(L, j->valuestring);
-    } else if (cJSON_IsNumber(j)) {
-        double v = j->valuedouble;
-        if (v == (double)(lua_Integer)v && v > -9e15 && v < 9e15) {
-            lua_pushinteger(L, (lua_Integer)v);
-        } else {
-            lua_pushnumber(L, v);
-        }
-    } else if (cJSON_IsBool(j)) {
-        lua_pushboolean(L, cJSON_IsTrue(j));
-    } else {
-        lua_pushnil(L);
-    }
-}
-
-/* A Lua value as JSON; NULL with a reason for what JSON cannot hold. */
-cJSON *ward_rf_lua_to_json(lua_State *L, int idx, int depth, const char **why)
-{
-    idx = lua_absindex(L, idx);
-    if (depth > JSON_DEPTH || !lua_checkstack(L, 3)) {
-        *why = "table nested too deeply";
-        return NULL;
-    }
-    switch (lua_type(L, idx)) {
-    case LUA_TNIL:
-        return cJSON_CreateNull();
-    case LUA_TBOOLEAN:
-        return cJSON_CreateBool(lua_toboolean(L, idx));
-    case LUA_TNUMBER:
-        return cJSON_CreateNumber(lua_tonumber(L, idx));
-    case LUA_TSTRING:
-        return cJSON_CreateString(lua_tostring(L, idx));
-    case LUA_TTABLE: {
-        lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-        bool arr = n > 0;
-        cJSON *out = arr ? cJSON_CreateArray() : cJSON_CreateObject();
-        if (arr) {
-            for (lua_Integer i = 1; i <= n; i++) {
-                lua_rawgeti(L, idx, i);
-                cJSON *v = ward_rf_lua_to_json(L, -1, depth + 1, why);
-                lua_pop(L, 1);
-                if (v == NULL) {
-                    cJSON_Delete(out);
-                    return NULL;
-                }
-                cJSON_AddItemToArray(out, v);
-            }
-            return out;
-        }
-        lua_pushnil(L);
-        while (lua_next(L, idx) != 0) {
-            if (lua_type(L, -2) != LUA_TSTRING) {
-                lua_pop(L, 2);
-                cJSON_Delete(out);
-                *why = "object keys must be strings";
-                return NULL;
-            }
-            cJSON *v = ward_rf_lua_to_json(L, -1, depth + 1, why);
-            if (v == NULL) {
-                lua_pop(L, 2);
-                cJSON_Delete(out);
-                return NULL;
-            }
-            cJSON_AddItemToObject(out, lua_tostring(L, -2), v);
-            lua_pop(L, 1);
-        }
-        return out;
-    }
-    default:
-        *why = "only nil, booleans, numbers, strings and tables can be sent";
-        return NULL;
-    }
-}
 
 /* ---- the sandbox ------------------------------------------------------------------ */
 
@@ -357,10 +259,10 @@ static int lazy_index(lua_State *L)
     f->present = true;
     if (f->text != NULL) {
         cJSON *b = cJSON_Parse(f->text);
-        ward_rf_lua_push_json(L, b, 0);
+        ward_sandbox_push_json(L, b);
         cJSON_Delete(b);
     } else {
-        ward_rf_lua_push_json(L, f->json, 0);
+        ward_sandbox_push_json(L, f->json);
     }
     lua_pushvalue(L, 2);
     lua_pushvalue(L, -2);
@@ -453,16 +355,16 @@ static int call_protected(lua_State *L)
     if (!c->changed) {
         return 0;
     }
-    const char *why = NULL;
+    struct ward_error err = {0};
     if (!c->response) {
         if (!lazy_get(L, req, &c->req_lazy, "body")) {
             c->new_body = strdup(c->body_text != NULL ? c->body_text : "{}");
             return 0;
         }
         if (!lua_isnil(L, -1)) {
-            cJSON *b = ward_rf_lua_to_json(L, -1, 0, &why);
+            cJSON *b = ward_sandbox_to_json(L, -1, "req.body", &err);
             if (b == NULL) {
-                return luaL_error(L, "req.body: %s", why);
+                return luaL_error(L, "%s", err.text);
             }
             c->new_body = cJSON_PrintUnformatted(b);
             cJSON_Delete(b);
@@ -489,9 +391,9 @@ static int call_protected(lua_State *L)
         return 0;
     }
     if (!lua_isnil(L, -1)) {
-        c->out = ward_rf_lua_to_json(L, -1, 0, &why);
+        c->out = ward_sandbox_to_json(L, -1, "resp.body", &err);
         if (c->out == NULL) {
-            return luaL_error(L, "resp.body: %s", why);
+            return luaL_error(L, "%s", err.text);
         }
     }
     return 0;

@@ -57,9 +57,4 @@ void ward_rf_quirks_response(struct ward_rf_quirks *q, const struct ward_rf_iden
                              const char *op, const char *method, const char *path, long *status,
                              cJSON **body, double *retry_after);
 
-/* JSON <-> Lua, shared with the Lua handle. push never raises (nil past the depth limit);
-   to_json returns NULL and sets *why for what JSON cannot hold. */
-void ward_rf_lua_push_json(lua_State *L, const cJSON *j, int depth);
-cJSON *ward_rf_lua_to_json(lua_State *L, int idx, int depth, const char **why);
-
 #endif

@@ -73,7 +73,7 @@ static const char *body_of(const char *r)
 
 int main(void)
 {
-    plan(35);
+    plan(38);
     dir = test_tmpdir();
     char logpath[600];
     snprintf(logpath, sizeof(logpath), "%s/log", dir);
@@ -116,10 +116,14 @@ int main(void)
         "    for i = 1, 150000 do s:find('y', 1, true) end resp.status = 299 return true end},\n"
         " {name = 'body', match = {model = '^Body$'}, request = function(req)\n"
         "    req.body.Added = req.current.Id .. req.system return true end},\n"
+        " {name = 'mixed', match = {model = '^Mixed$'}, request = function(req)\n"
+        "    req.body = {1, 2, x = 3} return true end},\n"
+        " {name = 'nan', match = {model = '^Nan$'}, response = function(req, resp)\n"
+        "    resp.body = {v = 0/0} return true end},\n"
         "}}\n",
         &err);
     ok(q != NULL, "a file of hooks loads (%s)", err.text);
-    is_int(8, ward_rf_quirks_count(q), "eight entries");
+    is_int(10, ward_rf_quirks_count(q), "ten entries");
     struct ward_rf_ident spin = {"Acme", "Spin", "1.0", "/s"};
     is_string("200|{\"a\":1}|0", respond(q, &spin, "get", "GET", "/x", 200, "{\"a\":1}"),
               "an endless hook is stopped, the answer unchanged");
@@ -152,6 +156,15 @@ int main(void)
        "a request hook rewrites the body with current and system (%s)", nb);
     free(nb);
     cJSON_Delete(cur);
+    /* what JSON cannot hold fails the hook; nothing of the table is sent in its place */
+    struct ward_rf_ident mixed = {"Acme", "Mixed", "1", "/s"};
+    nb = ward_rf_quirks_request(q, &mixed, "patch", "PATCH", "/x", "{\"a\":true}", NULL);
+    ok(nb == NULL, "a body mixing a list and keys fails the hook, not cut to the list (%s)",
+       nb != NULL ? nb : "unchanged");
+    free(nb);
+    struct ward_rf_ident nan = {"Acme", "Nan", "1", "/s"};
+    is_string("200|{\"a\":1}|0", respond(q, &nan, "get", "GET", "/x", 200, "{\"a\":1}"),
+              "a body holding NaN fails the hook, not sent as null");
     ward_rf_quirks_free(q);
 
     /* Documents reach a hook when it reads them; one a hook never reads or sets is kept as
@@ -238,6 +251,8 @@ int main(void)
     contains(log != NULL ? log : "", "quirk response hook failed", "failed hooks are logged");
     contains(log != NULL ? log : "", "time slice exhausted: ran 1 s",
              "with the limit that stopped them");
+    contains(log != NULL ? log : "", "req.body keys must be strings (or a plain list)",
+             "and what JSON could not hold");
     free(log);
     ward_log_set_stream(NULL);
     fclose(logf);
