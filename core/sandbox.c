@@ -2,6 +2,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -420,9 +421,15 @@ int ward_sandbox_load(lua_State *L, const char *text, size_t len, const char *na
 }
 
 /* Raw access only, so no metamethod of a hostile table runs. */
-static cJSON *to_json(lua_State *L, int idx, int depth, const char *what, struct ward_error *err)
+/* *nodes counts the values made so far, against WARD_SANDBOX_JSON_NODES. */
+static cJSON *to_json(lua_State *L, int idx, int depth, size_t *nodes, const char *what,
+                      struct ward_error *err)
 {
     idx = lua_absindex(L, idx);
+    if (++*nodes > WARD_SANDBOX_JSON_NODES) {
+        ward_error_set(err, -E2BIG, "%s holds more than %d values", what, WARD_SANDBOX_JSON_NODES);
+        return NULL;
+    }
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
         return cJSON_CreateNull();
@@ -430,7 +437,7 @@ static cJSON *to_json(lua_State *L, int idx, int depth, const char *what, struct
         return cJSON_CreateBool(lua_toboolean(L, idx));
     case LUA_TNUMBER: {
         double d = lua_tonumber(L, idx);
-        if (d != d || d > 1e308 || d < -1e308) {
+        if (!isfinite(d)) {
             ward_error_set(err, -EINVAL, "%s holds a number JSON cannot represent", what);
             return NULL;
         }
@@ -448,19 +455,18 @@ static cJSON *to_json(lua_State *L, int idx, int depth, const char *what, struct
         ward_error_set(err, -EINVAL, "%s is nested too deeply (or refers to itself)", what);
         return NULL;
     }
+    /* A list: every key a whole number from 1 to the length; the holes a JSON array with
+       nulls has once in Lua become nulls again. */
     size_t len = lua_rawlen(L, idx);
-    size_t count = 0;
-    bool array = true;
+    bool array = len > 0;
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
-        count++;
         if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 ||
             (size_t)lua_tointeger(L, -2) > len) {
             array = false;
         }
         lua_pop(L, 1);
     }
-    array = array && count == len && len > 0;
     cJSON *out = array ? cJSON_CreateArray() : cJSON_CreateObject();
     if (out == NULL) {
         ward_error_set(err, -ENOMEM, "out of memory");
@@ -469,7 +475,7 @@ static cJSON *to_json(lua_State *L, int idx, int depth, const char *what, struct
     if (array) {
         for (size_t i = 1; i <= len; i++) {
             lua_rawgeti(L, idx, (lua_Integer)i);
-            cJSON *c = to_json(L, -1, depth + 1, what, err);
+            cJSON *c = to_json(L, -1, depth + 1, nodes, what, err);
             lua_pop(L, 1);
             if (c == NULL) {
                 cJSON_Delete(out);
@@ -487,7 +493,7 @@ static cJSON *to_json(lua_State *L, int idx, int depth, const char *what, struct
             ward_error_set(err, -EINVAL, "%s keys must be strings (or a plain list)", what);
             return NULL;
         }
-        cJSON *c = to_json(L, -1, depth + 1, what, err);
+        cJSON *c = to_json(L, -1, depth + 1, nodes, what, err);
         if (c == NULL) {
             lua_pop(L, 2);
             cJSON_Delete(out);
@@ -542,5 +548,6 @@ void ward_sandbox_push_json(lua_State *L, const struct cJSON *v)
 
 cJSON *ward_sandbox_to_json(lua_State *L, int idx, const char *what, struct ward_error *err)
 {
-    return to_json(L, idx, 0, what, err);
+    size_t nodes = 0;
+    return to_json(L, idx, 0, &nodes, what, err);
 }

@@ -75,12 +75,16 @@ int ward_sandbox_load(lua_State *L, const char *text, size_t len, const char *na
 
 /* Deepest table nesting ward_sandbox_to_json accepts (a cycle ends here too). */
 #define WARD_SANDBOX_JSON_DEPTH 32
+/* Most values it makes from one Lua value: a table that holds itself twice at each level
+ * ({x, x}) is small in Lua and 2^32 values in JSON. */
+#define WARD_SANDBOX_JSON_NODES 100000
 
 struct cJSON;
 /*
- * The Lua value at idx as JSON: a table whose keys are exactly 1..n becomes
- * an array, other tables objects with string keys; functions, userdata, NaN
- * and cycles are refused with err naming `what` ("status", "host spec").
+ * The Lua value at idx as JSON: a table whose keys are all whole numbers from 1 to its
+ * length (lua_rawlen) becomes an array, its holes nulls; other tables objects with string
+ * keys. Functions, userdata, NaN and infinities, cycles and more than
+ * WARD_SANDBOX_JSON_NODES values are refused with err naming `what` ("status", "host spec").
  * Caller frees the result with cJSON_Delete.
  */
 struct cJSON *ward_sandbox_to_json(lua_State *L, int idx, const char *what,

@@ -248,7 +248,14 @@ static struct lazy_field *lazy_find(lua_State *L)
     return NULL;
 }
 
-/* __index(t, k): the first read of a lazy field converts it and keeps it in t. */
+static int push_document(lua_State *L)
+{
+    ward_sandbox_push_json(L, lua_touserdata(L, 1));
+    return 1;
+}
+
+/* __index(t, k): the first read of a lazy field converts it and keeps it in t. A read that
+ * fails (the state's memory cap) frees what it parsed and leaves the field as it came. */
 static int lazy_index(lua_State *L)
 {
     struct lazy_field *f = lazy_find(L);
@@ -256,17 +263,18 @@ static int lazy_index(lua_State *L)
         lua_pushnil(L);
         return 1;
     }
-    f->present = true;
-    if (f->text != NULL) {
-        cJSON *b = cJSON_Parse(f->text);
-        ward_sandbox_push_json(L, b);
-        cJSON_Delete(b);
-    } else {
-        ward_sandbox_push_json(L, f->json);
+    cJSON *parsed = f->text != NULL ? cJSON_Parse(f->text) : NULL;
+    lua_pushcfunction(L, push_document);
+    lua_pushlightuserdata(L, f->text != NULL ? parsed : (void *)f->json);
+    int st = lua_pcall(L, 1, 1, 0);
+    cJSON_Delete(parsed);
+    if (st != LUA_OK) {
+        return lua_error(L);
     }
     lua_pushvalue(L, 2);
     lua_pushvalue(L, -2);
     lua_rawset(L, 1);
+    f->present = true;
     return 1;
 }
 

@@ -73,7 +73,7 @@ static const char *body_of(const char *r)
 
 int main(void)
 {
-    plan(38);
+    plan(42);
     dir = test_tmpdir();
     char logpath[600];
     snprintf(logpath, sizeof(logpath), "%s/log", dir);
@@ -120,10 +120,26 @@ int main(void)
         "    req.body = {1, 2, x = 3} return true end},\n"
         " {name = 'nan', match = {model = '^Nan$'}, response = function(req, resp)\n"
         "    resp.body = {v = 0/0} return true end},\n"
+        " {name = 'edit', match = {model = '^Edit$'}, response = function(req, resp)\n"
+        "    resp.body.Edited = true return true end},\n"
+        " {name = 'dag', match = {model = '^Dag$'}, response = function(req, resp)\n"
+        "    local x = {} for i = 1, 18 do x = {x, x} end resp.body = x return true end},\n"
+        /* fills the state to its cap, frees a little (enough for the call, not for the
+           body), then reads the body under pcall and says it changed something */
+        " {name = 'full', match = {model = '^Full$'}, request = function(req)\n"
+        "    local hog, n = {}, 0\n"
+        "    for _, size in ipairs({4000, 400, 60}) do\n"
+        "      pcall(function() while true do n = n + 1 hog[n] = string.rep('x', size) .. n end "
+        "end)\n"
+        "    end\n"
+        "    pcall(function() while true do n = n + 1 hog[n] = {} end end)\n"
+        "    for i = n - 40, n do hog[i] = nil end\n"
+        "    pcall(function() return req.body end)\n"
+        "    return true end},\n"
         "}}\n",
         &err);
     ok(q != NULL, "a file of hooks loads (%s)", err.text);
-    is_int(10, ward_rf_quirks_count(q), "ten entries");
+    is_int(13, ward_rf_quirks_count(q), "thirteen entries");
     struct ward_rf_ident spin = {"Acme", "Spin", "1.0", "/s"};
     is_string("200|{\"a\":1}|0", respond(q, &spin, "get", "GET", "/x", 200, "{\"a\":1}"),
               "an endless hook is stopped, the answer unchanged");
@@ -165,6 +181,29 @@ int main(void)
     struct ward_rf_ident nan = {"Acme", "Nan", "1", "/s"};
     is_string("200|{\"a\":1}|0", respond(q, &nan, "get", "GET", "/x", 200, "{\"a\":1}"),
               "a body holding NaN fails the hook, not sent as null");
+    /* what JSON can hold comes back as it went in */
+    struct ward_rf_ident edit = {"Acme", "Edit", "1", "/s"};
+    const char *r = respond(q, &edit, "get", "GET", "/x", 200,
+                            "{\"Slots\":[null,\"USB1\"],\"Max\":1.7976931348623157e308}");
+    ok(same_json("{\"Slots\":[null,\"USB1\"],\"Max\":1.7976931348623157e308,\"Edited\":true}",
+                 body_of(r)),
+       "an edited body keeps a list's nulls and the largest double (%s)", r);
+    struct ward_rf_ident dag = {"Acme", "Dag", "1", "/s"};
+    is_string("200|{\"a\":1}|0", respond(q, &dag, "get", "GET", "/x", 200, "{\"a\":1}"),
+              "a body of 2^19 values built from 18 small tables fails the hook");
+    /* a read of the body that meets the memory cap leaves it as it came */
+    char big[8192] = "{";
+    for (int i = 0; i < 300; i++) {
+        snprintf(big + strlen(big), sizeof(big) - strlen(big), "%s\"key%d\":%d", i ? "," : "", i,
+                 i);
+    }
+    strcat(big, "}");
+    struct ward_rf_ident full = {"Acme", "Full", "1", "/s"};
+    nb = ward_rf_quirks_request(q, &full, "patch", "PATCH", "/x", big, NULL);
+    ok(nb == NULL || same_json(big, nb),
+       "a body whose read failed at the memory cap is sent as it came (%.40s)",
+       nb != NULL ? nb : "unchanged");
+    free(nb);
     ward_rf_quirks_free(q);
 
     /* Documents reach a hook when it reads them; one a hook never reads or sets is kept as
@@ -253,6 +292,8 @@ int main(void)
              "with the limit that stopped them");
     contains(log != NULL ? log : "", "req.body keys must be strings (or a plain list)",
              "and what JSON could not hold");
+    contains(log != NULL ? log : "", "resp.body holds more than 100000 values",
+             "and how much it may hold");
     free(log);
     ward_log_set_stream(NULL);
     fclose(logf);
