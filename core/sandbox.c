@@ -421,61 +421,115 @@ int ward_sandbox_load(lua_State *L, const char *text, size_t len, const char *na
 }
 
 /* Raw access only, so no metamethod of a hostile table runs. */
-/* *nodes counts the values made so far, against WARD_SANDBOX_JSON_NODES. */
-static cJSON *to_json(lua_State *L, int idx, int depth, size_t *nodes, const char *what,
+/* What one conversion has made so far: values, and bytes of strings and keys (a string
+ * the Lua state holds once can be referenced any number of times). */
+struct json_made {
+    size_t values, bytes;
+};
+
+/* Whether `bytes` more may be made; err says why not. */
+static bool json_room(struct json_made *m, size_t bytes, const char *what, struct ward_error *err)
+{
+    if (++m->values > WARD_SANDBOX_JSON_NODES) {
+        ward_error_set(err, -E2BIG, "%s holds more than %d values", what, WARD_SANDBOX_JSON_NODES);
+        return false;
+    }
+    m->bytes += bytes;
+    if (m->bytes > WARD_SANDBOX_JSON_BYTES) {
+        ward_error_set(err, -E2BIG, "%s holds more than %d MiB of text", what,
+                       WARD_SANDBOX_JSON_BYTES >> 20);
+        return false;
+    }
+    return true;
+}
+
+/* The largest double cJSON prints so that it reads back: above it, cJSON 1.7.15 prints 15
+ * digits that parse as infinity. */
+#define JSON_MAX_DOUBLE 1.7976931348623149e308
+
+static cJSON *table_to_json(lua_State *L, int idx, int depth, struct json_made *made,
+                            const char *what, struct ward_error *err);
+
+static cJSON *to_json(lua_State *L, int idx, int depth, struct json_made *made, const char *what,
                       struct ward_error *err)
 {
     idx = lua_absindex(L, idx);
-    if (++*nodes > WARD_SANDBOX_JSON_NODES) {
-        ward_error_set(err, -E2BIG, "%s holds more than %d values", what, WARD_SANDBOX_JSON_NODES);
+    size_t len = 0;
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        lua_tolstring(L, idx, &len);
+    }
+    if (!json_room(made, len, what, err)) {
         return NULL;
     }
+    cJSON *out = NULL;
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
-        return cJSON_CreateNull();
+        out = cJSON_CreateNull();
+        break;
     case LUA_TBOOLEAN:
-        return cJSON_CreateBool(lua_toboolean(L, idx));
+        out = cJSON_CreateBool(lua_toboolean(L, idx));
+        break;
     case LUA_TNUMBER: {
         double d = lua_tonumber(L, idx);
-        if (!isfinite(d)) {
+        if (!isfinite(d) || fabs(d) > JSON_MAX_DOUBLE) {
             ward_error_set(err, -EINVAL, "%s holds a number JSON cannot represent", what);
             return NULL;
         }
-        return cJSON_CreateNumber(d);
+        out = cJSON_CreateNumber(d);
+        break;
     }
     case LUA_TSTRING:
-        return cJSON_CreateString(lua_tostring(L, idx));
-    case LUA_TTABLE:
+        out = cJSON_CreateString(lua_tostring(L, idx));
         break;
+    case LUA_TTABLE:
+        return table_to_json(L, idx, depth, made, what, err);
     default:
         ward_error_set(err, -EINVAL, "%s cannot hold a %s value", what, luaL_typename(L, idx));
         return NULL;
     }
+    if (out == NULL) {
+        ward_error_set(err, -ENOMEM, "out of memory");
+    }
+    return out;
+}
+
+/*
+ * A table as a JSON list when all its keys are whole numbers from 1 up, up to the largest,
+ * the missing ones null (a JSON list's nulls are holes once in Lua, wherever Lua's length
+ * puts its border); otherwise as an object, whose keys must be strings.
+ */
+static cJSON *table_to_json(lua_State *L, int idx, int depth, struct json_made *made,
+                            const char *what, struct ward_error *err)
+{
     if (depth > WARD_SANDBOX_JSON_DEPTH || !lua_checkstack(L, 4)) {
         ward_error_set(err, -EINVAL, "%s is nested too deeply (or refers to itself)", what);
         return NULL;
     }
-    /* A list: every key a whole number from 1 to the length; the holes a JSON array with
-       nulls has once in Lua become nulls again. */
-    size_t len = lua_rawlen(L, idx);
-    bool array = len > 0;
+    lua_Integer last = 0;
+    bool list = true;
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
-        if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 ||
-            (size_t)lua_tointeger(L, -2) > len) {
-            array = false;
+        if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1) {
+            list = false;
+        } else if (lua_tointeger(L, -2) > last) {
+            last = lua_tointeger(L, -2);
         }
         lua_pop(L, 1);
     }
-    cJSON *out = array ? cJSON_CreateArray() : cJSON_CreateObject();
+    list = list && last > 0;
+    if (list && last > WARD_SANDBOX_JSON_NODES) {
+        ward_error_set(err, -E2BIG, "%s holds more than %d values", what, WARD_SANDBOX_JSON_NODES);
+        return NULL;
+    }
+    cJSON *out = list ? cJSON_CreateArray() : cJSON_CreateObject();
     if (out == NULL) {
         ward_error_set(err, -ENOMEM, "out of memory");
         return NULL;
     }
-    if (array) {
-        for (size_t i = 1; i <= len; i++) {
-            lua_rawgeti(L, idx, (lua_Integer)i);
-            cJSON *c = to_json(L, -1, depth + 1, nodes, what, err);
+    if (list) {
+        for (lua_Integer i = 1; i <= last; i++) {
+            lua_rawgeti(L, idx, i);
+            cJSON *c = to_json(L, -1, depth + 1, made, what, err);
             lua_pop(L, 1);
             if (c == NULL) {
                 cJSON_Delete(out);
@@ -487,13 +541,16 @@ static cJSON *to_json(lua_State *L, int idx, int depth, size_t *nodes, const cha
     }
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
+        size_t klen = 0;
         if (lua_type(L, -2) != LUA_TSTRING) {
             lua_pop(L, 2);
             cJSON_Delete(out);
             ward_error_set(err, -EINVAL, "%s keys must be strings (or a plain list)", what);
             return NULL;
         }
-        cJSON *c = to_json(L, -1, depth + 1, nodes, what, err);
+        lua_tolstring(L, -2, &klen);
+        made->bytes += klen;
+        cJSON *c = to_json(L, -1, depth + 1, made, what, err);
         if (c == NULL) {
             lua_pop(L, 2);
             cJSON_Delete(out);
@@ -548,6 +605,6 @@ void ward_sandbox_push_json(lua_State *L, const struct cJSON *v)
 
 cJSON *ward_sandbox_to_json(lua_State *L, int idx, const char *what, struct ward_error *err)
 {
-    size_t nodes = 0;
-    return to_json(L, idx, 0, &nodes, what, err);
+    struct json_made made = {0};
+    return to_json(L, idx, 0, &made, what, err);
 }

@@ -75,16 +75,19 @@ int ward_sandbox_load(lua_State *L, const char *text, size_t len, const char *na
 
 /* Deepest table nesting ward_sandbox_to_json accepts (a cycle ends here too). */
 #define WARD_SANDBOX_JSON_DEPTH 32
-/* Most values it makes from one Lua value: a table that holds itself twice at each level
- * ({x, x}) is small in Lua and 2^32 values in JSON. */
+/* Most values, and bytes of strings and keys, it makes from one Lua value: a table that
+ * holds itself twice at each level ({x, x}), or one long string many times, is small in Lua
+ * and huge in JSON. */
 #define WARD_SANDBOX_JSON_NODES 100000
+#define WARD_SANDBOX_JSON_BYTES (16 << 20)
 
 struct cJSON;
 /*
- * The Lua value at idx as JSON: a table whose keys are all whole numbers from 1 to its
- * length (lua_rawlen) becomes an array, its holes nulls; other tables objects with string
- * keys. Functions, userdata, NaN and infinities, cycles and more than
- * WARD_SANDBOX_JSON_NODES values are refused with err naming `what` ("status", "host spec").
+ * The Lua value at idx as JSON: a table whose keys are all whole numbers from 1 up becomes
+ * an array as long as its largest key, the missing ones null; other tables objects with
+ * string keys. Functions, userdata, NaN, infinities and numbers above 1.7976931348623149e308
+ * (which cJSON prints wrong), cycles, and more than WARD_SANDBOX_JSON_NODES values or
+ * WARD_SANDBOX_JSON_BYTES of text are refused with err naming `what` ("status", "host spec").
  * Caller frees the result with cJSON_Delete.
  */
 struct cJSON *ward_sandbox_to_json(lua_State *L, int idx, const char *what,
