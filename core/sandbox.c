@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,20 +422,32 @@ int ward_sandbox_load(lua_State *L, const char *text, size_t len, const char *na
 }
 
 /* Raw access only, so no metamethod of a hostile table runs. */
-/* What one conversion has made so far: values, and bytes of strings and keys (a string
- * the Lua state holds once can be referenced any number of times). */
-struct json_made {
-    size_t values, bytes;
+/* A table converted once in this conversion: a later reference to it is a copy of its JSON,
+ * not a second walk (a walk costs the table's allocated size, which an emptied table keeps). */
+struct json_seen {
+    const void *table;
+    const cJSON *json;
+    size_t values, bytes; /* what making it cost */
 };
 
-/* Whether `bytes` more may be made; err says why not. */
-static bool json_room(struct json_made *m, size_t bytes, const char *what, struct ward_error *err)
+/* What one conversion has made so far: values, and bytes of the text they print as (a
+ * string the Lua state holds once can be referenced any number of times). */
+struct json_made {
+    size_t values, bytes;
+    struct json_seen *seen; /* open addressing on the table's address */
+    size_t nseen, cap;
+};
+
+/* Whether `values` and `bytes` more may be made; err says why not. */
+static bool json_room(struct json_made *m, size_t values, size_t bytes, const char *what,
+                      struct ward_error *err)
 {
-    if (++m->values > WARD_SANDBOX_JSON_NODES) {
+    m->values += values;
+    m->bytes += bytes;
+    if (m->values > WARD_SANDBOX_JSON_NODES) {
         ward_error_set(err, -E2BIG, "%s holds more than %d values", what, WARD_SANDBOX_JSON_NODES);
         return false;
     }
-    m->bytes += bytes;
     if (m->bytes > WARD_SANDBOX_JSON_BYTES) {
         ward_error_set(err, -E2BIG, "%s holds more than %d MiB of text", what,
                        WARD_SANDBOX_JSON_BYTES >> 20);
@@ -443,9 +456,77 @@ static bool json_room(struct json_made *m, size_t bytes, const char *what, struc
     return true;
 }
 
-/* The largest double cJSON prints so that it reads back: above it, cJSON 1.7.15 prints 15
- * digits that parse as infinity. */
+/* The bytes a string prints as in JSON (control characters become \u00XX); SIZE_MAX when it
+ * holds a NUL, which cJSON would cut it at. */
+static size_t json_text(const char *s, size_t len)
+{
+    size_t n = len + 2;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == 0) {
+            return SIZE_MAX;
+        }
+        n += c < 0x20 ? 5 : c == '"' || c == '\\' ? 1 : 0;
+    }
+    return n;
+}
+
+static size_t seen_slot(const struct json_made *m, const void *table)
+{
+    size_t i = ((uintptr_t)table >> 4) & (m->cap - 1);
+    while (m->seen[i].table != NULL && m->seen[i].table != table) {
+        i = (i + 1) & (m->cap - 1);
+    }
+    return i;
+}
+
+static const struct json_seen *seen_find(const struct json_made *m, const void *table)
+{
+    if (m->cap == 0) {
+        return NULL;
+    }
+    const struct json_seen *e = &m->seen[seen_slot(m, table)];
+    return e->table != NULL ? e : NULL;
+}
+
+static bool seen_add(struct json_made *m, const struct json_seen *e)
+{
+    if (2 * (m->nseen + 1) > m->cap) {
+        struct json_made grown = *m;
+        grown.cap = m->cap != 0 ? 2 * m->cap : 64;
+        grown.seen = calloc(grown.cap, sizeof(*grown.seen));
+        if (grown.seen == NULL) {
+            return false;
+        }
+        for (size_t i = 0; i < m->cap; i++) {
+            if (m->seen[i].table != NULL) {
+                grown.seen[seen_slot(&grown, m->seen[i].table)] = m->seen[i];
+            }
+        }
+        free(m->seen);
+        *m = grown;
+    }
+    m->seen[seen_slot(m, e->table)] = *e;
+    m->nseen++;
+    return true;
+}
+
+/* Levels of lists and objects in j, j included. */
+static int json_height(const cJSON *j)
+{
+    int h = 0;
+    for (const cJSON *c = j->child; c != NULL; c = c->next) {
+        int ch = json_height(c);
+        h = ch > h ? ch : h;
+    }
+    return cJSON_IsArray(j) || cJSON_IsObject(j) ? h + 1 : 0;
+}
+
+/* The largest double cJSON prints so that it stays finite: above it, cJSON 1.7.15 prints
+ * 15 digits that read back as infinity. */
 #define JSON_MAX_DOUBLE 1.7976931348623149e308
+/* Integers beyond this are not all doubles, and JSON numbers are doubles here. */
+#define JSON_MAX_EXACT 9007199254740992 /* 2^53 */
 
 static cJSON *table_to_json(lua_State *L, int idx, int depth, struct json_made *made,
                             const char *what, struct ward_error *err);
@@ -454,11 +535,19 @@ static cJSON *to_json(lua_State *L, int idx, int depth, struct json_made *made, 
                       struct ward_error *err)
 {
     idx = lua_absindex(L, idx);
-    size_t len = 0;
+    size_t text = 0;
     if (lua_type(L, idx) == LUA_TSTRING) {
-        lua_tolstring(L, idx, &len);
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        if ((text = json_text(s, len)) == SIZE_MAX) {
+            ward_error_set(err, -EINVAL, "%s holds a string with a NUL byte", what);
+            return NULL;
+        }
     }
-    if (!json_room(made, len, what, err)) {
+    if (lua_type(L, idx) == LUA_TTABLE) {
+        return table_to_json(L, idx, depth, made, what, err);
+    }
+    if (!json_room(made, 1, text, what, err)) {
         return NULL;
     }
     cJSON *out = NULL;
@@ -471,6 +560,11 @@ static cJSON *to_json(lua_State *L, int idx, int depth, struct json_made *made, 
         break;
     case LUA_TNUMBER: {
         double d = lua_tonumber(L, idx);
+        if (lua_isinteger(L, idx) &&
+            (lua_tointeger(L, idx) > JSON_MAX_EXACT || lua_tointeger(L, idx) < -JSON_MAX_EXACT)) {
+            ward_error_set(err, -EINVAL, "%s holds an integer beyond 2^53, which JSON loses", what);
+            return NULL;
+        }
         if (!isfinite(d) || fabs(d) > JSON_MAX_DOUBLE) {
             ward_error_set(err, -EINVAL, "%s holds a number JSON cannot represent", what);
             return NULL;
@@ -481,8 +575,6 @@ static cJSON *to_json(lua_State *L, int idx, int depth, struct json_made *made, 
     case LUA_TSTRING:
         out = cJSON_CreateString(lua_tostring(L, idx));
         break;
-    case LUA_TTABLE:
-        return table_to_json(L, idx, depth, made, what, err);
     default:
         ward_error_set(err, -EINVAL, "%s cannot hold a %s value", what, luaL_typename(L, idx));
         return NULL;
@@ -493,22 +585,51 @@ static cJSON *to_json(lua_State *L, int idx, int depth, struct json_made *made, 
     return out;
 }
 
+/* A copy of a table already converted, at no more than its first cost in values and text. */
+static cJSON *table_again(const struct json_seen *e, int depth, struct json_made *made,
+                          const char *what, struct ward_error *err)
+{
+    if (depth + json_height(e->json) - 1 > WARD_SANDBOX_JSON_DEPTH) {
+        ward_error_set(err, -EINVAL, "%s is nested too deeply (or refers to itself)", what);
+        return NULL;
+    }
+    if (!json_room(made, e->values, e->bytes, what, err)) {
+        return NULL;
+    }
+    cJSON *out = cJSON_Duplicate(e->json, true);
+    if (out == NULL) {
+        ward_error_set(err, -ENOMEM, "out of memory");
+    }
+    return out;
+}
+
 /*
  * A table as a JSON list when all its keys are whole numbers from 1 up, up to the largest,
  * the missing ones null (a JSON list's nulls are holes once in Lua, wherever Lua's length
- * puts its border); otherwise as an object, whose keys must be strings.
+ * puts its border), and at most 2n + 8 long for n keys ({[404] = x} is not a list of 403
+ * nulls); otherwise as an object, whose keys must be strings.
  */
 static cJSON *table_to_json(lua_State *L, int idx, int depth, struct json_made *made,
                             const char *what, struct ward_error *err)
 {
+    const void *table = lua_topointer(L, idx);
+    const struct json_seen *e = seen_find(made, table);
+    if (e != NULL) {
+        return table_again(e, depth, made, what, err);
+    }
     if (depth > WARD_SANDBOX_JSON_DEPTH || !lua_checkstack(L, 4)) {
         ward_error_set(err, -EINVAL, "%s is nested too deeply (or refers to itself)", what);
         return NULL;
     }
-    lua_Integer last = 0;
+    struct json_seen now = {table, NULL, made->values, made->bytes};
+    if (!json_room(made, 1, 2, what, err)) {
+        return NULL;
+    }
+    lua_Integer last = 0, keys = 0;
     bool list = true;
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
+        keys++;
         if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1) {
             list = false;
         } else if (lua_tointeger(L, -2) > last) {
@@ -516,11 +637,7 @@ static cJSON *table_to_json(lua_State *L, int idx, int depth, struct json_made *
         }
         lua_pop(L, 1);
     }
-    list = list && last > 0;
-    if (list && last > WARD_SANDBOX_JSON_NODES) {
-        ward_error_set(err, -E2BIG, "%s holds more than %d values", what, WARD_SANDBOX_JSON_NODES);
-        return NULL;
-    }
+    list = list && last > 0 && last <= 2 * keys + 8;
     cJSON *out = list ? cJSON_CreateArray() : cJSON_CreateObject();
     if (out == NULL) {
         ward_error_set(err, -ENOMEM, "out of memory");
@@ -537,27 +654,40 @@ static cJSON *table_to_json(lua_State *L, int idx, int depth, struct json_made *
             }
             cJSON_AddItemToArray(out, c);
         }
-        return out;
+    } else {
+        lua_pushnil(L);
+        while (lua_next(L, idx) != 0) {
+            size_t klen = 0;
+            const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &klen) : NULL;
+            size_t ktext = k != NULL ? json_text(k, klen) : SIZE_MAX;
+            cJSON *c = NULL;
+            if (k == NULL) {
+                ward_error_set(err, -EINVAL, "%s keys must be strings (or a plain list)", what);
+            } else if (ktext == SIZE_MAX) {
+                ward_error_set(err, -EINVAL, "%s has a key with a NUL byte", what);
+            } else if (json_room(made, 0, ktext + 1, what, err)) {
+                c = to_json(L, -1, depth + 1, made, what, err);
+            }
+            if (c != NULL && !cJSON_AddItemToObject(out, k, c)) {
+                cJSON_Delete(c);
+                c = NULL;
+                ward_error_set(err, -ENOMEM, "out of memory");
+            }
+            if (c == NULL) {
+                lua_pop(L, 2);
+                cJSON_Delete(out);
+                return NULL;
+            }
+            lua_pop(L, 1);
+        }
     }
-    lua_pushnil(L);
-    while (lua_next(L, idx) != 0) {
-        size_t klen = 0;
-        if (lua_type(L, -2) != LUA_TSTRING) {
-            lua_pop(L, 2);
-            cJSON_Delete(out);
-            ward_error_set(err, -EINVAL, "%s keys must be strings (or a plain list)", what);
-            return NULL;
-        }
-        lua_tolstring(L, -2, &klen);
-        made->bytes += klen;
-        cJSON *c = to_json(L, -1, depth + 1, made, what, err);
-        if (c == NULL) {
-            lua_pop(L, 2);
-            cJSON_Delete(out);
-            return NULL;
-        }
-        cJSON_AddItemToObject(out, lua_tostring(L, -2), c);
-        lua_pop(L, 1);
+    now.json = out;
+    now.values = made->values - now.values;
+    now.bytes = made->bytes - now.bytes;
+    if (!seen_add(made, &now)) {
+        cJSON_Delete(out);
+        ward_error_set(err, -ENOMEM, "out of memory");
+        return NULL;
     }
     return out;
 }
@@ -606,5 +736,7 @@ void ward_sandbox_push_json(lua_State *L, const struct cJSON *v)
 cJSON *ward_sandbox_to_json(lua_State *L, int idx, const char *what, struct ward_error *err)
 {
     struct json_made made = {0};
-    return to_json(L, idx, 0, &made, what, err);
+    cJSON *out = to_json(L, idx, 0, &made, what, err);
+    free(made.seen);
+    return out;
 }

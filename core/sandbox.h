@@ -83,11 +83,13 @@ int ward_sandbox_load(lua_State *L, const char *text, size_t len, const char *na
 
 struct cJSON;
 /*
- * The Lua value at idx as JSON: a table whose keys are all whole numbers from 1 up becomes
- * an array as long as its largest key, the missing ones null; other tables objects with
- * string keys. Functions, userdata, NaN, infinities and numbers above 1.7976931348623149e308
- * (which cJSON prints wrong), cycles, and more than WARD_SANDBOX_JSON_NODES values or
- * WARD_SANDBOX_JSON_BYTES of text are refused with err naming `what` ("status", "host spec").
+ * The Lua value at idx as JSON: a table whose keys are all whole numbers from 1 up (the
+ * largest at most 2n + 8 for n keys) becomes an array as long as its largest key, the
+ * missing ones null; other tables objects with string keys; a table met again is copied.
+ * Functions, userdata, threads, NaN, infinities and numbers above 1.7976931348623149e308 in
+ * magnitude (which cJSON prints wrong), integers beyond 2^53, strings or keys with a NUL,
+ * cycles, and more than WARD_SANDBOX_JSON_NODES values or WARD_SANDBOX_JSON_BYTES of printed
+ * text are refused with err naming `what` ("status", "host spec").
  * Caller frees the result with cJSON_Delete.
  */
 struct cJSON *ward_sandbox_to_json(lua_State *L, int idx, const char *what,

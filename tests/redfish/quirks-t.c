@@ -80,7 +80,7 @@ static const char *body_of(const char *r)
 
 int main(void)
 {
-    plan(45);
+    plan(51);
     dir = test_tmpdir();
     char logpath[600];
     snprintf(logpath, sizeof(logpath), "%s/log", dir);
@@ -147,10 +147,23 @@ int main(void)
         " {name = 'wide', match = {model = '^Wide$'}, response = function(req, resp)\n"
         "    local x, t = string.rep('x', 1 << 20), {}\n"
         "    for i = 1, 20 do t[i] = x end resp.body = t return true end},\n"
+        " {name = 'shared', match = {model = '^Shared$'}, response = function(req, resp)\n"
+        "    local s = {a = 1, b = {2, 3}} resp.body = {x = s, y = {s}} return true end},\n"
+        " {name = 'deepshare', match = {model = '^Deepshare$'}, response = function(req, resp)\n"
+        "    local t = {} for i = 1, 31 do t = {t} end resp.body = {x = t, y = {t}}\n"
+        "    return true end},\n"
+        " {name = 'nul', match = {model = '^Nul$'}, response = function(req, resp)\n"
+        "    resp.body = {v = 'a\\0b'} return true end},\n"
+        " {name = 'bigint', match = {model = '^Bigint$'}, response = function(req, resp)\n"
+        "    resp.body = {v = 9007199254740993} return true end},\n"
+        " {name = 'sparse', match = {model = '^Sparse$'}, response = function(req, resp)\n"
+        "    resp.body = {[404] = 'x'} return true end},\n"
+        " {name = 'ctrl', match = {model = '^Ctrl$'}, response = function(req, resp)\n"
+        "    resp.body = {string.rep('\\1', 3 << 20)} return true end},\n"
         "}}\n",
         &err);
     ok(q != NULL, "a file of hooks loads (%s)", err.text);
-    is_int(15, ward_rf_quirks_count(q), "fifteen entries");
+    is_int(21, ward_rf_quirks_count(q), "twenty-one entries");
     unchanged(q, "Spin", "an endless hook is stopped, the answer unchanged");
     unchanged(q, "Hog", "a memory hog is stopped, the answer unchanged");
     struct ward_rf_ident boom = {"Acme", "Boom", "1.0", "/s"};
@@ -196,6 +209,15 @@ int main(void)
        "an edited body keeps a list's inner nulls and a large double (%s)", r);
     unchanged(q, "Huge", "the largest doubles, which cJSON would print as infinity, fail the hook");
     unchanged(q, "Wide", "one 1 MiB string 20 times (20 MiB of JSON) fails the hook");
+    unchanged(q, "Ctrl", "3 MiB of control characters (18 MiB once escaped) fails the hook");
+    unchanged(q, "Nul", "a string with a NUL byte fails the hook, not cut at it");
+    unchanged(q, "Bigint", "an integer beyond 2^53 fails the hook, not rounded");
+    unchanged(q, "Sparse", "{[404] = x} fails the hook, not 403 nulls");
+    struct ward_rf_ident shared = {"Acme", "Shared", "1", "/s"};
+    ok(same_json("{\"x\":{\"a\":1,\"b\":[2,3]},\"y\":[{\"a\":1,\"b\":[2,3]}]}",
+                 body_of(respond(q, &shared, "get", "GET", "/x", 200, "{\"a\":1}"))),
+       "a table referenced twice is written out twice");
+    unchanged(q, "Deepshare", "a table whose second reference nests deeper than 32 fails the hook");
     unchanged(q, "Dag", "a body of 2^19 values built from 18 small tables fails the hook");
     /* a read of the body that meets the memory cap leaves it as it came */
     char big[8192] = "{";
