@@ -525,8 +525,10 @@ static int json_height(const cJSON *j)
 /* The largest double cJSON prints so that it stays finite: above it, cJSON 1.7.15 prints
  * 15 digits that read back as infinity. */
 #define JSON_MAX_DOUBLE 1.7976931348623149e308
-/* Integers beyond this are not all doubles, and JSON numbers are doubles here. */
-#define JSON_MAX_EXACT 9007199254740992 /* 2^53 */
+/* Integers beyond this do not come back from JSON as they went in: cJSON keeps 15 digits when
+ * its comparison, within a relative DBL_EPSILON, calls them equal, which above 2^52 allows an
+ * error of 1 or 2 (9007199254740991 prints as 9.00719925474099e+15). */
+#define JSON_MAX_EXACT 4503599627370496 /* 2^52 */
 
 static cJSON *table_to_json(lua_State *L, int idx, int depth, struct json_made *made,
                             const char *what, struct ward_error *err);
@@ -562,7 +564,8 @@ static cJSON *to_json(lua_State *L, int idx, int depth, struct json_made *made, 
         double d = lua_tonumber(L, idx);
         if (lua_isinteger(L, idx) &&
             (lua_tointeger(L, idx) > JSON_MAX_EXACT || lua_tointeger(L, idx) < -JSON_MAX_EXACT)) {
-            ward_error_set(err, -EINVAL, "%s holds an integer beyond 2^53, which JSON loses", what);
+            ward_error_set(err, -EINVAL, "%s holds an integer beyond 2^52, which JSON would round",
+                           what);
             return NULL;
         }
         if (!isfinite(d) || fabs(d) > JSON_MAX_DOUBLE) {

@@ -87,7 +87,7 @@ struct cJSON;
  * largest at most 2n + 8 for n keys) becomes an array as long as its largest key, the
  * missing ones null; other tables objects with string keys; a table met again is copied.
  * Functions, userdata, threads, NaN, infinities and numbers above 1.7976931348623149e308 in
- * magnitude (which cJSON prints wrong), integers beyond 2^53, strings or keys with a NUL,
+ * magnitude (which cJSON prints wrong), integers beyond 2^52, strings or keys with a NUL,
  * cycles, and more than WARD_SANDBOX_JSON_NODES values or WARD_SANDBOX_JSON_BYTES of printed
  * text are refused with err naming `what` ("status", "host spec").
  * Caller frees the result with cJSON_Delete.

@@ -155,7 +155,7 @@ int main(void)
         " {name = 'nul', match = {model = '^Nul$'}, response = function(req, resp)\n"
         "    resp.body = {v = 'a\\0b'} return true end},\n"
         " {name = 'bigint', match = {model = '^Bigint$'}, response = function(req, resp)\n"
-        "    resp.body = {v = 9007199254740993} return true end},\n"
+        "    resp.body = {v = 4503599627370497} return true end},\n"
         " {name = 'sparse', match = {model = '^Sparse$'}, response = function(req, resp)\n"
         "    resp.body = {[404] = 'x'} return true end},\n"
         " {name = 'ctrl', match = {model = '^Ctrl$'}, response = function(req, resp)\n"
@@ -211,7 +211,7 @@ int main(void)
     unchanged(q, "Wide", "one 1 MiB string 20 times (20 MiB of JSON) fails the hook");
     unchanged(q, "Ctrl", "3 MiB of control characters (18 MiB once escaped) fails the hook");
     unchanged(q, "Nul", "a string with a NUL byte fails the hook, not cut at it");
-    unchanged(q, "Bigint", "an integer beyond 2^53 fails the hook, not rounded");
+    unchanged(q, "Bigint", "an integer beyond 2^52 fails the hook, not rounded");
     unchanged(q, "Sparse", "{[404] = x} fails the hook, not 403 nulls");
     struct ward_rf_ident shared = {"Acme", "Shared", "1", "/s"};
     ok(same_json("{\"x\":{\"a\":1,\"b\":[2,3]},\"y\":[{\"a\":1,\"b\":[2,3]}]}",
