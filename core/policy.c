@@ -767,11 +767,8 @@ static int transition_on_top(struct ward_policy_engine *e, struct policy *p, str
                              struct ward_error *err)
 {
     lua_State *L = p->L;
-    int rc = ward_sandbox_arm(L, e->o.instructions, e->o.slice_timeout);
-    if (rc != 0) {
-        ward_error_set(err, rc, "%s/%s: memory limit exceeded: no room for a budget", r->kind,
-                       r->name);
-    } else {
+    int rc = ward_sandbox_arm(L, e->o.instructions, e->o.slice_timeout, err);
+    if (rc == 0) {
         rc = do_transition(e, p, L, -1, r, dimension, to, trigger, reason, actor, commit, err);
         ward_sandbox_disarm(L);
     }
@@ -967,8 +964,8 @@ static int run_start(struct ward_policy_engine *e, struct policy *p, struct reso
     struct start_ctx c = {run, fn_ref, recovery ? attempt : 0};
     struct ward_error err = {0};
     int rc = pcall_c(p->L, run_build, &c, 0, &err);
-    if (rc == 0 && ward_sandbox_arm(run->co, e->o.instructions, e->o.slice_timeout) != 0) {
-        rc = ward_error_set(&err, -ENOMEM, "memory limit exceeded: no room for a budget");
+    if (rc == 0) {
+        rc = ward_sandbox_arm(run->co, e->o.instructions, e->o.slice_timeout, &err);
     }
     if (rc != 0) {
         ward_log(WARD_LOG_ERROR, "policy", "%s: cannot start a run: %s", r->key, err.text);
@@ -1053,10 +1050,8 @@ static void run_resume(struct run *run)
     struct ward_error err = {0};
     /* a __tostring on the error object is policy code: give it a small budget of its own */
     lua_State *L = run->p->L;
-    int rc = ward_sandbox_arm(L, 100000, e->o.slice_timeout < 1 ? e->o.slice_timeout : 1);
-    if (rc != 0) {
-        ward_error_set(&err, rc, "no room for a budget");
-    } else {
+    int rc = ward_sandbox_arm(L, 100000, e->o.slice_timeout < 1 ? e->o.slice_timeout : 1, &err);
+    if (rc == 0) {
         rc = pcall_c(L, describe_error, &c, 0, &err);
         ward_sandbox_disarm(L);
     }

@@ -284,7 +284,7 @@ static int budget_make(lua_State *L)
     return 1;
 }
 
-int ward_sandbox_arm(lua_State *L, unsigned long instructions, double slice)
+int ward_sandbox_arm(lua_State *L, unsigned long instructions, double slice, struct ward_error *err)
 {
     struct budget *b = budget_of(L, false);
     if (b == NULL) {
@@ -292,7 +292,9 @@ int ward_sandbox_arm(lua_State *L, unsigned long instructions, double slice)
         int st = lua_pcall(L, 0, 1, 0);
         if (st != LUA_OK) {
             lua_pop(L, 1);
-            return st == LUA_ERRMEM ? -ENOMEM : -EINVAL; /* -EINVAL: a C stack too deep */
+            return st == LUA_ERRMEM
+                       ? ward_error_set(err, -ENOMEM, "memory limit exceeded: no room for a budget")
+                       : ward_error_set(err, -EINVAL, "cannot arm the budget: C stack too deep");
         }
         b = lua_touserdata(L, -1);
         lua_pop(L, 1);
@@ -385,12 +387,10 @@ int ward_sandbox_pcall(lua_State *L, int nargs, int nresults, struct ward_error 
 int ward_sandbox_pcall_armed(lua_State *L, int nargs, int nresults, unsigned long instructions,
                              double slice, struct ward_error *err)
 {
-    int rc = ward_sandbox_arm(L, instructions, slice);
+    int rc = ward_sandbox_arm(L, instructions, slice, err);
     if (rc != 0) {
         lua_pop(L, nargs + 1);
-        return ward_error_set(err, rc, "%s",
-                              rc == -ENOMEM ? "memory limit exceeded: no room for a budget"
-                                            : "cannot arm the budget");
+        return rc;
     }
     rc = ward_sandbox_pcall(L, nargs, nresults, err);
     ward_sandbox_disarm(L);
@@ -421,7 +421,6 @@ int ward_sandbox_load(lua_State *L, const char *text, size_t len, const char *na
     return 0;
 }
 
-/* Raw access only, so no metamethod of a hostile table runs. */
 /* A table converted once in this conversion: a later reference to it is a copy of its JSON,
  * not a second walk (a walk costs the table's allocated size, which an emptied table keeps). */
 struct json_seen {
@@ -537,6 +536,9 @@ static cJSON *to_json(lua_State *L, int idx, int depth, struct json_made *made, 
                       struct ward_error *err)
 {
     idx = lua_absindex(L, idx);
+    if (lua_type(L, idx) == LUA_TTABLE) {
+        return table_to_json(L, idx, depth, made, what, err);
+    }
     size_t text = 0;
     if (lua_type(L, idx) == LUA_TSTRING) {
         size_t len;
@@ -545,9 +547,6 @@ static cJSON *to_json(lua_State *L, int idx, int depth, struct json_made *made, 
             ward_error_set(err, -EINVAL, "%s holds a string with a NUL byte", what);
             return NULL;
         }
-    }
-    if (lua_type(L, idx) == LUA_TTABLE) {
-        return table_to_json(L, idx, depth, made, what, err);
     }
     if (!json_room(made, 1, text, what, err)) {
         return NULL;
@@ -610,7 +609,8 @@ static cJSON *table_again(const struct json_seen *e, int depth, struct json_made
  * A table as a JSON list when all its keys are whole numbers from 1 up, up to the largest,
  * the missing ones null (a JSON list's nulls are holes once in Lua, wherever Lua's length
  * puts its border), and at most 2n + 8 long for n keys ({[404] = x} is not a list of 403
- * nulls); otherwise as an object, whose keys must be strings.
+ * nulls); otherwise as an object, whose keys must be strings. Raw access only, so no
+ * metamethod of a hostile table runs.
  */
 static cJSON *table_to_json(lua_State *L, int idx, int depth, struct json_made *made,
                             const char *what, struct ward_error *err)

@@ -41,9 +41,10 @@ struct ward_sandbox_alloc *ward_sandbox_alloc_of(lua_State *L);
  * ward_sandbox_disarm before reusing the thread. L's status must be LUA_OK: a main thread,
  * or a coroutine not yet resumed (not a suspended or dead one). Returns 0, or -ENOMEM when
  * the state is too near its memory cap to hold the budget (the first arm of each thread
- * makes it): L is then unarmed, and nothing was raised.
+ * makes it), with err (may be NULL) saying so: L is then unarmed, and nothing was raised.
  */
-int ward_sandbox_arm(lua_State *L, unsigned long instructions, double slice);
+int ward_sandbox_arm(lua_State *L, unsigned long instructions, double slice,
+                     struct ward_error *err);
 /* Take `steps` from L's budget, as ward_counted_install's charge: the steps of the counted
  * string and table functions (core/counted.h) spend the same budget as instructions. Raises
  * once it is spent; does nothing while L is not armed. */

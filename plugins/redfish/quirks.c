@@ -157,9 +157,8 @@ struct ward_rf_quirks *ward_rf_quirks_load(const char *path, struct ward_error *
         return NULL;
     }
     /* the file's main chunk gets ten times a hook's limits */
-    if (ward_sandbox_arm(q->L, QUIRKS_BUDGET * 10L, 10 * QUIRKS_SLICE) != 0) {
+    if (ward_sandbox_arm(q->L, QUIRKS_BUDGET * 10L, 10 * QUIRKS_SLICE, err) != 0) {
         ward_rf_quirks_free(q);
-        ward_error_set(err, -ENOMEM, "cannot create the quirks Lua state");
         return NULL;
     }
     lua_pushcfunction(q->L, load_protected);
@@ -412,7 +411,7 @@ static bool call(struct call *c)
     lua_State *L = c->q->L;
     lua_settop(L, 0);
     int st = LUA_ERRMEM;
-    if (ward_sandbox_arm(L, QUIRKS_BUDGET, QUIRKS_SLICE) == 0) {
+    if (ward_sandbox_arm(L, QUIRKS_BUDGET, QUIRKS_SLICE, NULL) == 0) {
         lua_pushcfunction(L, traceback);
         lua_pushcfunction(L, call_protected);
         lua_pushlightuserdata(L, c);

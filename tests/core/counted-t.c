@@ -435,7 +435,7 @@ static void sandbox(void)
                           "local found = s:find('.-.-b')\n"
                           "return 'finished'";
     luaL_loadstring(L, hostile);
-    ward_sandbox_arm(L, 1000000, 0);
+    ward_sandbox_arm(L, 1000000, 0, NULL);
     int rc = ward_sandbox_pcall(L, 0, 1, &err);
     err.text[strcspn(err.text, "\n")] = '\0';
     ok(rc == -ETIME && strstr(err.text, "instruction budget exhausted") != NULL &&
@@ -446,7 +446,7 @@ static void sandbox(void)
     const char *swallow = "local ok = pcall(string.gsub, string.rep('a', 2000), '.-.-b', '')\n"
                           "return 'swallowed'";
     luaL_loadstring(L, swallow);
-    ward_sandbox_arm(L, 1000000, 0);
+    ward_sandbox_arm(L, 1000000, 0, NULL);
     rc = ward_sandbox_pcall(L, 0, 1, &err);
     err.text[strcspn(err.text, "\n")] = '\0';
     ok(rc == -ETIME, "a pcall around the match cannot swallow the stop (%d: %.60s)", rc, err.text);

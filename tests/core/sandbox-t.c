@@ -77,9 +77,9 @@ int main(void)
         bail("a call on a new thread failed");
     }
     fill(L);
-    is_int(-ENOMEM, ward_sandbox_arm(co, 1000, 0),
+    is_int(-ENOMEM, ward_sandbox_arm(co, 1000, 0, NULL),
            "a new thread's first arm at the cap is refused, not raised");
-    is_int(-ENOMEM, ward_sandbox_arm(L, 1000, 0), "so is the main thread's");
+    is_int(-ENOMEM, ward_sandbox_arm(L, 1000, 0, NULL), "so is the main thread's");
 
     int top = lua_gettop(L);
     lua_pushcfunction(L, spin);
@@ -92,7 +92,7 @@ int main(void)
 
     lua_settop(L, 1); /* drop the chain, keep the thread */
     lua_gc(L, LUA_GCCOLLECT);
-    is_int(0, ward_sandbox_arm(co, 1000, 0), "with room again the thread is armed");
+    is_int(0, ward_sandbox_arm(co, 1000, 0, NULL), "with room again the thread is armed");
     lua_pushcfunction(co, spin);
     int st = lua_pcall(co, 0, 0, 0);
     const char *msg = lua_tostring(co, -1);
@@ -102,10 +102,10 @@ int main(void)
     ward_sandbox_disarm(co);
 
     /* a thread armed once keeps its budget: arming it again needs no memory */
-    is_int(0, ward_sandbox_arm(L, 1000, 0), "the main thread, armed with room");
+    is_int(0, ward_sandbox_arm(L, 1000, 0, NULL), "the main thread, armed with room");
     ward_sandbox_disarm(L);
     fill(L);
-    is_int(0, ward_sandbox_arm(L, 1000, 0), "is armed again at the cap");
+    is_int(0, ward_sandbox_arm(L, 1000, 0, NULL), "is armed again at the cap");
     ward_sandbox_disarm(L);
 
     ward_sandbox_close(L);
