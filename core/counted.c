@@ -12,6 +12,7 @@
 #include <lualib.h>
 
 #include "counted.h"
+#include "util.h"
 
 #define ESC '%'
 /* A pattern without any of these is a plain string to string.find. */
@@ -720,7 +721,7 @@ static void check_table_like(lua_State *L, int arg, int needs)
     } fields[] = {{NEEDS_READ, "__index"}, {NEEDS_WRITE, "__newindex"}, {NEEDS_LEN, "__len"}};
     if (lua_getmetatable(L, arg)) {
         bool has = true;
-        for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]) && has; i++) {
+        for (size_t i = 0; i < WARD_ARRAY_SIZE(fields) && has; i++) {
             if (needs & fields[i].need) {
                 lua_pushstring(L, fields[i].field);
                 has = lua_rawget(L, -2) != LUA_TNIL;
