@@ -729,18 +729,20 @@ struct ward_machine *ward_machine_from_lua(lua_State *L, int idx, const char *ki
                        where);
         return NULL;
     }
-    struct ward_machine *m = xcalloc(1, sizeof(*m));
-    m->kind = xstrdup(kind);
-    m->where = xstrdup(where);
     int top = lua_gettop(L);
+    /* the guard first: making it may raise, and nothing of C's is to be freed yet */
     struct machine_guard *g = lua_newuserdatauv(L, sizeof(*g), 0);
-    g->m = m;
+    g->m = NULL;
     if (luaL_newmetatable(L, "ward.machine_guard")) {
         lua_pushcfunction(L, machine_guard_close);
         lua_setfield(L, -2, "__close");
     }
     lua_setmetatable(L, -2);
     lua_toclose(L, -1);
+    struct ward_machine *m = xcalloc(1, sizeof(*m));
+    m->kind = xstrdup(kind);
+    m->where = xstrdup(where);
+    g->m = m;
     int rc = parse_machine(L, idx, m, where, default_stuck, err);
     g->m = NULL; /* the parse returned: m is ours again */
     lua_settop(L, top);
