@@ -66,7 +66,7 @@ void skip_all(const char *fmt, ...)
     exit(0);
 }
 
-static bool report(bool success, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static bool report(bool success, const char *fmt, va_list ap)
 {
     run++;
     if (!success) {
