@@ -189,6 +189,68 @@ static int check_labels(const cJSON *obj, const char *what, struct ward_error *e
     return 0;
 }
 
+/* A number cJSON would store as a different one: it prints 15 significant digits whenever
+   they read back as nearly the same value (9007199254740991 is stored as ...990), and an
+   infinity as null. */
+static bool prints_back(const cJSON *number)
+{
+    char *text = cJSON_PrintUnformatted(number);
+    if (text == NULL) {
+        return false;
+    }
+    char *end;
+    double back = strtod(text, &end);
+    bool same = end != text && *end == '\0' && back == number->valuedouble;
+    free(text);
+    return same;
+}
+
+/*
+ * Every object in the tree has each key once: with a key twice, cJSON's readers see the
+ * first value and Lua's the last, so the store and the policy would disagree. field is the
+ * top-level field the node is under (NULL for the body itself). The spec is stored as
+ * printed, so under it every number must also print back to itself.
+ */
+static int check_tree(const cJSON *node, const char *field, bool numbers, struct ward_error *err)
+{
+    if (numbers && cJSON_IsNumber(node) && !prints_back(node)) {
+        return ward_error_set(err, 422,
+                              "%s: the number %.17g cannot be stored exactly (integers beyond "
+                              "2^52 and more than 15 significant digits are rounded); write it "
+                              "as a string",
+                              field, node->valuedouble);
+    }
+    if (!cJSON_IsObject(node) && !cJSON_IsArray(node)) {
+        return 0;
+    }
+    struct ward_strmap seen = {0};
+    int rc = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, node)
+    {
+        if (cJSON_IsObject(node)) {
+            if (ward_strmap_get(&seen, item->string) != NULL) {
+                rc = field == NULL
+                         ? ward_error_set(err, 400, "field '%.64s' appears twice", item->string)
+                         : ward_error_set(err, 400, "%s: key '%.64s' appears twice", field,
+                                          item->string);
+                break;
+            }
+            if (ward_strmap_put(&seen, item->string, (void *)item) != 0) {
+                rc = ward_error_set(err, 500, "out of memory");
+                break;
+            }
+        }
+        const char *under = field != NULL ? field : item->string;
+        bool spec = field == NULL && strcmp(item->string, "spec") == 0;
+        if ((rc = check_tree(item, under, numbers || spec, err)) != 0) {
+            break;
+        }
+    }
+    ward_strmap_free(&seen);
+    return rc;
+}
+
 static int check_body(const cJSON *body, const struct field *fields, struct ward_error *err)
 {
     const cJSON *item;
@@ -243,15 +305,7 @@ static int check_body(const cJSON *body, const struct field *fields, struct ward
             return ward_error_set(err, 400, "field '%s' is required", f->name);
         }
     }
-    /* duplicate keys would let two readers see two values */
-    for (const cJSON *a = body->child; a != NULL; a = a->next) {
-        for (const cJSON *b = a->next; b != NULL; b = b->next) {
-            if (strcmp(a->string, b->string) == 0) {
-                return ward_error_set(err, 400, "field '%s' appears twice", a->string);
-            }
-        }
-    }
-    return 0;
+    return check_tree(body, NULL, false, err);
 }
 
 static const char *body_string(const cJSON *body, const char *key)
@@ -281,20 +335,45 @@ static int parse_since(const char *text, double *out, struct ward_error *err)
                           "back from now (\"15m\") or unix seconds");
 }
 
-static int parse_query(struct ward_api_call *call, ward_api_query_fn query, void *qarg,
+#define OP(x) (1u << (x))
+#define HOST_OPS                                                                                   \
+    (OP(WARD_API_HOSTS_LIST) | OP(WARD_API_HOST_GET) | OP(WARD_API_HOST_REMOVE) |                  \
+     OP(WARD_API_HOST_HISTORY) | OP(WARD_API_HOST_TRANSITION) | OP(WARD_API_HOST_RESET) |          \
+     OP(WARD_API_HOST_RELEASE) | OP(WARD_API_HOST_IMAGE) | OP(WARD_API_HOST_EXPLAIN))
+
+/* The query parameters, and the requests that take each: a body's fields (a new host's
+   namespace, a transition's version) are given in the body only. */
+static const struct query_param {
+    const char *key;
+    unsigned ops;
+} query_params[] = {
+    {"namespace", HOST_OPS},
+    {"version", OP(WARD_API_HOST_REMOVE)},
+    {"state", OP(WARD_API_HOSTS_LIST)},
+    {"label", OP(WARD_API_HOSTS_LIST)},
+    {"type", OP(WARD_API_EVENTS)},
+    {"kind", OP(WARD_API_EVENTS)},
+    {"name", OP(WARD_API_EVENTS)},
+    {"limit", OP(WARD_API_EVENTS)},
+    {"since", OP(WARD_API_EVENTS) | OP(WARD_API_HOST_HISTORY)},
+};
+
+struct query_walk {
+    struct ward_api_call *call;
+    struct ward_error *err;
+    unsigned seen; /* bit i: query_params[i] was given */
+};
+
+/* One value of a known parameter into the call. */
+static int query_value(struct ward_api_call *call, const char *key, const char *v,
                        struct ward_error *err)
 {
-    const char *v;
-    if (query == NULL) {
-        return 0;
-    }
-    if ((v = query(qarg, "namespace")) != NULL) {
+    if (strcmp(key, "namespace") == 0) {
         if (!ward_api_valid_name(v) || strlen(v) >= sizeof(call->ns)) {
             return ward_error_set(err, 400, "namespace: not a valid name");
         }
         snprintf(call->ns, sizeof(call->ns), "%s", v);
-    }
-    if ((v = query(qarg, "version")) != NULL) {
+    } else if (strcmp(key, "version") == 0) {
         char *end;
         errno = 0;
         long long n = strtoll(v, &end, 10);
@@ -302,63 +381,91 @@ static int parse_query(struct ward_api_call *call, ward_api_query_fn query, void
             return ward_error_set(err, 400, "version: must be a positive integer");
         }
         call->version = n;
-    }
-    if (call->op == WARD_API_HOSTS_LIST) {
-        if ((v = query(qarg, "state")) != NULL) {
-            if (!valid_token(v, 32)) {
-                return ward_error_set(err, 400, "state: 1-32 letters and digits");
-            }
-            call->state = v;
+    } else if (strcmp(key, "state") == 0) {
+        if (!valid_token(v, 32)) {
+            return ward_error_set(err, 400, "state: 1-32 letters and digits");
         }
-        if ((v = query(qarg, "label")) != NULL) {
-            const char *eq = strchr(v, '=');
-            if (eq == NULL) {
-                return ward_error_set(err, 400, "label: write it as key=value");
-            }
-            call->label_key = strndup(v, (size_t)(eq - v));
-            call->label_value = strdup(eq + 1);
-            if (call->label_key == NULL || call->label_value == NULL) {
-                return ward_error_set(err, 500, "out of memory");
-            }
-            if (!valid_label(call->label_key, true) || !valid_label(call->label_value, false)) {
-                return ward_error_set(err, 400, "label: not a valid key=value");
-            }
+        call->state = v;
+    } else if (strcmp(key, "label") == 0) {
+        const char *eq = strchr(v, '=');
+        if (eq == NULL) {
+            return ward_error_set(err, 400, "label: write it as key=value");
         }
-    }
-    if (call->op == WARD_API_EVENTS) {
-        if ((v = query(qarg, "type")) != NULL) {
-            if (strcmp(v, "Normal") != 0 && strcmp(v, "Warning") != 0) {
-                return ward_error_set(err, 400, "type: Normal or Warning");
-            }
-            call->type = v;
+        call->label_key = strndup(v, (size_t)(eq - v));
+        call->label_value = strdup(eq + 1);
+        if (call->label_key == NULL || call->label_value == NULL) {
+            return ward_error_set(err, 500, "out of memory");
         }
-        if ((v = query(qarg, "kind")) != NULL) {
-            if (!valid_token(v, 63)) {
-                return ward_error_set(err, 400, "kind: 1-63 letters and digits");
-            }
-            call->kind = v;
+        if (!valid_label(call->label_key, true) || !valid_label(call->label_value, false)) {
+            return ward_error_set(err, 400, "label: not a valid key=value");
         }
-        if ((v = query(qarg, "name")) != NULL) {
-            if (!ward_api_valid_name(v)) {
-                return ward_error_set(err, 400, "name: not a valid name");
-            }
-            snprintf(call->name, sizeof(call->name), "%s", v);
+    } else if (strcmp(key, "type") == 0) {
+        if (strcmp(v, "Normal") != 0 && strcmp(v, "Warning") != 0) {
+            return ward_error_set(err, 400, "type: Normal or Warning");
         }
-        if ((v = query(qarg, "limit")) != NULL) {
-            char *end;
-            errno = 0;
-            long n = strtol(v, &end, 10);
-            if (errno != 0 || end == v || *end != '\0' || n < 1 || n > LIST_LIMIT_MAX) {
-                return ward_error_set(err, 400, "limit: 1 to %d", LIST_LIMIT_MAX);
-            }
-            call->limit = n;
+        call->type = v;
+    } else if (strcmp(key, "kind") == 0) {
+        if (!valid_token(v, 63)) {
+            return ward_error_set(err, 400, "kind: 1-63 letters and digits");
         }
-    }
-    if ((call->op == WARD_API_EVENTS || call->op == WARD_API_HOST_HISTORY) &&
-        (v = query(qarg, "since")) != NULL && parse_since(v, &call->since, err) != 0) {
+        call->kind = v;
+    } else if (strcmp(key, "name") == 0) {
+        if (!ward_api_valid_name(v)) {
+            return ward_error_set(err, 400, "name: not a valid name");
+        }
+        snprintf(call->name, sizeof(call->name), "%s", v);
+    } else if (strcmp(key, "limit") == 0) {
+        char *end;
+        errno = 0;
+        long n = strtol(v, &end, 10);
+        if (errno != 0 || end == v || *end != '\0' || n < 1 || n > LIST_LIMIT_MAX) {
+            return ward_error_set(err, 400, "limit: 1 to %d", LIST_LIMIT_MAX);
+        }
+        call->limit = n;
+    } else if (strcmp(key, "since") == 0 && parse_since(v, &call->since, err) != 0) {
         return 400;
     }
     return 0;
+}
+
+/* A parameter this request does not take, or one given twice, is refused: a misspelt or a
+   second filter silently ignored would widen a list a script then acts on. */
+static int query_arg(void *arg, const char *key, const char *value)
+{
+    struct query_walk *w = arg;
+    size_t i = 0;
+    while (i < WARD_ARRAY_SIZE(query_params) && (strcmp(query_params[i].key, key) != 0 ||
+                                                 (query_params[i].ops & OP(w->call->op)) == 0)) {
+        i++;
+    }
+    if (i == WARD_ARRAY_SIZE(query_params)) {
+        struct ward_buf known = {0};
+        for (size_t k = 0; k < WARD_ARRAY_SIZE(query_params); k++) {
+            if ((query_params[k].ops & OP(w->call->op)) != 0) {
+                ward_buf_printf(&known, "%s%s", known.len > 0 ? ", " : "", query_params[k].key);
+            }
+        }
+        int rc =
+            ward_error_set(w->err, 400, "unknown query parameter '%.64s' (this request takes %s)",
+                           key, known.data != NULL ? known.data : "none");
+        ward_buf_free(&known);
+        return rc;
+    }
+    if ((w->seen & (1u << i)) != 0) {
+        return ward_error_set(w->err, 400, "query parameter '%s' appears twice", key);
+    }
+    w->seen |= 1u << i;
+    if (value == NULL) {
+        return ward_error_set(w->err, 400, "query parameter '%s' needs a value", key);
+    }
+    return query_value(w->call, key, value, w->err);
+}
+
+static int parse_query(struct ward_api_call *call, ward_api_query_fn query, void *qarg,
+                       struct ward_error *err)
+{
+    struct query_walk w = {.call = call, .err = err};
+    return query != NULL ? query(qarg, query_arg, &w) : 0;
 }
 
 struct route_def {
@@ -399,6 +506,24 @@ void ward_api_call_free(struct ward_api_call *call)
     memset(call, 0, sizeof(*call));
 }
 
+/* cJSON keeps a string's \u0000 as a NUL, and every C reader after it stops there: the
+   value would be cut short without a word. Scans text as JSON strings are written. */
+static bool has_escaped_nul(const char *text, size_t len)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '"') {
+            in_string = !in_string;
+        } else if (in_string && text[i] == '\\') {
+            if (len - i >= 6 && memcmp(text + i + 1, "u0000", 5) == 0) {
+                return true;
+            }
+            i++; /* the escaped character, a quote or a backslash among them */
+        }
+    }
+    return false;
+}
+
 static int parse_body(struct ward_api_call *call, const struct field *fields, const char *body,
                       size_t len, struct ward_error *err)
 {
@@ -415,6 +540,9 @@ static int parse_body(struct ward_api_call *call, const struct field *fields, co
     }
     if (memchr(body, '\0', len) != NULL) {
         return ward_error_set(err, 400, "the body contains NUL bytes");
+    }
+    if (has_escaped_nul(body, len)) {
+        return ward_error_set(err, 400, "a string in the body contains \\u0000");
     }
     const char *end = NULL;
     call->body = cJSON_ParseWithLengthOpts(body, len, &end, false);
@@ -507,9 +635,19 @@ static int fill_from_body(struct ward_api_call *call, struct ward_error *err)
         (call->labels = cJSON_PrintUnformatted(o)) == NULL) {
         return ward_error_set(err, 500, "out of memory");
     }
-    if ((o = cJSON_GetObjectItemCaseSensitive(b, "spec")) != NULL &&
-        (call->spec = cJSON_PrintUnformatted(o)) == NULL) {
-        return ward_error_set(err, 500, "out of memory");
+    if ((o = cJSON_GetObjectItemCaseSensitive(b, "spec")) != NULL) {
+        /* the configuration refuses the same: a spec is stored and every read shows it */
+        const char *secret = ward_log_find_secret(o);
+        if (secret != NULL) {
+            return ward_error_set(err, 422,
+                                  "spec: '%.64s' is a secret, and a host's spec is stored and "
+                                  "shown to every reader; give the BMC's password as "
+                                  "passwordFile or passwordEnv",
+                                  secret);
+        }
+        if ((call->spec = cJSON_PrintUnformatted(o)) == NULL) {
+            return ward_error_set(err, 500, "out of memory");
+        }
     }
     return 0;
 }
@@ -1358,9 +1496,9 @@ static void execute(struct ward_api *api, struct ward_api_call *call,
     ward_http_error(res, 500, "unhandled request");
 }
 
-static const char *query_from_http(void *arg, const char *key)
+static int query_from_http(void *arg, ward_api_query_each_fn each, void *ctx)
 {
-    return ward_http_query(arg, key);
+    return ward_http_query_each(arg, each, ctx);
 }
 
 static void on_api(void *arg, const struct ward_http_request *req, struct ward_http_response *res)

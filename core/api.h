@@ -92,8 +92,11 @@ struct ward_api_call {
     const char *boot_iso; /* bootISOSource: a validated http(s) URL, "" clears (image) */
 };
 
-/* Looks up a query-string argument; NULL when absent. */
-typedef const char *(*ward_api_query_fn)(void *arg, const char *key);
+/* Takes one query-string argument (value NULL for a key without '='); non-zero stops. */
+typedef int (*ward_api_query_each_fn)(void *ctx, const char *key, const char *value);
+/* Calls each(ctx, key, value) for every query-string argument, in order, until one returns
+   non-zero, and returns that (0 when all were taken). */
+typedef int (*ward_api_query_fn)(void *arg, ward_api_query_each_fn each, void *ctx);
 
 /*
  * Route and validate one request. Returns 0 with call filled, or the HTTP

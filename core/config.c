@@ -150,38 +150,6 @@ static int plugin_with_table(lua_State *L)
     return 0;
 }
 
-/* passwordFile, tokenEnv, password_path: where a secret is, not the secret itself */
-static bool names_a_reference(const char *key)
-{
-    static const char *const suffixes[] = {"File", "Env", "Path", "_file", "_env", "_path"};
-    size_t len = strlen(key);
-    for (size_t i = 0; i < WARD_ARRAY_SIZE(suffixes); i++) {
-        size_t n = strlen(suffixes[i]);
-        if (len > n && strcmp(key + len - n, suffixes[i]) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* The first string-valued key named like a secret in a JSON tree, or NULL. */
-static const char *find_secret(const cJSON *node)
-{
-    const cJSON *item;
-    cJSON_ArrayForEach(item, node)
-    {
-        if (item->string != NULL && cJSON_IsString(item) && ward_log_key_is_secret(item->string) &&
-            !names_a_reference(item->string)) {
-            return item->string;
-        }
-        const char *inner = find_secret(item);
-        if (inner != NULL) {
-            return inner;
-        }
-    }
-    return NULL;
-}
-
 static int host_with_table(lua_State *L)
 {
     struct ward_config *cfg = config_of(L);
@@ -199,7 +167,7 @@ static int host_with_table(lua_State *L)
         return luaL_error(L, "host '%s': %s", name,
                           spec == NULL ? why.text : "must be a table of settings");
     }
-    const char *secret = find_secret(spec);
+    const char *secret = ward_log_find_secret(spec);
     if (secret != NULL) {
         /* secret points into spec: format before freeing it */
         luaL_where(L, 1);

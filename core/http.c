@@ -604,9 +604,57 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
-const char *ward_http_query(const struct ward_http_request *req, const char *key)
+struct query_iter {
+    int (*each)(void *ctx, const char *key, const char *value);
+    void *ctx;
+    int rc;
+};
+
+static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
 {
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
+    (void)kind;
+    struct query_iter *it = cls;
+    it->rc = it->each(it->ctx, key, value);
+    return it->rc == 0 ? MHD_YES : MHD_NO;
+}
+
+int ward_http_query_each(const struct ward_http_request *req,
+                         int (*each)(void *ctx, const char *key, const char *value), void *ctx)
+{
+    struct query_iter it = {each, ctx, 0};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_arg, &it);
+    return it.rc;
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* libmicrohttpd's percent-decoding of the path and the query, except that "%00" stays as it
+   is: a NUL would end the name or value for every C reader after it, so /hosts/a%00b would
+   address host "a". Left encoded, it is refused as any other invalid name or value. */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    char *out = s;
+    for (const char *in = s; *in != '\0';) {
+        int hi = in[0] == '%' ? hex_digit(in[1]) : -1;
+        int lo = hi >= 0 ? hex_digit(in[2]) : -1;
+        if (lo >= 0 && (hi | lo) != 0) {
+            *out++ = (char)(hi << 4 | lo);
+            in += 3;
+        } else {
+            *out++ = *in++;
+        }
+    }
+    *out = '\0';
+    return (size_t)(out - s);
 }
 
 /* --- registration -------------------------------------------------------------------------- */
@@ -887,6 +935,7 @@ struct ward_http *ward_http_create(struct ev_loop *loop, struct ward_metrics *me
         /* headers and the read buffer live in this; bodies are copied out as they arrive */
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 * 1024, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h},
+        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape, NULL},
         {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
         {tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, h->tls_cert_pem},
         {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, h->tls_key_pem},

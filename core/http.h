@@ -110,8 +110,10 @@ int ward_http_on_scrape(struct ward_http *h, ward_http_scrape_fn fn, void *arg);
 /* Re-read the token file (SIGHUP); the old token stays on failure. */
 int ward_http_reload_token(struct ward_http *h, struct ward_error *err);
 
-/* A query-string argument of the request, or NULL. */
-const char *ward_http_query(const struct ward_http_request *req, const char *key);
+/* Calls each(ctx, key, value) for the request's query-string arguments in order (value NULL
+   for a key without '='), until one returns non-zero; returns that, or 0. */
+int ward_http_query_each(const struct ward_http_request *req,
+                         int (*each)(void *ctx, const char *key, const char *value), void *ctx);
 
 /* Fill res with {"error": {"code": status, "reason": ..., "message": message}}. */
 void ward_http_error(struct ward_http_response *res, int status, const char *fmt, ...)

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "log.h"
 #include "util.h"
 
@@ -144,6 +146,37 @@ bool ward_log_key_is_secret(const char *key)
         }
     }
     return false;
+}
+
+/* passwordFile, tokenEnv, password_path: where a secret is, not the secret itself */
+static bool names_a_reference(const char *key)
+{
+    static const char *const suffixes[] = {"File", "Env", "Path", "_file", "_env", "_path"};
+    size_t len = strlen(key);
+    for (size_t i = 0; i < WARD_ARRAY_SIZE(suffixes); i++) {
+        size_t n = strlen(suffixes[i]);
+        if (len > n && strcmp(key + len - n, suffixes[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *ward_log_find_secret(const cJSON *tree)
+{
+    const cJSON *item;
+    cJSON_ArrayForEach(item, tree)
+    {
+        if (item->string != NULL && cJSON_IsString(item) && ward_log_key_is_secret(item->string) &&
+            !names_a_reference(item->string)) {
+            return item->string;
+        }
+        const char *inner = ward_log_find_secret(item);
+        if (inner != NULL) {
+            return inner;
+        }
+    }
+    return NULL;
 }
 
 /* Replace every registered secret in s (in place, in a growable buffer). */

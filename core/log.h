@@ -25,6 +25,13 @@ void ward_log_clear_secrets(void);
 
 /* True when a field of this name never shows its value. */
 bool ward_log_key_is_secret(const char *key);
+/*
+ * The first key in a JSON tree whose value is a string and whose name says it is a secret
+ * (password, token, ...), or NULL. Names of where a secret is kept (passwordFile, tokenEnv,
+ * password_path) are not secrets. A host's spec is stored and shown, so none may hold one.
+ */
+struct cJSON;
+const char *ward_log_find_secret(const struct cJSON *tree);
 
 void ward_log_fieldsv(enum ward_log_level level, const char *component,
                       const struct ward_log_field *fields, size_t nfields, const char *fmt,

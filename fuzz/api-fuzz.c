@@ -21,23 +21,26 @@ struct query {
     char *text; /* owned: "k=v&k2=v2" */
 };
 
-static const char *lookup(void *arg, const char *key)
+/* Splits the query in place, as the server hands it over: "k=v&k2&..." (no decoding). */
+static int each_arg(void *arg, ward_api_query_each_fn each, void *ctx)
 {
     struct query *q = arg;
-    size_t klen = strlen(key);
     for (char *p = q->text; p != NULL && *p != '\0';) {
         char *amp = strchr(p, '&');
-        size_t len = amp != NULL ? (size_t)(amp - p) : strlen(p);
-        if (len > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
-            /* the value ends at '&': terminate it in place for the parser */
-            if (amp != NULL) {
-                *amp = '\0';
-            }
-            return p + klen + 1;
+        if (amp != NULL) {
+            *amp = '\0';
+        }
+        char *eq = strchr(p, '=');
+        if (eq != NULL) {
+            *eq = '\0';
+        }
+        int rc = each(ctx, p, eq != NULL ? eq + 1 : NULL);
+        if (rc != 0) {
+            return rc;
         }
         p = amp != NULL ? amp + 1 : NULL;
     }
-    return NULL;
+    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -81,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     struct ward_api_call call;
     struct ward_error err = {0};
-    int status = ward_api_parse(method, path, lookup, &q, body_copy, body_len, &call, &err);
+    int status = ward_api_parse(method, path, each_arg, &q, body_copy, body_len, &call, &err);
     if (status != 0) {
         if (status < 400 || status > 499 || err.text[0] == '\0') {
             abort(); /* a refusal must be a client error with a reason */

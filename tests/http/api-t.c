@@ -115,7 +115,7 @@ static void make_available(const char *name)
 
 int main(void)
 {
-    plan(79);
+    plan(100);
     ward_log_set_level(WARD_LOG_ERROR);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
@@ -189,6 +189,56 @@ int main(void)
            status_of("POST", "/api/v1/hosts", "{\"name\":\"h3\",\"labels\":{\"rack\":7}}", true),
            "a non-string label value is 400");
     is_int(400, status_of("POST", "/api/v1/hosts", "{\"name\":42}", true), "a wrong type is 400");
+    /* what cJSON would keep but some reader after it would misread or cut short */
+    is_int(400, status_of("POST", "/api/v1/hosts", "{\"name\":\"h3\\u0000evil\"}", true),
+           "a name spelling \\u0000 is 400, not host h3");
+    is_int(400,
+           status_of("POST", "/api/v1/hosts",
+                     "{\"name\":\"h3\",\"spec\":{\"k\":\"abc\\u0000def\"}}", true),
+           "a spec string spelling \\u0000 is 400");
+    is_int(400,
+           status_of("POST", "/api/v1/hosts", "{\"name\":\"h3\",\"spec\":{\"a\\u0000\":1}}", true),
+           "a spec key spelling \\u0000 is 400");
+    is_int(400,
+           req("POST", "/api/v1/hosts",
+               "{\"name\":\"h3\",\"labels\":{\"rack\":\"ra\",\"rack\":\"rb\"}}", true, &r),
+           "a label given twice is 400");
+    contains(r.body.data, "labels: key 'rack' appears twice", "the error names the label");
+    http_reply_free(&r);
+    is_int(400,
+           status_of("POST", "/api/v1/hosts",
+                     "{\"name\":\"h3\",\"spec\":{\"b\":[{\"i\":\"a\",\"i\":\"b\"}]}}", true),
+           "a key twice anywhere in the spec is 400");
+    is_int(422,
+           req("POST", "/api/v1/hosts",
+               "{\"name\":\"h3\",\"spec\":{\"assetTag\":9007199254740991}}", true, &r),
+           "a spec number cJSON would store rounded is 422");
+    contains(r.body.data, "cannot be stored exactly", "the error says why");
+    http_reply_free(&r);
+    is_int(422,
+           status_of("POST", "/api/v1/hosts", "{\"name\":\"h3\",\"spec\":{\"x\":1e999}}", true),
+           "a spec number beyond a double is 422, not null");
+    is_int(422,
+           req("POST", "/api/v1/hosts",
+               "{\"name\":\"h3\",\"spec\":{\"bmc\":{\"address\":\"https://10.0.0.9\","
+               "\"username\":\"root\",\"password\":\"hunter2-secret\"}}}",
+               true, &r),
+           "a BMC password written in a spec is 422: the spec is stored and shown");
+    ok(strstr(r.body.data, "'password' is a secret") != NULL &&
+           strstr(r.body.data, "hunter2") == NULL,
+       "the error names the key, not the value: %s", r.body.data);
+    http_reply_free(&r);
+    is_int(201,
+           req("POST", "/api/v1/hosts",
+               "{\"name\":\"h5\",\"spec\":{\"note\":\"a\\\\u0000b\",\"n\":4503599627370495,"
+               "\"f\":0.5,\"bmc\":{\"credentials\":{\"username\":\"root\","
+               "\"passwordFile\":\"/etc/ward/h5\"}}}}",
+               true, &r),
+           "an escaped backslash, exact numbers and a password file are taken");
+    contains(r.body.data, "\"note\":\"a\\\\u0000b\",\"n\":4503599627370495",
+             "and stored as they were sent");
+    http_reply_free(&r);
+    is_int(200, status_of("DELETE", "/api/v1/hosts/h5?version=1", NULL, true), "(h5 removed)");
     is_int(400, status_of("POST", "/api/v1/hosts", "", true), "a missing body is 400");
     char big[5000];
     memset(big, ' ', sizeof(big) - 1);
@@ -222,6 +272,24 @@ int main(void)
            "a label filter without a value is 400");
     is_int(400, status_of("GET", "/api/v1/hosts?state=Avail%20able", NULL, false),
            "an invalid state filter is 400");
+    is_int(400, req("GET", "/api/v1/hosts?lable=rack=r2", NULL, false, &r),
+           "a misspelt filter is 400, not the whole list");
+    contains(r.body.data,
+             "unknown query parameter 'lable' (this request takes namespace, state, label)",
+             "the error names it and what the request takes");
+    http_reply_free(&r);
+    is_int(400, status_of("GET", "/api/v1/hosts?label=rack=r2&label=rack=r1", NULL, false),
+           "a filter given twice is 400, not its first value");
+    is_int(400, status_of("GET", "/api/v1/hosts?state", NULL, false),
+           "a filter without a value is 400");
+    is_int(400,
+           status_of("POST", "/api/v1/hosts/h1/transition?version=1",
+                     "{\"to\":\"Error\",\"reason\":\"x\",\"version\":1}", true),
+           "a transition's version is taken from the body only");
+    is_int(422, status_of("GET", "/api/v1/hosts/h1%00zzz", NULL, false),
+           "a path spelling %%00 is an invalid name, not host h1");
+    is_int(200, status_of("GET", "/api/v1/hosts/h%31", NULL, false),
+           "other escapes in the path are decoded");
     is_int(200, req("GET", "/api/v1/hosts/h1", NULL, false, &r), "one host is read");
     contains(r.body.data, "\"states\":{\"lifecycle\":{\"state\":\"Available\"",
              "with its lifecycle state");
