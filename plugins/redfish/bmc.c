@@ -880,8 +880,21 @@ static void on_http(void *arg, const struct ward_rf_response *r)
         op_after(op, delay, send_now);
         return;
     }
-    if (r->code == 0 && r->status == 401 && !login_req && b->has_sessions && !op->relogged) {
-        /* the session expired or was dropped: one new login for this request */
+    if (r->code == 0 && r->status == 401 && !login_req && !b->has_sessions &&
+        strcmp(b->bad_stamp, b->cred_stamp) != 0) {
+        /* basic authentication: every request carries the password, so a refusal at any
+           step (not only discovery's) must stop the next ones from sending it again, or a
+           rotated password would lock the account one operation at a time */
+        snprintf(b->bad_stamp, sizeof(b->bad_stamp), "%s", b->cred_stamp);
+        ward_log_fields(WARD_LOG_ERROR, COMPONENT,
+                        (const struct ward_log_field[]){{"bmc", b->name}}, 1,
+                        "credentials refused; not sending them again until they change");
+    }
+    if (r->code == 0 && r->status == 401 && !login_req && b->has_sessions && !op->relogged &&
+        op->kind != WARD_RF_OP_LOGOUT) {
+        /* the session expired or was dropped: one new login for this request (not for a
+           logout: a session the BMC no longer knows is already ended, and a new one made
+           only to delete the old path would be left behind) */
         op->relogged = true;
         free(b->token);
         b->token = NULL;
@@ -2151,9 +2164,6 @@ static void op_advance(struct ward_rf_op *op, struct answer *a)
         if (a == NULL) {
             op_request(op, WARD_RF_GET, b->systems_path, NULL, NULL);
             return;
-        }
-        if (a->code == -EACCES && !b->has_sessions) {
-            snprintf(b->bad_stamp, sizeof(b->bad_stamp), "%s", b->cred_stamp);
         }
         if (failed(op, a)) {
             return;

@@ -366,7 +366,7 @@ static void test_expand(const struct ward_rf_client_opts *base, struct tca *ca,
 
 int main(void)
 {
-    plan(140);
+    plan(150);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], bad_path[512];
@@ -670,6 +670,23 @@ int main(void)
     ward_rf_bmc_destroy(b);
     wait_logouts(s, 2);
 
+    /* logging out of a session the BMC already dropped ends nothing and makes no new one */
+    cfg.name = "host-expired";
+    cfg.password_file = pw_path;
+    b = ward_rf_bmc_create(c, &cfg, &err);
+    r = run(b, WARD_RF_OP_CONNECT, NULL, NULL);
+    is_int(0, r.code, "a session is made (%s)", r.reason);
+    res_free(&r);
+    tserver_set_faults(s, &(struct tserver_faults){.expire_sessions = true});
+    tserver_stats(s, &st);
+    before = st.logins;
+    r = run(b, WARD_RF_OP_LOGOUT, NULL, NULL);
+    is_int(0, r.code, "logging out of a session the BMC dropped succeeds (%s)", r.reason);
+    res_free(&r);
+    tserver_stats(s, &st);
+    is_int(before, st.logins, "without a login made only to delete the old session");
+    ward_rf_bmc_destroy(b);
+
     /* circuit breaker */
     cfg.name = "host-breaker";
     cfg.password_file = pw_path;
@@ -715,6 +732,22 @@ int main(void)
     r = run(b, WARD_RF_OP_INVENTORY, NULL, NULL);
     is_int(0, r.code, "basic auth inventory works (%s)", r.reason);
     contains(r.json, "\"SN2\"", "the configured system is used");
+    res_free(&r);
+    /* a password rotated to a wrong one: refused once, then not sent until it changes */
+    setenv("WARD_TEST_PW", "wrong-password-2", 1);
+    struct tserver_stats bst;
+    tserver_stats(s, &bst);
+    int sent = bst.requests;
+    for (int i = 0; i < 5; i++) {
+        r = run(b, WARD_RF_OP_POWER_STATE, NULL, NULL);
+        ok(r.code == -EACCES, "basic auth with a refused password fails (%d: %s)", i, r.reason);
+        res_free(&r);
+    }
+    tserver_stats(s, &bst);
+    is_int(sent + 1, bst.requests, "and only the first carried it to the BMC");
+    setenv("WARD_TEST_PW", TSERVER_PASSWORD, 1);
+    r = run(b, WARD_RF_OP_POWER_STATE, NULL, NULL);
+    is_int(0, r.code, "the right password is sent again once it changes (%s)", r.reason);
     res_free(&r);
     ward_rf_bmc_destroy(b);
     /* discovery's read of the system serves an inventory only when nothing came between */
