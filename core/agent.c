@@ -2,6 +2,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -515,11 +516,42 @@ static int ready_plugins(void *arg, struct ward_error *err)
     return 0;
 }
 
+struct store_settings {
+    long long history_keep;
+    double history_max_age;
+};
+
+/* History grows with every transition for as long as wardd runs: bounded by default. */
+static const struct ward_config_entry store_map[] = {
+    {WARD_CONFIG_INT, "history_keep", "1000", offsetof(struct store_settings, history_keep),
+     "transition records kept per host, newest first; 0 keeps all"},
+    {WARD_CONFIG_DURATION, "history_max_age", "90d",
+     offsetof(struct store_settings, history_max_age),
+     "transition records older than this are removed; \"0s\" keeps them"},
+    {0},
+};
+
+static int store_settings(const struct ward_config *cfg, struct store_settings *s,
+                          struct ward_error *err)
+{
+    memset(s, 0, sizeof(*s));
+    int rc = ward_config_fill_section(cfg, "store", store_map, s, err);
+    if (rc == 0 && (s->history_keep < 0 || s->history_keep > 100000000)) {
+        rc = ward_error_set(err, -EINVAL, "store: history_keep must be 0 to 100000000, not %lld",
+                            s->history_keep);
+    }
+    return rc;
+}
+
 int ward_agent_check_config(const struct ward_config *cfg, struct ward_error *err)
 {
     struct ward_policy_options po;
     struct ward_provqueue_settings s;
+    struct store_settings ss;
     int rc = policy_options(cfg, &po, err);
+    if (rc == 0) {
+        rc = store_settings(cfg, &ss, err);
+    }
     return rc != 0 ? rc : ward_provqueue_settings_read(cfg, &s, err);
 }
 
@@ -536,8 +568,16 @@ struct ward_agent *ward_agent_start(struct ward_daemon *d, struct ward_error *er
         free(a);
         return NULL;
     }
+    struct store_settings ss;
+    if (store_settings(cfg, &ss, err) != 0) {
+        free(a);
+        return NULL;
+    }
     char *path = ward_store_path(cfg->state_dir);
-    struct ward_store_options so = {.path = path, .metrics = ward_daemon_metrics(d)};
+    struct ward_store_options so = {.path = path,
+                                    .metrics = ward_daemon_metrics(d),
+                                    .history_keep = (long)ss.history_keep,
+                                    .history_max_age = ss.history_max_age};
     a->store = path != NULL ? ward_store_open(ward_daemon_loop(d), &so, err) : NULL;
     free(path);
     if (a->store == NULL) {

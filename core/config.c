@@ -410,16 +410,17 @@ void ward_config_destroy(struct ward_config *cfg)
 
 static const char *const type_names[] = {"string", "secret", "integer", "boolean", "duration"};
 
-static int fill_one(lua_State *L, const struct ward_config_plugin *p,
-                    const struct ward_config_entry *e, void *instance, struct ward_error *err)
+/* One setting into instance; what ("plugin redfish", "store") starts every message. */
+static int fill_one(lua_State *L, const char *what, const struct ward_config_entry *e,
+                    void *instance, struct ward_error *err)
 {
     char *field = (char *)instance + e->offset;
     int t = lua_type(L, -1);
     const char *text = NULL;
     if (t == LUA_TNIL) {
         if (e->required) {
-            return ward_error_set(err, -EINVAL, "plugin %s: setting '%s' is required (%s)",
-                                  p->name, e->key, e->description);
+            return ward_error_set(err, -EINVAL, "%s: setting '%s' is required (%s)", what, e->key,
+                                  e->description);
         }
         if (e->default_value == NULL) {
             return 0;
@@ -477,9 +478,9 @@ static int fill_one(lua_State *L, const struct ward_config_plugin *p,
         }
         if (ward_duration_parse(text != NULL ? text : lua_tostring(L, -1), &v) != 0) {
             return ward_error_set(err, -EINVAL,
-                                  "plugin %s: setting '%s' is not a duration (write it like "
+                                  "%s: setting '%s' is not a duration (write it like "
                                   "\"10s\", \"2m\" or \"1h30m\")",
-                                  p->name, e->key);
+                                  what, e->key);
         }
         *(double *)field = v;
         return 0;
@@ -488,11 +489,11 @@ static int fill_one(lua_State *L, const struct ward_config_plugin *p,
     static const char *const wanted[] = {"a string", "a string", "an integer", "true or false",
                                          "a duration string"};
     if (text != NULL) {
-        return ward_error_set(err, -EINVAL, "plugin %s: the built-in default of '%s' is invalid",
-                              p->name, e->key);
+        return ward_error_set(err, -EINVAL, "%s: the built-in default of '%s' is invalid", what,
+                              e->key);
     }
-    return ward_error_set(err, -EINVAL, "plugin %s: setting '%s' must be %s, not a %s", p->name,
-                          e->key, wanted[e->type], lua_typename(L, t));
+    return ward_error_set(err, -EINVAL, "%s: setting '%s' must be %s, not a %s", what, e->key,
+                          wanted[e->type], lua_typename(L, t));
 }
 
 int ward_config_section(const struct ward_config *cfg, const char *name)
@@ -509,33 +510,73 @@ int ward_config_section(const struct ward_config *cfg, const char *name)
     return type;
 }
 
-int ward_config_fill(const struct ward_config *cfg, const struct ward_config_plugin *p,
-                     const struct ward_config_entry *map, void *instance, struct ward_error *err)
+/* Fill instance from the table at tbl through map; keys named in extra (a NULL-ended list)
+   are accepted and left to the caller. line > 0 is where the table was declared. */
+static int fill_table(lua_State *L, int tbl, const char *what, int line, const char *const *extra,
+                      const struct ward_config_entry *map, void *instance, struct ward_error *err)
 {
-    lua_State *L = cfg->L;
-    int top = lua_gettop(L);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, p->settings);
-    int tbl = lua_gettop(L);
     int rc = 0;
     for (const struct ward_config_entry *e = map; rc == 0 && e != NULL && e->key != NULL; e++) {
         raw_field(L, tbl, e->key);
-        rc = fill_one(L, p, e, instance, err);
+        rc = fill_one(L, what, e, instance, err);
         lua_pop(L, 1);
     }
-    /* refuse keys the plugin does not know: a typo must not silently become a default */
+    /* refuse keys nobody knows: a typo must not silently become a default */
     lua_pushnil(L);
     while (rc == 0 && lua_next(L, tbl) != 0) {
         lua_pop(L, 1);
         const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        bool known = key != NULL && (strcmp(key, "optional") == 0 || strcmp(key, "path") == 0);
+        bool known = false;
+        for (const char *const *x = extra; !known && key != NULL && x != NULL && *x != NULL; x++) {
+            known = strcmp(key, *x) == 0;
+        }
         for (const struct ward_config_entry *e = map; !known && e != NULL && e->key != NULL;
              e++) {
             known = key != NULL && strcmp(key, e->key) == 0;
         }
         if (!known) {
-            rc = ward_error_set(err, -EINVAL, "plugin %s: unknown setting '%s' (line %d)",
-                                p->name, key != NULL ? key : "(non-string key)", p->line);
+            char where[32] = "";
+            if (line > 0) {
+                snprintf(where, sizeof(where), " (line %d)", line);
+            }
+            rc = ward_error_set(err, -EINVAL, "%s: unknown setting '%s'%s", what,
+                                key != NULL ? key : "(non-string key)", where);
+            lua_pop(L, 1);
         }
+    }
+    return rc;
+}
+
+int ward_config_fill(const struct ward_config *cfg, const struct ward_config_plugin *p,
+                     const struct ward_config_entry *map, void *instance, struct ward_error *err)
+{
+    static const char *const extra[] = {"optional", "path", NULL};
+    lua_State *L = cfg->L;
+    int top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->settings);
+    char what[160];
+    snprintf(what, sizeof(what), "plugin %s", p->name);
+    int rc = fill_table(L, lua_gettop(L), what, p->line, extra, map, instance, err);
+    lua_settop(L, top);
+    return rc;
+}
+
+int ward_config_fill_section(const struct ward_config *cfg, const char *name,
+                             const struct ward_config_entry *map, void *instance,
+                             struct ward_error *err)
+{
+    lua_State *L = cfg->L;
+    int top = lua_gettop(L);
+    int type = ward_config_section(cfg, name);
+    int rc = 0;
+    if (type == LUA_TTABLE) {
+        rc = fill_table(L, lua_gettop(L), name, 0, NULL, map, instance, err);
+    } else if (type == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_newtable(L); /* absent: every default */
+        rc = fill_table(L, lua_gettop(L), name, 0, NULL, map, instance, err);
+    } else {
+        rc = ward_error_set(err, -EINVAL, "%s must be a table of settings", name);
     }
     lua_settop(L, top);
     return rc;

@@ -68,6 +68,14 @@ void ward_config_destroy(struct ward_config *cfg);
 int ward_config_fill(const struct ward_config *cfg, const struct ward_config_plugin *p,
                      const struct ward_config_entry *map, void *instance, struct ward_error *err);
 void ward_config_free_instance(const struct ward_config_entry *map, void *instance);
+/*
+ * The same for one of the agent's own sections (`store = {...}`): an absent section gives
+ * every default; a value that is not a table, a bad value or an unknown key is an error
+ * starting with the section's name.
+ */
+int ward_config_fill_section(const struct ward_config *cfg, const char *name,
+                             const struct ward_config_entry *map, void *instance,
+                             struct ward_error *err);
 
 /*
  * Push the value of the top-level section `name` (e.g. `http = { ... }`) onto cfg->L and

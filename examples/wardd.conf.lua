@@ -20,6 +20,11 @@ log_level = "info"
 -- How long in-flight BMC operations may run after SIGTERM before wardd exits.
 shutdown_grace = "20s"
 
+-- Transition history in the state database, bounded so months of running do not
+-- grow it without end: records per host (newest kept; 0 keeps all) and an age past
+-- which records go ("0s" keeps them). Read at start.
+-- store = { history_keep = 1000, history_max_age = "90d" }
+
 -- The policy engine. RECONCILE_TIMEOUT, STUCK_STATE_TIMEOUT and MAX_RETRIES in
 -- the environment set the same values; what is written here wins.
 -- policy = { reconcile_timeout = "30m", stuck_state_timeout = "15m", max_retries = 3,

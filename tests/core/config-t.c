@@ -65,7 +65,7 @@ static const char *fill_error(const char *text, const struct ward_config_entry *
 
 int main(void)
 {
-    plan(40);
+    plan(44);
     char *logbuf = NULL;
     size_t loglen = 0;
     FILE *logmem = open_memstream(&logbuf, &loglen);
@@ -147,6 +147,32 @@ int main(void)
        "a wrongly typed setting is named, its value is not echoed (%s)", typed);
     contains(fill_error("plugin \"p\" {}\n", map_required), "'needed' is required",
              "a missing required setting is refused");
+
+    /* an agent section (store = {...}) goes through the same checks */
+    struct ward_config *sec = ward_config_load_string(
+        "store = { count = 3, every = \"1h\" }\nplugin \"p\" {}\n", "t.conf", &err);
+    struct settings ss = {0};
+    ok(sec != NULL && ward_config_fill_section(sec, "store", map, &ss, &err) == 0 &&
+           ss.count == 3 && ss.every == 3600 && strcmp(ss.greeting, "hello") == 0,
+       "a section fills its settings and the defaults of the rest (%s)", err.text);
+    ward_config_free_instance(map, &ss);
+    ok(ward_config_fill_section(sec, "absent", map, &ss, &err) == 0 && ss.count == 7 &&
+           ss.every == 120,
+       "an absent section gives every default (%s)", err.text);
+    ward_config_free_instance(map, &ss);
+    ward_config_destroy(sec);
+    sec = ward_config_load_string("store = { cont = 3 }\n", "t.conf", &err);
+    ok(sec != NULL && ward_config_fill_section(sec, "store", map, &ss, &err) != 0 &&
+           strcmp(err.text, "store: unknown setting 'cont'") == 0,
+       "an unknown key of a section is refused by name (%s)", err.text);
+    ward_config_free_instance(map, &ss);
+    ward_config_destroy(sec);
+    sec = ward_config_load_string("store = { every = 5 }\n", "t.conf", &err);
+    ok(sec != NULL && ward_config_fill_section(sec, "store", map, &ss, &err) != 0 &&
+           strstr(err.text, "store: setting 'every' must be a duration string") != NULL,
+       "a wrongly typed one too (%s)", err.text);
+    ward_config_free_instance(map, &ss);
+    ward_config_destroy(sec);
 
     cfg = ward_config_load_string(
         "host \"node-01\" { bmc = { address = \"https://127.0.0.1:8443\",\n"

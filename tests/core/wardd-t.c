@@ -9,6 +9,7 @@
 
 #include "../tap/basic.h"
 #include "spawn.h"
+#include "util.h"
 
 static char wardd[4096];
 static char conf[4200];
@@ -48,7 +49,7 @@ int main(void)
     if (getenv("WARD_BUILDDIR") == NULL) {
         bail("WARD_BUILDDIR is not set; run through make check");
     }
-    plan(29);
+    plan(33);
     build("wardd", wardd, sizeof(wardd));
     snprintf(conf, sizeof(conf), "%s/wardd.conf.lua", test_tmpdir());
     char *run[] = {wardd, "--foreground", "--config", conf, NULL};
@@ -120,12 +121,15 @@ int main(void)
     contains(c.out.data, "optional plugin skipped", "the skip is logged");
     child_free(&c);
 
-    /* the policy section: not a table (the configuration loader knows it only as one), or a
-     * bad setting, is refused by --test and by a start */
-    static const char *const bad_policy[] = {"policy = \"fast\"\n",
-                                             "policy = { max_retries = \"many\" }\n"};
-    static const char *const why[] = {"wardd.conf.lua:3: unknown setting 'policy'", "max_retries"};
-    for (size_t i = 0; i < 2; i++) {
+    /* the policy and store sections: not a table (the configuration loader knows it only as one),
+     * or a bad setting, is refused by --test and by a start */
+    static const char *const bad_policy[] = {
+        "policy = \"fast\"\n", "policy = { max_retries = \"many\" }\n",
+        "store = { history_max_age = \"forever\" }\n", "store = { history_keep = -1 }\n"};
+    static const char *const why[] = {"wardd.conf.lua:3: unknown setting 'policy'", "max_retries",
+                                      "store: setting 'history_max_age' is not a duration",
+                                      "store: history_keep must be 0 to 100000000, not -1"};
+    for (size_t i = 0; i < WARD_ARRAY_SIZE(why); i++) {
         snprintf(text, sizeof(text), "state_dir = \"%s/state\"\npolicy_dir = \"%s/policies\"\n%s",
                  test_tmpdir(), getenv("WARD_SRCDIR"), bad_policy[i]);
         write_conf(text);
