@@ -59,7 +59,18 @@ static const char *const migrations[] = {
     "CREATE INDEX history_by_resource ON history (kind, ns, name, id);"
     "CREATE INDEX history_by_rid ON history (rid, id);"
     "CREATE INDEX history_by_time ON history (at);",
+    /* 1 -> 2: the last version of each deleted resource, so that one created again under
+       its name goes on from there instead of 1, and a compare-and-swap against a version
+       read from the old one fails. Seeded from history, which knows the versions of
+       transitions (a spec write after the last one was not recorded there). */
+    "CREATE TABLE retired ("
+    " kind TEXT NOT NULL, ns TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,"
+    " PRIMARY KEY (kind, ns, name)) WITHOUT ROWID;"
+    "INSERT INTO retired SELECT kind, ns, name, MAX(version) FROM history"
+    " GROUP BY kind, ns, name;",
 };
+_Static_assert(WARD_ARRAY_SIZE(migrations) == WARD_STORE_SCHEMA_VERSION,
+               "one migration step per schema version");
 
 enum stmt_id {
     S_BEGIN,
@@ -72,6 +83,7 @@ enum stmt_id {
     S_INSERT,
     S_UPDATE,
     S_DELETE,
+    S_RETIRE,
     S_DELETE_STATES,
     S_STATE_GET,
     S_STATE_SET,
@@ -94,6 +106,10 @@ enum stmt_id {
     "dimension, from_state, to_state, trigger, reason, actor, at, version, "                       \
     "kind, ns, name"
 
+/* a row's labels for json_each: a value a hand edit broke reads as none, not as an error
+   that would stop every filter and claim (check_rows reports the row at open) */
+#define LABELS "CASE WHEN json_valid(r.labels) THEN r.labels ELSE '{}' END"
+
 static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
@@ -103,7 +119,11 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_ROLLBACK_TO] = "ROLLBACK TO item",
     [S_GET] = "SELECT " RES_COLS " FROM resources r WHERE kind = ?1 AND ns = ?2 AND name = ?3",
     [S_INSERT] = "INSERT INTO resources (kind, ns, name, version, spec, status, labels, consumer,"
-                 " created, updated) VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, NULL, ?7, ?7)",
+                 " created, updated) VALUES (?1, ?2, ?3, 1 + COALESCE((SELECT version FROM"
+                 " retired WHERE kind = ?1 AND ns = ?2 AND name = ?3), 0), ?4, ?5, ?6, NULL,"
+                 " ?7, ?7) RETURNING version",
+    [S_RETIRE] = "INSERT INTO retired (kind, ns, name, version) VALUES (?1, ?2, ?3, ?4)"
+                 " ON CONFLICT (kind, ns, name) DO UPDATE SET version = excluded.version",
     [S_UPDATE] = "UPDATE resources SET version = version + 1, spec = ?1, status = ?2, labels = ?3,"
                  " updated = ?4 WHERE id = ?5 AND version = ?6",
     [S_DELETE] = "DELETE FROM resources WHERE id = ?1 AND version = ?2",
@@ -130,7 +150,7 @@ static const char *const stmt_sql[S_COUNT] = {
                " AND ((?2 IS NULL AND ?3 IS NULL) OR EXISTS (SELECT 1 FROM states s"
                "  WHERE s.rid = r.id AND (?2 IS NULL OR s.dimension = ?2)"
                "  AND (?3 IS NULL OR s.state = ?3)))"
-               " AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(r.labels) l"
+               " AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(" LABELS ") l"
                "  WHERE l.key = ?4 AND (?5 IS NULL OR l.value = ?5)))"
                " ORDER BY r.kind, r.ns, r.name",
     /* A host matches the selector when no selector entry lacks an equal label. */
@@ -138,7 +158,7 @@ static const char *const stmt_sql[S_COUNT] = {
                      " WHERE r.kind = ?1 AND s.dimension = '" WARD_STORE_LIFECYCLE "'"
                      " AND s.state = '" WARD_STORE_AVAILABLE "' AND r.consumer IS NULL"
                      " AND (?2 IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(?2) sel"
-                     "  WHERE sel.value IS NOT (SELECT l.value FROM json_each(r.labels) l"
+                     "  WHERE sel.value IS NOT (SELECT l.value FROM json_each(" LABELS ") l"
                      "  WHERE l.key = sel.key)))",
 };
 
@@ -181,6 +201,8 @@ struct ward_store {
     double prune_interval;
     bool read_only;
     bool bulk;        /* inside ward_store_bulk_begin..end: one open transaction */
+    bool bulk_lost;   /* SQLite rolled the bulk's transaction back: every write fails until
+                         bulk_end, so none commits on its own while the bulk seems open */
     size_t bulk_mark; /* changes recorded before the current write of the bulk */
     sqlite3_stmt *stmts[S_COUNT];
     struct store_item *head, **tail; /* the queue; items owned */
@@ -541,6 +563,11 @@ static int write_begin(struct ward_store *st, struct ward_error *err)
                               "state directory and restart wardd read-write)",
                               st->path);
     }
+    if (st->bulk_lost) {
+        return ward_error_set(err, -EIO,
+                              "an earlier write of this bulk lost its transaction, so nothing "
+                              "of the bulk is written; end the bulk");
+    }
     if (st->bulk) {
         /* one write of a bulk: a savepoint, so that a failing write fails alone */
         st->bulk_mark = st->nchanges;
@@ -585,8 +612,13 @@ static int bulk_item_end(struct ward_store *st, int rc, struct ward_error *err)
     bool lost = false;
     rc = savepoint_end(st, st->bulk_mark, rc, &lost, err);
     if (lost) {
-        st->bulk = false;
+        st->bulk_lost = true;
         changes_truncate(st, 0);
+        if (err != NULL) {
+            char why[sizeof(err->text)];
+            snprintf(why, sizeof(why), "%s", err->text);
+            ward_error_set(err, rc, "%.400s; the whole bulk write was rolled back", why);
+        }
     }
     return rc;
 }
@@ -625,15 +657,21 @@ int ward_store_bulk_begin(struct ward_store *st, struct ward_error *err)
 
 int ward_store_bulk_end(struct ward_store *st, bool commit, struct ward_error *err)
 {
-    if (!st->bulk) {
+    if (!st->bulk || st->bulk_lost) {
+        st->bulk = st->bulk_lost = false;
         return commit ? ward_error_set(err, -EIO, "the store rolled the bulk write back") : 0;
     }
     st->bulk = false;
+    int rc = 0;
     if (!commit) {
         write_rollback(st);
-        return 0;
+    } else {
+        rc = write_end(st, 0, err);
     }
-    return write_end(st, 0, err);
+    if (st->loop == NULL && st->head != NULL) {
+        ward_store_flush(st); /* without a loop, what waited for the bulk commits now */
+    }
+    return rc;
 }
 
 /* ---- resources ---------------------------------------------------------------------- */
@@ -675,7 +713,10 @@ static int status_overlay(struct ward_store *st, int64_t rid, const char *base, 
         cJSON_Delete(j);
         return ward_error_set(err, -EIO, "stored status of resource %" PRId64 " is not JSON", rid);
     }
-    cJSON_DeleteItemFromObjectCaseSensitive(j, "states");
+    /* every "states": with the key twice, cJSON's readers would take the first, forged one */
+    while (cJSON_GetObjectItemCaseSensitive(j, "states") != NULL) {
+        cJSON_DeleteItemFromObjectCaseSensitive(j, "states");
+    }
     cJSON *states = NULL;
     sqlite3_stmt *s = stmt(st, S_STATES);
     sqlite3_bind_int64(s, 1, rid);
@@ -735,7 +776,12 @@ int ward_store_create(struct ward_store *st, struct ward_resource *r, struct war
     bind_text(s, 5, clean);
     bind_text(s, 6, labels);
     sqlite3_bind_double(s, 7, now);
+    int64_t version = 0;
     int src = sqlite3_step(s);
+    if (src == SQLITE_ROW) {
+        version = sqlite3_column_int64(s, 0);
+        src = sqlite3_step(s);
+    }
     sqlite3_reset(s);
     if ((src & 0xff) == SQLITE_CONSTRAINT) {
         rc =
@@ -743,11 +789,11 @@ int ward_store_create(struct ward_store *st, struct ward_resource *r, struct war
     } else if (src != SQLITE_DONE) {
         rc = db_fail(st, src, "create a resource", err);
     } else {
-        change_push(st, r->kind, ns_of(r->ns), r->name, 1, "created");
+        change_push(st, r->kind, ns_of(r->ns), r->name, version, "created");
     }
     rc = write_end(st, rc, err);
     if (rc == 0) {
-        r->version = 1;
+        r->version = version;
         r->created = r->updated = now;
     }
     free(clean);
@@ -895,6 +941,14 @@ int ward_store_delete(struct ward_store *st, const char *kind, const char *ns, c
         sqlite3_stmt *s = stmt(st, S_DELETE);
         sqlite3_bind_int64(s, 1, rid);
         sqlite3_bind_int64(s, 2, cur->version);
+        rc = exec_stmt(st, s, "delete a resource", err);
+    }
+    if (rc == 0) {
+        sqlite3_stmt *s = stmt(st, S_RETIRE);
+        bind_text(s, 1, kind);
+        bind_text(s, 2, ns_of(ns));
+        bind_text(s, 3, name);
+        sqlite3_bind_int64(s, 4, cur->version);
         rc = exec_stmt(st, s, "delete a resource", err);
     }
     if (rc == 0) {
@@ -1342,7 +1396,8 @@ int ward_store_batch(struct ward_store *st, const struct ward_transition *items,
     for (size_t i = 0; i < n; i++) {
         struct ward_error item_err = {0};
         int64_t version;
-        int r = lost ? first : apply_in_savepoint(st, &items[i], &version, &lost, &item_err);
+        int r = lost ? -ECANCELED /* never tried */
+                     : apply_in_savepoint(st, &items[i], &version, &lost, &item_err);
         if (results != NULL) {
             results[i] = r;
         }
@@ -1352,7 +1407,12 @@ int ward_store_batch(struct ward_store *st, const struct ward_transition *items,
         }
     }
     if (first < 0) {
-        write_rollback(st);
+        if (st->bulk) {
+            /* inside a bulk only the batch is undone, not the bulk's earlier writes */
+            bulk_item_end(st, first, NULL);
+        } else {
+            write_rollback(st);
+        }
         for (size_t i = 0; results != NULL && i < n; i++) {
             if (results[i] == 0) {
                 results[i] = -ECANCELED;
@@ -1775,6 +1835,50 @@ static int pragma_text(struct ward_store *st, const char *sql, char *out, size_t
     return rc == SQLITE_OK ? 0 : db_fail(st, rc, "open the store", err);
 }
 
+/*
+ * Rows a hand edit broke. The schema says NOT NULL, but quick_check passes a file whose
+ * schema was edited too, and a NULL name or namespace would crash its readers: refused,
+ * naming the row. JSON that does not parse is reported and the store goes on: the row's
+ * labels match no filter, and a write to it says its status is not JSON.
+ */
+static int check_rows(struct ward_store *st, struct ward_error *err)
+{
+    static const char nulls[] =
+        "SELECT id FROM resources WHERE kind IS NULL OR ns IS NULL OR name IS NULL OR "
+        "version IS NULL OR spec IS NULL OR status IS NULL OR labels IS NULL OR "
+        "created IS NULL OR updated IS NULL LIMIT 1";
+    static const char broken[] =
+        "SELECT kind, ns, name FROM resources WHERE NOT json_valid(spec) OR "
+        "NOT json_valid(status) OR NOT json_valid(labels) LIMIT 10";
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db, nulls, -1, &s, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(s, 0);
+        sqlite3_finalize(s);
+        return ward_error_set(err, -EIO,
+                              "%s: resource row %" PRId64 " has an empty (NULL) column the "
+                              "schema forbids; the file was edited by hand: fix the row or "
+                              "restore a backup",
+                              st->path, id);
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        return db_fail(st, rc, "check the resources", err);
+    }
+    if ((rc = sqlite3_prepare_v2(st->db, broken, -1, &s, NULL)) != SQLITE_OK) {
+        return db_fail(st, rc, "check the resources", err);
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        ward_log(WARD_LOG_WARN, "store",
+                 "%s %s/%s: its spec, status or labels in %s is not JSON; its labels match no "
+                 "filter and writes to it fail until the row is fixed",
+                 (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
+                 (const char *)sqlite3_column_text(s, 2), st->path);
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : db_fail(st, rc, "check the resources", err);
+}
+
 static int migrate(struct ward_store *st, int64_t from, struct ward_error *err)
 {
     int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
@@ -1948,6 +2052,22 @@ struct ward_store *ward_store_open(struct ev_loop *loop, const struct ward_store
                        st->path, version);
         goto fail;
     }
+    if (version == 0) {
+        /* a new file, or one ward did not write: switching to WAL and adding tables would
+           modify another program's database */
+        int64_t objects = 0;
+        if (pragma_int(st, "SELECT count(*) FROM sqlite_schema", &objects, err) < 0) {
+            goto fail;
+        }
+        if (objects > 0) {
+            ward_error_set(err, -EIO,
+                           "%s is not a ward state database: it holds %" PRId64
+                           " tables or indexes of its own and no ward schema version; it was "
+                           "not modified (point state_dir at another directory)",
+                           st->path, objects);
+            goto fail;
+        }
+    }
     if (version > 0) {
         /* a truncated or damaged file is refused here rather than half-read later */
         if (pragma_text(st, "PRAGMA quick_check", check, sizeof(check), err) < 0) {
@@ -1958,6 +2078,9 @@ struct ward_store *ward_store_open(struct ev_loop *loop, const struct ward_store
                            "%s is corrupt (integrity check: %.120s); stop wardd, move the file "
                            "(and its -wal/-shm files) aside and restore a backup",
                            st->path, check);
+            goto fail;
+        }
+        if (check_rows(st, err) < 0) {
             goto fail;
         }
     }

@@ -27,7 +27,7 @@
 #include <ward/plugin.h>
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define WARD_STORE_SCHEMA_VERSION 1
+#define WARD_STORE_SCHEMA_VERSION 2
 
 /* How many candidates a claim tries before giving up with -ESTALE. */
 #define WARD_STORE_CLAIM_TRIES 8
