@@ -853,16 +853,18 @@ static void version_error(struct ward_api *api, struct ward_http_response *res, 
     res->status = status;
     res->body.len = 0;
     ward_buf_printf(&res->body, "{\"error\":{\"code\":%d,\"reason\":\"%s\",\"message\":", status,
-                    status == 428 ? "Precondition Required" : "Conflict");
+                    status == 428   ? "Precondition Required"
+                    : status == 404 ? "Not Found"
+                                    : "Conflict");
     ward_json_escape(&res->body, why);
     ward_buf_printf(&res->body, ",\"currentVersion\":%lld}}\n", (long long)v);
 }
 
-static void record_event(struct ward_api *api, const char *type, const char *reason,
+static void record_event(struct ward_api *api, const char *type, const char *reason, const char *ns,
                          const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+    __attribute__((format(printf, 6, 7)));
 
-static void record_event(struct ward_api *api, const char *type, const char *reason,
+static void record_event(struct ward_api *api, const char *type, const char *reason, const char *ns,
                          const char *name, const char *fmt, ...)
 {
     if (api->events == NULL) {
@@ -873,8 +875,7 @@ static void record_event(struct ward_api *api, const char *type, const char *rea
     va_start(ap, fmt);
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
-    ward_events_record(api->events, type, reason, message, WARD_API_KIND, WARD_API_DEFAULT_NS,
-                       name);
+    ward_events_record(api->events, type, reason, message, WARD_API_KIND, ns, name);
 }
 
 /* --- execution ------------------------------------------------------------------------------- */
@@ -935,7 +936,7 @@ static void do_add(struct ward_api *api, struct ward_api_call *call, struct ward
         }
         return;
     }
-    record_event(api, "Normal", "Added", call->name, "added to the inventory");
+    record_event(api, "Normal", "Added", call->ns, call->name, "added to the inventory");
     ward_log_fields(WARD_LOG_INFO, "api", (struct ward_log_field[]){{"host", call->name}}, 1,
                     "host added to the inventory");
     res->status = 201;
@@ -1004,7 +1005,7 @@ static void do_remove(struct ward_api *api, struct ward_api_call *call,
         store_error(res, rc, &err);
         return;
     }
-    record_event(api, "Normal", "Removed", call->name, "removed from the inventory");
+    record_event(api, "Normal", "Removed", call->ns, call->name, "removed from the inventory");
     ward_buf_printf(&res->body, "{\"removed\":true,\"name\":");
     ward_json_escape(&res->body, call->name);
     ward_buf_puts(&res->body, "}\n");
@@ -1156,7 +1157,7 @@ static void do_release(struct ward_api *api, struct ward_api_call *call,
         }
         return;
     }
-    record_event(api, "Normal", "Released", call->name, "released by %s", call->consumer);
+    record_event(api, "Normal", "Released", call->ns, call->name, "released by %s", call->consumer);
     ward_buf_puts(&res->body, "{\"released\":true,\"name\":");
     ward_json_escape(&res->body, call->name);
     ward_buf_puts(&res->body, "}\n");
@@ -1328,7 +1329,7 @@ static void do_claim(struct ward_api *api, struct ward_api_call *call,
     if (provision) {
         queue_add(api, r->name);
     }
-    record_event(api, "Normal", "Claimed", r->name, "claimed by %s", call->consumer);
+    record_event(api, "Normal", "Claimed", r->ns, r->name, "claimed by %s", call->consumer);
     put_host(api, &res->body, r, false);
     res->body.len -= 1;
     res->body.data[res->body.len] = '\0';
@@ -1378,7 +1379,7 @@ static void do_image(struct ward_api *api, struct ward_api_call *call,
         if (*call->boot_iso != '\0') {
             queue_add(api, call->name);
         }
-        record_event(api, "Normal", "ImageSet", call->name, "boot image %s by %s",
+        record_event(api, "Normal", "ImageSet", call->ns, call->name, "boot image %s by %s",
                      *call->boot_iso != '\0' ? "set" : "cleared", call->consumer);
         struct ward_resource *got = NULL;
         if (ward_store_get(api->store, WARD_API_KIND, call->ns, call->name, &got, NULL) == 0) {
@@ -1937,11 +1938,13 @@ static int policy_transition(void *arg, const struct ward_api_transition *t, int
     } else {
         /* the reference's host reset: Error, claim cleared, then re-enroll through the guard */
         const char *state = ward_policy_resource_state(p->engine, t->kind, t->name, t->dimension);
+        bool moved = false;
         rc = 0;
         if (state == NULL) {
             rc = ward_error_set(err, -ENOENT, "the policy engine does not know %s", t->name);
         } else if (strcmp(state, "Error") != 0) {
             rc = policy_step(p, t, "Error", "reset", t->reason, err);
+            moved = rc == 0;
         }
         if (rc == 0 && claimed) {
             struct ward_transition clear = {.kind = t->kind,
@@ -1960,8 +1963,17 @@ static int policy_transition(void *arg, const struct ward_api_transition *t, int
                 rc = engine_catch_up(p, t->kind, t->name, err);
             }
         }
+        bool cleared = rc == 0 && claimed;
         if (rc == 0) {
             rc = policy_step(p, t, "Enrolling", "reset", t->reason, err);
+        }
+        if (rc != 0 && (moved || cleared)) {
+            /* the first steps are committed: the answer must not read as "nothing changed" */
+            char why[sizeof(err->text)];
+            snprintf(why, sizeof(why), "%s", err->text);
+            ward_error_set(err, rc, "the reset %s%s%s, then stopped: %.380s",
+                           moved ? "moved the host to Error" : "", moved && cleared ? " and " : "",
+                           cleared ? "cleared its claim" : "", why);
         }
     }
     if (rc == 0 && ward_store_get(p->store, t->kind, t->ns, t->name, &r, NULL) == 0) {

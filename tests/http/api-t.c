@@ -115,7 +115,7 @@ static void make_available(const char *name)
 
 int main(void)
 {
-    plan(100);
+    plan(103);
     ward_log_set_level(WARD_LOG_ERROR);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
@@ -412,6 +412,16 @@ int main(void)
     http_reply_free(&r);
     is_int(400, status_of("GET", "/api/v1/events?type=Error", NULL, false),
            "an unknown event type is 400");
+    is_int(201, status_of("POST", "/api/v1/hosts", "{\"name\":\"h7\",\"namespace\":\"lab\"}", true),
+           "a host is added in another namespace");
+    req("GET", "/api/v1/events?name=h7", NULL, false, &r);
+    contains(r.body.data, "\"namespace\":\"lab\",\"name\":\"h7\"",
+             "its event is filed under its own namespace");
+    http_reply_free(&r);
+    req("POST", "/api/v1/hosts/nosuch/transition", "{\"to\":\"Error\",\"reason\":\"x\"}", true, &r);
+    ok(r.status == 404 && strstr(r.body.data, "\"reason\":\"Not Found\"") != NULL,
+       "a transition of an unknown host is 404 Not Found, not 404 Conflict: %s", r.body.data);
+    http_reply_free(&r);
     is_int(200, status_of("POST", "/api/v1/policy/reload", NULL, true), "policy reload");
     reload_fails = true;
     is_int(422, req("POST", "/api/v1/policy/reload", "{}", true, &r), "a failing reload is 422");

@@ -76,7 +76,7 @@ static long version_of(const char *name)
 
 int main(void)
 {
-    plan(21);
+    plan(24);
     ward_log_set_level(WARD_LOG_ERROR);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
@@ -173,6 +173,15 @@ int main(void)
     is_int(200, post("/api/v1/hosts/h1/reset", body, &r), "host reset");
     http_reply_free(&r);
     ok(settle_until("h1", "Available"), "re-enrolls the host to Available");
+    /* a reset whose re-enrolment the guard refuses: what it did before is said, not hidden */
+    is_int(201, post("/api/v1/hosts", "{\"name\":\"h9\",\"spec\":{\"note\":\"no bmc yet\"}}", &r),
+           "a host without a BMC address is added");
+    http_reply_free(&r);
+    snprintf(body, sizeof(body), "{\"reason\":\"try\",\"version\":%ld}", version_of("h9"));
+    is_int(409, post("/api/v1/hosts/h9/reset", body, &r), "its reset is refused at re-enrolment");
+    contains(r.body.data, "the reset moved the host to Error, then stopped: ",
+             "saying what it did before it stopped");
+    http_reply_free(&r);
 
     snprintf(url, sizeof(url), "%s/api/v1/hosts/h1/explain", base);
     http_request(loop, "GET", url, NULL, NULL, &r);
