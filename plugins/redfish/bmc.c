@@ -119,6 +119,9 @@ struct ward_rf_bmc {
     unsigned logins, cooldown_waits, retries;
     struct ward_rf_op *ops; /* every operation, queued or running; not owned */
     bool destroying;        /* no new operations while its last ones are ended */
+    bool closing;           /* bmc_close: no new operations; its logout waits for the wire */
+    void (*closed)(void *arg); /* runs when the closing logout has ended */
+    void *closed_arg;
 };
 
 struct answer {
@@ -158,6 +161,10 @@ struct ward_rf_op {
     ward_rf_op_cb cb;
     void *cb_arg;
     bool queued, started, cooldown_counted, relogged, login_sent;
+    /* its owner was told it ended (the BMC closes) while its request was on the wire: the
+       request finishes, so the BMC is never sent another beside it, and its answer is
+       dropped (a login's session is kept, for the closing logout to delete) */
+    bool orphaned;
     enum phase phase;
     int step;
     double started_at, deadline;
@@ -523,7 +530,9 @@ static void op_done(struct ward_rf_op *op, int code, const char *reason)
         result = cJSON_CreateTrue();
     }
     op_free(op);
-    cb(arg, code, code == 0 ? result : NULL, code == 0 ? "" : reason);
+    if (cb != NULL) {
+        cb(arg, code, code == 0 ? result : NULL, code == 0 ? "" : reason);
+    }
     cJSON_Delete(result);
     kick(c);
 }
@@ -820,6 +829,21 @@ static void fill_reason(struct ward_rf_op *op, const struct ward_rf_response *r,
     scrub_password(op->bmc, a->reason, sizeof(a->reason));
 }
 
+/* The session a login answer made: its token and where to delete it. */
+static void keep_session(struct ward_rf_bmc *b, const struct ward_rf_response *r)
+{
+    free(b->token);
+    /* not registered with the logger's redaction: tokens change at every login and the
+       list would only grow; no code path puts a token into text */
+    b->token = strdup(r->auth_token);
+    char p[PATH_MAX_LEN];
+    if (ward_rf_path_ok(b->base, r->location, p, sizeof(p))) {
+        path_set(&b->session_path, p);
+    } else {
+        path_set(&b->session_path, "");
+    }
+}
+
 static void on_http(void *arg, const struct ward_rf_response *r)
 {
     struct ward_rf_op *op = arg;
@@ -829,6 +853,15 @@ static void on_http(void *arg, const struct ward_rf_response *r)
     b->in_flight--;
     aimd(b, r);
     breaker(b, r);
+    if (op->orphaned) {
+        if (op->login_sent && r->code == 0 && r->status >= 200 && r->status < 300 &&
+            r->auth_token != NULL) {
+            keep_session(b, r);
+        }
+        op_free(op); /* the BMC is free again: the closing logout may go */
+        kick(c);
+        return;
+    }
     if (r->code != 0 || r->status >= 500) {
         /* kept for the breaker's refusals, which would otherwise hide what the BMC does */
         char what[180];
@@ -938,16 +971,7 @@ static void on_http(void *arg, const struct ward_rf_response *r)
                 op_fail(op, -EPROTO, "BMC %s: login answered without an X-Auth-Token", b->name);
                 return;
             }
-            free(b->token);
-            /* not registered with the logger's redaction: tokens change at every login and
-               the list would only grow; no code path puts a token into text */
-            b->token = strdup(r->auth_token);
-            char p[PATH_MAX_LEN];
-            if (ward_rf_path_ok(b->base, r->location, p, sizeof(p))) {
-                path_set(&b->session_path, p);
-            } else {
-                path_set(&b->session_path, "");
-            }
+            keep_session(b, r);
             b->session_backoff = 0;
             b->bad_stamp[0] = '\0';
         } else if (r->status == 401 || r->status == 403) {
@@ -2242,11 +2266,13 @@ struct ward_rf_op *ward_rf_op_start(struct ward_rf_bmc *b, enum ward_rf_op_kind 
                                     const char *arg, const char *body, ward_rf_op_cb cb,
                                     void *cb_arg)
 {
-    if (b->destroying) {
+    if (b->destroying || b->closing) {
+        errno = ESHUTDOWN;
         return NULL;
     }
     struct ward_rf_op *op = calloc(1, sizeof(*op));
     if (op == NULL) {
+        errno = ENOMEM;
         return NULL;
     }
     op->bmc = b;
@@ -2513,8 +2539,10 @@ struct ward_rf_bmc *ward_rf_bmc_create(struct ward_rf_client *c,
 static void bmc_free(struct ward_rf_bmc *b)
 {
     struct ward_rf_client *c = b->c;
-    /* whoever waits on an operation of this BMC hears that it ended */
+    /* whoever waits on an operation of this BMC hears that it ended; a closing logout
+       ended here is not reported as the close it waited for (b is going now) */
     b->destroying = true;
+    b->closed = NULL;
     b->login_waiters = NULL;
     b->login_op = NULL;
     while (b->ops != NULL) {
@@ -2556,8 +2584,68 @@ static void bmc_free(struct ward_rf_bmc *b)
     free(b);
 }
 
-static void ignore_logout(void *arg, const struct ward_rf_response *r)
+static void on_closed(void *arg, int code, const cJSON *result, const char *reason)
 {
+    struct ward_rf_bmc *b = arg;
+    if (b->closed != NULL) {
+        b->closed(b->closed_arg);
+    }
+}
+
+bool ward_rf_bmc_close(struct ward_rf_bmc *b, void (*closed)(void *arg), void *arg)
+{
+    if (b->closing || b->destroying) {
+        return false;
+    }
+    bool logging_in = false;
+    for (struct ward_rf_op *op = b->ops; op != NULL; op = op->bnext) {
+        logging_in = logging_in || (op->http != NULL && op->login_sent);
+    }
+    /* queued first, so it is the one operation left once the others are ended below */
+    struct ward_rf_op *logout = NULL;
+    if ((b->token != NULL && b->session_path[0] != '\0') || logging_in) {
+        logout = ward_rf_op_start(b, WARD_RF_OP_LOGOUT, NULL, NULL, on_closed, b);
+    }
+    b->closing = true;
+    b->closed = closed;
+    b->closed_arg = arg;
+    struct ward_rf_op *op = b->ops;
+    while (op != NULL) {
+        struct ward_rf_op *next = op->bnext;
+        if (op == logout || op->orphaned) {
+            op = next;
+            continue;
+        }
+        if (op->http == NULL) {
+            op_fail(op, -ECANCELED, "BMC %s was removed", b->name);
+            next = b->ops; /* a callback may have ended others: walk again */
+        } else {
+            /* the owner hears now; the request on the wire is left to finish */
+            ward_rf_op_cb cb = op->cb;
+            void *cb_arg = op->cb_arg;
+            op->orphaned = true;
+            op->cb = NULL;
+            if (b->login_op == op) {
+                b->login_op = NULL;
+            }
+            char reason[160];
+            snprintf(reason, sizeof(reason), "BMC %s was removed", b->name);
+            cb(cb_arg, -ECANCELED, NULL, reason);
+            next = b->ops;
+        }
+        op = next;
+    }
+    return logout != NULL;
+}
+
+bool ward_rf_bmc_closing(const struct ward_rf_bmc *b)
+{
+    return b->closing;
+}
+
+static void free_closed(void *arg)
+{
+    bmc_free(arg);
 }
 
 void ward_rf_bmc_destroy(struct ward_rf_bmc *b)
@@ -2565,20 +2653,9 @@ void ward_rf_bmc_destroy(struct ward_rf_bmc *b)
     if (b == NULL) {
         return;
     }
-    if (b->token != NULL && b->session_path[0] != '\0') {
-        char url[PATH_MAX_LEN + 256];
-        snprintf(url, sizeof(url), "%s%s", b->base, b->session_path);
-        struct ward_rf_http_opts o = {.method = WARD_RF_DELETE,
-                                      .url = url,
-                                      .auth_token = b->token,
-                                      .cainfo = b->cainfo,
-                                      .insecure = b->insecure,
-                                      .connect_timeout = b->c->o.connect_timeout,
-                                      .timeout = b->c->o.timeout,
-                                      .pool = b->pool};
-        ward_rf_http_start(b->c->http, &o, ignore_logout, NULL, NULL);
+    if (!ward_rf_bmc_close(b, free_closed, b)) {
+        bmc_free(b);
     }
-    bmc_free(b);
 }
 
 const char *ward_rf_bmc_name(const struct ward_rf_bmc *b)

@@ -96,8 +96,20 @@ struct ward_rf_bmc *ward_rf_bmc_create(struct ward_rf_client *c,
                                        const struct ward_rf_bmc_config *cfg,
                                        struct ward_error *err);
 /*
- * End queued and running operations (each callback runs at once with -ECANCELED), log the
- * session out (fire and forget, the DELETE is owned by the client) and free the BMC.
+ * Stop using b: new operations are refused (ward_rf_op_start returns NULL, errno
+ * ESHUTDOWN), every operation's callback runs at once with -ECANCELED, a request already
+ * on the wire is left to finish with its answer dropped (the BMC may be working on it, so
+ * nothing else is sent beside it), and then the session is deleted as one more operation
+ * under the BMC's limits (concurrency, cooldown, pacing, breaker). Returns true when that
+ * logout was queued: closed(arg) runs from the loop once it has ended. False when there is
+ * no session to end (or b is already closing): closed is not called.
+ */
+bool ward_rf_bmc_close(struct ward_rf_bmc *b, void (*closed)(void *arg), void *arg);
+bool ward_rf_bmc_closing(const struct ward_rf_bmc *b);
+/*
+ * Close b (ward_rf_bmc_close) and free it once its logout has ended, or at once when there
+ * is none. The client frees what is still closing when it is destroyed: a logout the loop
+ * never ran is not sent.
  */
 void ward_rf_bmc_destroy(struct ward_rf_bmc *b);
 const char *ward_rf_bmc_name(const struct ward_rf_bmc *b);

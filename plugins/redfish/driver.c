@@ -402,7 +402,8 @@ static int start(lua_State *L, enum ward_rf_op_kind kind, const char *arg, const
     p->op = ward_rf_op_start(h->bmc, kind, arg, body, on_op_done, p);
     if (p->op == NULL) {
         free(p);
-        return fail(L, "out of memory");
+        return fail(L, errno == ESHUTDOWN ? "the BMC connection is closing: wardd is shutting down"
+                                          : "out of memory");
     }
     p->a = ward_async_begin(L, on_cancel, p);
     if (p->a == NULL) {
@@ -651,18 +652,6 @@ void ward_rf_driver_start_sync(struct ward_rf_driver *d, struct ev_loop *loop)
     ev_timer_start(loop, &d->sync_timer);
 }
 
-struct logout {
-    void (*done)(void *arg);
-    void *arg;
-};
-
-static void on_logout(void *arg, int code, const cJSON *result, const char *reason)
-{
-    struct logout *l = arg;
-    l->done(l->arg);
-    free(l);
-}
-
 unsigned ward_rf_driver_logout_all(struct ward_rf_driver *d, void (*done)(void *arg), void *arg)
 {
     unsigned n = 0;
@@ -673,22 +662,11 @@ unsigned ward_rf_driver_logout_all(struct ward_rf_driver *d, void (*done)(void *
         ev_timer_stop(d->loop, &d->sync_timer);
     }
     for (struct host *h = d->hosts; h != NULL; h = h->next) {
-        struct ward_rf_bmc_stats st;
-        ward_rf_bmc_stats(h->bmc, &st);
-        if (!st.have_session) {
-            continue;
+        /* closing ends the host's other operations (a power wait could outlast the grace)
+           and refuses new ones, so no run logs in again behind the logout */
+        if (ward_rf_bmc_close(h->bmc, done, arg)) {
+            n++;
         }
-        struct logout *l = calloc(1, sizeof(*l));
-        if (l == NULL) {
-            break;
-        }
-        l->done = done;
-        l->arg = arg;
-        if (ward_rf_op_start(h->bmc, WARD_RF_OP_LOGOUT, NULL, NULL, on_logout, l) == NULL) {
-            free(l);
-            break;
-        }
-        n++;
     }
     return n;
 }

@@ -41,8 +41,9 @@ int ward_rf_driver_remove(struct ward_rf_driver *d, const char *host);
 void ward_rf_driver_forget(void *self, const char *host);
 
 /*
- * Stop the sync and log every host's session out; done(arg) runs once per logout started,
- * from the loop. Returns how many were started.
+ * Stop the sync and close every host's BMC (ward_rf_bmc_close): operations end, new ones
+ * are refused, and each session is deleted once the request on the wire has finished;
+ * done(arg) runs once per logout queued, from the loop. Returns how many were queued.
  */
 unsigned ward_rf_driver_logout_all(struct ward_rf_driver *d, void (*done)(void *arg), void *arg);
 

@@ -215,7 +215,8 @@ static void redfish_stop(struct ward_plugin_ctx *ctx, void *instance)
 static void redfish_destroy(struct ward_plugin_ctx *ctx, void *instance)
 {
     struct redfish *rf = instance;
-    /* hosts first: their sessions are logged out (fire and forget) */
+    /* hosts first. The loop has stopped: a session stop could not end within the grace
+       (a BMC that did not answer) stays on the BMC until the BMC expires it */
     ward_rf_driver_destroy(rf->driver);
     ward_rf_client_destroy(rf->client);
     ward_rf_quirks_free(rf->quirks);

@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Closing a BMC (its host removed, or wardd shutting down) against ward-bmcsim: the
+ * session is deleted, but only once the request the BMC is working on has finished, so
+ * the BMC never has two of ours at once; and operations that would outlast a shutdown
+ * (a power change being waited for) end at once instead of holding the logout back.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ev.h>
+
+#include "../bmcsim/simclient.h"
+#include "log.h"
+#include "redfish/bmc.h"
+#include "tap/basic.h"
+
+static struct ev_loop *loop;
+static struct sim s;
+
+struct result {
+    bool done;
+    int code;
+    char reason[512];
+};
+
+static void on_result(void *arg, int code, const cJSON *json, const char *reason)
+{
+    struct result *r = arg;
+    r->done = true;
+    r->code = code;
+    snprintf(r->reason, sizeof(r->reason), "%s", reason);
+}
+
+static void on_closed(void *arg)
+{
+    *(bool *)arg = true;
+}
+
+static void on_bound(struct ev_loop *l, ev_timer *w, int revents)
+{
+}
+
+/* Run the loop until *flag (bounded). */
+static bool run_until(bool *flag, double bound)
+{
+    ev_timer t;
+    ev_timer_init(&t, on_bound, bound, 0);
+    ev_timer_start(loop, &t);
+    while (!*flag && ev_is_active(&t)) {
+        ev_run(loop, EVRUN_ONCE);
+    }
+    ev_timer_stop(loop, &t);
+    return *flag;
+}
+
+/* Run the loop in short steps until the simulator's counter of BMC i has come up (or down)
+ * to want (bounded); the counter's last value. */
+static double run_until_counter(int i, const char *name, double want, double bound)
+{
+    double v = sim_counter(&s, i, name);
+    bool up = v < want;
+    for (int step = 0; (up ? v < want : v > want) && step < (int)(bound / 0.02); step++) {
+        bool never = false;
+        run_until(&never, 0.02);
+        v = sim_counter(&s, i, name);
+    }
+    return v;
+}
+
+static struct ward_rf_bmc *bmc_for(struct ward_rf_client *c, int i, const char *name)
+{
+    const cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItem(s.fleet, "bmcs"), i);
+    struct ward_rf_bmc_config cfg = {
+        .name = name,
+        .address = cJSON_GetStringValue(cJSON_GetObjectItem(e, "address")),
+        .username = cJSON_GetStringValue(cJSON_GetObjectItem(e, "username")),
+        .password_file = cJSON_GetStringValue(cJSON_GetObjectItem(e, "password_file")),
+        .cainfo = s.ca,
+    };
+    struct ward_error err = {0};
+    struct ward_rf_bmc *b = ward_rf_bmc_create(c, &cfg, &err);
+    if (b == NULL) {
+        bail("BMC %s: %s", name, err.text);
+    }
+    return b;
+}
+
+static void connect_to(struct ward_rf_bmc *b)
+{
+    struct result r = {0};
+    ward_rf_op_start(b, WARD_RF_OP_CONNECT, NULL, NULL, on_result, &r);
+    if (!run_until(&r.done, 30) || r.code != 0) {
+        bail("connect %s: %s", ward_rf_bmc_name(b), r.reason);
+    }
+}
+
+int main(void)
+{
+    plan(12);
+    loop = ev_default_loop(0);
+    char logpath[600];
+    snprintf(logpath, sizeof(logpath), "%s/log", test_tmpdir());
+    FILE *log = fopen(logpath, "w+");
+    ward_log_set_stream(log);
+    sim_start(&s, (const char *const[]){"-n", "3", "--power-delay-ms", "3000", NULL});
+    struct ward_rf_client_opts o;
+    ward_rf_client_opts_default(&o);
+    o.timeout = 10;
+    o.poll_interval = 0.05;
+    o.rate_max = 1000;
+    o.power_timeout = 30;
+    struct ward_error err = {0};
+    struct ward_rf_client *c = ward_rf_client_create(loop, &o, &err);
+    if (c == NULL) {
+        bail("client: %s", err.text);
+    }
+
+    /* a host removed while its BMC works on a slow request */
+    sim_control_post(&s, "/control/faults", "{\"bmc\":0,\"latency_ms\":400}");
+    struct ward_rf_bmc *b = bmc_for(c, 0, "slow");
+    connect_to(b);
+    struct result busy = {0};
+    ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_result, &busy);
+    is_int(1, (int)run_until_counter(0, "active_requests", 1, 10), "a request is on the BMC");
+    ward_rf_bmc_destroy(b);
+    ok(busy.done && busy.code == -ECANCELED, "removing the host ends its operation at once (%s)",
+       busy.reason);
+    is_int(0, (int)run_until_counter(0, "active_sessions", 0, 10),
+           "the session is deleted once that request has finished");
+    is_int(1, (int)sim_counter(&s, 0, "max_concurrent"),
+           "and the BMC never had two requests of ours at once");
+    is_int(1, (int)sim_counter(&s, 0, "logouts"), "with one logout");
+
+    /* shutdown while a power change is being waited for (3 s on this BMC) */
+    b = bmc_for(c, 1, "powering");
+    connect_to(b);
+    struct result power = {0};
+    ward_rf_op_start(b, WARD_RF_OP_POWER, "On", NULL, on_result, &power);
+    double before = sim_counter(&s, 1, "requests");
+    ok(run_until_counter(1, "requests", before + 4, 10) >= before + 4,
+       "the power change is being waited for (its reads go on)");
+    bool closed = false;
+    ok(ward_rf_bmc_close(b, on_closed, &closed), "closing queues the logout");
+    ok(power.done && power.code == -ECANCELED,
+       "the power wait ends at once instead of holding the logout back (%s)", power.reason);
+    errno = 0;
+    ok(ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_result, &power) == NULL &&
+           errno == ESHUTDOWN,
+       "a closing BMC refuses new operations, so no run logs in again behind the logout");
+    ok(run_until(&closed, 15), "the close completes");
+    is_int(0, (int)sim_counter(&s, 1, "active_sessions"), "and the BMC holds no session of ours");
+    ward_rf_bmc_destroy(b);
+
+    ward_rf_client_destroy(c);
+    is_int(0, sim_stop(&s), "the simulator stops cleanly");
+    fclose(log);
+    return 0;
+}
