@@ -51,6 +51,7 @@ struct ward_rf_client {
     struct ward_rf_client_opts o;
     struct ward_rf_http *http; /* owned */
     struct ward_rf_bmc *bmcs;  /* owned, list */
+    unsigned closing;          /* BMCs in the list that are closing */
     /* waiting operations, one FIFO per class over all BMCs (reads, changes) */
     struct ward_rf_op *queue[2];
     struct ward_rf_op *queue_tail[2];
@@ -122,6 +123,10 @@ struct ward_rf_bmc {
     bool closing;           /* bmc_close: no new operations; its logout waits for the wire */
     void (*closed)(void *arg); /* runs when the closing logout has ended */
     void *closed_arg;
+    /* a closing BMC at the same address (the host's settings changed, or it was removed
+       and added again): nothing of this one starts until that one is gone, so the BMC
+       never has the old one's last request or logout beside the new one's */
+    struct ward_rf_bmc *behind;
 };
 
 struct answer {
@@ -402,7 +407,7 @@ static void schedule_class(struct ward_rf_client *c, enum ward_rf_op_class cls)
         double t = now(c);
         for (struct ward_rf_op *op = c->queue[cls]; op != NULL; op = op->qnext) {
             struct ward_rf_bmc *b = op->bmc;
-            if (b->running >= c->o.concurrency) {
+            if (b->running >= c->o.concurrency || b->behind != NULL) {
                 continue;
             }
             double ready = b->last_op_end + c->o.cooldown;
@@ -2533,6 +2538,11 @@ struct ward_rf_bmc *ward_rf_bmc_create(struct ward_rf_client *c,
         c->bmcs->prev = b;
     }
     c->bmcs = b;
+    for (struct ward_rf_bmc *o = b->next; c->closing > 0 && o != NULL; o = o->next) {
+        if (o->closing && strcmp(o->base, b->base) == 0) {
+            b->behind = o;
+        }
+    }
     return b;
 }
 
@@ -2547,6 +2557,15 @@ static void bmc_free(struct ward_rf_bmc *b)
     b->login_op = NULL;
     while (b->ops != NULL) {
         op_fail(b->ops, -ECANCELED, "BMC %s was removed", b->name);
+    }
+    if (b->closing) {
+        c->closing--;
+        for (struct ward_rf_bmc *o = c->bmcs; o != NULL; o = o->next) {
+            if (o->behind == b) {
+                o->behind = NULL;
+            }
+        }
+        kick(c);
     }
     if (c->bmcs == b) {
         c->bmcs = b->next;
@@ -2607,8 +2626,14 @@ bool ward_rf_bmc_close(struct ward_rf_bmc *b, void (*closed)(void *arg), void *a
         logout = ward_rf_op_start(b, WARD_RF_OP_LOGOUT, NULL, NULL, on_closed, b);
     }
     b->closing = true;
+    b->c->closing++;
     b->closed = closed;
     b->closed_arg = arg;
+    for (struct ward_rf_bmc *o = b->c->bmcs; o != NULL; o = o->next) {
+        if (o != b && !o->closing && o->behind == NULL && strcmp(o->base, b->base) == 0) {
+            o->behind = b;
+        }
+    }
     struct ward_rf_op *op = b->ops;
     while (op != NULL) {
         struct ward_rf_op *next = op->bnext;

@@ -101,13 +101,13 @@ static void connect_to(struct ward_rf_bmc *b)
 
 int main(void)
 {
-    plan(12);
+    plan(15);
     loop = ev_default_loop(0);
     char logpath[600];
     snprintf(logpath, sizeof(logpath), "%s/log", test_tmpdir());
     FILE *log = fopen(logpath, "w+");
     ward_log_set_stream(log);
-    sim_start(&s, (const char *const[]){"-n", "3", "--power-delay-ms", "3000", NULL});
+    sim_start(&s, (const char *const[]){"-n", "4", "--power-delay-ms", "3000", NULL});
     struct ward_rf_client_opts o;
     ward_rf_client_opts_default(&o);
     o.timeout = 10;
@@ -135,6 +135,25 @@ int main(void)
     is_int(1, (int)sim_counter(&s, 0, "max_concurrent"),
            "and the BMC never had two requests of ours at once");
     is_int(1, (int)sim_counter(&s, 0, "logouts"), "with one logout");
+
+    /* the host's BMC settings change while the old BMC works on a slow request: the driver
+       makes the new BMC, then destroys the old one */
+    sim_control_post(&s, "/control/faults", "{\"bmc\":2,\"latency_ms\":400}");
+    b = bmc_for(c, 2, "changing");
+    connect_to(b);
+    struct result old_op = {0};
+    ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_result, &old_op);
+    run_until_counter(2, "active_requests", 1, 10);
+    struct ward_rf_bmc *renewed = bmc_for(c, 2, "changing");
+    ward_rf_bmc_destroy(b);
+    struct result first = {0};
+    ward_rf_op_start(renewed, WARD_RF_OP_CONNECT, NULL, NULL, on_result, &first);
+    ok(run_until(&first.done, 30) && first.code == 0,
+       "the new BMC connects once the old one is gone (%s)", first.reason);
+    is_int(1, (int)sim_counter(&s, 2, "max_concurrent"),
+           "the old one's last request and logout never overlap the new one's");
+    is_int(1, (int)sim_counter(&s, 2, "active_sessions"), "only the new session is left");
+    ward_rf_bmc_destroy(renewed);
 
     /* shutdown while a power change is being waited for (3 s on this BMC) */
     b = bmc_for(c, 1, "powering");
