@@ -130,7 +130,8 @@ struct ward_rf_http_req {
     struct ward_rf_buf resp;
     char etag[256];
     char location[1024];
-    char token[512];
+    char token[4096];            /* JWT-style tokens run to a few KiB */
+    const char *header_too_long; /* a wanted header that did not fit: the answer fails */
     double retry_after;
     bool too_large;
     char errbuf[CURL_ERROR_SIZE];
@@ -346,7 +347,11 @@ static void finish(struct ward_rf_http_req *r, CURLcode rc)
     char reason[CURL_ERROR_SIZE + 64] = "";
     long status = 0;
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (rc == CURLE_OK) {
+    if (rc == CURLE_OK && r->header_too_long != NULL) {
+        resp.code = -EPROTO;
+        snprintf(reason, sizeof(reason), "the BMC's %s header is too long to keep",
+                 r->header_too_long);
+    } else if (rc == CURLE_OK) {
         resp.status = status;
     } else {
         if (r->too_large) {
@@ -549,8 +554,9 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-/* Copy a header value without the trailing CRLF and surrounding blanks. */
-static void header_value(const char *v, size_t n, char *out, size_t outlen)
+/* Copy a header value without the trailing CRLF and surrounding blanks; false when it
+   had to be cut to fit. */
+static bool header_value(const char *v, size_t n, char *out, size_t outlen)
 {
     while (n > 0 && (*v == ' ' || *v == '\t')) {
         v++;
@@ -559,11 +565,13 @@ static void header_value(const char *v, size_t n, char *out, size_t outlen)
     while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ')) {
         n--;
     }
-    if (n >= outlen) {
+    bool fits = n < outlen;
+    if (!fits) {
         n = outlen - 1;
     }
     memcpy(out, v, n);
     out[n] = '\0';
+    return fits;
 }
 
 static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
@@ -572,26 +580,32 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
     size_t n = size * nitems;
     static const struct {
         const char *name;
+        const char *shown;
         size_t off;
         size_t len;
     } wanted[] = {
-        {"etag:", offsetof(struct ward_rf_http_req, etag),
+        {"etag:", "ETag", offsetof(struct ward_rf_http_req, etag),
          sizeof(((struct ward_rf_http_req *)0)->etag)},
-        {"location:", offsetof(struct ward_rf_http_req, location),
+        {"location:", "Location", offsetof(struct ward_rf_http_req, location),
          sizeof(((struct ward_rf_http_req *)0)->location)},
-        {"x-auth-token:", offsetof(struct ward_rf_http_req, token),
+        {"x-auth-token:", "X-Auth-Token", offsetof(struct ward_rf_http_req, token),
          sizeof(((struct ward_rf_http_req *)0)->token)},
     };
     if (n >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
         /* a new response (after a 100 Continue or redirect) resets what we saw */
         r->etag[0] = r->location[0] = r->token[0] = '\0';
+        r->header_too_long = NULL;
         r->retry_after = 0;
         return n;
     }
     for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++) {
         size_t kl = strlen(wanted[i].name);
         if (n > kl && strncasecmp(buf, wanted[i].name, kl) == 0) {
-            header_value(buf + kl, n - kl, (char *)r + wanted[i].off, wanted[i].len);
+            /* cut short, a token or a session's path would name nothing, and every use of
+               it would be a 401 and a new login */
+            if (!header_value(buf + kl, n - kl, (char *)r + wanted[i].off, wanted[i].len)) {
+                r->header_too_long = wanted[i].shown;
+            }
             return n;
         }
     }
@@ -629,7 +643,7 @@ static int refuse_seek(void *userdata, curl_off_t offset, int origin)
 
 static int add_header(struct ward_rf_http_req *r, const char *name, const char *value)
 {
-    char line[1200];
+    char line[sizeof(((struct ward_rf_http_req *)0)->token) + 64]; /* a whole token fits */
     int n = snprintf(line, sizeof(line), "%s%s", name, value);
     if (n < 0 || (size_t)n >= sizeof(line)) {
         return -E2BIG;

@@ -366,7 +366,7 @@ static void test_expand(const struct ward_rf_client_opts *base, struct tca *ca,
 
 int main(void)
 {
-    plan(150);
+    plan(152);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], bad_path[512];
@@ -686,6 +686,32 @@ int main(void)
     tserver_stats(s, &st);
     is_int(before, st.logins, "without a login made only to delete the old session");
     ward_rf_bmc_destroy(b);
+
+    /* session tokens of a few KiB (JWT-style) are kept whole; one too long to keep fails
+       the login with a reason instead of a 401 and a new login at every request */
+    for (int big = 0; big < 2; big++) {
+        struct tserver *ts = tserver_start(&(struct tserver_opts){
+            .ca = ca, .sessions = true, .max_sessions = 4, .token_len = big ? 5000 : 3000});
+        struct ward_rf_bmc_config tcfg = cfg;
+        tcfg.name = big ? "host-token-huge" : "host-token-long";
+        tcfg.address = tserver_url(ts);
+        struct ward_rf_bmc *tb = ward_rf_bmc_create(c, &tcfg, &err);
+        r = run(tb, WARD_RF_OP_POWER_STATE, NULL, NULL);
+        struct tserver_stats tst;
+        tserver_stats(ts, &tst);
+        if (!big) {
+            ok(r.code == 0 && tst.logins == 1, "a 3,000-byte token is used whole (%s, %d logins)",
+               r.reason, tst.logins);
+        } else {
+            ok(r.code != 0 && strstr(r.reason, "X-Auth-Token header is too long") != NULL,
+               "a 5,000-byte one fails the login and says why (%s)", r.reason);
+        }
+        res_free(&r);
+        ward_rf_bmc_destroy(tb);
+        bool none = false;
+        run_until(&none, 0.2);
+        tserver_stop(ts);
+    }
 
     /* circuit breaker */
     cfg.name = "host-breaker";

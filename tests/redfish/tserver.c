@@ -143,7 +143,7 @@ struct tserver {
     int etag_gen;
     int pending_power_reads;
     char pending_power[32];
-    char tokens[8][40]; /* live session tokens, "" when free */
+    char tokens[8][6000]; /* live session tokens, "" when free */
     int task_polls;     /* polls before the task monitor reports completion */
     int next_session;
 };
@@ -475,6 +475,11 @@ static enum MHD_Result route(struct tserver *s, struct MHD_Connection *c, const 
         }
         int id = ++s->next_session;
         snprintf(s->tokens[slot], sizeof(s->tokens[slot]), "tok-%d-%08x", id, (unsigned)rand());
+        for (size_t len = strlen(s->tokens[slot]);
+             (int)len < s->o.token_len && len + 1 < sizeof(s->tokens[slot]); len++) {
+            s->tokens[slot][len] = 'x'; /* a long token, as JWT-style ones are */
+            s->tokens[slot][len + 1] = '\0';
+        }
         char loc[96];
         snprintf(loc, sizeof(loc), "/redfish/v1/SessionService/Sessions/%d", slot);
         cJSON *doc = cJSON_CreateObject();
