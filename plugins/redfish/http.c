@@ -291,11 +291,20 @@ static void req_detach(struct ward_rf_http_req *r)
     }
 }
 
+/* A request body may be a login's, with the password in it: wiped before it is freed. */
+static void body_free(char *body)
+{
+    if (body != NULL) {
+        explicit_bzero(body, strlen(body));
+        free(body);
+    }
+}
+
 static void req_free(struct ward_rf_http_req *r)
 {
     req_detach(r);
     curl_slist_free_all(r->headers);
-    free(r->body);
+    body_free(r->body);
     ward_rf_buf_free(&r->resp);
     free(r);
 }
@@ -668,7 +677,7 @@ static void discard_unstarted(struct ward_rf_http_req *r)
     if (r->pool != NULL) {
         pool_release(r->pool);
     }
-    free(r->body);
+    body_free(r->body);
     free(r);
 }
 
