@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 
 #include "../tap/basic.h"
+#include "rawdb.h"
 #include "store.h"
 
 static char *slurp_bin(const char *path, size_t *len)
@@ -71,20 +72,6 @@ static void on_done(void *arg, int rc, int64_t version, const struct ward_error 
         o->other++;
         diag("unexpected result %d: %s", rc, err != NULL ? err->text : "");
     }
-}
-
-static long long count(const char *path, const char *sql)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *s = NULL;
-    long long v = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
-        v = sqlite3_column_int64(s, 0);
-    }
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return v;
 }
 
 int main(void)
@@ -198,12 +185,12 @@ int main(void)
     is_int(0, out.other, "and none fails otherwise");
     ward_store_close(st);
     ev_loop_destroy(loop);
-    is_int(out.ok, count(path, "SELECT count(*) FROM history"),
+    is_int(out.ok, rawdb_count(path, "SELECT count(*) FROM history"),
            "exactly the reported transitions have history");
-    is_int(out.ok, count(path, "SELECT count(*) FROM states"), "and a state");
+    is_int(out.ok, rawdb_count(path, "SELECT count(*) FROM states"), "and a state");
     is_int(out.ok,
-           count(path, "SELECT count(*) FROM resources WHERE version = 2 AND "
-                       "json_extract(status, '$.states.lifecycle') = 'Available'"),
+           rawdb_count(path, "SELECT count(*) FROM resources WHERE version = 2 AND "
+                             "json_extract(status, '$.states.lifecycle') = 'Available'"),
            "and a new version and status");
 
     /* read-only store: reads are served, writes refused with a clear reason */

@@ -13,6 +13,7 @@
 #include <sqlite3.h>
 
 #include "../tap/basic.h"
+#include "rawdb.h"
 #include "store.h"
 
 static char dbpath[512];
@@ -21,30 +22,6 @@ static void fresh(const char *name)
 {
     snprintf(dbpath, sizeof(dbpath), "%s/%s", test_tmpdir(), name);
     unlink(dbpath);
-}
-
-static long long raw_count(const char *sql)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *s = NULL;
-    long long v = -1;
-    if (sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
-        v = sqlite3_column_int64(s, 0);
-    }
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return v;
-}
-
-static void raw_exec(const char *sql)
-{
-    sqlite3 *db = NULL;
-    if (sqlite3_open(dbpath, &db) != SQLITE_OK ||
-        sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
-        bail("%s: %s", sql, sqlite3_errmsg(db));
-    }
-    sqlite3_close(db);
 }
 
 static struct ward_store *open_store(long long max_bytes)
@@ -103,7 +80,7 @@ static void bulks(void)
     struct ward_resource b = {.kind = "Host", .ns = "n", .name = "b"};
     is_int(0, ward_store_create(st, &b, &err), "the bulk goes on after it (%s)", err.text);
     is_int(0, ward_store_bulk_end(st, true, &err), "and commits (%s)", err.text);
-    is_int(2, raw_count("SELECT count(*) FROM resources"), "with both of its creates");
+    is_int(2, rawdb_count(dbpath, "SELECT count(*) FROM resources"), "with both of its creates");
     ward_store_close(st);
 
     /* a bulk whose transaction SQLite rolled back writes nothing more: a full database in
@@ -137,7 +114,8 @@ static void bulks(void)
     contains(lost_why, "the whole bulk write was rolled back", "the error that lost it says so");
     is_int(after, refused, "every later write of the bulk is refused, not committed alone");
     is_int(-EIO, ward_store_bulk_end(st, true, &err), "ending it reports the loss");
-    is_int(0, raw_count("SELECT count(*) FROM resources"), "and nothing of it is on disk");
+    is_int(0, rawdb_count(dbpath, "SELECT count(*) FROM resources"),
+           "and nothing of it is on disk");
     ward_store_close(st);
 
     /* a batch whose transaction was lost: the items never tried read -ECANCELED */
@@ -219,9 +197,9 @@ static void incarnations(void)
     available(st, "h"); /* history: version 2 */
     ward_store_delete(st, "Host", "n", "h", 0, &err);
     ward_store_close(st);
-    raw_exec("DROP TABLE retired; PRAGMA user_version = 1");
+    rawdb_exec(dbpath, "DROP TABLE retired; PRAGMA user_version = 1");
     st = open_store(0);
-    is_int(WARD_STORE_SCHEMA_VERSION, raw_count("PRAGMA user_version"),
+    is_int(WARD_STORE_SCHEMA_VERSION, rawdb_count(dbpath, "PRAGMA user_version"),
            "a version 1 file is migrated");
     struct ward_resource h = {.kind = "Host", .ns = "n", .name = "h"};
     ward_store_create(st, &h, &err);
@@ -235,14 +213,15 @@ static void files(void)
 
     /* another program's SQLite file is not taken over */
     fresh("foreign.db");
-    raw_exec("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)");
-    long long pages = raw_count("PRAGMA page_count");
+    rawdb_exec(dbpath, "CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)");
+    long long pages = rawdb_count(dbpath, "PRAGMA page_count");
     struct ward_store *st =
         ward_store_open(NULL, &(struct ward_store_options){.path = dbpath}, &err);
     ok(st == NULL && strstr(err.text, "is not a ward state database") != NULL,
        "a foreign database is refused (%s)", err.text);
-    ok(raw_count("SELECT count(*) FROM sqlite_schema") == 1 &&
-           raw_count("PRAGMA page_count") == pages && raw_count("PRAGMA user_version") == 0,
+    ok(rawdb_count(dbpath, "SELECT count(*) FROM sqlite_schema") == 1 &&
+           rawdb_count(dbpath, "PRAGMA page_count") == pages &&
+           rawdb_count(dbpath, "PRAGMA user_version") == 0,
        "and left as it was");
     ward_store_close(st);
 
@@ -256,7 +235,7 @@ static void files(void)
         available(st, name);
     }
     ward_store_close(st);
-    raw_exec("UPDATE resources SET labels = 'rack=r1' WHERE name = 'h3'");
+    rawdb_exec(dbpath, "UPDATE resources SET labels = 'rack=r1' WHERE name = 'h3'");
     st = open_store(0);
     struct ward_resource **list = NULL;
     size_t n = 0;
@@ -272,10 +251,10 @@ static void files(void)
     ward_store_close(st);
 
     /* a NULL where the schema says NOT NULL (schema and row both edited) is refused */
-    raw_exec("PRAGMA writable_schema = ON;"
-             "UPDATE sqlite_schema SET sql = replace(sql, 'ns TEXT NOT NULL, name',"
-             " 'ns TEXT, name') WHERE name = 'resources';");
-    raw_exec("UPDATE resources SET ns = NULL WHERE name = 'h1'");
+    rawdb_exec(dbpath, "PRAGMA writable_schema = ON;"
+                       "UPDATE sqlite_schema SET sql = replace(sql, 'ns TEXT NOT NULL, name',"
+                       " 'ns TEXT, name') WHERE name = 'resources';");
+    rawdb_exec(dbpath, "UPDATE resources SET ns = NULL WHERE name = 'h1'");
     st = ward_store_open(NULL, &(struct ward_store_options){.path = dbpath}, &err);
     ok(st == NULL && strstr(err.text, "has an empty (NULL) column") != NULL,
        "a row with a NULL name part is refused at open, not a crash later (%s)", err.text);

@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 
 #include "../tap/basic.h"
+#include "rawdb.h"
 #include "metrics.h"
 #include "store.h"
 
@@ -22,31 +23,6 @@ static double fake_now(void *arg)
 }
 
 static char dbpath[512];
-
-/* A second, independent connection: what another process would see on disk. */
-static long long raw_count(const char *sql)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *s = NULL;
-    long long v = -1;
-    if (sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
-        v = sqlite3_column_int64(s, 0);
-    }
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return v;
-}
-
-static void raw_exec(const char *sql)
-{
-    sqlite3 *db = NULL;
-    if (sqlite3_open(dbpath, &db) != SQLITE_OK ||
-        sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
-        bail("raw sql failed: %s", sqlite3_errmsg(db));
-    }
-    sqlite3_close(db);
-}
 
 /* The state of one dimension as recorded in status.states (caller frees). */
 static char *status_state(const char *status, const char *dim)
@@ -86,7 +62,8 @@ static void on_done(void *arg, int rc, int64_t version, const struct ward_error 
     int i = d->calls++;
     d->rc[i] = rc;
     d->version[i] = version;
-    d->visible[i] = raw_count("SELECT count(*) FROM history WHERE name = 'g1' OR name = 'g2'");
+    d->visible[i] =
+        rawdb_count(dbpath, "SELECT count(*) FROM history WHERE name = 'g1' OR name = 'g2'");
     snprintf(d->text[i], sizeof(d->text[i]), "%s", err != NULL ? err->text : "");
 }
 
@@ -118,7 +95,7 @@ int main(void)
     if (st == NULL) {
         bail("open: %s", err.text);
     }
-    is_int(WARD_STORE_SCHEMA_VERSION, raw_count("PRAGMA user_version"),
+    is_int(WARD_STORE_SCHEMA_VERSION, rawdb_count(dbpath, "PRAGMA user_version"),
            "a new database gets the current schema version");
     struct feed feed = {0};
     ward_store_subscribe(st, on_change, &feed);
@@ -209,8 +186,8 @@ int main(void)
            "a transition with a stale expected version conflicts");
 
     /* atomicity: make the history insert fail; the state change must not survive */
-    raw_exec("CREATE TRIGGER fail_history BEFORE INSERT ON history "
-             "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+    rawdb_exec(dbpath, "CREATE TRIGGER fail_history BEFORE INSERT ON history "
+                       "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
     ward_store_close(st);
     st = ward_store_open(loop, &o, &err);
     ward_store_subscribe(st, on_change, &feed);
@@ -223,7 +200,7 @@ int main(void)
     ward_store_get(st, "Host", "site", "h1", &got, &err);
     is_int(3, got->version, "nor its version bump");
     ward_resource_free(got);
-    raw_exec("DROP TRIGGER fail_history");
+    rawdb_exec(dbpath, "DROP TRIGGER fail_history");
     ward_store_close(st);
     st = ward_store_open(loop, &o, &err);
     ward_store_subscribe(st, on_change, &feed);
@@ -301,7 +278,7 @@ int main(void)
     ward_store_transition(st, &b, on_done, &dl);
     ward_store_transition(st, &c, on_done, &dl);
     is_int(0, dl.calls, "queued transitions are not reported before their commit");
-    is_int(0, raw_count("SELECT count(*) FROM history WHERE name IN ('g1', 'g2')"),
+    is_int(0, rawdb_count(dbpath, "SELECT count(*) FROM history WHERE name IN ('g1', 'g2')"),
            "nor written yet");
     ev_run(loop, 0);
     is_int(3, dl.calls, "every done() ran after one loop iteration");
@@ -330,15 +307,15 @@ int main(void)
     is_int(-ESTALE, results[1], "the failing item has its own result");
     is_int(-ECANCELED, results[2], "every other item is cancelled");
     is_int(0,
-           raw_count("SELECT count(*) FROM history WHERE dimension = 'power' AND "
-                     "name IN ('g1', 'h2')"),
+           rawdb_count(dbpath, "SELECT count(*) FROM history WHERE dimension = 'power' AND "
+                               "name IN ('g1', 'h2')"),
            "nothing of the batch was written");
     items[1] = tr("g2", "lifecycle", "Enrolling", "Available");
     is_int(0, ward_store_batch(st, items, 3, results, &err), "a batch of good items commits");
     is_int(3,
-           raw_count("SELECT count(*) FROM history WHERE version > 0 AND at > 0 AND "
-                     "(dimension = 'power' AND name IN ('g1', 'h2') OR name = 'g2' AND "
-                     "to_state = 'Available')"),
+           rawdb_count(dbpath, "SELECT count(*) FROM history WHERE version > 0 AND at > 0 AND "
+                               "(dimension = 'power' AND name IN ('g1', 'h2') OR name = 'g2' AND "
+                               "to_state = 'Available')"),
            "all of it");
 
     /* delete with version */
@@ -350,7 +327,7 @@ int main(void)
 
     /* bulk: one transaction for many writes; a failing write fails alone; the feed and the
      * other connections see the writes only after the commit; a rollback leaves nothing */
-    long long commits0 = raw_count("SELECT count(*) FROM resources");
+    long long commits0 = rawdb_count(dbpath, "SELECT count(*) FROM resources");
     int feed0 = feed.n;
     is_int(0, ward_store_bulk_begin(st, &err), "a bulk write opens");
     is_int(-EBUSY, ward_store_bulk_begin(st, &err), "a second one inside it is refused");
@@ -364,19 +341,22 @@ int main(void)
     is_int(0, ward_store_update(st, &b2, 1, &err), "an update inside the bulk sees the create");
     is_int(-EBUSY, ward_store_claim(st, "Host", NULL, "c", NULL, NULL, NULL, &err),
            "a claim inside a bulk is refused");
-    is_int(commits0, raw_count("SELECT count(*) FROM resources"),
+    is_int(commits0, rawdb_count(dbpath, "SELECT count(*) FROM resources"),
            "another connection sees nothing before the commit");
     is_int(feed0, feed.n, "nor does the change feed");
     is_int(0, ward_store_bulk_end(st, true, &err), "the bulk commits");
-    is_int(commits0 + 2, raw_count("SELECT count(*) FROM resources"), "both creates are on disk");
-    is_int(1, raw_count("SELECT count(*) FROM resources WHERE name = 'b2' AND version = 2"),
+    is_int(commits0 + 2, rawdb_count(dbpath, "SELECT count(*) FROM resources"),
+           "both creates are on disk");
+    is_int(1,
+           rawdb_count(dbpath, "SELECT count(*) FROM resources WHERE name = 'b2' AND version = 2"),
            "with the update");
     is_int(feed0 + 3, feed.n, "the feed then reports the three writes");
     struct ward_resource b3 = {.kind = "Host", .ns = "site", .name = "b3"};
     is_int(0, ward_store_bulk_begin(st, &err), "another bulk");
     is_int(0, ward_store_create(st, &b3, &err), "a create in it");
     is_int(0, ward_store_bulk_end(st, false, &err), "rolled back");
-    is_int(0, raw_count("SELECT count(*) FROM resources WHERE name = 'b3'"), "leaves nothing");
+    is_int(0, rawdb_count(dbpath, "SELECT count(*) FROM resources WHERE name = 'b3'"),
+           "leaves nothing");
     is_int(feed0 + 3, feed.n, "and reports nothing");
 
     /* close commits what is still queued, and only then reports it */
@@ -387,8 +367,8 @@ int main(void)
     is_int(1, last.calls, "closing the store runs the done() of a queued transition");
     is_int(0, last.rc[0], "after committing it");
     is_int(1,
-           raw_count("SELECT count(*) FROM states s JOIN resources r ON r.id = s.rid "
-                     "WHERE r.name = 'g1' AND s.dimension = 'power' AND s.state = 'Off'"),
+           rawdb_count(dbpath, "SELECT count(*) FROM states s JOIN resources r ON r.id = s.rid "
+                               "WHERE r.name = 'g1' AND s.dimension = 'power' AND s.state = 'Off'"),
            "and it is on disk");
     ward_metrics_destroy(reg);
     ev_loop_destroy(loop);
