@@ -127,6 +127,7 @@ struct ward_rf_bmc {
        and added again): nothing of this one starts until that one is gone, so the BMC
        never has the old one's last request or logout beside the new one's */
     struct ward_rf_bmc *behind;
+    unsigned orphans; /* operations whose request is still on the wire after the close */
 };
 
 struct answer {
@@ -407,7 +408,11 @@ static void schedule_class(struct ward_rf_client *c, enum ward_rf_op_class cls)
         double t = now(c);
         for (struct ward_rf_op *op = c->queue[cls]; op != NULL; op = op->qnext) {
             struct ward_rf_bmc *b = op->bmc;
-            if (b->running >= c->o.concurrency || b->behind != NULL) {
+            /* a closing BMC sends its logout only once the requests it had on the wire are
+               answered, whatever its concurrency; a BMC at the address of a closing one
+               waits until that one has nothing left */
+            if (b->running >= c->o.concurrency || (b->closing && b->orphans > 0) ||
+                (b->behind != NULL && b->behind->ops != NULL)) {
                 continue;
             }
             double ready = b->last_op_end + c->o.cooldown;
@@ -465,6 +470,12 @@ static void op_free(struct ward_rf_op *op)
         b->c->running--;
         b->c->running_cls[op->cls]--;
         b->last_op_end = now(b->c);
+    }
+    if (op->orphaned) {
+        b->orphans--;
+    }
+    if (b->closing) {
+        kick(b->c); /* what waits for this BMC to be done may go now */
     }
     cJSON_Delete(op->members);
     cJSON_Delete(op->result);
@@ -2539,7 +2550,7 @@ struct ward_rf_bmc *ward_rf_bmc_create(struct ward_rf_client *c,
     }
     c->bmcs = b;
     for (struct ward_rf_bmc *o = b->next; c->closing > 0 && o != NULL; o = o->next) {
-        if (o->closing && strcmp(o->base, b->base) == 0) {
+        if (o->closing && o->ops != NULL && strcmp(o->base, b->base) == 0) {
             b->behind = o;
         }
     }
@@ -2630,7 +2641,8 @@ bool ward_rf_bmc_close(struct ward_rf_bmc *b, void (*closed)(void *arg), void *a
     b->closed = closed;
     b->closed_arg = arg;
     for (struct ward_rf_bmc *o = b->c->bmcs; o != NULL; o = o->next) {
-        if (o != b && !o->closing && o->behind == NULL && strcmp(o->base, b->base) == 0) {
+        if (o != b && !o->closing && strcmp(o->base, b->base) == 0 &&
+            (o->behind == NULL || o->behind->ops == NULL)) {
             o->behind = b;
         }
     }
@@ -2649,6 +2661,7 @@ bool ward_rf_bmc_close(struct ward_rf_bmc *b, void (*closed)(void *arg), void *a
             ward_rf_op_cb cb = op->cb;
             void *cb_arg = op->cb_arg;
             op->orphaned = true;
+            b->orphans++;
             op->cb = NULL;
             if (b->login_op == op) {
                 b->login_op = NULL;

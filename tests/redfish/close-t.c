@@ -101,13 +101,13 @@ static void connect_to(struct ward_rf_bmc *b)
 
 int main(void)
 {
-    plan(15);
+    plan(22);
     loop = ev_default_loop(0);
     char logpath[600];
     snprintf(logpath, sizeof(logpath), "%s/log", test_tmpdir());
     FILE *log = fopen(logpath, "w+");
     ward_log_set_stream(log);
-    sim_start(&s, (const char *const[]){"-n", "4", "--power-delay-ms", "3000", NULL});
+    sim_start(&s, (const char *const[]){"-n", "5", "--power-delay-ms", "3000", NULL});
     struct ward_rf_client_opts o;
     ward_rf_client_opts_default(&o);
     o.timeout = 10;
@@ -173,6 +173,41 @@ int main(void)
        "a closing BMC refuses new operations, so no run logs in again behind the logout");
     ok(run_until(&closed, 15), "the close completes");
     is_int(0, (int)sim_counter(&s, 1, "active_sessions"), "and the BMC holds no session of ours");
+    ward_rf_bmc_destroy(b);
+
+    /* two hosts on one BMC (a multi-system BMC), wardd shuts down: both sessions end */
+    sim_control_post(&s, "/control/faults", "{\"bmc\":3,\"latency_ms\":0}");
+    struct ward_rf_bmc *n1 = bmc_for(c, 3, "node1");
+    struct ward_rf_bmc *n2 = bmc_for(c, 3, "node2");
+    connect_to(n1);
+    connect_to(n2);
+    bool c1 = false, c2 = false;
+    ok(ward_rf_bmc_close(n1, on_closed, &c1) && ward_rf_bmc_close(n2, on_closed, &c2),
+       "two BMC objects at one address close");
+    ok(run_until(&c1, 10) && run_until(&c2, 10), "both closes complete");
+    is_int(0, (int)sim_counter(&s, 3, "active_sessions"), "leaving no session on the BMC");
+    ward_rf_bmc_destroy(n1);
+    ward_rf_bmc_destroy(n2);
+    ward_rf_client_destroy(c);
+
+    /* a site allowing two requests at once per BMC: the close still waits for the wire */
+    o.concurrency = 2;
+    c = ward_rf_client_create(loop, &o, &err);
+    sim_control_post(&s, "/control/faults", "{\"bmc\":3,\"latency_ms\":400}");
+    double max_before = sim_counter(&s, 3, "max_concurrent");
+    b = bmc_for(c, 3, "two-at-once");
+    struct result conn = {0};
+    double reqs = sim_counter(&s, 3, "requests");
+    ward_rf_op_start(b, WARD_RF_OP_CONNECT, NULL, NULL, on_result, &conn);
+    run_until_counter(3, "requests", reqs + 2, 10); /* the root was read, the login arrived */
+    closed = false;
+    ok(ward_rf_bmc_close(b, on_closed, &closed), "closing while the login is on the wire");
+    ok(run_until(&closed, 15), "completes");
+    is_int(0, (int)run_until_counter(3, "active_sessions", 0, 5),
+           "and deletes the session that login made");
+    ok(sim_counter(&s, 3, "max_concurrent") <= (max_before > 1 ? max_before : 1),
+       "without sending the logout beside the login (max %.0f)",
+       sim_counter(&s, 3, "max_concurrent"));
     ward_rf_bmc_destroy(b);
 
     ward_rf_client_destroy(c);
