@@ -148,9 +148,13 @@ bool ward_log_key_is_secret(const char *key)
     return false;
 }
 
-/* passwordFile, tokenEnv, password_path: where a secret is, not the secret itself */
+/* passwordFile, tokenEnv, password_path: where a secret is, not the secret itself; and
+   a BMC's `credentials = "rack1"`, the name of a credentials set (<credentials_dir>/<set>) */
 static bool names_a_reference(const char *key)
 {
+    if (strcmp(key, "credentials") == 0) {
+        return true;
+    }
     static const char *const suffixes[] = {"File", "Env", "Path", "_file", "_env", "_path"};
     size_t len = strlen(key);
     for (size_t i = 0; i < WARD_ARRAY_SIZE(suffixes); i++) {

@@ -65,7 +65,7 @@ static const char *fill_error(const char *text, const struct ward_config_entry *
 
 int main(void)
 {
-    plan(44);
+    plan(45);
     char *logbuf = NULL;
     size_t loglen = 0;
     FILE *logmem = open_memstream(&logbuf, &loglen);
@@ -195,6 +195,10 @@ int main(void)
     ok(strstr(inline_pw, "use passwordFile or passwordEnv") != NULL &&
            strstr(inline_pw, "s3cr3t-inline") == NULL,
        "a password written into a host is refused without echoing it (%s)", inline_pw);
+    is_string("(loaded)",
+              load_error("host \"n2\" { bmc = { address = \"https://10.0.0.2\", credentials = "
+                         "\"rack1\" } }\n"),
+              "a host naming its credentials set loads: the set's name is no secret");
     contains(load_error("host \"n1\" {}\nhost \"n1\" {}\n"), "declared twice",
              "a host declared twice is refused");
     /* 40 hosts (the list grows past 16 and 32), then the 33rd again */

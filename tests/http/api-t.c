@@ -115,7 +115,7 @@ static void make_available(const char *name)
 
 int main(void)
 {
-    plan(103);
+    plan(104);
     ward_log_set_level(WARD_LOG_ERROR);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
@@ -228,6 +228,12 @@ int main(void)
            strstr(r.body.data, "hunter2") == NULL,
        "the error names the key, not the value: %s", r.body.data);
     http_reply_free(&r);
+    is_int(201,
+           status_of("POST", "/api/v1/hosts",
+                     "{\"name\":\"h8\",\"spec\":{\"bmc\":{\"address\":\"https://10.0.0.6\","
+                     "\"credentials\":\"rack1\"}}}",
+                     true),
+           "a BMC naming its credentials set (a name, not a secret) is taken");
     is_int(201,
            req("POST", "/api/v1/hosts",
                "{\"name\":\"h5\",\"spec\":{\"note\":\"a\\\\u0000b\",\"n\":4503599627370495,"
