@@ -52,6 +52,9 @@ struct ward_rf_client {
     struct ward_rf_http *http; /* owned */
     struct ward_rf_bmc *bmcs;  /* owned, list */
     unsigned closing;          /* BMCs in the list that are closing */
+    struct ward_rf_bmc *closed_head; /* closing BMCs with nothing left, to be told */
+    unsigned long closes;            /* closes begun, for close_seq */
+    ev_timer close_timer;            /* tells them, from the loop */
     /* waiting operations, one FIFO per class over all BMCs (reads, changes) */
     struct ward_rf_op *queue[2];
     struct ward_rf_op *queue_tail[2];
@@ -120,14 +123,19 @@ struct ward_rf_bmc {
     unsigned logins, cooldown_waits, retries;
     struct ward_rf_op *ops; /* every operation, queued or running; not owned */
     bool destroying;        /* no new operations while its last ones are ended */
-    bool closing;           /* bmc_close: no new operations; its logout waits for the wire */
-    void (*closed)(void *arg); /* runs when the closing logout has ended */
+    bool closing;           /* ward_rf_bmc_close: no new operations */
+    bool close_queued;      /* on the client's closed list */
+    bool close_done;        /* its close has ended (and closed() has run) */
+    unsigned long close_seq; /* the order of its close among the client's */
+    bool free_when_closed;   /* ward_rf_bmc_destroy: freed when its close ends */
+    struct ward_rf_bmc *closed_next;
+    void (*closed)(void *arg); /* runs when the close has ended: nothing of ours is left */
     void *closed_arg;
     /* a closing BMC at the same address (the host's settings changed, or it was removed
        and added again): nothing of this one starts until that one is gone, so the BMC
        never has the old one's last request or logout beside the new one's */
     struct ward_rf_bmc *behind;
-    unsigned orphans; /* operations whose request is still on the wire after the close */
+    unsigned orphans; /* operations whose owner let go while their request was on the wire */
 };
 
 struct answer {
@@ -167,9 +175,10 @@ struct ward_rf_op {
     ward_rf_op_cb cb;
     void *cb_arg;
     bool queued, started, cooldown_counted, relogged, login_sent;
-    /* its owner was told it ended (the BMC closes) while its request was on the wire: the
-       request finishes, so the BMC is never sent another beside it, and its answer is
-       dropped (a login's session is kept, for the closing logout to delete) */
+    /* its owner let go of it (cancel, or the BMC closes) while its request was on the wire:
+       the BMC works on it whether or not we listen, so the request finishes, still counted
+       against the BMC's concurrency, and its answer is dropped (a login's session is kept,
+       for later operations or the closing logout) */
     bool orphaned;
     enum phase phase;
     int step;
@@ -400,6 +409,33 @@ static void on_trim(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
+/* A BMC at b's address that closed before b did (any, when b is not closing) and still has
+   operations, or NULL. Only earlier closes count, so two closing BMCs never wait for each
+   other. */
+static struct ward_rf_bmc *busy_closing_before(struct ward_rf_bmc *b)
+{
+    struct ward_rf_client *c = b->c;
+    for (struct ward_rf_bmc *o = c->bmcs; c->closing > 0 && o != NULL; o = o->next) {
+        if (o != b && o->closing && o->ops != NULL &&
+            (!b->closing || o->close_seq < b->close_seq) && strcmp(o->base, b->base) == 0) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+/* Must b wait for a closing BMC at its address? behind caches the one found last. */
+static bool waits_behind(struct ward_rf_bmc *b)
+{
+    if (b->behind == NULL) {
+        return false;
+    }
+    if (b->behind->ops == NULL) {
+        b->behind = busy_closing_before(b);
+    }
+    return b->behind != NULL;
+}
+
 static void schedule_class(struct ward_rf_client *c, enum ward_rf_op_class cls)
 {
     bool started = true;
@@ -410,9 +446,9 @@ static void schedule_class(struct ward_rf_client *c, enum ward_rf_op_class cls)
             struct ward_rf_bmc *b = op->bmc;
             /* a closing BMC sends its logout only once the requests it had on the wire are
                answered, whatever its concurrency; a BMC at the address of a closing one
-               waits until that one has nothing left */
+               waits until no closing one there has anything left */
             if (b->running >= c->o.concurrency || (b->closing && b->orphans > 0) ||
-                (b->behind != NULL && b->behind->ops != NULL)) {
+                waits_behind(b)) {
                 continue;
             }
             double ready = b->last_op_end + c->o.cooldown;
@@ -432,6 +468,48 @@ static void schedule_class(struct ward_rf_client *c, enum ward_rf_op_class cls)
                 ev_timer_set(&b->cooldown_timer, ready - t, 0.);
                 ev_timer_start(c->loop, &b->cooldown_timer);
             }
+        }
+    }
+}
+
+/* A closing BMC has nothing left: its close is told from the loop (never from inside the
+   code that freed its last operation). */
+static void close_ended(struct ward_rf_bmc *b)
+{
+    struct ward_rf_client *c = b->c;
+    if (b->close_queued || b->close_done || b->destroying) {
+        return;
+    }
+    b->close_queued = true;
+    b->closed_next = c->closed_head;
+    c->closed_head = b;
+    if (!ev_is_active(&c->close_timer)) {
+        ev_timer_set(&c->close_timer, 0., 0.);
+        ev_timer_start(c->loop, &c->close_timer);
+    }
+}
+
+static void bmc_free(struct ward_rf_bmc *b);
+
+static void on_close_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct ward_rf_client *c = ward_rf_container_of(w, struct ward_rf_client, close_timer);
+    while (c->closed_head != NULL) {
+        struct ward_rf_bmc *b = c->closed_head;
+        c->closed_head = b->closed_next;
+        b->closed_next = NULL;
+        b->close_queued = false;
+        if (b->ops != NULL) {
+            continue; /* cannot happen: a closing BMC takes no new operation */
+        }
+        b->close_done = true;
+        void (*closed)(void *arg) = b->closed;
+        b->closed = NULL;
+        if (closed != NULL) {
+            closed(b->closed_arg);
+        }
+        if (b->free_when_closed) {
+            bmc_free(b);
         }
     }
 }
@@ -476,6 +554,9 @@ static void op_free(struct ward_rf_op *op)
     }
     if (b->closing) {
         kick(b->c); /* what waits for this BMC to be done may go now */
+        if (b->ops == NULL) {
+            close_ended(b);
+        }
     }
     cJSON_Delete(op->members);
     cJSON_Delete(op->result);
@@ -488,6 +569,7 @@ static void op_free(struct ward_rf_op *op)
 }
 
 static void wake_login_waiters(struct ward_rf_bmc *b, int code, const char *reason);
+static void relogin_waiters(struct ward_rf_bmc *b);
 
 /* A BMC's error message may quote what it refused: the password of a login (Redfish's
  * PropertyValueFormatError repeats the value). The log redacts it, but a reason also goes
@@ -870,11 +952,24 @@ static void on_http(void *arg, const struct ward_rf_response *r)
     aimd(b, r);
     breaker(b, r);
     if (op->orphaned) {
-        if (op->login_sent && r->code == 0 && r->status >= 200 && r->status < 300 &&
-            r->auth_token != NULL) {
+        bool login = op->login_sent, kept = false;
+        if (login && r->code == 0 && r->status >= 200 && r->status < 300 && r->auth_token != NULL) {
             keep_session(b, r);
+            kept = true;
         }
-        op_free(op); /* the BMC is free again: the closing logout may go */
+        bool owned_login = b->login_op == op;
+        if (owned_login) {
+            b->login_op = NULL;
+        }
+        op_free(op); /* the BMC is free again: what waited for it may go */
+        if (owned_login) {
+            /* those parked on this login go on with its session, or log in themselves */
+            if (kept) {
+                wake_login_waiters(b, 0, "");
+            } else {
+                relogin_waiters(b);
+            }
+        }
         kick(c);
         return;
     }
@@ -2323,30 +2418,48 @@ struct ward_rf_op *ward_rf_op_start(struct ward_rf_bmc *b, enum ward_rf_op_kind 
     return op;
 }
 
+/* Those parked on a login that ended without a session start their own. */
+static void relogin_waiters(struct ward_rf_bmc *b)
+{
+    struct ward_rf_op *w = b->login_waiters;
+    b->login_waiters = NULL;
+    while (w != NULL) {
+        struct ward_rf_op *next = w->wait_next;
+        w->wait_next = NULL;
+        if (w->phase == PH_LOGIN) {
+            op_advance(w, NULL);
+        } else {
+            login(w);
+        }
+        w = next;
+    }
+}
+
+/* The owner lets go of op while its request is on the wire: see orphaned. */
+static void orphan(struct ward_rf_op *op)
+{
+    op->orphaned = true;
+    op->cb = NULL;
+    op->bmc->orphans++;
+}
+
 void ward_rf_op_cancel(struct ward_rf_op *op)
 {
-    if (op != NULL) {
-        struct ward_rf_client *c = op->bmc->c;
-        struct ward_rf_bmc *b = op->bmc;
-        bool was_login = b->login_op == op;
-        op_free(op);
-        if (was_login) {
-            /* others waiting on this login start their own */
-            struct ward_rf_op *w = b->login_waiters;
-            b->login_waiters = NULL;
-            while (w != NULL) {
-                struct ward_rf_op *next = w->wait_next;
-                w->wait_next = NULL;
-                if (w->phase == PH_LOGIN) {
-                    op_advance(w, NULL);
-                } else {
-                    login(w);
-                }
-                w = next;
-            }
-        }
-        kick(c);
+    if (op == NULL || op->orphaned) {
+        return;
     }
+    struct ward_rf_client *c = op->bmc->c;
+    struct ward_rf_bmc *b = op->bmc;
+    if (op->http != NULL) {
+        orphan(op); /* a login's waiters go on waiting for its answer */
+        return;
+    }
+    bool was_login = b->login_op == op;
+    op_free(op);
+    if (was_login) {
+        relogin_waiters(b);
+    }
+    kick(c);
 }
 
 /* A connection idle for longer than the waits between a BMC's requests (polls, cooldown)
@@ -2418,6 +2531,7 @@ struct ward_rf_client *ward_rf_client_create(struct ev_loop *loop,
     }
     ev_timer_init(&c->kick, on_kick, 0., 0.);
     ev_timer_init(&c->trim, on_trim, 0., 0.);
+    ev_timer_init(&c->close_timer, on_close_timer, 0., 0.);
     ward_rf_http_set_connection_limits(c->http, connection_cap(&c->o), connection_idle(&c->o));
     if (o->metrics != NULL) {
         c->m_cooldown = ward_metrics_counter(o->metrics, "ward_bmc_cooldown_waits_total",
@@ -2442,6 +2556,7 @@ void ward_rf_client_destroy(struct ward_rf_client *c)
     }
     ev_timer_stop(c->loop, &c->kick);
     ev_timer_stop(c->loop, &c->trim);
+    ev_timer_stop(c->loop, &c->close_timer);
     ward_rf_http_destroy(c->http);
     free(c);
 }
@@ -2549,11 +2664,7 @@ struct ward_rf_bmc *ward_rf_bmc_create(struct ward_rf_client *c,
         c->bmcs->prev = b;
     }
     c->bmcs = b;
-    for (struct ward_rf_bmc *o = b->next; c->closing > 0 && o != NULL; o = o->next) {
-        if (o->closing && o->ops != NULL && strcmp(o->base, b->base) == 0) {
-            b->behind = o;
-        }
-    }
+    b->behind = busy_closing_before(b);
     return b;
 }
 
@@ -2569,11 +2680,19 @@ static void bmc_free(struct ward_rf_bmc *b)
     while (b->ops != NULL) {
         op_fail(b->ops, -ECANCELED, "BMC %s was removed", b->name);
     }
+    if (b->close_queued) {
+        for (struct ward_rf_bmc **p = &c->closed_head; *p != NULL; p = &(*p)->closed_next) {
+            if (*p == b) {
+                *p = b->closed_next;
+                break;
+            }
+        }
+    }
     if (b->closing) {
         c->closing--;
         for (struct ward_rf_bmc *o = c->bmcs; o != NULL; o = o->next) {
             if (o->behind == b) {
-                o->behind = NULL;
+                o->behind = busy_closing_before(o); /* b has no operation left by now */
             }
         }
         kick(c);
@@ -2614,12 +2733,9 @@ static void bmc_free(struct ward_rf_bmc *b)
     free(b);
 }
 
-static void on_closed(void *arg, int code, const cJSON *result, const char *reason)
+static void on_close_logout(void *arg, int code, const cJSON *result, const char *reason)
 {
-    struct ward_rf_bmc *b = arg;
-    if (b->closed != NULL) {
-        b->closed(b->closed_arg);
-    }
+    /* nothing to do: the close ends when the BMC's last operation has (close_ended) */
 }
 
 bool ward_rf_bmc_close(struct ward_rf_bmc *b, void (*closed)(void *arg), void *arg)
@@ -2631,18 +2747,22 @@ bool ward_rf_bmc_close(struct ward_rf_bmc *b, void (*closed)(void *arg), void *a
     for (struct ward_rf_op *op = b->ops; op != NULL; op = op->bnext) {
         logging_in = logging_in || (op->http != NULL && op->login_sent);
     }
-    /* queued first, so it is the one operation left once the others are ended below */
+    /* queued first, so that it is the one operation left once the others have ended */
     struct ward_rf_op *logout = NULL;
     if ((b->token != NULL && b->session_path[0] != '\0') || logging_in) {
-        logout = ward_rf_op_start(b, WARD_RF_OP_LOGOUT, NULL, NULL, on_closed, b);
+        logout = ward_rf_op_start(b, WARD_RF_OP_LOGOUT, NULL, NULL, on_close_logout, NULL);
     }
+    struct ward_rf_client *c = b->c;
     b->closing = true;
-    b->c->closing++;
+    b->close_seq = ++c->closes;
+    c->closing++;
     b->closed = closed;
     b->closed_arg = arg;
-    for (struct ward_rf_bmc *o = b->c->bmcs; o != NULL; o = o->next) {
-        if (o != b && !o->closing && strcmp(o->base, b->base) == 0 &&
-            (o->behind == NULL || o->behind->ops == NULL)) {
+    /* its logout waits for closes at its address begun before it; what is open there waits
+       for it */
+    b->behind = busy_closing_before(b);
+    for (struct ward_rf_bmc *o = c->bmcs; o != NULL; o = o->next) {
+        if (o != b && !o->closing && o->behind == NULL && strcmp(o->base, b->base) == 0) {
             o->behind = b;
         }
     }
@@ -2655,25 +2775,21 @@ bool ward_rf_bmc_close(struct ward_rf_bmc *b, void (*closed)(void *arg), void *a
         }
         if (op->http == NULL) {
             op_fail(op, -ECANCELED, "BMC %s was removed", b->name);
-            next = b->ops; /* a callback may have ended others: walk again */
         } else {
             /* the owner hears now; the request on the wire is left to finish */
             ward_rf_op_cb cb = op->cb;
             void *cb_arg = op->cb_arg;
-            op->orphaned = true;
-            b->orphans++;
-            op->cb = NULL;
-            if (b->login_op == op) {
-                b->login_op = NULL;
-            }
+            orphan(op);
             char reason[160];
             snprintf(reason, sizeof(reason), "BMC %s was removed", b->name);
             cb(cb_arg, -ECANCELED, NULL, reason);
-            next = b->ops;
         }
-        op = next;
+        op = b->ops; /* a callback may have ended others: walk again from the head */
     }
-    return logout != NULL;
+    if (b->ops == NULL) {
+        close_ended(b);
+    }
+    return true;
 }
 
 bool ward_rf_bmc_closing(const struct ward_rf_bmc *b)
@@ -2681,19 +2797,34 @@ bool ward_rf_bmc_closing(const struct ward_rf_bmc *b)
     return b->closing;
 }
 
-static void free_closed(void *arg)
-{
-    bmc_free(arg);
-}
-
 void ward_rf_bmc_destroy(struct ward_rf_bmc *b)
 {
     if (b == NULL) {
         return;
     }
-    if (!ward_rf_bmc_close(b, free_closed, b)) {
+    if (b->close_done) {
         bmc_free(b);
+        return;
     }
+    /* a close already under way (a shutdown's) keeps its callback; the free follows it */
+    ward_rf_bmc_close(b, NULL, NULL);
+    b->free_when_closed = true;
+}
+
+unsigned ward_rf_client_close_all(struct ward_rf_client *c, void (*closed)(void *arg), void *arg)
+{
+    unsigned n = 0;
+    for (struct ward_rf_bmc *b = c->bmcs; b != NULL; b = b->next) {
+        if (!b->closing) {
+            n += ward_rf_bmc_close(b, closed, arg);
+        } else if (!b->close_done && b->closed == NULL) {
+            /* closing already (a host removed a moment ago): the shutdown waits for it too */
+            b->closed = closed;
+            b->closed_arg = arg;
+            n++;
+        }
+    }
+    return n;
 }
 
 const char *ward_rf_bmc_name(const struct ward_rf_bmc *b)

@@ -99,19 +99,24 @@ struct ward_rf_bmc *ward_rf_bmc_create(struct ward_rf_client *c,
  * Stop using b: new operations are refused (ward_rf_op_start returns NULL, errno
  * ESHUTDOWN), every operation's callback runs at once with -ECANCELED, a request already
  * on the wire is left to finish with its answer dropped (the BMC may be working on it, so
- * nothing else is sent beside it), and then the session is deleted as one more operation
- * under the BMC's limits (concurrency, cooldown, pacing, breaker). Returns true when that
- * logout was queued: closed(arg) runs from the loop once it has ended. False when there is
- * no session to end (or b is already closing): closed is not called.
+ * nothing else is sent beside it), and then the session, if there is one, is deleted as one
+ * more operation under the BMC's limits (concurrency, cooldown, pacing, breaker). When
+ * nothing of b is left, closed(arg) runs from the loop (never from inside this call).
+ * False, and closed is never called, when b is already closing.
  */
 bool ward_rf_bmc_close(struct ward_rf_bmc *b, void (*closed)(void *arg), void *arg);
 bool ward_rf_bmc_closing(const struct ward_rf_bmc *b);
 /*
- * Close b (ward_rf_bmc_close) and free it once its logout has ended, or at once when there
- * is none. The client frees what is still closing when it is destroyed: a logout the loop
- * never ran is not sent.
+ * Close b and free it when the close has ended (at once if it already has). A close under
+ * way (a shutdown's) keeps its callback. The client frees what is still closing when it is
+ * destroyed: a logout the loop never ran is not sent.
  */
 void ward_rf_bmc_destroy(struct ward_rf_bmc *b);
+/*
+ * Shutdown: close every BMC of the client, and wait for those already closing (hosts
+ * removed a moment ago) too. closed(arg) runs once per BMC counted; returns the count.
+ */
+unsigned ward_rf_client_close_all(struct ward_rf_client *c, void (*closed)(void *arg), void *arg);
 const char *ward_rf_bmc_name(const struct ward_rf_bmc *b);
 
 /* Protection state, for tests and status. */

@@ -52,6 +52,7 @@ struct ward_rf_driver {
     ev_timer sync_timer;
     ward_rf_power_hook hook;
     void *hook_arg;
+    bool stopping; /* logout_all ran: no new BMC is made */
 };
 
 /* Handles may outlive their driver (a policy state kept across a plugin reload): each call
@@ -183,6 +184,13 @@ static int host_for(struct ward_rf_driver *d, const char *name, const char *spec
         cJSON_Delete(spec);
         *out = h;
         return 0;
+    }
+    if (d->stopping) {
+        free(user);
+        cJSON_Delete(spec);
+        snprintf(reason, rlen, "host %s: wardd is shutting down; its BMC is not opened again",
+                 name);
+        return -ESHUTDOWN;
     }
     struct ward_error err = {0};
     struct ward_rf_bmc *b = ward_rf_bmc_create(d->client, &cfg, &err);
@@ -661,13 +669,11 @@ unsigned ward_rf_driver_logout_all(struct ward_rf_driver *d, void (*done)(void *
     if (d->loop != NULL) {
         ev_timer_stop(d->loop, &d->sync_timer);
     }
-    for (struct host *h = d->hosts; h != NULL; h = h->next) {
-        /* closing ends the host's other operations (a power wait could outlast the grace)
-           and refuses new ones, so no run logs in again behind the logout */
-        if (ward_rf_bmc_close(h->bmc, done, arg)) {
-            n++;
-        }
-    }
+    /* closing ends the hosts' other operations (a power wait could outlast the grace) and
+       refuses new ones, so no run logs in again behind the logout; no new BMC is made
+       either (a run that opens a host whose settings changed gets an error) */
+    d->stopping = true;
+    n = ward_rf_client_close_all(d->client, done, arg);
     return n;
 }
 

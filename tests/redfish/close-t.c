@@ -13,10 +13,12 @@
 #include <string.h>
 
 #include <ev.h>
+#include <lauxlib.h>
 
 #include "../bmcsim/simclient.h"
 #include "log.h"
 #include "redfish/bmc.h"
+#include "redfish/driver.h"
 #include "tap/basic.h"
 
 static struct ev_loop *loop;
@@ -39,6 +41,11 @@ static void on_result(void *arg, int code, const cJSON *json, const char *reason
 static void on_closed(void *arg)
 {
     *(bool *)arg = true;
+}
+
+static void on_done_count(void *arg)
+{
+    (*(int *)arg)++;
 }
 
 static void on_bound(struct ev_loop *l, ev_timer *w, int revents)
@@ -90,6 +97,30 @@ static struct ward_rf_bmc *bmc_for(struct ward_rf_client *c, int i, const char *
     return b;
 }
 
+static void run_for(double seconds)
+{
+    bool never = false;
+    run_until(&never, seconds);
+}
+
+/* A host's spec naming BMC i of the fleet, as the driver reads it. */
+static char *spec_for(int i, bool insecure)
+{
+    const cJSON *e = cJSON_GetArrayItem(cJSON_GetObjectItem(s.fleet, "bmcs"), i);
+    char *out = malloc(2048);
+    if (out == NULL) {
+        bail("out of memory");
+    }
+    snprintf(out, 2048,
+             "{\"bmc\":{\"address\":\"%s\",\"username\":\"%s\",\"passwordFile\":\"%s\","
+             "\"caBundle\":\"%s\",\"insecure\":%s}}",
+             cJSON_GetStringValue(cJSON_GetObjectItem(e, "address")),
+             cJSON_GetStringValue(cJSON_GetObjectItem(e, "username")),
+             cJSON_GetStringValue(cJSON_GetObjectItem(e, "password_file")), s.ca,
+             insecure ? "true" : "false");
+    return out;
+}
+
 static void connect_to(struct ward_rf_bmc *b)
 {
     struct result r = {0};
@@ -99,15 +130,136 @@ static void connect_to(struct ward_rf_bmc *b)
     }
 }
 
+/* Orders of events a live agent produces (BMCs 5 to 11, 400 ms latency where it matters). */
+static void races(struct ward_rf_client_opts *o)
+{
+    o->concurrency = 1;
+    struct ward_error err = {0};
+    struct ward_rf_client *c = ward_rf_client_create(loop, o, &err);
+
+    /* settings change while the old BMC's first request (the root: no session yet) is on
+       the wire: nothing to log out, but the new BMC still waits for that request */
+    sim_control_post(&s, "/control/faults", "{\"bmc\":5,\"latency_ms\":400}");
+    struct ward_rf_bmc *b = bmc_for(c, 5, "fresh");
+    struct result r0 = {0}, r1 = {0};
+    ward_rf_op_start(b, WARD_RF_OP_CONNECT, NULL, NULL, on_result, &r0);
+    run_until_counter(5, "active_requests", 1, 10);
+    struct ward_rf_bmc *renewed = bmc_for(c, 5, "fresh");
+    ward_rf_bmc_destroy(b);
+    ward_rf_op_start(renewed, WARD_RF_OP_CONNECT, NULL, NULL, on_result, &r1);
+    run_until(&r1.done, 30);
+    is_int(1, (int)sim_counter(&s, 5, "max_concurrent"),
+           "a new BMC never runs beside the old one's sessionless last request");
+    ward_rf_bmc_destroy(renewed);
+    run_until_counter(5, "active_sessions", 0, 5);
+
+    /* the owner cancels (a run's deadline; the engine cancels a removed host's run first),
+       then the host is removed: the BMC is still working on the request */
+    sim_control_post(&s, "/control/faults", "{\"bmc\":6,\"latency_ms\":400}");
+    b = bmc_for(c, 6, "cancelled");
+    connect_to(b);
+    struct result r2 = {0};
+    struct ward_rf_op *op = ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_result, &r2);
+    run_until_counter(6, "active_requests", 1, 10);
+    ward_rf_op_cancel(op);
+    ward_rf_bmc_destroy(b);
+    run_until_counter(6, "active_sessions", 0, 5);
+    ok(!r2.done, "a cancelled operation's owner hears nothing more");
+    is_int(1, (int)sim_counter(&s, 6, "max_concurrent"),
+           "the logout waits for the cancelled request the BMC still works on");
+
+    /* a shutdown closes the BMC, then its host is removed during the grace */
+    sim_control_post(&s, "/control/faults", "{\"bmc\":7,\"latency_ms\":400}");
+    b = bmc_for(c, 7, "closing-then-removed");
+    connect_to(b);
+    struct result r3 = {0};
+    ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_result, &r3);
+    run_until_counter(7, "active_requests", 1, 10);
+    bool closed = false;
+    ok(ward_rf_bmc_close(b, on_closed, &closed), "a shutdown closes the BMC");
+    ward_rf_bmc_destroy(b);
+    ok(run_until(&closed, 10), "removing its host meanwhile still lets the shutdown's close end");
+    is_int(0, (int)run_until_counter(7, "active_sessions", 0, 5), "with the session deleted");
+
+    /* two BMC objects at one address are removed, and a third is made there */
+    sim_control_post(&s, "/control/faults", "{\"bmc\":8,\"latency_ms\":400}");
+    struct ward_rf_bmc *n1 = bmc_for(c, 8, "node1");
+    struct ward_rf_bmc *n2 = bmc_for(c, 8, "node2");
+    connect_to(n1);
+    connect_to(n2);
+    ward_rf_bmc_destroy(n1);
+    ward_rf_bmc_destroy(n2);
+    struct ward_rf_bmc *n3 = bmc_for(c, 8, "node3");
+    struct result r4 = {0};
+    ward_rf_op_start(n3, WARD_RF_OP_CONNECT, NULL, NULL, on_result, &r4);
+    run_until(&r4.done, 30);
+    is_int(1, (int)sim_counter(&s, 8, "max_concurrent"),
+           "the third waits for every closing object at the address");
+    ward_rf_bmc_destroy(n3);
+    run_until_counter(8, "active_sessions", 0, 5);
+
+    /* the driver: a shutdown, then a run still going opens its host with changed settings */
+    lua_State *L = luaL_newstate();
+    struct ward_rf_driver *d = ward_rf_driver_create(c, &(struct ward_rf_driver_opts){0});
+    char *spec = spec_for(9, false), *changed = spec_for(9, true);
+    if (ward_rf_driver_open(d, L, "h9", spec) != 1 || lua_isnil(L, -1)) {
+        bail("open h9: %s", lua_tostring(L, -1));
+    }
+    lua_settop(L, 0);
+    connect_to(ward_rf_driver_bmc(d, "h9"));
+    int done = 0;
+    unsigned n = ward_rf_driver_logout_all(d, on_done_count, &done);
+    ward_rf_driver_open(d, L, "h9", changed);
+    lua_settop(L, 0);
+    struct result r5 = {0};
+    errno = 0;
+    ok(ward_rf_op_start(ward_rf_driver_bmc(d, "h9"), WARD_RF_OP_CONNECT, NULL, NULL, on_result,
+                        &r5) == NULL,
+       "after a shutdown began, changed settings give no BMC that takes operations");
+    run_for(1);
+    ok(n == 1 && done == 1, "and the shutdown's hold is released (%u, %d)", n, done);
+    is_int(0, (int)sim_counter(&s, 9, "active_sessions"), "with no session left");
+    ward_rf_driver_destroy(d);
+
+    /* a host removed just before a shutdown: the shutdown waits for its logout too */
+    d = ward_rf_driver_create(c, &(struct ward_rf_driver_opts){0});
+    sim_control_post(&s, "/control/faults", "{\"bmc\":10,\"latency_ms\":400}");
+    char *spec10 = spec_for(10, false);
+    ward_rf_driver_open(d, L, "h10", spec10);
+    lua_settop(L, 0);
+    struct ward_rf_bmc *b10 = ward_rf_driver_bmc(d, "h10");
+    connect_to(b10);
+    struct result r6 = {0};
+    ward_rf_op_start(b10, WARD_RF_OP_POWER_STATE, NULL, NULL, on_result, &r6);
+    run_until_counter(10, "active_requests", 1, 10);
+    ward_rf_driver_remove(d, "h10");
+    done = 0;
+    n = ward_rf_driver_logout_all(d, on_done_count, &done);
+    is_int(1, (int)n, "the shutdown counts the removed host's close");
+    bool all = false;
+    for (int i = 0; i < 250 && done < (int)n; i++) {
+        run_for(0.02);
+    }
+    all = done == (int)n;
+    ok(all, "and waits for it");
+    is_int(0, (int)sim_counter(&s, 10, "active_sessions"), "which deleted its session");
+    ward_rf_driver_destroy(d);
+    ward_rf_client_destroy(c);
+    lua_close(L);
+    free(spec);
+    free(changed);
+    free(spec10);
+}
+
 int main(void)
 {
-    plan(22);
+    plan(35);
     loop = ev_default_loop(0);
     char logpath[600];
     snprintf(logpath, sizeof(logpath), "%s/log", test_tmpdir());
     FILE *log = fopen(logpath, "w+");
     ward_log_set_stream(log);
-    sim_start(&s, (const char *const[]){"-n", "5", "--power-delay-ms", "3000", NULL});
+    sim_start(&s, (const char *const[]){"-n", "11", "--power-delay-ms", "3000", NULL});
     struct ward_rf_client_opts o;
     ward_rf_client_opts_default(&o);
     o.timeout = 10;
@@ -211,6 +363,7 @@ int main(void)
     ward_rf_bmc_destroy(b);
 
     ward_rf_client_destroy(c);
+    races(&o);
     is_int(0, sim_stop(&s), "the simulator stops cleanly");
     fclose(log);
     return 0;
