@@ -46,6 +46,11 @@ void ward_rf_client_opts_default(struct ward_rf_client_opts *o)
     };
 }
 
+struct at_base {
+    char *base; /* owned; the key */
+    unsigned n; /* BMC objects at it */
+};
+
 struct ward_rf_client {
     struct ev_loop *loop; /* not owned */
     struct ward_rf_client_opts o;
@@ -54,6 +59,9 @@ struct ward_rf_client {
     unsigned closing;          /* BMCs in the list that are closing */
     struct ward_rf_bmc *closed_head; /* closing BMCs with nothing left, to be told */
     unsigned long closes;            /* closes begun, for close_seq */
+    /* base URL -> struct at_base: how many BMC objects name it. With one (nearly always), a
+       close has no other object there to look for, and a fleet's shutdown stays linear. */
+    struct ward_strmap bases;
     ev_timer close_timer;            /* tells them, from the loop */
     /* waiting operations, one FIFO per class over all BMCs (reads, changes) */
     struct ward_rf_op *queue[2];
@@ -127,6 +135,7 @@ struct ward_rf_bmc {
     bool close_queued;      /* on the client's closed list */
     bool close_done;        /* its close has ended (and closed() has run) */
     unsigned long close_seq; /* the order of its close among the client's */
+    struct at_base *at;      /* its entry in the client's bases */
     bool free_when_closed;   /* ward_rf_bmc_destroy: freed when its close ends */
     struct ward_rf_bmc *closed_next;
     void (*closed)(void *arg); /* runs when the close has ended: nothing of ours is left */
@@ -412,9 +421,47 @@ static void on_trim(struct ev_loop *loop, ev_timer *w, int revents)
 /* A BMC at b's address that closed before b did (any, when b is not closing) and still has
    operations, or NULL. Only earlier closes count, so two closing BMCs never wait for each
    other. */
+static int base_ref(struct ward_rf_client *c, struct ward_rf_bmc *b)
+{
+    struct at_base *a = ward_strmap_get(&c->bases, b->base);
+    if (a == NULL) {
+        a = calloc(1, sizeof(*a));
+        if (a == NULL || (a->base = strdup(b->base)) == NULL ||
+            ward_strmap_put(&c->bases, a->base, a) != 0) {
+            if (a != NULL) {
+                free(a->base);
+            }
+            free(a);
+            return -ENOMEM;
+        }
+    }
+    a->n++;
+    b->at = a;
+    return 0;
+}
+
+static void base_unref(struct ward_rf_client *c, struct ward_rf_bmc *b)
+{
+    struct at_base *a = b->at;
+    b->at = NULL;
+    if (a != NULL && --a->n == 0) {
+        ward_strmap_remove(&c->bases, a->base);
+        free(a->base);
+        free(a);
+    }
+}
+
+static bool shares_base(const struct ward_rf_bmc *b)
+{
+    return b->at != NULL && b->at->n > 1;
+}
+
 static struct ward_rf_bmc *busy_closing_before(struct ward_rf_bmc *b)
 {
     struct ward_rf_client *c = b->c;
+    if (!shares_base(b)) {
+        return NULL;
+    }
     for (struct ward_rf_bmc *o = c->bmcs; c->closing > 0 && o != NULL; o = o->next) {
         if (o != b && o->closing && o->ops != NULL &&
             (!b->closing || o->close_seq < b->close_seq) && strcmp(o->base, b->base) == 0) {
@@ -2558,6 +2605,7 @@ void ward_rf_client_destroy(struct ward_rf_client *c)
     ev_timer_stop(c->loop, &c->trim);
     ev_timer_stop(c->loop, &c->close_timer);
     ward_rf_http_destroy(c->http);
+    ward_strmap_free(&c->bases); /* empty: every BMC gave its entry back */
     free(c);
 }
 
@@ -2659,6 +2707,11 @@ struct ward_rf_bmc *ward_rf_bmc_create(struct ward_rf_client *c,
         ward_log_fields(WARD_LOG_WARN, COMPONENT, (const struct ward_log_field[]){{"bmc", b->name}},
                         1, "TLS certificate verification is DISABLED for this BMC (insecure)");
     }
+    if (base_ref(c, b) != 0) {
+        bmc_free(b);
+        ward_error_set(err, -ENOMEM, "out of memory");
+        return NULL;
+    }
     b->next = c->bmcs;
     if (c->bmcs != NULL) {
         c->bmcs->prev = b;
@@ -2690,13 +2743,14 @@ static void bmc_free(struct ward_rf_bmc *b)
     }
     if (b->closing) {
         c->closing--;
-        for (struct ward_rf_bmc *o = c->bmcs; o != NULL; o = o->next) {
+        for (struct ward_rf_bmc *o = shares_base(b) ? c->bmcs : NULL; o != NULL; o = o->next) {
             if (o->behind == b) {
                 o->behind = busy_closing_before(o); /* b has no operation left by now */
             }
         }
         kick(c);
     }
+    base_unref(c, b);
     if (c->bmcs == b) {
         c->bmcs = b->next;
     }
@@ -2761,7 +2815,7 @@ bool ward_rf_bmc_close(struct ward_rf_bmc *b, void (*closed)(void *arg), void *a
     /* its logout waits for closes at its address begun before it; what is open there waits
        for it */
     b->behind = busy_closing_before(b);
-    for (struct ward_rf_bmc *o = c->bmcs; o != NULL; o = o->next) {
+    for (struct ward_rf_bmc *o = shares_base(b) ? c->bmcs : NULL; o != NULL; o = o->next) {
         if (o != b && !o->closing && o->behind == NULL && strcmp(o->base, b->base) == 0) {
             o->behind = b;
         }
