@@ -113,6 +113,7 @@ struct ward_rf_bmc {
     char *session_path;
     struct ward_rf_op *login_op;      /* the operation logging in for everyone, or NULL */
     struct ward_rf_op *login_waiters; /* parked until the login ends */
+    struct ward_rf_op *waking;        /* waiters being woken: taken off one by one (op_free too) */
     double sessions_blocked_until;
     double session_backoff;
     /* credentials; password is a secret */
@@ -137,6 +138,7 @@ struct ward_rf_bmc {
     unsigned long close_seq; /* the order of its close among the client's */
     struct at_base *at;      /* its entry in the client's bases */
     bool free_when_closed;   /* ward_rf_bmc_destroy: freed when its close ends */
+    bool in_closed;          /* its closed() callback is running */
     struct ward_rf_bmc *closed_next;
     void (*closed)(void *arg); /* runs when the close has ended: nothing of ours is left */
     void *closed_arg;
@@ -553,7 +555,9 @@ static void on_close_timer(struct ev_loop *loop, ev_timer *w, int revents)
         void (*closed)(void *arg) = b->closed;
         b->closed = NULL;
         if (closed != NULL) {
+            b->in_closed = true; /* a destroy from inside it only asks for the free below */
             closed(b->closed_arg);
+            b->in_closed = false;
         }
         if (b->free_when_closed) {
             bmc_free(b);
@@ -581,10 +585,13 @@ static void op_free(struct ward_rf_op *op)
     }
     ev_timer_stop(b->c->loop, &op->timer);
     /* a parked waiter leaves the list; a login owner hands nothing over, waiters re-try */
-    for (struct ward_rf_op **p = &b->login_waiters; *p != NULL; p = &(*p)->wait_next) {
-        if (*p == op) {
-            *p = op->wait_next;
-            break;
+    struct ward_rf_op **lists[] = {&b->login_waiters, &b->waking};
+    for (size_t i = 0; i < WARD_ARRAY_LEN(lists); i++) {
+        for (struct ward_rf_op **p = lists[i]; *p != NULL; p = &(*p)->wait_next) {
+            if (*p == op) {
+                *p = op->wait_next;
+                break;
+            }
         }
     }
     if (b->login_op == op) {
@@ -893,13 +900,24 @@ static void send_now(struct ward_rf_op *op)
 
 static void login(struct ward_rf_op *op);
 
+/* The next waiter of the list being woken. A callback run for one may end another, which
+   op_free then takes off this list, so the walk never holds a pointer to a freed one. */
+static struct ward_rf_op *next_waking(struct ward_rf_bmc *b)
+{
+    struct ward_rf_op *w = b->waking;
+    if (w != NULL) {
+        b->waking = w->wait_next;
+        w->wait_next = NULL;
+    }
+    return w;
+}
+
 static void wake_login_waiters(struct ward_rf_bmc *b, int code, const char *reason)
 {
-    struct ward_rf_op *w = b->login_waiters;
+    b->waking = b->login_waiters;
     b->login_waiters = NULL;
-    while (w != NULL) {
-        struct ward_rf_op *next = w->wait_next;
-        w->wait_next = NULL;
+    struct ward_rf_op *w;
+    while ((w = next_waking(b)) != NULL) {
         if (code != 0) {
             op_fail(w, code, "%s", reason);
         } else if (w->phase == PH_LOGIN) {
@@ -907,7 +925,6 @@ static void wake_login_waiters(struct ward_rf_bmc *b, int code, const char *reas
         } else {
             send_now(w); /* its interrupted request, now with the new token */
         }
-        w = next;
     }
 }
 
@@ -974,6 +991,30 @@ static void fill_reason(struct ward_rf_op *op, const struct ward_rf_response *r,
     scrub_password(op->bmc, a->reason, sizeof(a->reason));
 }
 
+/* A login answered 401/403 (these credentials: not again until they change) or 503 (no
+   free session: no login for a while, doubled at each repeat). The wait for a 503. */
+static double login_refused(struct ward_rf_bmc *b, long status)
+{
+    struct ward_rf_client *c = b->c;
+    if (status == 401 || status == 403) {
+        snprintf(b->bad_stamp, sizeof(b->bad_stamp), "%s", b->cred_stamp);
+        ward_log_fields(WARD_LOG_ERROR, COMPONENT,
+                        (const struct ward_log_field[]){{"bmc", b->name}}, 1,
+                        "login refused; not retrying until the credentials change");
+        return 0;
+    }
+    if (status != 503) {
+        return 0;
+    }
+    double wait = b->session_backoff > 0 ? b->session_backoff * 2 : c->o.session_backoff;
+    if (wait > 600) {
+        wait = 600;
+    }
+    b->session_backoff = wait;
+    b->sessions_blocked_until = now(c) + wait;
+    return wait;
+}
+
 /* The session a login answer made: its token and where to delete it. */
 static void keep_session(struct ward_rf_bmc *b, const struct ward_rf_response *r)
 {
@@ -999,10 +1040,22 @@ static void on_http(void *arg, const struct ward_rf_response *r)
     aimd(b, r);
     breaker(b, r);
     if (op->orphaned) {
+        /* a login's answer counts as any login's: its session is kept, and a refusal is
+           remembered, so the waiters do not send refused credentials again */
         bool login = op->login_sent, kept = false;
+        char why[200] = "";
         if (login && r->code == 0 && r->status >= 200 && r->status < 300 && r->auth_token != NULL) {
             keep_session(b, r);
+            b->session_backoff = 0;
+            b->bad_stamp[0] = '\0';
             kept = true;
+        } else if (login) {
+            login_refused(b, r->code == 0 ? r->status : 0);
+            if (r->code != 0) {
+                snprintf(why, sizeof(why), "BMC %s: login failed: %.100s", b->name, r->reason);
+            } else {
+                snprintf(why, sizeof(why), "BMC %s: login failed: HTTP %ld", b->name, r->status);
+            }
         }
         bool owned_login = b->login_op == op;
         if (owned_login) {
@@ -1010,12 +1063,8 @@ static void on_http(void *arg, const struct ward_rf_response *r)
         }
         op_free(op); /* the BMC is free again: what waited for it may go */
         if (owned_login) {
-            /* those parked on this login go on with its session, or log in themselves */
-            if (kept) {
-                wake_login_waiters(b, 0, "");
-            } else {
-                relogin_waiters(b);
-            }
+            bool refused = r->code == 0 && (r->status == 401 || r->status == 403);
+            wake_login_waiters(b, kept ? 0 : refused ? -EACCES : -EIO, why);
         }
         kick(c);
         return;
@@ -1133,17 +1182,9 @@ static void on_http(void *arg, const struct ward_rf_response *r)
             b->session_backoff = 0;
             b->bad_stamp[0] = '\0';
         } else if (r->status == 401 || r->status == 403) {
-            snprintf(b->bad_stamp, sizeof(b->bad_stamp), "%s", b->cred_stamp);
-            ward_log_fields(WARD_LOG_ERROR, COMPONENT,
-                            (const struct ward_log_field[]){{"bmc", b->name}}, 1,
-                            "login refused; not retrying until the credentials change");
+            login_refused(b, r->status);
         } else if (r->status == 503) {
-            double wait = b->session_backoff > 0 ? b->session_backoff * 2 : c->o.session_backoff;
-            if (wait > 600) {
-                wait = 600;
-            }
-            b->session_backoff = wait;
-            b->sessions_blocked_until = now(c) + wait;
+            double wait = login_refused(b, r->status);
             char more[760];
             snprintf(more, sizeof(more), "%.620s (no free sessions; no new login for %.0fs)",
                      a.reason, wait);
@@ -2468,17 +2509,15 @@ struct ward_rf_op *ward_rf_op_start(struct ward_rf_bmc *b, enum ward_rf_op_kind 
 /* Those parked on a login that ended without a session start their own. */
 static void relogin_waiters(struct ward_rf_bmc *b)
 {
-    struct ward_rf_op *w = b->login_waiters;
+    b->waking = b->login_waiters;
     b->login_waiters = NULL;
-    while (w != NULL) {
-        struct ward_rf_op *next = w->wait_next;
-        w->wait_next = NULL;
+    struct ward_rf_op *w;
+    while ((w = next_waking(b)) != NULL) {
         if (w->phase == PH_LOGIN) {
             op_advance(w, NULL);
         } else {
             login(w);
         }
-        w = next;
     }
 }
 
@@ -2856,7 +2895,7 @@ void ward_rf_bmc_destroy(struct ward_rf_bmc *b)
     if (b == NULL) {
         return;
     }
-    if (b->close_done) {
+    if (b->close_done && !b->in_closed) {
         bmc_free(b);
         return;
     }

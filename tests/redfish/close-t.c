@@ -43,6 +43,18 @@ static void on_closed(void *arg)
     *(bool *)arg = true;
 }
 
+struct self_destroy {
+    struct ward_rf_bmc *b;
+    bool *flag;
+};
+
+static void destroy_in_closed(void *arg)
+{
+    struct self_destroy *sd = arg;
+    ward_rf_bmc_destroy(sd->b);
+    *sd->flag = true;
+}
+
 static void on_done_count(void *arg)
 {
     (*(int *)arg)++;
@@ -244,6 +256,33 @@ static void races(struct ward_rf_client_opts *o)
     ok(all, "and waits for it");
     is_int(0, (int)sim_counter(&s, 10, "active_sessions"), "which deleted its session");
     ward_rf_driver_destroy(d);
+
+    /* a login whose owner let go (a run past its deadline) is refused: the operations
+       parked on it fail, and the refused password is not sent again */
+    o->concurrency = 2;
+    struct ward_rf_client *c2 = ward_rf_client_create(loop, o, &err);
+    sim_control_post(&s, "/control/faults", "{\"bmc\":11,\"latency_ms\":400}");
+    sim_control_post(&s, "/control/password", "{\"bmc\":11,\"write_file\":false}");
+    b = bmc_for(c2, 11, "rotated");
+    double sent = sim_counter(&s, 11, "requests");
+    struct result owner = {0}, parked = {0};
+    op = ward_rf_op_start(b, WARD_RF_OP_CONNECT, NULL, NULL, on_result, &owner);
+    run_until_counter(11, "requests", sent + 2, 10); /* the root was read, the login arrived */
+    ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_result, &parked);
+    run_for(0.05);
+    ward_rf_op_cancel(op);
+    ok(run_until(&parked.done, 10) && parked.code == -EACCES,
+       "an operation parked on a cancelled login that is refused fails (%s)", parked.reason);
+    is_int(1, (int)sim_counter(&s, 11, "login_failures"), "and the password was sent once");
+
+    /* destroying a BMC from inside the callback of its own close */
+    b = bmc_for(c2, 11, "self-destroying");
+    bool freed = false;
+    struct self_destroy sd = {b, &freed};
+    ok(ward_rf_bmc_close(b, destroy_in_closed, &sd), "a close whose callback destroys the BMC");
+    ok(run_until(&freed, 5), "runs, and the BMC is freed after it (ASan watches)");
+    ward_rf_bmc_destroy(b = bmc_for(c2, 11, "spare")); /* the client still works */
+    ward_rf_client_destroy(c2);
     ward_rf_client_destroy(c);
     lua_close(L);
     free(spec);
@@ -253,13 +292,13 @@ static void races(struct ward_rf_client_opts *o)
 
 int main(void)
 {
-    plan(35);
+    plan(39);
     loop = ev_default_loop(0);
     char logpath[600];
     snprintf(logpath, sizeof(logpath), "%s/log", test_tmpdir());
     FILE *log = fopen(logpath, "w+");
     ward_log_set_stream(log);
-    sim_start(&s, (const char *const[]){"-n", "11", "--power-delay-ms", "3000", NULL});
+    sim_start(&s, (const char *const[]){"-n", "12", "--power-delay-ms", "3000", NULL});
     struct ward_rf_client_opts o;
     ward_rf_client_opts_default(&o);
     o.timeout = 10;
