@@ -912,10 +912,22 @@ static struct ward_rf_op *next_waking(struct ward_rf_bmc *b)
     return w;
 }
 
+/* Put the parked operations on the list being woken. A wake may begin inside another (an
+   operation woken by one logs in, and that login fails at once): its waiters join the list
+   the outer walk is taking from, so none is dropped. */
+static void take_waiters(struct ward_rf_bmc *b)
+{
+    struct ward_rf_op **tail = &b->waking;
+    while (*tail != NULL) {
+        tail = &(*tail)->wait_next;
+    }
+    *tail = b->login_waiters;
+    b->login_waiters = NULL;
+}
+
 static void wake_login_waiters(struct ward_rf_bmc *b, int code, const char *reason)
 {
-    b->waking = b->login_waiters;
-    b->login_waiters = NULL;
+    take_waiters(b);
     struct ward_rf_op *w;
     while ((w = next_waking(b)) != NULL) {
         if (code != 0) {
@@ -1039,6 +1051,27 @@ static void on_http(void *arg, const struct ward_rf_response *r)
     b->in_flight--;
     aimd(b, r);
     breaker(b, r);
+    if (r->code != 0 || r->status >= 500) {
+        /* kept for the breaker's refusals, which would otherwise hide what the BMC does */
+        char what[180];
+        if (r->code != 0) {
+            snprintf(what, sizeof(what), "%.170s", r->reason);
+        } else {
+            snprintf(what, sizeof(what), "HTTP %ld", r->status);
+        }
+        snprintf(b->last_failure, sizeof(b->last_failure), "%s %.120s: %s",
+                 ward_rf_method_name(op->req.method), op->req.path, what);
+    }
+    if (r->code == 0 && r->status == 401 && !op->login_sent && !b->has_sessions &&
+        strcmp(b->bad_stamp, b->cred_stamp) != 0) {
+        /* basic authentication: every request carries the password, so a refusal at any
+           step (not only discovery's) must stop the next ones from sending it again, or a
+           rotated password would lock the account one operation at a time */
+        snprintf(b->bad_stamp, sizeof(b->bad_stamp), "%s", b->cred_stamp);
+        ward_log_fields(WARD_LOG_ERROR, COMPONENT,
+                        (const struct ward_log_field[]){{"bmc", b->name}}, 1,
+                        "credentials refused; not sending them again until they change");
+    }
     if (op->orphaned) {
         /* a login's answer counts as any login's: its session is kept, and a refusal is
            remembered, so the waiters do not send refused credentials again */
@@ -1068,17 +1101,6 @@ static void on_http(void *arg, const struct ward_rf_response *r)
         }
         kick(c);
         return;
-    }
-    if (r->code != 0 || r->status >= 500) {
-        /* kept for the breaker's refusals, which would otherwise hide what the BMC does */
-        char what[180];
-        if (r->code != 0) {
-            snprintf(what, sizeof(what), "%.170s", r->reason);
-        } else {
-            snprintf(what, sizeof(what), "HTTP %ld", r->status);
-        }
-        snprintf(b->last_failure, sizeof(b->last_failure), "%s %.120s: %s",
-                 ward_rf_method_name(op->req.method), op->req.path, what);
     }
     /* vendor quirk hooks see the answer first (never a login: it carries credentials) */
     struct ward_rf_response view = *r;
@@ -1119,16 +1141,6 @@ static void on_http(void *arg, const struct ward_rf_response *r)
         cJSON_Delete(hooked);
         op_after(op, delay, send_now);
         return;
-    }
-    if (r->code == 0 && r->status == 401 && !login_req && !b->has_sessions &&
-        strcmp(b->bad_stamp, b->cred_stamp) != 0) {
-        /* basic authentication: every request carries the password, so a refusal at any
-           step (not only discovery's) must stop the next ones from sending it again, or a
-           rotated password would lock the account one operation at a time */
-        snprintf(b->bad_stamp, sizeof(b->bad_stamp), "%s", b->cred_stamp);
-        ward_log_fields(WARD_LOG_ERROR, COMPONENT,
-                        (const struct ward_log_field[]){{"bmc", b->name}}, 1,
-                        "credentials refused; not sending them again until they change");
     }
     if (r->code == 0 && r->status == 401 && !login_req && b->has_sessions && !op->relogged &&
         op->kind != WARD_RF_OP_LOGOUT) {
@@ -2509,8 +2521,7 @@ struct ward_rf_op *ward_rf_op_start(struct ward_rf_bmc *b, enum ward_rf_op_kind 
 /* Those parked on a login that ended without a session start their own. */
 static void relogin_waiters(struct ward_rf_bmc *b)
 {
-    b->waking = b->login_waiters;
-    b->login_waiters = NULL;
+    take_waiters(b);
     struct ward_rf_op *w;
     while ((w = next_waking(b)) != NULL) {
         if (w->phase == PH_LOGIN) {

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Operations parked on a login whose owner let go are all served, even when waking one
+ * starts another wake (a login that fails at once: the breaker opened meanwhile); and a
+ * breaker an orphan's failure opened names that failure. Against tserver. */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ev.h>
+
+#include "log.h"
+#include "redfish/bmc.h"
+#include "tap/basic.h"
+#include "tserver.h"
+#include "util.h"
+
+struct res {
+    bool done;
+    int code;
+    char reason[1024];
+};
+
+static void on_op(void *arg, int code, const cJSON *result, const char *reason)
+{
+    struct res *r = arg;
+    r->done = true;
+    r->code = code;
+    snprintf(r->reason, sizeof(r->reason), "%s", reason);
+}
+
+static struct ev_loop *loop;
+
+static void on_tick(struct ev_loop *l, ev_timer *w, int revents)
+{
+}
+
+static bool run_until(bool *flag, double bound)
+{
+    ev_timer t;
+    ev_timer_init(&t, on_tick, bound, 0);
+    ev_timer_start(loop, &t);
+    while (!*flag && ev_is_active(&t)) {
+        ev_run(loop, EVRUN_ONCE);
+    }
+    ev_timer_stop(loop, &t);
+    return *flag;
+}
+
+static void run_for(double s)
+{
+    bool never = false;
+    run_until(&never, s);
+}
+
+static int requests(struct tserver *s)
+{
+    struct tserver_stats st;
+    tserver_stats(s, &st);
+    return st.requests;
+}
+
+static bool wait_requests(struct tserver *s, int want, double bound)
+{
+    for (int i = 0; i < (int)(bound / 0.01) && requests(s) < want; i++) {
+        run_for(0.01);
+    }
+    return requests(s) >= want;
+}
+
+static double zero_jitter(void *arg)
+{
+    return 0.0;
+}
+
+int main(void)
+{
+    plan(6);
+    loop = ev_default_loop(0);
+    const char *dir = test_tmpdir();
+    char ca_path[512], pw_path[512], logp[600];
+    snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", dir);
+    snprintf(pw_path, sizeof(pw_path), "%s/password", dir);
+    snprintf(logp, sizeof(logp), "%s/rev-log", dir);
+    FILE *pf = fopen(pw_path, "w");
+    fputs(TSERVER_PASSWORD "\n", pf);
+    fclose(pf);
+    FILE *logf = fopen(logp, "w+");
+    ward_log_set_stream(logf);
+    struct tca *ca = tca_create("ward test CA");
+    tca_write(ca, ca_path);
+
+    struct ward_rf_client_opts o;
+    ward_rf_client_opts_default(&o);
+    o.timeout = 5;
+    o.concurrency = 5;
+    o.retries = 0;
+    o.random = zero_jitter;
+    o.breaker_threshold = 1;
+    o.breaker_open = 60;
+    /* requests to the BMC 0.5 s apart, so the login waits its turn (paced, not on the wire) */
+    o.rate_max = 2;
+    o.rate_min = 2;
+    struct ward_error err = {0};
+    struct ward_rf_client *c = ward_rf_client_create(loop, &o, &err);
+    struct tserver *s = tserver_start(&(struct tserver_opts){.ca = ca, .sessions = true});
+    struct ward_rf_bmc_config cfg = {.name = "h",
+                                     .address = tserver_url(s),
+                                     .username = TSERVER_USER,
+                                     .password_file = pw_path,
+                                     .cainfo = ca_path};
+    struct ward_rf_bmc *b = NULL;
+    struct res ra, rb, rc, re, rd;
+    bool staged = false;
+    for (int attempt = 0; attempt < 12 && !staged; attempt++) {
+        if (b != NULL) {
+            ward_rf_bmc_destroy(b);
+            run_for(0.5);
+        }
+        b = ward_rf_bmc_create(c, &cfg, &err);
+        struct res conn = {0};
+        ward_rf_op_start(b, WARD_RF_OP_CONNECT, NULL, NULL, on_op, &conn);
+        run_until(&conn.done, 20);
+        run_for(1);
+        /* the session expires. A reads the system (401), drops the token and logs in, paced;
+           D's read, paced too, goes first (when the timers fire in that order: retried until
+           they do) and fails with a 500, opening the breaker; B, C, E then find no token and
+           park on A's login without sending anything; then A's owner lets go */
+        tserver_set_faults(s, &(struct tserver_faults){.expire_sessions = true});
+        memset(&ra, 0, sizeof(ra));
+        memset(&rb, 0, sizeof(rb));
+        memset(&rc, 0, sizeof(rc));
+        memset(&re, 0, sizeof(re));
+        memset(&rd, 0, sizeof(rd));
+        int base = requests(s);
+        struct ward_rf_op *a = ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &ra);
+        ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &rd);
+        wait_requests(s, base + 1, 10); /* A's read: 401 */
+        tserver_set_faults(s, &(struct tserver_faults){.error_500 = 1});
+        run_until(&rd.done, 10);
+        if (ra.done || rd.code != -EIO) {
+            diag("attempt %d: the login went first", attempt);
+            tserver_set_faults(s, &(struct tserver_faults){0});
+            continue;
+        }
+        staged = true;
+        ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &rb);
+        ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &rc);
+        ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &re);
+        run_for(0.05);
+        diag("staged: D failed (%s); B %d C %d E %d still parked", rd.reason, rb.done, rc.done,
+             re.done);
+        ward_rf_op_cancel(a);
+    }
+    ok(staged, "staged: the login paced, the breaker open, three operations parked");
+    run_for(3);
+    diag("B %d/%d C %d/%d E %d/%d", rb.done, rb.code, rc.done, rc.code, re.done, re.code);
+    int woken = rb.done + rc.done + re.done;
+    is_int(3, woken, "every operation parked on the cancelled login ends");
+    struct ward_rf_bmc_stats st;
+    ward_rf_bmc_stats(b, &st);
+    is_int(0, (int)st.running, "and none still counts against the BMC");
+    ward_rf_bmc_destroy(b);
+    run_for(0.5);
+    ok(rb.done && rc.done && re.done, "destroying the BMC ends them");
+    /* an orphan's failure opens the breaker; what does the breaker say? */
+    b = ward_rf_bmc_create(c, &cfg, &err);
+    struct res cn = {0}, q = {0}, after = {0};
+    ward_rf_op_start(b, WARD_RF_OP_CONNECT, NULL, NULL, on_op, &cn);
+    run_until(&cn.done, 20);
+    ok(cn.code == 0, "second BMC connects (%s)", cn.reason);
+    run_for(1);
+    tserver_set_faults(s, &(struct tserver_faults){.hang = true});
+    int before = requests(s);
+    struct ward_rf_op *hung = ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &q);
+    wait_requests(s, before + 1, 10);
+    ward_rf_op_cancel(hung);
+    /* its connection closes unanswered; curl sends it again on a fresh one: a 500 */
+    tserver_set_faults(s, &(struct tserver_faults){.error_500 = 1});
+    run_for(1);
+    ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &after);
+    run_until(&after.done, 10);
+    diag("after the orphan: %d %s", after.code, after.reason);
+    ok(strstr(after.reason, "last failure: GET") != NULL,
+       "a breaker opened by an orphan's failure names it");
+    ward_rf_bmc_destroy(b);
+    run_for(0.5);
+    ward_rf_client_destroy(c);
+    tserver_stop(s);
+    tca_free(ca);
+    fclose(logf);
+    return 0;
+}
