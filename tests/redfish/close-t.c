@@ -17,26 +17,13 @@
 
 #include "../bmcsim/simclient.h"
 #include "log.h"
+#include "loop.h"
 #include "redfish/bmc.h"
 #include "redfish/driver.h"
 #include "tap/basic.h"
 
 static struct ev_loop *loop;
 static struct sim s;
-
-struct result {
-    bool done;
-    int code;
-    char reason[512];
-};
-
-static void on_result(void *arg, int code, const cJSON *json, const char *reason)
-{
-    struct result *r = arg;
-    r->done = true;
-    r->code = code;
-    snprintf(r->reason, sizeof(r->reason), "%s", reason);
-}
 
 static void on_closed(void *arg)
 {
@@ -60,23 +47,6 @@ static void on_done_count(void *arg)
     (*(int *)arg)++;
 }
 
-static void on_bound(struct ev_loop *l, ev_timer *w, int revents)
-{
-}
-
-/* Run the loop until *flag (bounded). */
-static bool run_until(bool *flag, double bound)
-{
-    ev_timer t;
-    ev_timer_init(&t, on_bound, bound, 0);
-    ev_timer_start(loop, &t);
-    while (!*flag && ev_is_active(&t)) {
-        ev_run(loop, EVRUN_ONCE);
-    }
-    ev_timer_stop(loop, &t);
-    return *flag;
-}
-
 /* Run the loop in short steps until the simulator's counter of BMC i has come up (or down)
  * to want (bounded); the counter's last value. */
 static double run_until_counter(int i, const char *name, double want, double bound)
@@ -85,7 +55,7 @@ static double run_until_counter(int i, const char *name, double want, double bou
     bool up = v < want;
     for (int step = 0; (up ? v < want : v > want) && step < (int)(bound / 0.02); step++) {
         bool never = false;
-        run_until(&never, 0.02);
+        test_loop_until(loop, &never, 0.02);
         v = sim_counter(&s, i, name);
     }
     return v;
@@ -109,12 +79,6 @@ static struct ward_rf_bmc *bmc_for(struct ward_rf_client *c, int i, const char *
     return b;
 }
 
-static void run_for(double seconds)
-{
-    bool never = false;
-    run_until(&never, seconds);
-}
-
 /* A host's spec naming BMC i of the fleet, as the driver reads it. */
 static char *spec_for(int i, bool insecure)
 {
@@ -135,9 +99,9 @@ static char *spec_for(int i, bool insecure)
 
 static void connect_to(struct ward_rf_bmc *b)
 {
-    struct result r = {0};
-    ward_rf_op_start(b, WARD_RF_OP_CONNECT, NULL, NULL, on_result, &r);
-    if (!run_until(&r.done, 30) || r.code != 0) {
+    struct test_result r = {0};
+    ward_rf_op_start(b, WARD_RF_OP_CONNECT, NULL, NULL, test_on_result, &r);
+    if (!test_loop_until(loop, &r.done, 30) || r.code != 0) {
         bail("connect %s: %s", ward_rf_bmc_name(b), r.reason);
     }
 }
@@ -153,13 +117,13 @@ static void races(struct ward_rf_client_opts *o)
        the wire: nothing to log out, but the new BMC still waits for that request */
     sim_control_post(&s, "/control/faults", "{\"bmc\":5,\"latency_ms\":400}");
     struct ward_rf_bmc *b = bmc_for(c, 5, "fresh");
-    struct result r0 = {0}, r1 = {0};
-    ward_rf_op_start(b, WARD_RF_OP_CONNECT, NULL, NULL, on_result, &r0);
+    struct test_result r0 = {0}, r1 = {0};
+    ward_rf_op_start(b, WARD_RF_OP_CONNECT, NULL, NULL, test_on_result, &r0);
     run_until_counter(5, "active_requests", 1, 10);
     struct ward_rf_bmc *renewed = bmc_for(c, 5, "fresh");
     ward_rf_bmc_destroy(b);
-    ward_rf_op_start(renewed, WARD_RF_OP_CONNECT, NULL, NULL, on_result, &r1);
-    run_until(&r1.done, 30);
+    ward_rf_op_start(renewed, WARD_RF_OP_CONNECT, NULL, NULL, test_on_result, &r1);
+    test_loop_until(loop, &r1.done, 30);
     is_int(1, (int)sim_counter(&s, 5, "max_concurrent"),
            "a new BMC never runs beside the old one's sessionless last request");
     ward_rf_bmc_destroy(renewed);
@@ -170,8 +134,9 @@ static void races(struct ward_rf_client_opts *o)
     sim_control_post(&s, "/control/faults", "{\"bmc\":6,\"latency_ms\":400}");
     b = bmc_for(c, 6, "cancelled");
     connect_to(b);
-    struct result r2 = {0};
-    struct ward_rf_op *op = ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_result, &r2);
+    struct test_result r2 = {0};
+    struct ward_rf_op *op =
+        ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &r2);
     run_until_counter(6, "active_requests", 1, 10);
     ward_rf_op_cancel(op);
     ward_rf_bmc_destroy(b);
@@ -184,13 +149,14 @@ static void races(struct ward_rf_client_opts *o)
     sim_control_post(&s, "/control/faults", "{\"bmc\":7,\"latency_ms\":400}");
     b = bmc_for(c, 7, "closing-then-removed");
     connect_to(b);
-    struct result r3 = {0};
-    ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_result, &r3);
+    struct test_result r3 = {0};
+    ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &r3);
     run_until_counter(7, "active_requests", 1, 10);
     bool closed = false;
     ok(ward_rf_bmc_close(b, on_closed, &closed), "a shutdown closes the BMC");
     ward_rf_bmc_destroy(b);
-    ok(run_until(&closed, 10), "removing its host meanwhile still lets the shutdown's close end");
+    ok(test_loop_until(loop, &closed, 10),
+       "removing its host meanwhile still lets the shutdown's close end");
     is_int(0, (int)run_until_counter(7, "active_sessions", 0, 5), "with the session deleted");
 
     /* two BMC objects at one address are removed, and a third is made there */
@@ -202,9 +168,9 @@ static void races(struct ward_rf_client_opts *o)
     ward_rf_bmc_destroy(n1);
     ward_rf_bmc_destroy(n2);
     struct ward_rf_bmc *n3 = bmc_for(c, 8, "node3");
-    struct result r4 = {0};
-    ward_rf_op_start(n3, WARD_RF_OP_CONNECT, NULL, NULL, on_result, &r4);
-    run_until(&r4.done, 30);
+    struct test_result r4 = {0};
+    ward_rf_op_start(n3, WARD_RF_OP_CONNECT, NULL, NULL, test_on_result, &r4);
+    test_loop_until(loop, &r4.done, 30);
     is_int(1, (int)sim_counter(&s, 8, "max_concurrent"),
            "the third waits for every closing object at the address");
     ward_rf_bmc_destroy(n3);
@@ -223,12 +189,12 @@ static void races(struct ward_rf_client_opts *o)
     unsigned n = ward_rf_driver_logout_all(d, on_done_count, &done);
     ward_rf_driver_open(d, L, "h9", changed);
     lua_settop(L, 0);
-    struct result r5 = {0};
+    struct test_result r5 = {0};
     errno = 0;
-    ok(ward_rf_op_start(ward_rf_driver_bmc(d, "h9"), WARD_RF_OP_CONNECT, NULL, NULL, on_result,
+    ok(ward_rf_op_start(ward_rf_driver_bmc(d, "h9"), WARD_RF_OP_CONNECT, NULL, NULL, test_on_result,
                         &r5) == NULL,
        "after a shutdown began, changed settings give no BMC that takes operations");
-    run_for(1);
+    test_loop_for(loop, 1);
     ok(n == 1 && done == 1, "and the shutdown's hold is released (%u, %d)", n, done);
     is_int(0, (int)sim_counter(&s, 9, "active_sessions"), "with no session left");
     ward_rf_driver_destroy(d);
@@ -241,8 +207,8 @@ static void races(struct ward_rf_client_opts *o)
     lua_settop(L, 0);
     struct ward_rf_bmc *b10 = ward_rf_driver_bmc(d, "h10");
     connect_to(b10);
-    struct result r6 = {0};
-    ward_rf_op_start(b10, WARD_RF_OP_POWER_STATE, NULL, NULL, on_result, &r6);
+    struct test_result r6 = {0};
+    ward_rf_op_start(b10, WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &r6);
     run_until_counter(10, "active_requests", 1, 10);
     ward_rf_driver_remove(d, "h10");
     done = 0;
@@ -250,7 +216,7 @@ static void races(struct ward_rf_client_opts *o)
     is_int(1, (int)n, "the shutdown counts the removed host's close");
     bool all = false;
     for (int i = 0; i < 250 && done < (int)n; i++) {
-        run_for(0.02);
+        test_loop_for(loop, 0.02);
     }
     all = done == (int)n;
     ok(all, "and waits for it");
@@ -265,13 +231,13 @@ static void races(struct ward_rf_client_opts *o)
     sim_control_post(&s, "/control/password", "{\"bmc\":11,\"write_file\":false}");
     b = bmc_for(c2, 11, "rotated");
     double sent = sim_counter(&s, 11, "requests");
-    struct result owner = {0}, parked = {0};
-    op = ward_rf_op_start(b, WARD_RF_OP_CONNECT, NULL, NULL, on_result, &owner);
+    struct test_result owner = {0}, parked = {0};
+    op = ward_rf_op_start(b, WARD_RF_OP_CONNECT, NULL, NULL, test_on_result, &owner);
     run_until_counter(11, "requests", sent + 2, 10); /* the root was read, the login arrived */
-    ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_result, &parked);
-    run_for(0.05);
+    ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &parked);
+    test_loop_for(loop, 0.05);
     ward_rf_op_cancel(op);
-    ok(run_until(&parked.done, 10) && parked.code == -EACCES,
+    ok(test_loop_until(loop, &parked.done, 10) && parked.code == -EACCES,
        "an operation parked on a cancelled login that is refused fails (%s)", parked.reason);
     is_int(1, (int)sim_counter(&s, 11, "login_failures"), "and the password was sent once");
 
@@ -280,7 +246,7 @@ static void races(struct ward_rf_client_opts *o)
     bool freed = false;
     struct self_destroy sd = {b, &freed};
     ok(ward_rf_bmc_close(b, destroy_in_closed, &sd), "a close whose callback destroys the BMC");
-    ok(run_until(&freed, 5), "runs, and the BMC is freed after it (ASan watches)");
+    ok(test_loop_until(loop, &freed, 5), "runs, and the BMC is freed after it (ASan watches)");
     ward_rf_bmc_destroy(b = bmc_for(c2, 11, "spare")); /* the client still works */
     ward_rf_client_destroy(c2);
     ward_rf_client_destroy(c);
@@ -315,8 +281,8 @@ int main(void)
     sim_control_post(&s, "/control/faults", "{\"bmc\":0,\"latency_ms\":400}");
     struct ward_rf_bmc *b = bmc_for(c, 0, "slow");
     connect_to(b);
-    struct result busy = {0};
-    ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_result, &busy);
+    struct test_result busy = {0};
+    ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &busy);
     is_int(1, (int)run_until_counter(0, "active_requests", 1, 10), "a request is on the BMC");
     ward_rf_bmc_destroy(b);
     ok(busy.done && busy.code == -ECANCELED, "removing the host ends its operation at once (%s)",
@@ -332,14 +298,14 @@ int main(void)
     sim_control_post(&s, "/control/faults", "{\"bmc\":2,\"latency_ms\":400}");
     b = bmc_for(c, 2, "changing");
     connect_to(b);
-    struct result old_op = {0};
-    ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_result, &old_op);
+    struct test_result old_op = {0};
+    ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &old_op);
     run_until_counter(2, "active_requests", 1, 10);
     struct ward_rf_bmc *renewed = bmc_for(c, 2, "changing");
     ward_rf_bmc_destroy(b);
-    struct result first = {0};
-    ward_rf_op_start(renewed, WARD_RF_OP_CONNECT, NULL, NULL, on_result, &first);
-    ok(run_until(&first.done, 30) && first.code == 0,
+    struct test_result first = {0};
+    ward_rf_op_start(renewed, WARD_RF_OP_CONNECT, NULL, NULL, test_on_result, &first);
+    ok(test_loop_until(loop, &first.done, 30) && first.code == 0,
        "the new BMC connects once the old one is gone (%s)", first.reason);
     is_int(1, (int)sim_counter(&s, 2, "max_concurrent"),
            "the old one's last request and logout never overlap the new one's");
@@ -349,8 +315,8 @@ int main(void)
     /* shutdown while a power change is being waited for (3 s on this BMC) */
     b = bmc_for(c, 1, "powering");
     connect_to(b);
-    struct result power = {0};
-    ward_rf_op_start(b, WARD_RF_OP_POWER, "On", NULL, on_result, &power);
+    struct test_result power = {0};
+    ward_rf_op_start(b, WARD_RF_OP_POWER, "On", NULL, test_on_result, &power);
     double before = sim_counter(&s, 1, "requests");
     ok(run_until_counter(1, "requests", before + 4, 10) >= before + 4,
        "the power change is being waited for (its reads go on)");
@@ -359,10 +325,10 @@ int main(void)
     ok(power.done && power.code == -ECANCELED,
        "the power wait ends at once instead of holding the logout back (%s)", power.reason);
     errno = 0;
-    ok(ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_result, &power) == NULL &&
+    ok(ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &power) == NULL &&
            errno == ESHUTDOWN,
        "a closing BMC refuses new operations, so no run logs in again behind the logout");
-    ok(run_until(&closed, 15), "the close completes");
+    ok(test_loop_until(loop, &closed, 15), "the close completes");
     is_int(0, (int)sim_counter(&s, 1, "active_sessions"), "and the BMC holds no session of ours");
     ward_rf_bmc_destroy(b);
 
@@ -375,7 +341,7 @@ int main(void)
     bool c1 = false, c2 = false;
     ok(ward_rf_bmc_close(n1, on_closed, &c1) && ward_rf_bmc_close(n2, on_closed, &c2),
        "two BMC objects at one address close");
-    ok(run_until(&c1, 10) && run_until(&c2, 10), "both closes complete");
+    ok(test_loop_until(loop, &c1, 10) && test_loop_until(loop, &c2, 10), "both closes complete");
     is_int(0, (int)sim_counter(&s, 3, "active_sessions"), "leaving no session on the BMC");
     ward_rf_bmc_destroy(n1);
     ward_rf_bmc_destroy(n2);
@@ -387,13 +353,13 @@ int main(void)
     sim_control_post(&s, "/control/faults", "{\"bmc\":3,\"latency_ms\":400}");
     double max_before = sim_counter(&s, 3, "max_concurrent");
     b = bmc_for(c, 3, "two-at-once");
-    struct result conn = {0};
+    struct test_result conn = {0};
     double reqs = sim_counter(&s, 3, "requests");
-    ward_rf_op_start(b, WARD_RF_OP_CONNECT, NULL, NULL, on_result, &conn);
+    ward_rf_op_start(b, WARD_RF_OP_CONNECT, NULL, NULL, test_on_result, &conn);
     run_until_counter(3, "requests", reqs + 2, 10); /* the root was read, the login arrived */
     closed = false;
     ok(ward_rf_bmc_close(b, on_closed, &closed), "closing while the login is on the wire");
-    ok(run_until(&closed, 15), "completes");
+    ok(test_loop_until(loop, &closed, 15), "completes");
     is_int(0, (int)run_until_counter(3, "active_sessions", 0, 5),
            "and deletes the session that login made");
     ok(sim_counter(&s, 3, "max_concurrent") <= (max_before > 1 ? max_before : 1),

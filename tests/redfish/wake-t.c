@@ -12,48 +12,13 @@
 #include <ev.h>
 
 #include "log.h"
+#include "loop.h"
 #include "redfish/bmc.h"
 #include "tap/basic.h"
 #include "tserver.h"
 #include "util.h"
 
-struct res {
-    bool done;
-    int code;
-    char reason[1024];
-};
-
-static void on_op(void *arg, int code, const cJSON *result, const char *reason)
-{
-    struct res *r = arg;
-    r->done = true;
-    r->code = code;
-    snprintf(r->reason, sizeof(r->reason), "%s", reason);
-}
-
 static struct ev_loop *loop;
-
-static void on_tick(struct ev_loop *l, ev_timer *w, int revents)
-{
-}
-
-static bool run_until(bool *flag, double bound)
-{
-    ev_timer t;
-    ev_timer_init(&t, on_tick, bound, 0);
-    ev_timer_start(loop, &t);
-    while (!*flag && ev_is_active(&t)) {
-        ev_run(loop, EVRUN_ONCE);
-    }
-    ev_timer_stop(loop, &t);
-    return *flag;
-}
-
-static void run_for(double s)
-{
-    bool never = false;
-    run_until(&never, s);
-}
 
 static int requests(struct tserver *s)
 {
@@ -65,7 +30,7 @@ static int requests(struct tserver *s)
 static bool wait_requests(struct tserver *s, int want, double bound)
 {
     for (int i = 0; i < (int)(bound / 0.01) && requests(s) < want; i++) {
-        run_for(0.01);
+        test_loop_for(loop, 0.01);
     }
     return requests(s) >= want;
 }
@@ -112,18 +77,18 @@ int main(void)
                                      .password_file = pw_path,
                                      .cainfo = ca_path};
     struct ward_rf_bmc *b = NULL;
-    struct res ra, rb, rc, re, rd;
+    struct test_result ra, rb, rc, re, rd;
     bool staged = false;
     for (int attempt = 0; attempt < 12 && !staged; attempt++) {
         if (b != NULL) {
             ward_rf_bmc_destroy(b);
-            run_for(0.5);
+            test_loop_for(loop, 0.5);
         }
         b = ward_rf_bmc_create(c, &cfg, &err);
-        struct res conn = {0};
-        ward_rf_op_start(b, WARD_RF_OP_CONNECT, NULL, NULL, on_op, &conn);
-        run_until(&conn.done, 20);
-        run_for(1);
+        struct test_result conn = {0};
+        ward_rf_op_start(b, WARD_RF_OP_CONNECT, NULL, NULL, test_on_result, &conn);
+        test_loop_until(loop, &conn.done, 20);
+        test_loop_for(loop, 1);
         /* the session expires. A reads the system (401), drops the token and logs in, paced;
            D's read, paced too, goes first (when the timers fire in that order: retried until
            they do) and fails with a 500, opening the breaker; B, C, E then find no token and
@@ -135,27 +100,28 @@ int main(void)
         memset(&re, 0, sizeof(re));
         memset(&rd, 0, sizeof(rd));
         int base = requests(s);
-        struct ward_rf_op *a = ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &ra);
-        ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &rd);
+        struct ward_rf_op *a =
+            ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &ra);
+        ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &rd);
         wait_requests(s, base + 1, 10); /* A's read: 401 */
         tserver_set_faults(s, &(struct tserver_faults){.error_500 = 1});
-        run_until(&rd.done, 10);
+        test_loop_until(loop, &rd.done, 10);
         if (ra.done || rd.code != -EIO) {
             diag("attempt %d: the login went first", attempt);
             tserver_set_faults(s, &(struct tserver_faults){0});
             continue;
         }
         staged = true;
-        ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &rb);
-        ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &rc);
-        ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &re);
-        run_for(0.05);
+        ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &rb);
+        ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &rc);
+        ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &re);
+        test_loop_for(loop, 0.05);
         diag("staged: D failed (%s); B %d C %d E %d still parked", rd.reason, rb.done, rc.done,
              re.done);
         ward_rf_op_cancel(a);
     }
     ok(staged, "staged: the login paced, the breaker open, three operations parked");
-    run_for(3);
+    test_loop_for(loop, 3);
     diag("B %d/%d C %d/%d E %d/%d", rb.done, rb.code, rc.done, rc.code, re.done, re.code);
     int woken = rb.done + rc.done + re.done;
     is_int(3, woken, "every operation parked on the cancelled login ends");
@@ -163,30 +129,31 @@ int main(void)
     ward_rf_bmc_stats(b, &st);
     is_int(0, (int)st.running, "and none still counts against the BMC");
     ward_rf_bmc_destroy(b);
-    run_for(0.5);
+    test_loop_for(loop, 0.5);
     ok(rb.done && rc.done && re.done, "destroying the BMC ends them");
     /* an orphan's failure opens the breaker; what does the breaker say? */
     b = ward_rf_bmc_create(c, &cfg, &err);
-    struct res cn = {0}, q = {0}, after = {0};
-    ward_rf_op_start(b, WARD_RF_OP_CONNECT, NULL, NULL, on_op, &cn);
-    run_until(&cn.done, 20);
+    struct test_result cn = {0}, q = {0}, after = {0};
+    ward_rf_op_start(b, WARD_RF_OP_CONNECT, NULL, NULL, test_on_result, &cn);
+    test_loop_until(loop, &cn.done, 20);
     ok(cn.code == 0, "second BMC connects (%s)", cn.reason);
-    run_for(1);
+    test_loop_for(loop, 1);
     tserver_set_faults(s, &(struct tserver_faults){.hang = true});
     int before = requests(s);
-    struct ward_rf_op *hung = ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &q);
+    struct ward_rf_op *hung =
+        ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &q);
     wait_requests(s, before + 1, 10);
     ward_rf_op_cancel(hung);
     /* its connection closes unanswered; curl sends it again on a fresh one: a 500 */
     tserver_set_faults(s, &(struct tserver_faults){.error_500 = 1});
-    run_for(1);
-    ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &after);
-    run_until(&after.done, 10);
+    test_loop_for(loop, 1);
+    ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &after);
+    test_loop_until(loop, &after.done, 10);
     diag("after the orphan: %d %s", after.code, after.reason);
     ok(strstr(after.reason, "last failure: GET") != NULL,
        "a breaker opened by an orphan's failure names it");
     ward_rf_bmc_destroy(b);
-    run_for(0.5);
+    test_loop_for(loop, 0.5);
     ward_rf_client_destroy(c);
     tserver_stop(s);
     tca_free(ca);
