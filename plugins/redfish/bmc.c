@@ -420,9 +420,7 @@ static void on_trim(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
-/* A BMC at b's address that closed before b did (any, when b is not closing) and still has
-   operations, or NULL. Only earlier closes count, so two closing BMCs never wait for each
-   other. */
+/* Count b at its address in the client's bases. 0 or -ENOMEM. */
 static int base_ref(struct ward_rf_client *c, struct ward_rf_bmc *b)
 {
     struct at_base *a = ward_strmap_get(&c->bases, b->base);
@@ -458,6 +456,9 @@ static bool shares_base(const struct ward_rf_bmc *b)
     return b->at != NULL && b->at->n > 1;
 }
 
+/* A BMC at b's address that closed before b did (any, when b is not closing) and still has
+   operations, or NULL. Only earlier closes count, so two closing BMCs never wait for each
+   other. */
 static struct ward_rf_bmc *busy_closing_before(struct ward_rf_bmc *b)
 {
     struct ward_rf_client *c = b->c;
@@ -1003,16 +1004,21 @@ static void fill_reason(struct ward_rf_op *op, const struct ward_rf_response *r,
     scrub_password(op->bmc, a->reason, sizeof(a->reason));
 }
 
+/* The BMC refused the credentials in force: none is sent again until they change. */
+static void refuse_credentials(struct ward_rf_bmc *b, const char *why)
+{
+    snprintf(b->bad_stamp, sizeof(b->bad_stamp), "%s", b->cred_stamp);
+    ward_log_fields(WARD_LOG_ERROR, COMPONENT, (const struct ward_log_field[]){{"bmc", b->name}}, 1,
+                    "%s", why);
+}
+
 /* A login answered 401/403 (these credentials: not again until they change) or 503 (no
    free session: no login for a while, doubled at each repeat). The wait for a 503. */
 static double login_refused(struct ward_rf_bmc *b, long status)
 {
     struct ward_rf_client *c = b->c;
     if (status == 401 || status == 403) {
-        snprintf(b->bad_stamp, sizeof(b->bad_stamp), "%s", b->cred_stamp);
-        ward_log_fields(WARD_LOG_ERROR, COMPONENT,
-                        (const struct ward_log_field[]){{"bmc", b->name}}, 1,
-                        "login refused; not retrying until the credentials change");
+        refuse_credentials(b, "login refused; not retrying until the credentials change");
         return 0;
     }
     if (status != 503) {
@@ -1027,9 +1033,12 @@ static double login_refused(struct ward_rf_bmc *b, long status)
     return wait;
 }
 
-/* The session a login answer made: its token and where to delete it. */
+/* A login succeeded: the session it made (its token and where to delete it) is kept, and
+   the refusals and backoff of earlier logins are over. */
 static void keep_session(struct ward_rf_bmc *b, const struct ward_rf_response *r)
 {
+    b->session_backoff = 0;
+    b->bad_stamp[0] = '\0';
     free(b->token);
     /* not registered with the logger's redaction: tokens change at every login and the
        list would only grow; no code path puts a token into text */
@@ -1067,10 +1076,7 @@ static void on_http(void *arg, const struct ward_rf_response *r)
         /* basic authentication: every request carries the password, so a refusal at any
            step (not only discovery's) must stop the next ones from sending it again, or a
            rotated password would lock the account one operation at a time */
-        snprintf(b->bad_stamp, sizeof(b->bad_stamp), "%s", b->cred_stamp);
-        ward_log_fields(WARD_LOG_ERROR, COMPONENT,
-                        (const struct ward_log_field[]){{"bmc", b->name}}, 1,
-                        "credentials refused; not sending them again until they change");
+        refuse_credentials(b, "credentials refused; not sending them again until they change");
     }
     if (op->orphaned) {
         /* a login's answer counts as any login's: its session is kept, and a refusal is
@@ -1079,8 +1085,6 @@ static void on_http(void *arg, const struct ward_rf_response *r)
         char why[200] = "";
         if (login && r->code == 0 && r->status >= 200 && r->status < 300 && r->auth_token != NULL) {
             keep_session(b, r);
-            b->session_backoff = 0;
-            b->bad_stamp[0] = '\0';
             kept = true;
         } else if (login) {
             login_refused(b, r->code == 0 ? r->status : 0);
@@ -1191,8 +1195,6 @@ static void on_http(void *arg, const struct ward_rf_response *r)
                 return;
             }
             keep_session(b, r);
-            b->session_backoff = 0;
-            b->bad_stamp[0] = '\0';
         } else if (r->status == 401 || r->status == 403) {
             login_refused(b, r->status);
         } else if (r->status == 503) {
