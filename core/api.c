@@ -343,19 +343,31 @@ static int parse_since(const char *text, double *out, struct ward_error *err)
 
 /* The query parameters, and the requests that take each: a body's fields (a new host's
    namespace, a transition's version) are given in the body only. */
+enum query_key {
+    Q_NAMESPACE,
+    Q_VERSION,
+    Q_STATE,
+    Q_LABEL,
+    Q_TYPE,
+    Q_KIND,
+    Q_NAME,
+    Q_LIMIT,
+    Q_SINCE
+};
+
 static const struct query_param {
     const char *key;
     unsigned ops;
 } query_params[] = {
-    {"namespace", HOST_OPS},
-    {"version", OP(WARD_API_HOST_REMOVE)},
-    {"state", OP(WARD_API_HOSTS_LIST)},
-    {"label", OP(WARD_API_HOSTS_LIST)},
-    {"type", OP(WARD_API_EVENTS)},
-    {"kind", OP(WARD_API_EVENTS)},
-    {"name", OP(WARD_API_EVENTS)},
-    {"limit", OP(WARD_API_EVENTS)},
-    {"since", OP(WARD_API_EVENTS) | OP(WARD_API_HOST_HISTORY)},
+    [Q_NAMESPACE] = {"namespace", HOST_OPS},
+    [Q_VERSION] = {"version", OP(WARD_API_HOST_REMOVE)},
+    [Q_STATE] = {"state", OP(WARD_API_HOSTS_LIST)},
+    [Q_LABEL] = {"label", OP(WARD_API_HOSTS_LIST)},
+    [Q_TYPE] = {"type", OP(WARD_API_EVENTS)},
+    [Q_KIND] = {"kind", OP(WARD_API_EVENTS)},
+    [Q_NAME] = {"name", OP(WARD_API_EVENTS)},
+    [Q_LIMIT] = {"limit", OP(WARD_API_EVENTS)},
+    [Q_SINCE] = {"since", OP(WARD_API_EVENTS) | OP(WARD_API_HOST_HISTORY)},
 };
 
 struct query_walk {
@@ -365,15 +377,15 @@ struct query_walk {
 };
 
 /* One value of a known parameter into the call. */
-static int query_value(struct ward_api_call *call, const char *key, const char *v,
+static int query_value(struct ward_api_call *call, enum query_key key, const char *v,
                        struct ward_error *err)
 {
-    if (strcmp(key, "namespace") == 0) {
+    if (key == Q_NAMESPACE) {
         if (!ward_api_valid_name(v) || strlen(v) >= sizeof(call->ns)) {
             return ward_error_set(err, 400, "namespace: not a valid name");
         }
         snprintf(call->ns, sizeof(call->ns), "%s", v);
-    } else if (strcmp(key, "version") == 0) {
+    } else if (key == Q_VERSION) {
         char *end;
         errno = 0;
         long long n = strtoll(v, &end, 10);
@@ -381,12 +393,12 @@ static int query_value(struct ward_api_call *call, const char *key, const char *
             return ward_error_set(err, 400, "version: must be a positive integer");
         }
         call->version = n;
-    } else if (strcmp(key, "state") == 0) {
+    } else if (key == Q_STATE) {
         if (!valid_token(v, 32)) {
             return ward_error_set(err, 400, "state: 1-32 letters and digits");
         }
         call->state = v;
-    } else if (strcmp(key, "label") == 0) {
+    } else if (key == Q_LABEL) {
         const char *eq = strchr(v, '=');
         if (eq == NULL) {
             return ward_error_set(err, 400, "label: write it as key=value");
@@ -399,22 +411,22 @@ static int query_value(struct ward_api_call *call, const char *key, const char *
         if (!valid_label(call->label_key, true) || !valid_label(call->label_value, false)) {
             return ward_error_set(err, 400, "label: not a valid key=value");
         }
-    } else if (strcmp(key, "type") == 0) {
+    } else if (key == Q_TYPE) {
         if (strcmp(v, "Normal") != 0 && strcmp(v, "Warning") != 0) {
             return ward_error_set(err, 400, "type: Normal or Warning");
         }
         call->type = v;
-    } else if (strcmp(key, "kind") == 0) {
+    } else if (key == Q_KIND) {
         if (!valid_token(v, 63)) {
             return ward_error_set(err, 400, "kind: 1-63 letters and digits");
         }
         call->kind = v;
-    } else if (strcmp(key, "name") == 0) {
+    } else if (key == Q_NAME) {
         if (!ward_api_valid_name(v)) {
             return ward_error_set(err, 400, "name: not a valid name");
         }
         snprintf(call->name, sizeof(call->name), "%s", v);
-    } else if (strcmp(key, "limit") == 0) {
+    } else if (key == Q_LIMIT) {
         char *end;
         errno = 0;
         long n = strtol(v, &end, 10);
@@ -422,7 +434,7 @@ static int query_value(struct ward_api_call *call, const char *key, const char *
             return ward_error_set(err, 400, "limit: 1 to %d", LIST_LIMIT_MAX);
         }
         call->limit = n;
-    } else if (strcmp(key, "since") == 0 && parse_since(v, &call->since, err) != 0) {
+    } else if (key == Q_SINCE && parse_since(v, &call->since, err) != 0) {
         return 400;
     }
     return 0;
@@ -458,7 +470,7 @@ static int query_arg(void *arg, const char *key, const char *value)
     if (value == NULL) {
         return ward_error_set(w->err, 400, "query parameter '%s' needs a value", key);
     }
-    return query_value(w->call, key, value, w->err);
+    return query_value(w->call, (enum query_key)i, value, w->err);
 }
 
 static int parse_query(struct ward_api_call *call, ward_api_query_fn query, void *qarg,
