@@ -568,16 +568,13 @@ int ward_config_fill_section(const struct ward_config *cfg, const char *name,
     lua_State *L = cfg->L;
     int top = lua_gettop(L);
     int type = ward_config_section(cfg, name);
-    int rc = 0;
-    if (type == LUA_TTABLE) {
-        rc = fill_table(L, lua_gettop(L), name, 0, NULL, map, instance, err);
-    } else if (type == LUA_TNIL) {
+    if (type == LUA_TNIL) {
         lua_pop(L, 1);
         lua_newtable(L); /* absent: every default */
-        rc = fill_table(L, lua_gettop(L), name, 0, NULL, map, instance, err);
-    } else {
-        rc = ward_error_set(err, -EINVAL, "%s must be a table of settings", name);
     }
+    int rc = type == LUA_TTABLE || type == LUA_TNIL
+                 ? fill_table(L, lua_gettop(L), name, 0, NULL, map, instance, err)
+                 : ward_error_set(err, -EINVAL, "%s must be a table of settings", name);
     lua_settop(L, top);
     return rc;
 }
