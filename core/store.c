@@ -1850,21 +1850,19 @@ static int check_rows(struct ward_store *st, struct ward_error *err)
     static const char broken[] =
         "SELECT kind, ns, name FROM resources WHERE NOT json_valid(spec) OR "
         "NOT json_valid(status) OR NOT json_valid(labels) LIMIT 10";
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(st->db, nulls, -1, &s, NULL);
-    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(s, 0);
-        sqlite3_finalize(s);
+    int64_t id = 0; /* row ids start at 1: 0 is none */
+    int rc = pragma_int(st, nulls, &id, err);
+    if (rc < 0) {
+        return rc;
+    }
+    if (id != 0) {
         return ward_error_set(err, -EIO,
                               "%s: resource row %" PRId64 " has an empty (NULL) column the "
                               "schema forbids; the file was edited by hand: fix the row or "
                               "restore a backup",
                               st->path, id);
     }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
-        return db_fail(st, rc, "check the resources", err);
-    }
+    sqlite3_stmt *s = NULL;
     if ((rc = sqlite3_prepare_v2(st->db, broken, -1, &s, NULL)) != SQLITE_OK) {
         return db_fail(st, rc, "check the resources", err);
     }
