@@ -10,6 +10,7 @@
 #include <ev.h>
 
 #include "log.h"
+#include "loop.h"
 #include "metrics.h"
 #include "redfish/bmc.h"
 #include "tap/basic.h"
@@ -32,31 +33,15 @@ static void on_op(void *arg, int code, const cJSON *result, const char *reason)
     r->json = result != NULL ? cJSON_PrintUnformatted(result) : strdup("null");
 }
 
-static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
-{
-}
-
 static struct ev_loop *loop;
 static char logbuf_path[600];
-
-static bool run_until(bool *flag, double bound)
-{
-    ev_timer deadline;
-    ev_timer_init(&deadline, on_deadline, bound, 0);
-    ev_timer_start(loop, &deadline);
-    while (!*flag && ev_is_active(&deadline)) {
-        ev_run(loop, EVRUN_ONCE);
-    }
-    ev_timer_stop(loop, &deadline);
-    return *flag;
-}
 
 static struct res run(struct ward_rf_bmc *b, enum ward_rf_op_kind kind, const char *arg,
                       const char *body)
 {
     struct res r = {0};
     ward_rf_op_start(b, kind, arg, body, on_op, &r);
-    if (!run_until(&r.done, 30)) {
+    if (!test_loop_until(loop, &r.done, 30)) {
         snprintf(r.reason, sizeof(r.reason), "test bound passed");
         r.json = strdup("null");
     }
@@ -189,7 +174,7 @@ static void test_class_caps(const struct ward_rf_client_opts *base, struct tca *
     }
     bool all = true;
     for (int i = 0; i < CAP_BMCS; i++) {
-        all = run_until(&rs[i].done, 20) && all;
+        all = test_loop_until(loop, &rs[i].done, 20) && all;
     }
     ok(all, "once the servers answer, every operation ends");
     ok(ward_rf_client_max_running_class(c, WARD_RF_READ) == 2 &&
@@ -616,7 +601,7 @@ int main(void)
     }
     bool all = true;
     for (int i = 0; i < 6; i++) {
-        all = run_until(&many[i].done, 30) && all && many[i].code == 0;
+        all = test_loop_until(loop, &many[i].done, 30) && all && many[i].code == 0;
         res_free(&many[i]);
     }
     ok(all, "6 queued operations all succeed");
@@ -709,7 +694,7 @@ int main(void)
         res_free(&r);
         ward_rf_bmc_destroy(tb);
         bool none = false;
-        run_until(&none, 0.2);
+        test_loop_until(loop, &none, 0.2);
         tserver_stop(ts);
     }
 
