@@ -1248,11 +1248,13 @@ static void pump(struct ward_policy_engine *e)
             ward_queue_done(e->q, key, false, now);
         }
     }
-    double due = ward_queue_next_due(e->q);
-    if (!e->destroying && due >= 0 && e->o.now == NULL) {
+    if (!e->destroying && e->o.now == NULL) {
+        double due = ward_queue_next_due(e->q);
         ev_timer_stop(e->loop, &e->due);
-        ev_timer_set(&e->due, due > now ? due - now : 0, 0);
-        ev_timer_start(e->loop, &e->due);
+        if (due >= 0) { /* none when every slot is taken: a run's end pumps again */
+            ev_timer_set(&e->due, due > now ? due - now : 0, 0);
+            ev_timer_start(e->loop, &e->due);
+        }
     }
 }
 

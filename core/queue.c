@@ -304,8 +304,12 @@ void ward_queue_forget(struct ward_queue *q, const char *key)
 
 double ward_queue_next_due(const struct ward_queue *q)
 {
-    double best = q->nheap > 0 ? q->heap[0]->due : -1;
-    if (best >= 0 && q->o.rate > 0 && q->primed && q->tokens < 1) {
+    if (q->nheap == 0 || (q->o.max_inflight != 0 && q->running >= q->o.max_inflight)) {
+        /* with every slot taken no time helps: the next done is what frees one */
+        return -1;
+    }
+    double best = q->heap[0]->due;
+    if (q->o.rate > 0 && q->primed && q->tokens < 1) {
         /* the bucket, not the key, decides when the next hand-out can happen */
         double refill = q->refilled + (1 - q->tokens) / q->o.rate;
         best = refill > best ? refill : best;

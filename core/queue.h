@@ -49,7 +49,11 @@ const char *ward_queue_pop(struct ward_queue *q, double now);
 double ward_queue_done(struct ward_queue *q, const char *key, bool ok, double now);
 /* Drop a key that is not in flight (resource deleted). */
 void ward_queue_forget(struct ward_queue *q, const char *key);
-/* Earliest due time among keys waiting and not in flight; -1 when none. */
+/*
+ * When the next pop can hand a key out: the earliest due time among keys waiting, or later
+ * if the rate's bucket is empty; -1 when none waits or every in-flight slot is taken (then
+ * only a done can free one, and the caller pops again after it).
+ */
 double ward_queue_next_due(const struct ward_queue *q);
 /* Consecutive failures of key. */
 unsigned ward_queue_failures(const struct ward_queue *q, const char *key);

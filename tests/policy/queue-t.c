@@ -82,7 +82,7 @@ static void big_queue(void)
 
 int main(void)
 {
-    plan(44 + 5 + 3 + 4);
+    plan(46 + 5 + 3 + 4);
     struct ward_queue *q = ward_queue_create(&(struct ward_queue_options){
         .base_delay = 1, .max_delay = 8, .jitter = 0, .max_inflight = 2});
     ward_queue_add(q, "a", 10);
@@ -97,7 +97,9 @@ int main(void)
     ok(ward_queue_pop(q, 12) == NULL, "nothing else is ready (a is in flight, asked again)");
     ward_queue_add(q, "c", 12);
     ok(ward_queue_pop(q, 12) == NULL, "max_inflight bounds concurrency");
+    ok(ward_queue_next_due(q) < 0, "at the cap no due time is given (a timer would spin)");
     is_double(0, ward_queue_done(q, "a", true, 12), 0, "success: no backoff");
+    is_double(10, ward_queue_next_due(q), 0, "a done frees a slot: a due time again (a's own)");
     is_string("a", ward_queue_pop(q, 12), "a key added while in flight runs again after");
     ward_queue_done(q, "b", true, 12);
     is_string("c", ward_queue_pop(q, 12), "then the next one");
