@@ -1155,10 +1155,12 @@ static void do_release(struct ward_api *api, struct ward_api_call *call,
                        struct ward_http_response *res)
 {
     struct ward_error err = {0};
+    bool released = false;
     int rc = api->hooks.release != NULL
-                 ? api->hooks.release(api->hooks.arg, call->ns, call->name, call->consumer, &err)
+                 ? api->hooks.release(api->hooks.arg, call->ns, call->name, call->consumer,
+                                      &released, &err)
                  : ward_store_release(api->store, WARD_API_KIND, call->ns, call->name,
-                                      call->consumer, &err);
+                                      call->consumer, &released, &err);
     if (rc != 0) {
         if (rc == -ENOENT) {
             ward_http_error(res, 404, "no host named %s", call->name);
@@ -1169,8 +1171,11 @@ static void do_release(struct ward_api *api, struct ward_api_call *call,
         }
         return;
     }
-    record_event(api, "Normal", "Released", call->ns, call->name, "released by %s", call->consumer);
-    ward_buf_puts(&res->body, "{\"released\":true,\"name\":");
+    if (released) { /* a release of a host nobody held changed nothing: no event */
+        record_event(api, "Normal", "Released", call->ns, call->name, "released by %s",
+                     call->consumer);
+    }
+    ward_buf_printf(&res->body, "{\"released\":%s,\"name\":", released ? "true" : "false");
     ward_json_escape(&res->body, call->name);
     ward_buf_puts(&res->body, "}\n");
 }
@@ -1329,7 +1334,7 @@ static void do_claim(struct ward_api *api, struct ward_api_call *call,
         }
         if (rc != 0) {
             struct ward_error undo = {0};
-            if (ward_store_release(api->store, WARD_API_KIND, r->ns, r->name, call->consumer,
+            if (ward_store_release(api->store, WARD_API_KIND, r->ns, r->name, call->consumer, NULL,
                                    &undo) != 0) {
                 ward_log(WARD_LOG_WARN, "api", "claim of %s not undone: %s", r->name, undo.text);
             }
@@ -2014,7 +2019,7 @@ static char *policy_explain(void *arg, const char *ns, const char *name, struct 
 }
 
 static int policy_release(void *arg, const char *ns, const char *name, const char *consumer,
-                          struct ward_error *err)
+                          bool *released, struct ward_error *err)
 {
     struct ward_api_policy *p = arg;
     int rc = -ESTALE;
@@ -2043,7 +2048,7 @@ static int policy_release(void *arg, const char *ns, const char *name, const cha
         }
         ward_state_free(states, n);
         if (rc == 0 && strcmp(state, WARD_STORE_CLAIMED) == 0) {
-            rc = ward_store_release(p->store, WARD_API_KIND, ns, name, consumer, err);
+            rc = ward_store_release(p->store, WARD_API_KIND, ns, name, consumer, released, err);
         } else if (rc == 0) {
             struct ward_transition clear = {.kind = WARD_API_KIND,
                                             .ns = ns,
@@ -2058,6 +2063,7 @@ static int policy_release(void *arg, const char *ns, const char *name, const cha
                                             .expected_version = r->version,
                                             .consumer = ""};
             rc = ward_store_transition_sync(p->store, &clear, NULL, err);
+            *released = rc == 0;
         }
         ward_resource_free(r);
     }

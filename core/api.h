@@ -141,10 +141,10 @@ struct ward_api_hooks {
     void (*leader_status)(void *arg, struct ward_buf *out);
     void *arg;
     /* Release a claim (POST /hosts/NAME/release) in whatever state the host is: 0 (also when
-       nobody holds it), -EPERM (another consumer holds it), -ENOENT, -ESTALE. NULL: the store's
-       release, which refuses hosts past Claimed (409). */
+       nobody holds it: *released false), -EPERM (another consumer holds it), -ENOENT, -ESTALE.
+       NULL: the store's release, which refuses hosts past Claimed (409). */
     int (*release)(void *arg, const char *ns, const char *name, const char *consumer,
-                   struct ward_error *err);
+                   bool *released, struct ward_error *err);
     /* GET /hosts/NAME/explain: what the machine allows now, each guard's answer, and the next
        recovery, as a JSON object the caller frees; NULL with err (-ENOENT: no such host). */
     char *(*explain)(void *arg, const char *ns, const char *name, struct ward_error *err);

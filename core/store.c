@@ -1735,9 +1735,13 @@ out:
 }
 
 int ward_store_release(struct ward_store *st, const char *kind, const char *ns, const char *name,
-                       const char *consumer, struct ward_error *err)
+                       const char *consumer, bool *released, struct ward_error *err)
 {
     int rc;
+    bool cleared = false;
+    if (released != NULL) {
+        *released = false;
+    }
     if ((rc = check_name("kind", kind, false, err)) < 0 ||
         (rc = check_name("name", name, false, err)) < 0 ||
         (rc = check_name("consumer", consumer, false, err)) < 0) {
@@ -1777,10 +1781,15 @@ int ward_store_release(struct ward_store *st, const char *kind, const char *ns, 
             } else if (rc == 0) {
                 st->changes[st->nchanges - 1].what = "released";
             }
+            cleared = rc == 0;
         }
     }
     ward_resource_free(cur);
-    return write_end(st, rc, err);
+    rc = write_end(st, rc, err);
+    if (released != NULL) {
+        *released = rc == 0 && cleared;
+    }
+    return rc;
 }
 
 /* ---- open / close --------------------------------------------------------------------- */

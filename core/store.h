@@ -225,11 +225,12 @@ int ward_store_claim(struct ward_store *st, const char *kind, const char *select
                      void *arg, struct ward_resource **claimed, struct ward_error *err);
 /*
  * Clear the consumer and move lifecycle Claimed -> Available with history. Idempotent:
- * an unclaimed host is 0. -EPERM when another consumer holds it; -EBUSY when its lifecycle
- * has moved past Claimed (deprovision it instead); -ENOENT when absent.
+ * an unclaimed host is 0 too, and *released (when not NULL) tells the two apart. -EPERM
+ * when another consumer holds it; -EBUSY when its lifecycle has moved past Claimed
+ * (deprovision it instead); -ENOENT when absent.
  */
 int ward_store_release(struct ward_store *st, const char *kind, const char *ns, const char *name,
-                       const char *consumer, struct ward_error *err);
+                       const char *consumer, bool *released, struct ward_error *err);
 
 /* what: "created", "updated", "deleted", "transition", "claimed", "released". */
 struct ward_store_change {

@@ -115,7 +115,7 @@ static void make_available(const char *name)
 
 int main(void)
 {
-    plan(104);
+    plan(107);
     ward_log_set_level(WARD_LOG_ERROR);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
@@ -399,10 +399,14 @@ int main(void)
            "releasing someone else's claim is 409");
     is_int(409, status_of("DELETE", "/api/v1/hosts/h1?version=7", NULL, true),
            "removing a claimed host is 409");
-    is_int(200, status_of("POST", "/api/v1/hosts/h1/release", "{\"consumer\":\"c3\"}", true),
+    is_int(200, req("POST", "/api/v1/hosts/h1/release", "{\"consumer\":\"c3\"}", true, &r),
            "the holder releases");
-    is_int(200, status_of("POST", "/api/v1/hosts/h1/release", "{\"consumer\":\"c3\"}", true),
+    contains(r.body.data, "\"released\":true", "and is told it released the host");
+    http_reply_free(&r);
+    is_int(200, req("POST", "/api/v1/hosts/h1/release", "{\"consumer\":\"c3\"}", true, &r),
            "release is idempotent");
+    contains(r.body.data, "\"released\":false", "a second time it is told nothing was held");
+    http_reply_free(&r);
 
     /* removal */
     is_int(428, status_of("DELETE", "/api/v1/hosts/h2", NULL, true), "removal needs a version");
@@ -415,6 +419,12 @@ int main(void)
     is_int(200, req("GET", "/api/v1/events?name=h1", NULL, false, &r), "events are listed");
     ok(strstr(r.body.data, "\"reason\":\"Claimed\"") && strstr(r.body.data, "\"reason\":\"Added\""),
        "adds and claims recorded events");
+    /* events repeat as a count: {"reason":"Released",...,"count":N} */
+    const char *rel = strstr(r.body.data, "\"reason\":\"Released\"");
+    const char *count = rel != NULL ? strstr(rel, "\"count\":") : NULL;
+    ok(count != NULL && strncmp(count, "\"count\":1,", 10) == 0 &&
+           strstr(rel + 1, "\"reason\":\"Released\"") == NULL,
+       "one Released event: the release of a host nobody held records none");
     http_reply_free(&r);
     is_int(400, status_of("GET", "/api/v1/events?type=Error", NULL, false),
            "an unknown event type is 400");

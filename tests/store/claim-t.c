@@ -165,7 +165,7 @@ static double attempts(struct ward_metrics *reg, const char *outcome, const char
 
 int main(void)
 {
-    plan(66);
+    plan(68);
     char path[512], path2[512];
     snprintf(path, sizeof(path), "%s/a.db", test_tmpdir());
     snprintf(path2, sizeof(path2), "%s/b.db", test_tmpdir());
@@ -280,8 +280,10 @@ int main(void)
     char erin_host[32];
     snprintf(erin_host, sizeof(erin_host), "%s", got != NULL ? got->name : "");
     ward_resource_free(got);
-    is_int(0, ward_store_release(st, "PhysicalHost", "dc1", erin_host, "erin", &err),
+    bool released = false;
+    is_int(0, ward_store_release(st, "PhysicalHost", "dc1", erin_host, "erin", &released, &err),
            "released again");
+    ok(released, "and says so");
     struct asked again = {.refuse = 0};
     is_int(0, ward_store_claim(st, "PhysicalHost", NULL, "erin", refuse_first, &again, &got, &err),
            "the same consumer claims again");
@@ -384,9 +386,9 @@ int main(void)
     ward_store_close(other);
 
     /* release */
-    is_int(-EPERM, ward_store_release(st, "PhysicalHost", "dc1", alice_host, "mallory", &err),
+    is_int(-EPERM, ward_store_release(st, "PhysicalHost", "dc1", alice_host, "mallory", NULL, &err),
            "another consumer cannot release a host");
-    is_int(0, ward_store_release(st, "PhysicalHost", "dc1", alice_host, "alice", &err),
+    is_int(0, ward_store_release(st, "PhysicalHost", "dc1", alice_host, "alice", NULL, &err),
            "the holder releases it");
     ward_store_get(st, "PhysicalHost", "dc1", alice_host, &got, &err);
     ok(got != NULL && got->consumer == NULL, "the consumer is cleared");
@@ -398,14 +400,16 @@ int main(void)
     ok(nh == 3 && strcmp(h[2].trigger, "release") == 0 && strcmp(h[2].to, "Available") == 0,
        "with a history record");
     ward_history_free(h, nh);
-    is_int(0, ward_store_release(st, "PhysicalHost", "dc1", alice_host, "alice", &err),
+    released = true;
+    is_int(0, ward_store_release(st, "PhysicalHost", "dc1", alice_host, "alice", &released, &err),
            "releasing again is 0 (idempotent)");
+    ok(!released, "and says it released nothing");
     ward_store_get(st, "PhysicalHost", "dc1", alice_host, &got, &err);
     is_int(v, got != NULL ? got->version : -1, "and changes nothing");
     ward_resource_free(got);
-    is_int(0, ward_store_release(st, "PhysicalHost", "dc1", "host-39", "alice", &err),
+    is_int(0, ward_store_release(st, "PhysicalHost", "dc1", "host-39", "alice", NULL, &err),
            "releasing a host nobody holds is 0");
-    is_int(-ENOENT, ward_store_release(st, "PhysicalHost", "dc1", "host-99", "alice", &err),
+    is_int(-ENOENT, ward_store_release(st, "PhysicalHost", "dc1", "host-99", "alice", NULL, &err),
            "releasing a missing host is -ENOENT");
     struct ward_transition t = {.kind = "PhysicalHost",
                                 .ns = "dc1",
@@ -414,7 +418,7 @@ int main(void)
                                 .from = "Claimed",
                                 .to = "Provisioning"};
     ward_store_transition_sync(st, &t, NULL, &err);
-    is_int(-EBUSY, ward_store_release(st, "PhysicalHost", "dc1", bob_host, "bob", &err),
+    is_int(-EBUSY, ward_store_release(st, "PhysicalHost", "dc1", bob_host, "bob", NULL, &err),
            "a host past Claimed is not released behind the lifecycle's back");
     contains(err.text, "deprovision", "and the error says what to do");
 

@@ -114,7 +114,7 @@ static void generate(struct ev_loop *loop, ev_idle *idle, int revents)
         &list, &n, &err);
     if (n > 0) {
         struct ward_resource *pick = list[(size_t)rand() % n];
-        if (ward_store_release(w->st, "Host", "dc", pick->name, pick->consumer, &err) < 0) {
+        if (ward_store_release(w->st, "Host", "dc", pick->name, pick->consumer, NULL, &err) < 0) {
             fprintf(stderr, "writer: release failed: %s\n", err.text);
             _exit(6);
         }
