@@ -250,12 +250,17 @@ static bool token_ok(const struct ward_http *h, struct MHD_Connection *c)
     if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0) {
         return false;
     }
+    /* around the token is whitespace (RFC 9110 5.5, 11.4), never part of it */
     const char *presented = auth + 7;
-    while (*presented == ' ') {
+    while (*presented == ' ' || *presented == '\t') {
         presented++;
     }
+    size_t len = strlen(presented);
+    while (len > 0 && (presented[len - 1] == ' ' || presented[len - 1] == '\t')) {
+        len--;
+    }
     unsigned char seen[32];
-    digest(presented, strlen(presented), seen);
+    digest(presented, len, seen);
     return CRYPTO_memcmp(seen, h->token_digest, sizeof(seen)) == 0;
 }
 

@@ -104,7 +104,7 @@ static void get(struct ev_loop *loop, const char *base, const char *method, cons
 
 int main(void)
 {
-    plan(63);
+    plan(64);
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     char *logbuf = NULL;
     size_t loglen = 0;
@@ -203,6 +203,10 @@ int main(void)
     get(loop, base, "POST", "/api/v1/echo", "{}",
         (const char *[]){"Authorization: Bearer " TOKEN "x", NULL}, &r);
     is_int(401, r.status, "a token with a trailing extra byte is refused");
+    http_reply_free(&r);
+    get(loop, base, "POST", "/api/v1/echo", "{}",
+        (const char *[]){"Authorization: Bearer \t" TOKEN " \t ", NULL}, &r);
+    is_int(200, r.status, "whitespace around the token is not part of it");
     http_reply_free(&r);
     get(loop, base, "GET", "/metrics", NULL, NULL, &r);
     contains(r.body.data, "\nward_api_unauthorized_total 3\n", "each 401 is counted");
