@@ -335,9 +335,27 @@ static int push_result(lua_State *L, void *arg)
     return 1;
 }
 
+/*
+ * A power change whose outcome ward did not see (its run let go while it was on the wire, or
+ * the state had not followed when the wait ran out) may still be carried out by the BMC: what
+ * ward last knew is not known any more, so the next power sync learns the state instead of
+ * reporting ward's own change as one made behind its back. A change refused before it was
+ * sent leaves what ward knew as it was.
+ */
+static void forget_power(const struct pending *p)
+{
+    struct host *h = p->kind == WARD_RF_OP_POWER && alive(p->d) ? find_host(p->d, p->host) : NULL;
+    if (h != NULL) {
+        h->power[0] = '\0';
+    }
+}
+
 static void on_op_done(void *arg, int code, const cJSON *result, const char *reason)
 {
     struct pending *p = arg;
+    if (code == -ETIMEDOUT) {
+        forget_power(p);
+    }
     if (code == 0 && alive(p->d)) {
         struct host *h = find_host(p->d, p->host);
         if (h != NULL && p->kind == WARD_RF_OP_POWER_STATE && cJSON_IsString(result)) {
@@ -375,6 +393,7 @@ static void on_cancel(void *arg)
 {
     struct pending *p = arg;
     ward_rf_op_cancel(p->op);
+    forget_power(p);
     free(p);
 }
 

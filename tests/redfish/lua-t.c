@@ -167,6 +167,21 @@ static void on_power(void *arg, const char *host, const char *expected, const ch
     snprintf(h->seen, sizeof(h->seen), "%s", seen);
 }
 
+/* What the driver tells the policy about power (the engine's entry point, weak in the plugin). */
+static int observed;
+static char observed_power[32];
+
+int ward_policy_observe(const char *kind, const char *name, const char *field, const char *value)
+{
+    (void)kind;
+    (void)name;
+    if (strcmp(field, "power") == 0) {
+        observed++;
+        snprintf(observed_power, sizeof(observed_power), "%s", value);
+    }
+    return 0;
+}
+
 static void on_raw(void *arg, int code, const cJSON *result, const char *reason)
 {
     *(bool *)arg = true;
@@ -174,7 +189,7 @@ static void on_raw(void *arg, int code, const cJSON *result, const char *reason)
 
 int main(void)
 {
-    plan(29);
+    plan(33);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], spec[2048], logpath[600];
@@ -328,6 +343,38 @@ int main(void)
     is_int(1, seen.calls, "the power sync reported a mismatch");
     ok(strcmp(seen.expected, "On") == 0 && strcmp(seen.seen, "Off") == 0,
        "expected On, saw Off (%s/%s)", seen.expected, seen.seen);
+
+    /* a power change whose run let go while it was on the wire: the BMC carries it out, and
+       the next power sync must not report that as a change made behind ward's back */
+    tserver_stats(s, &st);
+    int resets = st.resets;
+    lua_State *co = lua_newthread(L);
+    luaL_loadstring(co, "return B:power('On')");
+    int nres = 0;
+    ok(lua_resume(co, L, 0, &nres) == LUA_YIELD && pending != NULL,
+       "a power change waits on the BMC");
+    ev_timer_start(loop, &bound);
+    do {
+        ev_run(loop, EVRUN_ONCE);
+        tserver_stats(s, &st);
+    } while (st.resets == resets && ev_is_active(&bound));
+    ev_timer_stop(loop, &bound);
+    ok(st.resets == resets + 1 && pending != NULL, "the BMC took the Reset before the run let go");
+    struct ward_async *let_go = pending;
+    pending = NULL;
+    let_go->cancel(let_go->arg);
+    free(let_go);
+    lua_pop(L, 1);
+    int before = observed;
+    ward_rf_driver_sync_now(driver);
+    ev_timer_set(&bound, 20, 0);
+    ev_timer_start(loop, &bound);
+    while (observed == before && ev_is_active(&bound)) {
+        ev_run(loop, EVRUN_ONCE);
+    }
+    ev_timer_stop(loop, &bound);
+    is_string("On", observed_power, "the next sync sees the power the abandoned change set");
+    is_int(1, seen.calls, "and does not report it as changed behind ward's back");
 
     is_int(0, ward_rf_driver_remove(driver, "host-1"), "host removed");
     is_int(-ENOENT, ward_rf_driver_remove(driver, "host-1"), "removing it again says so");
