@@ -46,9 +46,17 @@ void ward_rf_client_opts_default(struct ward_rf_client_opts *o)
     };
 }
 
+/*
+ * One BMC as the network sees it. The objects at its address (the hosts of a multi-system
+ * BMC, or the old and the new object of a settings change) share its limits: the
+ * concurrency counts their operations together and the cooldown runs from the last one
+ * that ended, whichever object it was.
+ */
 struct at_base {
-    char *base; /* owned; the key */
-    unsigned n; /* BMC objects at it */
+    char *base;         /* owned; the key */
+    unsigned n;         /* BMC objects at it */
+    unsigned running;   /* their operations started and not ended */
+    double last_op_end; /* when the last of them ended; 0: none yet */
 };
 
 struct ward_rf_client {
@@ -59,8 +67,9 @@ struct ward_rf_client {
     unsigned closing;          /* BMCs in the list that are closing */
     struct ward_rf_bmc *closed_head; /* closing BMCs with nothing left, to be told */
     unsigned long closes;            /* closes begun, for close_seq */
-    /* base URL -> struct at_base: how many BMC objects name it. With one (nearly always), a
-       close has no other object there to look for, and a fleet's shutdown stays linear. */
+    /* base URL -> struct at_base: the BMC objects that name it and their shared limits. With
+       one object (nearly always), a close has no other there to look for, and a fleet's
+       shutdown stays linear. */
     struct ward_strmap bases;
     ev_timer close_timer;            /* tells them, from the loop */
     /* waiting operations, one FIFO per class over all BMCs (reads, changes) */
@@ -121,9 +130,8 @@ struct ward_rf_bmc {
     char cred_stamp[128];
     char bad_stamp[128]; /* stamp of credentials a login refused, "" when none */
     /* protection */
-    unsigned running;
+    unsigned running; /* of this object; its address's limits count b->at->running */
     unsigned in_flight, max_in_flight;
-    double last_op_end;
     ev_timer cooldown_timer;
     double rate, next_request_at;
     unsigned failures;
@@ -372,6 +380,7 @@ static void op_begin(struct ward_rf_op *op)
     op->started = true;
     op->started_at = now(b->c);
     b->running++;
+    b->at->running++;
     b->c->running++;
     if (b->c->running > b->c->max_running) {
         b->c->max_running = b->c->running;
@@ -497,12 +506,12 @@ static void schedule_class(struct ward_rf_client *c, enum ward_rf_op_class cls)
             /* a closing BMC sends its logout only once the requests it had on the wire are
                answered, whatever its concurrency; a BMC at the address of a closing one
                waits until no closing one there has anything left */
-            if (b->running >= c->o.concurrency || (b->closing && b->orphans > 0) ||
+            if (b->at->running >= c->o.concurrency || (b->closing && b->orphans > 0) ||
                 waits_behind(b)) {
                 continue;
             }
-            double ready = b->last_op_end + c->o.cooldown;
-            if (b->last_op_end == 0 || ready <= t) {
+            double ready = b->at->last_op_end + c->o.cooldown;
+            if (b->at->last_op_end == 0 || ready <= t) {
                 op_begin(op);
                 started = true;
                 break;
@@ -600,9 +609,10 @@ static void op_free(struct ward_rf_op *op)
     }
     if (op->started) {
         b->running--;
+        b->at->running--;
         b->c->running--;
         b->c->running_cls[op->cls]--;
-        b->last_op_end = now(b->c);
+        b->at->last_op_end = now(b->c);
     }
     if (op->orphaned) {
         b->orphans--;

@@ -351,7 +351,7 @@ static void test_expand(const struct ward_rf_client_opts *base, struct tca *ca,
 
 int main(void)
 {
-    plan(152);
+    plan(155);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], bad_path[512];
@@ -610,6 +610,37 @@ int main(void)
     struct ward_rf_bmc_stats bs;
     ward_rf_bmc_stats(b, &bs);
     is_int(1, bs.max_running, "the client never had more than 1 in flight to it");
+
+    /* a multi-system BMC: one object per system (one host each), one BMC's limit for both */
+    struct tserver *multi = tserver_start(
+        &(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2, .latency_ms = 20});
+    struct ward_rf_bmc_config mcfg = cfg;
+    mcfg.address = tserver_url(multi);
+    mcfg.name = "blade-1";
+    mcfg.system = "1";
+    struct ward_rf_bmc *m1 = ward_rf_bmc_create(c, &mcfg, &err);
+    mcfg.name = "blade-2";
+    mcfg.system = "2";
+    struct ward_rf_bmc *m2 = ward_rf_bmc_create(c, &mcfg, &err);
+    struct res both[8] = {{0}};
+    for (int i = 0; i < 8; i++) {
+        ward_rf_op_start(i % 2 ? m2 : m1, i < 4 ? WARD_RF_OP_INVENTORY : WARD_RF_OP_POWER_STATE,
+                         NULL, NULL, on_op, &both[i]);
+    }
+    all = true;
+    for (int i = 0; i < 8; i++) {
+        all = test_loop_until(loop, &both[i].done, 30) && all && both[i].code == 0;
+    }
+    ok(all, "operations of both systems all succeed");
+    contains(both[1].json, "\"SN2\"", "each object reads its own system");
+    for (int i = 0; i < 8; i++) {
+        res_free(&both[i]);
+    }
+    tserver_stats(multi, &st);
+    is_int(1, st.max_in_flight, "the BMC never saw two requests at once, from either object");
+    ward_rf_bmc_destroy(m1);
+    ward_rf_bmc_destroy(m2);
+    tserver_stop(multi);
 
     /* no free sessions: a second client identity on the same BMC backs off */
     struct ward_rf_bmc_config cfg2 = cfg;

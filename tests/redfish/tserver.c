@@ -798,6 +798,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             s->st.max_in_flight = s->in_flight;
         }
         pthread_mutex_unlock(&s->mu);
+        if (s->o.latency_ms > 0) {
+            usleep((useconds_t)s->o.latency_ms * 1000);
+        }
         return MHD_YES;
     }
     if (*upload_data_size > 0) {

@@ -37,6 +37,7 @@ struct tserver_opts {
     int max_sessions;         /* beyond it, 503 */
     int token_len;            /* session tokens padded to this many bytes (0: short ones) */
     int power_delay_reads;    /* GETs of the system that still show the old power state */
+    int latency_ms; /* each answer takes this long (the BMC's own time; a thread per connection) */
     enum {
         TSERVER_EXPAND_NONE,    /* the root advertises no $expand; a query is ignored */
         TSERVER_EXPAND_DOT,     /* it advertises "." ($levels too) and honours it */
