@@ -49,6 +49,10 @@ static void on_drained(struct ev_loop *loop, ev_idle *w, int revents)
     struct ward_daemon *d = ward_container_of(w, struct ward_daemon, drained);
     if (ward_plugins_holds(d->plugins) == 0) {
         finish(d, "in-flight work finished");
+    } else {
+        /* an active idle watcher never lets the loop block: on_idle_holds starts it again
+           when the last hold goes */
+        ev_idle_stop(loop, w);
     }
 }
 

@@ -7,8 +7,10 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -85,9 +87,12 @@ int child_wait_exit(struct child *c, double timeout)
         pump(c, deadline - ward_monotonic());
     }
     int status;
+    struct rusage ru;
     for (;;) {
-        pid_t r = waitpid(c->pid, &status, WNOHANG);
+        pid_t r = wait4(c->pid, &status, WNOHANG, &ru);
         if (r == c->pid) {
+            c->cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                     (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
             break;
         }
         if (r < 0 && errno != EINTR) {
@@ -108,6 +113,27 @@ int child_wait_exit(struct child *c, double timeout)
         return WEXITSTATUS(status);
     }
     return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
+}
+
+double child_cpu(const struct child *c)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)c->pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return -1;
+    }
+    char line[1024];
+    bool got = fgets(line, sizeof(line), f) != NULL;
+    fclose(f);
+    /* after "(comm)", fields 3.. : utime and stime are the 14th and 15th */
+    const char *p = got ? strrchr(line, ')') : NULL;
+    unsigned long long utime = 0, stime = 0;
+    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+                            &stime) != 2) {
+        return -1;
+    }
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
 void child_free(struct child *c)

@@ -49,7 +49,7 @@ int main(void)
     if (getenv("WARD_BUILDDIR") == NULL) {
         bail("WARD_BUILDDIR is not set; run through make check");
     }
-    plan(33);
+    plan(35);
     build("wardd", wardd, sizeof(wardd));
     snprintf(conf, sizeof(conf), "%s/wardd.conf.lua", test_tmpdir());
     char *run[] = {wardd, "--foreground", "--config", conf, NULL};
@@ -92,13 +92,19 @@ int main(void)
     contains(c.out.data, "[REDACTED]", "the line that tried to print it was redacted");
     child_free(&c);
 
-    /* in-flight work longer than the grace period is abandoned, and the exit is still clean */
-    good_conf("1h", "200ms");
+    /* in-flight work longer than the grace period is abandoned, and the exit is still clean;
+       while it waits for that work, the loop sleeps (it used to poll without blocking, a core
+       busy for the whole grace) */
+    good_conf("1h", "1s");
     child_spawn(&c, run);
     ok(child_wait_for(&c, "running with", 20), "wardd starts again");
     kill(c.pid, SIGINT);
+    ok(child_wait_for(&c, "shutdown requested", 20), "SIGINT starts the shutdown");
+    double cpu_before = child_cpu(&c);
     ok(child_wait_for(&c, "grace period over", 20), "shutdown is bounded by shutdown_grace");
     is_int(0, child_wait_exit(&c, 20), "and exits 0");
+    ok(cpu_before >= 0 && c.cpu - cpu_before < 0.25,
+       "waiting 1 s for in-flight work took %.3f s of CPU", c.cpu - cpu_before);
     child_free(&c);
 
     /* a failing, non-optional plugin stops startup with its reason */
