@@ -1251,7 +1251,9 @@ static void pump(struct ward_policy_engine *e)
     if (!e->destroying && e->o.now == NULL) {
         double due = ward_queue_next_due(e->q);
         ev_timer_stop(e->loop, &e->due);
-        if (due >= 0) { /* none when every slot is taken: a run's end pumps again */
+        /* none when every slot is taken (a run's end pumps again) or when stopping (nothing
+           is handed out any more) */
+        if (due >= 0 && !e->stopping) {
             ev_timer_set(&e->due, due > now ? due - now : 0, 0);
             ev_timer_start(e->loop, &e->due);
         }

@@ -2,7 +2,8 @@
 /*
  * The engine on the loop's own clock, as wardd runs it: while every run slot is taken and
  * the runs wait on their BMCs, the loop blocks instead of waking itself over and over; a
- * run that ends hands its slot to the next host.
+ * run that ends hands its slot to the next host. Once the engine stops (shutdown), hosts
+ * still waiting for a slot do not wake the loop either.
  */
 #include "autoconf.h"
 
@@ -46,7 +47,7 @@ static void run_out(struct ev_loop *loop)
 
 int main(void)
 {
-    plan(4);
+    plan(6);
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
     struct fixture_sink sink;
@@ -82,6 +83,24 @@ int main(void)
     const char *b = ward_policy_resource_state(e, "PhysicalHost", "b", NULL);
     ok(a != NULL && strcmp(a, "Available") == 0, "the first host enrolls once its BMC answers");
     ok(b != NULL && strcmp(b, "Available") == 0, "and its run's end hands the slot to the next");
+
+    /* shutdown: the engine stops handing out; a run ending after that leaves the host still
+       waiting for its slot where it is */
+    bmc.hang = true;
+    if (ward_policy_resource_put(e, "PhysicalHost", "c", spec, &err) != 0 ||
+        ward_policy_resource_put(e, "PhysicalHost", "d", spec, &err) != 0) {
+        bail("put: %s", err.text);
+    }
+    ev_run(loop, EVRUN_NOWAIT);
+    ward_policy_engine_stop(e);
+    bmc.hang = false;
+    fakebmc_release(&bmc);
+    for (int i = 0; i < 1000 && ward_policy_engine_running(e) > 0; i++) {
+        ev_run(loop, EVRUN_NOWAIT); /* the fake BMC answers from 0 s timers */
+    }
+    is_int(0, ward_policy_engine_running(e), "the run in flight ended after the stop");
+    n = iterations_during(loop, 0.05);
+    ok(n < 20, "and the host left waiting does not wake the loop (%u iterations in 50 ms)", n);
 
     ward_policy_engine_destroy(e);
     ward_metrics_destroy(metrics);
