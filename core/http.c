@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,8 +83,8 @@ struct ward_http {
     unsigned long runs;    /* MHD_run calls */
     unsigned long delayed; /* of them, held back by the stall backoff (see pump) */
     unsigned idle_zero;    /* runs in a row that MHD wanted again at once, for nothing */
-    unsigned unfinished;   /* responses queued and not yet completed */
-    bool progress;         /* the access handler ran since the last pump */
+    struct conn_state *sending; /* connections with a response queued and not completed */
+    bool progress;              /* the access handler ran since the last pump */
 };
 
 /* Per-connection state between MHD's calls of the access handler. */
@@ -91,8 +92,32 @@ struct conn_state {
     struct ward_buf body;
     bool too_big;
     bool answered;
-    bool queued; /* a response is queued: counted in unfinished until completed */
+    bool queued; /* a response is queued: in the sending list until completed */
+    int fd;      /* the connection's socket while queued; -1 when MHD did not tell */
+    struct conn_state *snext, **sprev;
 };
+
+/*
+ * Can one of the queued responses go on? MHD sends a TLS response a record per run without
+ * a socket event in between, so while a response's socket takes data, a run MHD asks for at
+ * once is work. A response whose client does not read waits for the socket's EPOLLOUT, and
+ * does not count: it must not keep the stall backoff off for everyone else.
+ */
+static bool can_send(const struct ward_http *h)
+{
+    struct pollfd p[64];
+    nfds_t n = 0;
+    for (const struct conn_state *cs = h->sending; cs != NULL; cs = cs->snext) {
+        p[n++] = (struct pollfd){.fd = cs->fd, .events = POLLOUT};
+        if (n == WARD_ARRAY_SIZE(p) || cs->snext == NULL) {
+            if (poll(p, n, 0) != 0) {
+                return true; /* writable, or poll failed: hold nothing back */
+            }
+            n = 0;
+        }
+    }
+    return false;
+}
 
 /* --- loop integration ------------------------------------------------------------------ */
 
@@ -124,7 +149,7 @@ static void pump(struct ward_http *h, bool woken)
     ev_timer_stop(h->loop, &h->timer);
     MHD_UNSIGNED_LONG_LONG ms;
     bool timed = MHD_get_timeout(h->mhd, &ms) == MHD_YES;
-    bool stalled = timed && ms == 0 && !woken && !h->progress && h->unfinished == 0;
+    bool stalled = timed && ms == 0 && !woken && !h->progress && !can_send(h);
     h->progress = false;
     if (!stalled) {
         h->idle_zero = 0;
@@ -535,7 +560,7 @@ static enum MHD_Result dispatch(struct ward_http *h, struct MHD_Connection *c, c
     return send_response(h, c, route->pattern, &res, false);
 }
 
-/* Dispatch the request (once: answered); a queued response counts as unfinished until
+/* Dispatch the request (once: answered); a queued response is in the sending list until
  * completed. */
 static enum MHD_Result answer(struct ward_http *h, struct MHD_Connection *c, const char *url,
                               const char *method, struct conn_state *cs)
@@ -544,7 +569,15 @@ static enum MHD_Result answer(struct ward_http *h, struct MHD_Connection *c, con
     enum MHD_Result rc = dispatch(h, c, url, method, cs);
     if (rc == MHD_YES) {
         cs->queued = true;
-        h->unfinished++;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        cs->fd = ci != NULL ? ci->connect_fd : -1;
+        cs->snext = h->sending;
+        if (h->sending != NULL) {
+            h->sending->sprev = &cs->snext;
+        }
+        cs->sprev = &h->sending;
+        h->sending = cs;
     }
     return rc;
 }
@@ -601,7 +634,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     h->progress = true;
     if (cs != NULL) {
         if (cs->queued) {
-            h->unfinished--;
+            *cs->sprev = cs->snext;
+            if (cs->snext != NULL) {
+                cs->snext->sprev = cs->sprev;
+            }
         }
         ward_buf_free(&cs->body);
         free(cs);
