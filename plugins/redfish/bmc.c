@@ -46,17 +46,28 @@ void ward_rf_client_opts_default(struct ward_rf_client_opts *o)
     };
 }
 
+struct ward_rf_op;
+
 /*
  * One BMC as the network sees it. The objects at its address (the hosts of a multi-system
- * BMC, or the old and the new object of a settings change) share its limits: the
- * concurrency counts their operations together and the cooldown runs from the last one
- * that ended, whichever object it was.
+ * BMC, or the old and the new object of a settings change) share its limits: requests in
+ * flight are counted together against the concurrency (a request that would pass it is
+ * parked until one ends), one AIMD rate paces them all, a timed-out request keeps every
+ * object quiet for `backoff`, and the cooldown runs from the last operation that ended,
+ * whichever object it was. Each object still runs its own operations one at a time (per
+ * its concurrency), so a long wait of one system (a power change polling) holds no
+ * request slot between its polls.
  */
 struct at_base {
-    char *base;         /* owned; the key */
-    unsigned n;         /* BMC objects at it */
-    unsigned running;   /* their operations started and not ended */
-    double last_op_end; /* when the last of them ended; 0: none yet */
+    char *base;                 /* owned; the key */
+    unsigned n;                 /* BMC objects at it */
+    unsigned in_flight;         /* their requests on the wire */
+    double rate;                /* AIMD: requests per second */
+    double next_request_at;     /* pacing, and quiet after a timeout */
+    double last_op_end;         /* when the last of their operations ended; 0: none yet */
+    struct ward_rf_op *parked;  /* requests waiting for one in flight to end, oldest first */
+    struct at_base *woken_next; /* in the client's list of bases with a request to wake */
+    bool woken;
 };
 
 struct ward_rf_client {
@@ -72,6 +83,7 @@ struct ward_rf_client {
        shutdown stays linear. */
     struct ward_strmap bases;
     ev_timer close_timer;            /* tells them, from the loop */
+    struct at_base *woken;           /* bases whose parked requests may go (see schedule) */
     /* waiting operations, one FIFO per class over all BMCs (reads, changes) */
     struct ward_rf_op *queue[2];
     struct ward_rf_op *queue_tail[2];
@@ -130,10 +142,9 @@ struct ward_rf_bmc {
     char cred_stamp[128];
     char bad_stamp[128]; /* stamp of credentials a login refused, "" when none */
     /* protection */
-    unsigned running; /* of this object; its address's limits count b->at->running */
+    unsigned running;
     unsigned in_flight, max_in_flight;
     ev_timer cooldown_timer;
-    double rate, next_request_at;
     unsigned failures;
     double breaker_until;
     char last_failure[320]; /* why the last failed answer failed: the open breaker says it */
@@ -187,6 +198,8 @@ struct ward_rf_op {
     struct ward_rf_bmc *bmc;
     struct ward_rf_op *qnext, *qprev; /* client queue */
     struct ward_rf_op *wait_next;     /* login waiters */
+    struct ward_rf_op *park_next;     /* its address's parked requests, while parked */
+    bool parked;
     struct ward_rf_op *bnext, *bprev; /* every operation of its BMC */
     enum ward_rf_op_kind kind;
     enum ward_rf_op_class cls;
@@ -332,6 +345,11 @@ enum ward_rf_op_class ward_rf_op_kind_class(enum ward_rf_op_kind kind)
     }
 }
 
+static void wake_parked(struct ward_rf_client *c);
+static void send_now(struct ward_rf_op *op);
+static void request_ended(struct ward_rf_bmc *b);
+static void unpark(struct ward_rf_op *op);
+
 static void kick(struct ward_rf_client *c)
 {
     if (!ev_is_active(&c->kick)) {
@@ -380,7 +398,6 @@ static void op_begin(struct ward_rf_op *op)
     op->started = true;
     op->started_at = now(b->c);
     b->running++;
-    b->at->running++;
     b->c->running++;
     if (b->c->running > b->c->max_running) {
         b->c->max_running = b->c->running;
@@ -405,6 +422,7 @@ static unsigned class_cap(const struct ward_rf_client *c, enum ward_rf_op_class 
  */
 static void schedule(struct ward_rf_client *c)
 {
+    wake_parked(c);
     schedule_class(c, WARD_RF_CHANGE);
     schedule_class(c, WARD_RF_READ);
     if (c->running == 0 && c->queue[WARD_RF_READ] == NULL && c->queue[WARD_RF_CHANGE] == NULL &&
@@ -443,20 +461,54 @@ static int base_ref(struct ward_rf_client *c, struct ward_rf_bmc *b)
             free(a);
             return -ENOMEM;
         }
+        a->rate = c->o.rate_max;
     }
     a->n++;
     b->at = a;
     return 0;
 }
 
+static void base_put(struct ward_rf_client *c, struct at_base *a)
+{
+    if (a == NULL || --a->n > 0) {
+        return;
+    }
+    for (struct at_base **p = &c->woken; a->woken && *p != NULL; p = &(*p)->woken_next) {
+        if (*p == a) {
+            *p = a->woken_next;
+            break;
+        }
+    }
+    ward_strmap_remove(&c->bases, a->base);
+    free(a->base);
+    free(a);
+}
+
 static void base_unref(struct ward_rf_client *c, struct ward_rf_bmc *b)
 {
     struct at_base *a = b->at;
     b->at = NULL;
-    if (a != NULL && --a->n == 0) {
-        ward_strmap_remove(&c->bases, a->base);
-        free(a->base);
-        free(a);
+    base_put(c, a);
+}
+
+/* Send the requests parked at addresses where one ended, oldest first, while the BMC has
+   room. A failed send runs callbacks that may drop BMC objects: the address is held. */
+static void wake_parked(struct ward_rf_client *c)
+{
+    while (c->woken != NULL) {
+        struct at_base *ab = c->woken;
+        c->woken = ab->woken_next;
+        ab->woken_next = NULL;
+        ab->woken = false;
+        ab->n++;
+        struct ward_rf_op *op;
+        while ((op = ab->parked) != NULL && ab->in_flight < c->o.concurrency) {
+            send_now(op);
+            if (ab->parked == op) {
+                break; /* still waiting (cannot happen with room): leave it first in line */
+            }
+        }
+        base_put(c, ab);
     }
 }
 
@@ -506,7 +558,7 @@ static void schedule_class(struct ward_rf_client *c, enum ward_rf_op_class cls)
             /* a closing BMC sends its logout only once the requests it had on the wire are
                answered, whatever its concurrency; a BMC at the address of a closing one
                waits until no closing one there has anything left */
-            if (b->at->running >= c->o.concurrency || (b->closing && b->orphans > 0) ||
+            if (b->running >= c->o.concurrency || (b->closing && b->orphans > 0) ||
                 waits_behind(b)) {
                 continue;
             }
@@ -589,10 +641,9 @@ static void op_free(struct ward_rf_op *op)
     }
     if (op->http != NULL) {
         ward_rf_http_cancel(op->http);
-        if (b->in_flight > 0) {
-            b->in_flight--;
-        }
+        request_ended(b);
     }
+    unpark(op);
     ev_timer_stop(b->c->loop, &op->timer);
     /* a parked waiter leaves the list; a login owner hands nothing over, waiters re-try */
     struct ward_rf_op **lists[] = {&b->login_waiters, &b->waking};
@@ -609,7 +660,6 @@ static void op_free(struct ward_rf_op *op)
     }
     if (op->started) {
         b->running--;
-        b->at->running--;
         b->c->running--;
         b->c->running_cls[op->cls]--;
         b->at->last_op_end = now(b->c);
@@ -799,7 +849,6 @@ static int load_password(struct ward_rf_bmc *b, char *reason, size_t rlen)
 
 /* ---- requests --------------------------------------------------------------------- */
 
-static void send_now(struct ward_rf_op *op);
 static void on_http(void *arg, const struct ward_rf_response *r);
 
 /* The resource a request path names, without its query: what quirk hooks match on (the
@@ -856,6 +905,47 @@ static void op_request_json(struct ward_rf_op *op, enum ward_rf_method method, c
     free(text);
 }
 
+static void park(struct ward_rf_op *op)
+{
+    struct ward_rf_op **p = &op->bmc->at->parked;
+    while (*p != NULL) {
+        p = &(*p)->park_next;
+    }
+    *p = op;
+    op->park_next = NULL;
+    op->parked = true;
+}
+
+static void unpark(struct ward_rf_op *op)
+{
+    if (!op->parked) {
+        return;
+    }
+    for (struct ward_rf_op **p = &op->bmc->at->parked; *p != NULL; p = &(*p)->park_next) {
+        if (*p == op) {
+            *p = op->park_next;
+            break;
+        }
+    }
+    op->park_next = NULL;
+    op->parked = false;
+}
+
+/* A request of b ended: one parked at its address may go, from the loop (never from inside
+   the code that ended this one). */
+static void request_ended(struct ward_rf_bmc *b)
+{
+    b->in_flight--;
+    struct at_base *ab = b->at;
+    ab->in_flight--;
+    if (ab->parked != NULL && !ab->woken) {
+        ab->woken = true;
+        ab->woken_next = b->c->woken;
+        b->c->woken = ab;
+        kick(b->c);
+    }
+}
+
 static void send_now(struct ward_rf_op *op)
 {
     struct ward_rf_bmc *b = op->bmc;
@@ -868,13 +958,23 @@ static void send_now(struct ward_rf_op *op)
                 b->name, b->failures, b->breaker_until - t, b->last_failure);
         return;
     }
+    struct at_base *ab = b->at;
+    if (ab->in_flight >= c->o.concurrency || (ab->parked != NULL && ab->parked != op)) {
+        /* the BMC has its requests (or others wait before this one): it goes when one of
+           them ends, in the order they came */
+        if (!op->parked) {
+            park(op);
+        }
+        return;
+    }
+    unpark(op);
     /* AIMD pacing: requests to one BMC are at least 1/rate apart */
-    double at = b->next_request_at > t ? b->next_request_at : t;
+    double at = ab->next_request_at > t ? ab->next_request_at : t;
     if (at > t + 1e-6) {
         op_after(op, at - t, send_now);
         return;
     }
-    b->next_request_at = t + 1.0 / b->rate;
+    ab->next_request_at = t + 1.0 / ab->rate;
     char url[PATH_MAX_LEN + 256];
     snprintf(url, sizeof(url), "%s%s", b->base, op->req.path);
     bool login = op->login_sent;
@@ -904,6 +1004,7 @@ static void send_now(struct ward_rf_op *op)
         return;
     }
     b->in_flight++;
+    ab->in_flight++;
     if (b->in_flight > b->max_in_flight) {
         b->max_in_flight = b->in_flight;
     }
@@ -954,25 +1055,27 @@ static void wake_login_waiters(struct ward_rf_bmc *b, int code, const char *reas
 static void aimd(struct ward_rf_bmc *b, const struct ward_rf_response *r)
 {
     struct ward_rf_client *c = b->c;
+    struct at_base *ab = b->at;
     bool congested = r->code == -ETIMEDOUT || r->status == 409 || r->status == 429 ||
                      r->status == 503 || r->elapsed > c->o.slow_answer;
     if (congested) {
-        b->rate /= 2;
-        if (b->rate < c->o.rate_min) {
-            b->rate = c->o.rate_min;
+        ab->rate /= 2;
+        if (ab->rate < c->o.rate_min) {
+            ab->rate = c->o.rate_min;
         }
         if (r->code == -ETIMEDOUT) {
             /* we gave up, the BMC may not have: whatever comes next (a retry, another
-               operation, a recovery step) waits `backoff` so it does not run beside it */
+               operation, a recovery step, another system's request) waits `backoff` so it
+               does not run beside it */
             double t = now(c) + c->o.backoff;
-            if (b->next_request_at < t) {
-                b->next_request_at = t;
+            if (ab->next_request_at < t) {
+                ab->next_request_at = t;
             }
         }
     } else if (r->code == 0 && r->status < 500) {
-        b->rate += 1;
-        if (b->rate > c->o.rate_max) {
-            b->rate = c->o.rate_max;
+        ab->rate += 1;
+        if (ab->rate > c->o.rate_max) {
+            ab->rate = c->o.rate_max;
         }
     }
 }
@@ -1067,7 +1170,7 @@ static void on_http(void *arg, const struct ward_rf_response *r)
     struct ward_rf_bmc *b = op->bmc;
     struct ward_rf_client *c = b->c;
     op->http = NULL;
-    b->in_flight--;
+    request_ended(b);
     aimd(b, r);
     breaker(b, r);
     if (r->code != 0 || r->status >= 500) {
@@ -2746,7 +2849,6 @@ struct ward_rf_bmc *ward_rf_bmc_create(struct ward_rf_client *c,
     b->password_env = dup_or_null(cfg->password_env);
     b->cainfo = dup_or_null(cfg->cainfo);
     b->insecure = cfg->insecure;
-    b->rate = c->o.rate_max;
     b->systems_path = b->managers_path = b->sessions_path = no_path;
     b->system_path = b->manager_path = b->sys_media_path = no_path;
     b->media_path = b->session_path = no_path;
@@ -2957,7 +3059,7 @@ void ward_rf_bmc_stats(const struct ward_rf_bmc *b, struct ward_rf_bmc_stats *ou
         .cooldown_waits = b->cooldown_waits,
         .retries = b->retries,
         .breaker_open = b->failures >= b->c->o.breaker_threshold && now(b->c) < b->breaker_until,
-        .rate = b->rate,
+        .rate = b->at != NULL ? b->at->rate : 0,
         .have_session = b->token != NULL,
     };
 }

@@ -797,9 +797,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (s->in_flight > s->st.max_in_flight) {
             s->st.max_in_flight = s->in_flight;
         }
+        int slow = s->f.slow_next_ms;
+        s->f.slow_next_ms = 0;
         pthread_mutex_unlock(&s->mu);
-        if (s->o.latency_ms > 0) {
-            usleep((useconds_t)s->o.latency_ms * 1000);
+        if (s->o.latency_ms + slow > 0) {
+            usleep((useconds_t)(s->o.latency_ms + slow) * 1000);
         }
         return MHD_YES;
     }

@@ -65,6 +65,7 @@ struct tserver_faults {
     bool slow_drip;         /* send the body one byte every 200 ms */
     bool expire_sessions;   /* drop every session now */
     bool lose_post_answers; /* carry out POSTs (not logins) but close without answering */
+    int slow_next_ms;       /* the next request takes this long (then the fault is spent) */
 };
 
 struct tserver_stats {

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A multi-system BMC: one BMC object per system (one host each) at one address. The BMC's
+ * limits hold across them: never two requests at once, a request ward gave up on keeps the
+ * other system quiet for the backoff too, and a long wait of one system (a power change
+ * polling) takes no request slot between its polls, so the other system is not held up.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ev.h>
+
+#include "log.h"
+#include "loop.h"
+#include "redfish/bmc.h"
+#include "tap/basic.h"
+#include "tserver.h"
+#include "util.h"
+
+static struct ev_loop *loop;
+
+/* An operation's end and the order in which operations ended. */
+struct res {
+    bool done;
+    int code;
+    int order;
+    char reason[512];
+};
+
+static int ended;
+
+static void on_op(void *arg, int code, const cJSON *result, const char *reason)
+{
+    (void)result;
+    struct res *r = arg;
+    r->done = true;
+    r->code = code;
+    r->order = ++ended;
+    snprintf(r->reason, sizeof(r->reason), "%s", reason);
+}
+
+static double zero_jitter(void *arg)
+{
+    (void)arg;
+    return 0.0;
+}
+
+static void both(struct ward_rf_bmc *m1, struct ward_rf_bmc *m2, enum ward_rf_op_kind kind,
+                 struct res *r1, struct res *r2)
+{
+    ward_rf_op_start(m1, kind, NULL, NULL, on_op, r1);
+    ward_rf_op_start(m2, kind, NULL, NULL, on_op, r2);
+    test_loop_until(loop, &r1->done, 20);
+    test_loop_until(loop, &r2->done, 20);
+}
+
+int main(void)
+{
+    plan(7);
+    loop = ev_default_loop(0);
+    const char *dir = test_tmpdir();
+    char ca_path[512], pw_path[512], log_path[600];
+    snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", dir);
+    snprintf(pw_path, sizeof(pw_path), "%s/password", dir);
+    snprintf(log_path, sizeof(log_path), "%s/log.jsonl", dir);
+    FILE *f = fopen(pw_path, "w");
+    fputs(TSERVER_PASSWORD "\n", f);
+    fclose(f);
+    FILE *logf = fopen(log_path, "w+");
+    ward_log_set_stream(logf);
+    struct tca *ca = tca_create("ward test CA");
+    tca_write(ca, ca_path);
+
+    struct ward_rf_client_opts o;
+    ward_rf_client_opts_default(&o);
+    o.timeout = 1;
+    o.retries = 0;
+    o.backoff = 2; /* after a timeout, nothing goes to the BMC for 2 s */
+    o.backoff_max = 2;
+    o.random = zero_jitter;
+    o.rate_max = 1000;
+    o.poll_interval = 0.1;
+    o.power_timeout = 20;
+    struct ward_error err = {0};
+    struct ward_rf_client *c = ward_rf_client_create(loop, &o, &err);
+
+    /* a request ward gave up on is still worked on by the BMC */
+    struct tserver *s =
+        tserver_start(&(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2});
+    struct ward_rf_bmc_config cfg = {.name = "blade-1",
+                                     .address = tserver_url(s),
+                                     .system = "1",
+                                     .username = TSERVER_USER,
+                                     .password_file = pw_path,
+                                     .cainfo = ca_path};
+    struct ward_rf_bmc *m1 = ward_rf_bmc_create(c, &cfg, &err);
+    cfg.name = "blade-2";
+    cfg.system = "2";
+    struct ward_rf_bmc *m2 = ward_rf_bmc_create(c, &cfg, &err);
+    struct res a = {0}, b = {0};
+    both(m1, m2, WARD_RF_OP_INVENTORY, &a, &b);
+    ok(a.code == 0 && b.code == 0, "both systems are read (%s%s)", a.reason, b.reason);
+    tserver_set_faults(s, &(struct tserver_faults){.slow_next_ms = 1600});
+    struct res a2 = {0}, b2 = {0};
+    both(m1, m2, WARD_RF_OP_POWER_STATE, &a2, &b2);
+    is_int(-ETIMEDOUT, a2.code, "blade-1's read is given up after 1 s (%s)", a2.reason);
+    is_int(0, b2.code, "blade-2's read is answered (%s)", b2.reason);
+    struct tserver_stats st;
+    tserver_stats(s, &st);
+    is_int(1, st.max_in_flight,
+           "blade-2's request waited for the request ward gave up on, and the backoff");
+
+    /* one system's power change polls for a while: the other system's read goes between */
+    struct tserver *s2 = tserver_start(
+        &(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2, .power_delay_reads = 30});
+    cfg.address = tserver_url(s2);
+    cfg.name = "blade-3";
+    cfg.system = "1";
+    struct ward_rf_bmc *m3 = ward_rf_bmc_create(c, &cfg, &err);
+    cfg.name = "blade-4";
+    cfg.system = "2";
+    struct ward_rf_bmc *m4 = ward_rf_bmc_create(c, &cfg, &err);
+    struct res d3 = {0}, d4 = {0};
+    both(m3, m4, WARD_RF_OP_INVENTORY, &d3, &d4);
+    struct res power = {0}, read = {0};
+    ward_rf_op_start(m3, WARD_RF_OP_POWER, "On", NULL, on_op, &power);
+    ward_rf_op_start(m4, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &read);
+    test_loop_until(loop, &read.done, 30);
+    test_loop_until(loop, &power.done, 30);
+    ok(power.code == 0 && read.code == 0, "the power change and the read succeed (%s%s)",
+       power.reason, read.reason);
+    ok(read.order < power.order, "the read ended while the power change was still polling");
+    tserver_stats(s2, &st);
+    is_int(1, st.max_in_flight, "and the BMC never saw two requests at once");
+
+    ward_rf_bmc_destroy(m1);
+    ward_rf_bmc_destroy(m2);
+    ward_rf_bmc_destroy(m3);
+    ward_rf_bmc_destroy(m4);
+    test_loop_for(loop, 0.2); /* the logouts */
+    tserver_stop(s);
+    tserver_stop(s2);
+    ward_rf_client_destroy(c);
+    tca_free(ca);
+    ward_log_set_stream(NULL);
+    fclose(logf);
+    return 0;
+}
