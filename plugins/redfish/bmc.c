@@ -1804,8 +1804,7 @@ static void inventory_step(struct ward_rf_op *op, struct answer *a)
 
 /* ---- power ---- */
 
-/* The PowerState a ResetType leads to; NULL for a type ward does not drive. */
-static const char *power_goal(const char *type)
+const char *ward_rf_power_goal(const char *type)
 {
     static const char *const on[] = {"On", "ForceOn", "ForceRestart", "GracefulRestart",
                                      "PowerCycle"};
@@ -1872,7 +1871,7 @@ static void power_step(struct ward_rf_op *op, struct answer *a)
     char path[PATH_MAX_LEN];
     switch (op->step) {
     case S_START: {
-        const char *goal = op->arg != NULL ? power_goal(op->arg) : NULL;
+        const char *goal = op->arg != NULL ? ward_rf_power_goal(op->arg) : NULL;
         if (goal == NULL) {
             op_fail(op, -EINVAL, "unsupported power action %.64s", op->arg ? op->arg : "");
             return;
@@ -2782,6 +2781,16 @@ struct ward_rf_http *ward_rf_client_http(struct ward_rf_client *c)
 unsigned ward_rf_client_running(const struct ward_rf_client *c)
 {
     return c->running;
+}
+
+double ward_rf_client_now(struct ward_rf_client *c)
+{
+    return now(c);
+}
+
+double ward_rf_client_power_timeout(const struct ward_rf_client *c)
+{
+    return c->o.power_timeout;
 }
 
 unsigned ward_rf_client_max_running(const struct ward_rf_client *c)

@@ -79,6 +79,12 @@ struct ward_rf_http *ward_rf_client_http(struct ward_rf_client *c);
 unsigned ward_rf_client_running(const struct ward_rf_client *c);
 /* The most operations ever running at once (never above max_ops + max_reads). */
 unsigned ward_rf_client_max_running(const struct ward_rf_client *c);
+/* The client's clock (its loop's, or the options' clock). */
+double ward_rf_client_now(struct ward_rf_client *c);
+/* How long a power change waits for PowerState to follow (power_timeout). */
+double ward_rf_client_power_timeout(const struct ward_rf_client *c);
+/* The PowerState a ResetType leads to ("On", "Off"); NULL for a type ward does not drive. */
+const char *ward_rf_power_goal(const char *type);
 
 struct ward_rf_bmc_config {
     const char *name;    /* host name used in logs and metrics */

@@ -35,6 +35,10 @@ struct host {
     char *signature;         /* what the BMC was created from; a change recreates it */
     struct ward_rf_bmc *bmc; /* owned */
     char power[32];          /* last power state ward knew, "" when unknown */
+    /* a power change whose end ward did not see (its run let go, or it failed after it may
+       have been sent): the state it leads to, "" when none, and until when to expect it */
+    char power_goal[8];
+    double goal_until;
     bool syncing;
     unsigned failed_syncs; /* power syncs in a row that could not read the BMC */
     char sync_error[256];  /* why the first of them failed, and since when */
@@ -207,6 +211,7 @@ static int host_for(struct ward_rf_driver *d, const char *name, const char *spec
         ward_rf_bmc_destroy(h->bmc);
         free(h->signature);
         h->power[0] = '\0';
+        h->power_goal[0] = '\0';
         h->failed_syncs = 0;
         h->sync_error[0] = '\0';
         h->unreachable = false;
@@ -336,35 +341,42 @@ static int push_result(lua_State *L, void *arg)
 }
 
 /*
- * A power change whose outcome ward did not see (its run let go while it was on the wire, or
- * the state had not followed when the wait ran out) may still be carried out by the BMC: what
- * ward last knew is not known any more, so the next power sync learns the state instead of
- * reporting ward's own change as one made behind its back. A change refused before it was
- * sent leaves what ward knew as it was.
+ * A power change whose end ward did not see (its run let go while it may have been on the
+ * wire, or it failed after the Reset may have been sent: the state did not follow in time,
+ * its reads failed) may still be carried out by the BMC, which can take a while to switch.
+ * Until the sync sees the state it leads to, or power_timeout has passed, neither the old
+ * state nor the new one is reported as a change behind ward's back. A change refused before
+ * it was sent (a ResetType ward does not drive or the BMC does not offer, an open breaker)
+ * changes nothing.
  */
-static void forget_power(const struct pending *p)
+static void expect_power(const struct pending *p, int code)
 {
-    struct host *h = p->kind == WARD_RF_OP_POWER && alive(p->d) ? find_host(p->d, p->host) : NULL;
+    const char *goal = ward_rf_power_goal(p->arg);
+    bool maybe_sent = code != -ENOTSUP && code != -EHOSTDOWN;
+    struct host *h = p->kind == WARD_RF_OP_POWER && goal != NULL && maybe_sent && alive(p->d)
+                         ? find_host(p->d, p->host)
+                         : NULL;
     if (h != NULL) {
-        h->power[0] = '\0';
+        snprintf(h->power_goal, sizeof(h->power_goal), "%s", goal);
+        h->goal_until =
+            ward_rf_client_now(p->d->client) + ward_rf_client_power_timeout(p->d->client);
     }
 }
 
 static void on_op_done(void *arg, int code, const cJSON *result, const char *reason)
 {
     struct pending *p = arg;
-    if (code == -ETIMEDOUT) {
-        forget_power(p);
+    if (code != 0) {
+        expect_power(p, code);
     }
     if (code == 0 && alive(p->d)) {
         struct host *h = find_host(p->d, p->host);
         if (h != NULL && p->kind == WARD_RF_OP_POWER_STATE && cJSON_IsString(result)) {
             snprintf(h->power, sizeof(h->power), "%s", result->valuestring);
         } else if (h != NULL && p->kind == WARD_RF_OP_POWER) {
-            snprintf(h->power, sizeof(h->power), "%s",
-                     strcmp(p->arg, "ForceOff") == 0 || strcmp(p->arg, "GracefulShutdown") == 0
-                         ? "Off"
-                         : "On");
+            const char *goal = ward_rf_power_goal(p->arg);
+            snprintf(h->power, sizeof(h->power), "%s", goal != NULL ? goal : "");
+            h->power_goal[0] = '\0'; /* seen to its end */
         } else if (h != NULL && p->kind == WARD_RF_OP_INVENTORY) {
             const char *ps = ward_rf_str(result, "power_state");
             if (ps != NULL) {
@@ -393,7 +405,7 @@ static void on_cancel(void *arg)
 {
     struct pending *p = arg;
     ward_rf_op_cancel(p->op);
-    forget_power(p);
+    expect_power(p, 0);
     free(p);
 }
 
@@ -619,7 +631,12 @@ static void on_sync(void *arg, int code, const cJSON *result, const char *reason
         h->syncing = false;
         if (code == 0 && cJSON_IsString(result)) {
             const char *seen = result->valuestring;
-            if (h->power[0] != '\0' && strcmp(h->power, seen) != 0) {
+            bool expected =
+                h->power_goal[0] != '\0' && ward_rf_client_now(d->client) < h->goal_until;
+            if (!expected || strcmp(seen, h->power_goal) == 0) {
+                h->power_goal[0] = '\0'; /* arrived, or no longer waited for */
+            }
+            if (!expected && h->power[0] != '\0' && strcmp(h->power, seen) != 0) {
                 ward_log_fields(WARD_LOG_WARN, "redfish",
                                 (const struct ward_log_field[]){
                                     {"host", h->name}, {"expected", h->power}, {"seen", seen}},

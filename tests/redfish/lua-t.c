@@ -189,7 +189,7 @@ static void on_raw(void *arg, int code, const cJSON *result, const char *reason)
 
 int main(void)
 {
-    plan(33);
+    plan(36);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], spec[2048], logpath[600];
@@ -375,6 +375,61 @@ int main(void)
     ev_timer_stop(loop, &bound);
     is_string("On", observed_power, "the next sync sees the power the abandoned change set");
     is_int(1, seen.calls, "and does not report it as changed behind ward's back");
+
+    /* the same with a BMC that takes a while to switch: syncs see the old state first */
+    tserver_set_power_delay(s, 3);
+    tserver_stats(s, &st);
+    resets = st.resets;
+    co = lua_newthread(L);
+    luaL_loadstring(co, "return B:power('ForceOff')");
+    lua_resume(co, L, 0, &nres);
+    ev_timer_set(&bound, 20, 0);
+    ev_timer_start(loop, &bound);
+    do {
+        ev_run(loop, EVRUN_ONCE);
+        tserver_stats(s, &st);
+    } while (st.resets == resets && ev_is_active(&bound));
+    ev_timer_stop(loop, &bound);
+    let_go = pending;
+    pending = NULL;
+    if (let_go != NULL) {
+        let_go->cancel(let_go->arg);
+        free(let_go);
+    }
+    lua_pop(L, 1);
+    char path[64] = "";
+    for (int i = 0; i < 8 && strcmp(observed_power, "Off") != 0; i++) {
+        before = observed;
+        ward_rf_driver_sync_now(driver);
+        ev_timer_set(&bound, 20, 0);
+        ev_timer_start(loop, &bound);
+        while (observed == before && ev_is_active(&bound)) {
+            ev_run(loop, EVRUN_ONCE);
+        }
+        ev_timer_stop(loop, &bound);
+        snprintf(path + strlen(path), sizeof(path) - strlen(path), "%s ", observed_power);
+    }
+    ok(st.resets == resets + 1 && strcmp(observed_power, "Off") == 0,
+       "a slower BMC: syncs saw %sbefore it got there", path);
+    is_int(1, seen.calls, "none of them is reported as a change behind ward's back");
+    tserver_set_power_delay(s, 0);
+    /* once arrived, a change behind ward's back is reported again */
+    done = false;
+    ward_rf_op_start(ward_rf_driver_bmc(driver, "host-1"), WARD_RF_OP_POST,
+                     "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset", "{\"ResetType\":\"On\"}",
+                     on_raw, &done);
+    while (!done) {
+        ev_run(loop, EVRUN_ONCE);
+    }
+    ward_rf_driver_sync_now(driver);
+    ev_timer_set(&bound, 20, 0);
+    ev_timer_start(loop, &bound);
+    while (seen.calls == 1 && ev_is_active(&bound)) {
+        ev_run(loop, EVRUN_ONCE);
+    }
+    ev_timer_stop(loop, &bound);
+    is_int(2, seen.calls, "a later change made behind ward's back is reported (%s/%s)",
+           seen.expected, seen.seen);
 
     is_int(0, ward_rf_driver_remove(driver, "host-1"), "host removed");
     is_int(-ENOENT, ward_rf_driver_remove(driver, "host-1"), "removing it again says so");

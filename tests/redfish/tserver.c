@@ -986,3 +986,10 @@ void tserver_stop(struct tserver *s)
     free(s->cert_pem);
     free(s);
 }
+
+void tserver_set_power_delay(struct tserver *s, int reads)
+{
+    pthread_mutex_lock(&s->mu);
+    s->o.power_delay_reads = reads;
+    pthread_mutex_unlock(&s->mu);
+}

@@ -105,5 +105,7 @@ bool tserver_wait_closed(struct tserver *s, double bound);
 #define TSERVER_USER "admin"
 #define TSERVER_PASSWORD "s3cr3t-pa55word"
 void tserver_stop(struct tserver *s);
+/* From now on, a Reset shows in this many more reads of the system (a BMC still switching). */
+void tserver_set_power_delay(struct tserver *s, int reads);
 
 #endif
