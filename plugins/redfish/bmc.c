@@ -200,6 +200,7 @@ struct ward_rf_op {
     struct ward_rf_op *wait_next;     /* login waiters */
     struct ward_rf_op *park_next;     /* its address's parked requests, while parked */
     bool parked;
+    bool reset_sent;                  /* a power change's Reset was handed to the wire */
     struct ward_rf_op *bnext, *bprev; /* every operation of its BMC */
     enum ward_rf_op_kind kind;
     enum ward_rf_op_class cls;
@@ -905,6 +906,17 @@ static void op_request_json(struct ward_rf_op *op, enum ward_rf_method method, c
     free(text);
 }
 
+/* Queue ab for wake_parked when the first in line may go now. */
+static void wake_later(struct ward_rf_client *c, struct at_base *ab)
+{
+    if (ab->parked != NULL && ab->in_flight < c->o.concurrency && !ab->woken) {
+        ab->woken = true;
+        ab->woken_next = c->woken;
+        c->woken = ab;
+        kick(c);
+    }
+}
+
 static void park(struct ward_rf_op *op)
 {
     struct ward_rf_op **p = &op->bmc->at->parked;
@@ -929,6 +941,7 @@ static void unpark(struct ward_rf_op *op)
     }
     op->park_next = NULL;
     op->parked = false;
+    wake_later(op->bmc->c, op->bmc->at); /* the one behind it may be first in line now */
 }
 
 /* A request of b ended: one parked at its address may go, from the loop (never from inside
@@ -967,13 +980,14 @@ static void send_now(struct ward_rf_op *op)
         }
         return;
     }
-    unpark(op);
-    /* AIMD pacing: requests to one BMC are at least 1/rate apart */
+    /* AIMD pacing: requests to one BMC are at least 1/rate apart. A parked request first in
+       line stays parked while it waits, so it keeps its place. */
     double at = ab->next_request_at > t ? ab->next_request_at : t;
     if (at > t + 1e-6) {
         op_after(op, at - t, send_now);
         return;
     }
+    unpark(op);
     ab->next_request_at = t + 1.0 / ab->rate;
     char url[PATH_MAX_LEN + 256];
     snprintf(url, sizeof(url), "%s%s", b->base, op->req.path);
@@ -1005,6 +1019,10 @@ static void send_now(struct ward_rf_op *op)
     }
     b->in_flight++;
     ab->in_flight++;
+    if (op->kind == WARD_RF_OP_POWER && op->req.method == WARD_RF_POST) {
+        op->reset_sent = true;
+    }
+    wake_later(c, ab); /* concurrency > 1: room for the next in line */
     if (b->in_flight > b->max_in_flight) {
         b->max_in_flight = b->in_flight;
     }
@@ -2652,6 +2670,11 @@ static void orphan(struct ward_rf_op *op)
     op->orphaned = true;
     op->cb = NULL;
     op->bmc->orphans++;
+}
+
+bool ward_rf_op_reset_sent(const struct ward_rf_op *op)
+{
+    return op != NULL && op->reset_sent;
 }
 
 void ward_rf_op_cancel(struct ward_rf_op *op)

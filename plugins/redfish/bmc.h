@@ -79,7 +79,7 @@ struct ward_rf_http *ward_rf_client_http(struct ward_rf_client *c);
 unsigned ward_rf_client_running(const struct ward_rf_client *c);
 /* The most operations ever running at once (never above max_ops + max_reads). */
 unsigned ward_rf_client_max_running(const struct ward_rf_client *c);
-/* The client's clock (its loop's, or the options' clock). */
+/* The client's clock: its loop's. */
 double ward_rf_client_now(struct ward_rf_client *c);
 /* How long a power change waits for PowerState to follow (power_timeout). */
 double ward_rf_client_power_timeout(const struct ward_rf_client *c);
@@ -179,6 +179,8 @@ struct ward_rf_op *ward_rf_op_start(struct ward_rf_bmc *b, enum ward_rf_op_kind 
                                     void *cb_arg);
 /* Stop an operation; its callback will not run. */
 void ward_rf_op_cancel(struct ward_rf_op *op);
+/* Was this power change's Reset handed to the wire (so the BMC may carry it out)? */
+bool ward_rf_op_reset_sent(const struct ward_rf_op *op);
 const char *ward_rf_op_kind_name(enum ward_rf_op_kind kind);
 enum ward_rf_op_class ward_rf_op_kind_class(enum ward_rf_op_kind kind);
 /* Operations of a class running now, and the most ever running at once (never above its cap). */

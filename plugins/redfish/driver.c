@@ -341,19 +341,16 @@ static int push_result(lua_State *L, void *arg)
 }
 
 /*
- * A power change whose end ward did not see (its run let go while it may have been on the
- * wire, or it failed after the Reset may have been sent: the state did not follow in time,
- * its reads failed) may still be carried out by the BMC, which can take a while to switch.
- * Until the sync sees the state it leads to, or power_timeout has passed, neither the old
- * state nor the new one is reported as a change behind ward's back. A change refused before
- * it was sent (a ResetType ward does not drive or the BMC does not offer, an open breaker)
- * changes nothing.
+ * A power change whose end ward did not see may still be carried out by the BMC, which can
+ * take a while to switch: its run let go after the Reset was handed to the wire, or the state
+ * had not followed when the wait ran out. Until the sync sees the state it leads to, or
+ * power_timeout has passed, neither the old state nor the new one is reported as a change
+ * behind ward's back. A change refused or never sent sets no expectation.
  */
-static void expect_power(const struct pending *p, int code)
+static void expect_power(const struct pending *p)
 {
     const char *goal = ward_rf_power_goal(p->arg);
-    bool maybe_sent = code != -ENOTSUP && code != -EHOSTDOWN;
-    struct host *h = p->kind == WARD_RF_OP_POWER && goal != NULL && maybe_sent && alive(p->d)
+    struct host *h = p->kind == WARD_RF_OP_POWER && goal != NULL && alive(p->d)
                          ? find_host(p->d, p->host)
                          : NULL;
     if (h != NULL) {
@@ -366,8 +363,8 @@ static void expect_power(const struct pending *p, int code)
 static void on_op_done(void *arg, int code, const cJSON *result, const char *reason)
 {
     struct pending *p = arg;
-    if (code != 0) {
-        expect_power(p, code);
+    if (code == -ETIMEDOUT) {
+        expect_power(p);
     }
     if (code == 0 && alive(p->d)) {
         struct host *h = find_host(p->d, p->host);
@@ -404,8 +401,10 @@ static void on_op_done(void *arg, int code, const cJSON *result, const char *rea
 static void on_cancel(void *arg)
 {
     struct pending *p = arg;
+    if (ward_rf_op_reset_sent(p->op)) {
+        expect_power(p);
+    }
     ward_rf_op_cancel(p->op);
-    expect_power(p, 0);
     free(p);
 }
 

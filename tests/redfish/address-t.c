@@ -4,10 +4,12 @@
  * limits hold across them: never two requests at once, a request ward gave up on keeps the
  * other system quiet for the backoff too, and a long wait of one system (a power change
  * polling) takes no request slot between its polls, so the other system is not held up.
+ * Requests that wait for the BMC go in the order they came, paced or not.
  */
 #include "autoconf.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +51,28 @@ static double zero_jitter(void *arg)
     return 0.0;
 }
 
+/* Three systems each running inventories back to back: how many operations of the others
+   ended before each one's first. */
+static struct ward_rf_bmc *trio[3];
+static int trio_left[3], trio_first[3], trio_ended, trio_failed;
+static bool trio_done;
+
+static void on_trio(void *arg, int code, const cJSON *result, const char *reason)
+{
+    (void)result;
+    (void)reason;
+    int i = (int)(intptr_t)arg;
+    trio_failed += code != 0;
+    if (trio_first[i] < 0) {
+        trio_first[i] = trio_ended;
+    }
+    trio_ended++;
+    if (--trio_left[i] > 0) {
+        ward_rf_op_start(trio[i], WARD_RF_OP_INVENTORY, NULL, NULL, on_trio, arg);
+    }
+    trio_done = trio_left[0] == 0 && trio_left[1] == 0 && trio_left[2] == 0;
+}
+
 static void both(struct ward_rf_bmc *m1, struct ward_rf_bmc *m2, enum ward_rf_op_kind kind,
                  struct res *r1, struct res *r2)
 {
@@ -60,7 +84,7 @@ static void both(struct ward_rf_bmc *m1, struct ward_rf_bmc *m2, enum ward_rf_op
 
 int main(void)
 {
-    plan(7);
+    plan(8);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], log_path[600];
@@ -137,6 +161,35 @@ int main(void)
     tserver_stats(s2, &st);
     is_int(1, st.max_in_flight, "and the BMC never saw two requests at once");
 
+    /* paced requests (a BMC whose rate AIMD has cut): the oldest waiting still goes first */
+    struct ward_rf_client_opts po = o;
+    po.rate_max = po.rate_min = 50;
+    struct ward_rf_client *paced = ward_rf_client_create(loop, &po, &err);
+    struct tserver *s3 =
+        tserver_start(&(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2});
+    cfg.address = tserver_url(s3);
+    for (int i = 0; i < 3; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "node-%d", i);
+        cfg.name = name;
+        cfg.system = i == 1 ? "2" : "1";
+        trio[i] = ward_rf_bmc_create(paced, &cfg, &err);
+        trio_left[i] = 4;
+        trio_first[i] = -1;
+    }
+    for (int i = 0; i < 3; i++) {
+        ward_rf_op_start(trio[i], WARD_RF_OP_INVENTORY, NULL, NULL, on_trio, (void *)(intptr_t)i);
+    }
+    test_loop_until(loop, &trio_done, 30);
+    ok(trio_done && trio_failed == 0 && trio_first[0] <= 2 && trio_first[1] <= 2 &&
+           trio_first[2] <= 2,
+       "paced, each system's first inventory ends in the first round (after %d, %d, %d of the "
+       "others')",
+       trio_first[0], trio_first[1], trio_first[2]);
+    for (int i = 0; i < 3; i++) {
+        ward_rf_bmc_destroy(trio[i]);
+    }
+
     ward_rf_bmc_destroy(m1);
     ward_rf_bmc_destroy(m2);
     ward_rf_bmc_destroy(m3);
@@ -144,6 +197,8 @@ int main(void)
     test_loop_for(loop, 0.2); /* the logouts */
     tserver_stop(s);
     tserver_stop(s2);
+    tserver_stop(s3);
+    ward_rf_client_destroy(paced);
     ward_rf_client_destroy(c);
     tca_free(ca);
     ward_log_set_stream(NULL);

@@ -233,7 +233,7 @@ static void on_raw(void *arg, int code, const cJSON *result, const char *reason)
 
 int main(void)
 {
-    plan(35);
+    plan(37);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], spec[2048], logpath[600];
@@ -373,12 +373,15 @@ int main(void)
                      "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset",
                      "{\"ResetType\":\"ForceOff\"}", on_raw, &done);
     ready = false;
-    while (!done) {
-        ev_run(loop, EVRUN_ONCE);
-    }
-    ward_rf_driver_sync_now(driver);
     ev_timer bound;
     ev_timer_init(&bound, on_bound, 20, 0);
+    ev_timer_start(loop, &bound);
+    while (!done && ev_is_active(&bound)) {
+        ev_run(loop, EVRUN_ONCE);
+    }
+    ev_timer_stop(loop, &bound);
+    ward_rf_driver_sync_now(driver);
+    ev_timer_set(&bound, 20, 0);
     ev_timer_start(loop, &bound);
     while (seen.calls == 0 && ev_is_active(&bound)) {
         ev_run(loop, EVRUN_ONCE);
@@ -413,9 +416,12 @@ int main(void)
     ward_rf_op_start(ward_rf_driver_bmc(driver, "host-1"), WARD_RF_OP_POST,
                      "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset", "{\"ResetType\":\"On\"}",
                      on_raw, &done);
-    while (!done) {
+    ev_timer_set(&bound, 20, 0);
+    ev_timer_start(loop, &bound);
+    while (!done && ev_is_active(&bound)) {
         ev_run(loop, EVRUN_ONCE);
     }
+    ev_timer_stop(loop, &bound);
     ward_rf_driver_sync_now(driver);
     ev_timer_set(&bound, 20, 0);
     ev_timer_start(loop, &bound);
@@ -425,6 +431,25 @@ int main(void)
     ev_timer_stop(loop, &bound);
     is_int(2, seen.calls, "a later change made behind ward's back is reported (%s/%s)",
            seen.expected, seen.seen);
+
+    /* a Reset the BMC refuses changes nothing: a change behind ward's back right after it is
+       still reported */
+    tserver_set_faults(s, &(struct tserver_faults){.conflict_409 = 1});
+    e = run_script(L, "R4 = {}\nR4.ok, R4.err = B:power('ForceOff')\n");
+    contains(global_str(L, "R4", "err"), "409", "the BMC refuses a ForceOff (%s)", e ? e : "");
+    done = false;
+    ward_rf_op_start(ward_rf_driver_bmc(driver, "host-1"), WARD_RF_OP_POST,
+                     "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset",
+                     "{\"ResetType\":\"ForceOff\"}", on_raw, &done);
+    ev_timer_set(&bound, 20, 0);
+    ev_timer_start(loop, &bound);
+    while (!done && ev_is_active(&bound)) {
+        ev_run(loop, EVRUN_ONCE);
+    }
+    ev_timer_stop(loop, &bound);
+    sync_and_observe();
+    is_int(3, seen.calls, "then someone else's ForceOff is reported (%s/%s)", seen.expected,
+           seen.seen);
 
     is_int(0, ward_rf_driver_remove(driver, "host-1"), "host removed");
     is_int(-ENOENT, ward_rf_driver_remove(driver, "host-1"), "removing it again says so");
