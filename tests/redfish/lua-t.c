@@ -212,6 +212,25 @@ static bool abandon_power_change(lua_State *L, struct tserver *s, const char *sr
     return took;
 }
 
+static void on_raw(void *arg, int code, const cJSON *result, const char *reason);
+
+/* Someone else changes host-1's power (a raw Reset the driver does not look at); bounded. */
+static void behind_wards_back(const char *type)
+{
+    char body[64];
+    snprintf(body, sizeof(body), "{\"ResetType\":\"%s\"}", type);
+    bool done = false;
+    ward_rf_op_start(ward_rf_driver_bmc(driver, "host-1"), WARD_RF_OP_POST,
+                     "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset", body, on_raw, &done);
+    ev_timer bound;
+    ev_timer_init(&bound, on_bound, 20, 0);
+    ev_timer_start(loop, &bound);
+    while (!done && ev_is_active(&bound)) {
+        ev_run(loop, EVRUN_ONCE);
+    }
+    ev_timer_stop(loop, &bound);
+}
+
 /* One power sync of every host, until the driver has told what it saw (bounded). */
 static void sync_and_observe(void)
 {
@@ -368,18 +387,10 @@ int main(void)
     /* power sync reports a host whose power changed behind ward's back */
     struct hook_seen seen = {0};
     ward_rf_driver_set_power_hook(driver, on_power, &seen);
-    bool done = false;
-    ward_rf_op_start(ward_rf_driver_bmc(driver, "host-1"), WARD_RF_OP_POST,
-                     "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset",
-                     "{\"ResetType\":\"ForceOff\"}", on_raw, &done);
+    behind_wards_back("ForceOff");
     ready = false;
     ev_timer bound;
     ev_timer_init(&bound, on_bound, 20, 0);
-    ev_timer_start(loop, &bound);
-    while (!done && ev_is_active(&bound)) {
-        ev_run(loop, EVRUN_ONCE);
-    }
-    ev_timer_stop(loop, &bound);
     ward_rf_driver_sync_now(driver);
     ev_timer_set(&bound, 20, 0);
     ev_timer_start(loop, &bound);
@@ -412,16 +423,7 @@ int main(void)
     is_int(1, seen.calls, "none of them is reported as a change behind ward's back");
     tserver_set_power_delay(s, 0);
     /* once arrived, a change behind ward's back is reported again */
-    done = false;
-    ward_rf_op_start(ward_rf_driver_bmc(driver, "host-1"), WARD_RF_OP_POST,
-                     "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset", "{\"ResetType\":\"On\"}",
-                     on_raw, &done);
-    ev_timer_set(&bound, 20, 0);
-    ev_timer_start(loop, &bound);
-    while (!done && ev_is_active(&bound)) {
-        ev_run(loop, EVRUN_ONCE);
-    }
-    ev_timer_stop(loop, &bound);
+    behind_wards_back("On");
     ward_rf_driver_sync_now(driver);
     ev_timer_set(&bound, 20, 0);
     ev_timer_start(loop, &bound);
@@ -437,16 +439,7 @@ int main(void)
     tserver_set_faults(s, &(struct tserver_faults){.conflict_409 = 1});
     e = run_script(L, "R4 = {}\nR4.ok, R4.err = B:power('ForceOff')\n");
     contains(global_str(L, "R4", "err"), "409", "the BMC refuses a ForceOff (%s)", e ? e : "");
-    done = false;
-    ward_rf_op_start(ward_rf_driver_bmc(driver, "host-1"), WARD_RF_OP_POST,
-                     "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset",
-                     "{\"ResetType\":\"ForceOff\"}", on_raw, &done);
-    ev_timer_set(&bound, 20, 0);
-    ev_timer_start(loop, &bound);
-    while (!done && ev_is_active(&bound)) {
-        ev_run(loop, EVRUN_ONCE);
-    }
-    ev_timer_stop(loop, &bound);
+    behind_wards_back("ForceOff");
     sync_and_observe();
     is_int(3, seen.calls, "then someone else's ForceOff is reported (%s/%s)", seen.expected,
            seen.seen);
