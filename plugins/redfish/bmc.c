@@ -269,7 +269,7 @@ static void path_set(char **dst, const char *src)
     }
 }
 
-static double now(struct ward_rf_client *c)
+static double now(const struct ward_rf_client *c)
 {
     return ev_now(c->loop);
 }
@@ -506,7 +506,7 @@ static void wake_parked(struct ward_rf_client *c)
         while ((op = ab->parked) != NULL && ab->in_flight < c->o.concurrency) {
             send_now(op);
             if (ab->parked == op) {
-                break; /* still waiting (cannot happen with room): leave it first in line */
+                break; /* first in line, waiting for its time (pacing) on its timer */
             }
         }
         base_put(c, ab);
@@ -949,14 +949,8 @@ static void unpark(struct ward_rf_op *op)
 static void request_ended(struct ward_rf_bmc *b)
 {
     b->in_flight--;
-    struct at_base *ab = b->at;
-    ab->in_flight--;
-    if (ab->parked != NULL && !ab->woken) {
-        ab->woken = true;
-        ab->woken_next = b->c->woken;
-        b->c->woken = ab;
-        kick(b->c);
-    }
+    b->at->in_flight--;
+    wake_later(b->c, b->at);
 }
 
 static void send_now(struct ward_rf_op *op)
@@ -2806,7 +2800,7 @@ unsigned ward_rf_client_running(const struct ward_rf_client *c)
     return c->running;
 }
 
-double ward_rf_client_now(struct ward_rf_client *c)
+double ward_rf_client_now(const struct ward_rf_client *c)
 {
     return now(c);
 }

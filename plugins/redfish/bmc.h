@@ -80,7 +80,7 @@ unsigned ward_rf_client_running(const struct ward_rf_client *c);
 /* The most operations ever running at once (never above max_ops + max_reads). */
 unsigned ward_rf_client_max_running(const struct ward_rf_client *c);
 /* The client's clock: its loop's. */
-double ward_rf_client_now(struct ward_rf_client *c);
+double ward_rf_client_now(const struct ward_rf_client *c);
 /* How long a power change waits for PowerState to follow (power_timeout). */
 double ward_rf_client_power_timeout(const struct ward_rf_client *c);
 /* The PowerState a ResetType leads to ("On", "Off"); NULL for a type ward does not drive. */

@@ -35,8 +35,9 @@ struct host {
     char *signature;         /* what the BMC was created from; a change recreates it */
     struct ward_rf_bmc *bmc; /* owned */
     char power[32];          /* last power state ward knew, "" when unknown */
-    /* a power change whose end ward did not see (its run let go, or it failed after it may
-       have been sent): the state it leads to, "" when none, and until when to expect it */
+    /* a power change whose end ward did not see (its run let go after the Reset was sent, or
+       the wait for its state ran out): the state it leads to, "" when none, and until when
+       to expect it */
     char power_goal[8];
     double goal_until;
     bool syncing;
