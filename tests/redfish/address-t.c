@@ -88,16 +88,10 @@ int main(void)
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], log_path[600];
-    snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", dir);
-    snprintf(pw_path, sizeof(pw_path), "%s/password", dir);
+    struct tca *ca = tserver_client_files(dir, ca_path, pw_path);
     snprintf(log_path, sizeof(log_path), "%s/log.jsonl", dir);
-    FILE *f = fopen(pw_path, "w");
-    fputs(TSERVER_PASSWORD "\n", f);
-    fclose(f);
     FILE *logf = fopen(log_path, "w+");
     ward_log_set_stream(logf);
-    struct tca *ca = tca_create("ward test CA");
-    tca_write(ca, ca_path);
 
     struct ward_rf_client_opts o;
     ward_rf_client_opts_default(&o);

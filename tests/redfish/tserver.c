@@ -107,6 +107,19 @@ void tca_write(struct tca *ca, const char *path)
     fclose(f);
 }
 
+struct tca *tserver_client_files(const char *dir, char ca_path[512], char pw_path[512])
+{
+    snprintf(ca_path, 512, "%s/ca.pem", dir);
+    snprintf(pw_path, 512, "%s/password", dir);
+    FILE *f = fopen(pw_path, "w");
+    if (f == NULL || fputs(TSERVER_PASSWORD "\n", f) < 0 || fclose(f) != 0) {
+        bail("cannot write %s", pw_path);
+    }
+    struct tca *ca = tca_create("ward test CA");
+    tca_write(ca, ca_path);
+    return ca;
+}
+
 void tca_free(struct tca *ca)
 {
     if (ca != NULL) {

@@ -19,6 +19,11 @@ struct tca *tca_create(const char *cn);
 void tca_write(struct tca *ca, const char *path);
 void tca_free(struct tca *ca);
 
+/* What a client of a test BMC needs, under dir: a fresh CA written to dir/ca.pem and
+   TSERVER_PASSWORD in dir/password (paths in ca_path and pw_path, 512 bytes each). Returns
+   the CA; bails on failure. */
+struct tca *tserver_client_files(const char *dir, char ca_path[512], char pw_path[512]);
+
 enum tserver_cert {
     TSERVER_CERT_GOOD,    /* leaf for 127.0.0.1 signed by the CA */
     TSERVER_CERT_EXPIRED, /* same, but expired yesterday */

@@ -46,16 +46,10 @@ int main(void)
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], logp[600];
-    snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", dir);
-    snprintf(pw_path, sizeof(pw_path), "%s/password", dir);
+    struct tca *ca = tserver_client_files(dir, ca_path, pw_path);
     snprintf(logp, sizeof(logp), "%s/rev-log", dir);
-    FILE *pf = fopen(pw_path, "w");
-    fputs(TSERVER_PASSWORD "\n", pf);
-    fclose(pf);
     FILE *logf = fopen(logp, "w+");
     ward_log_set_stream(logf);
-    struct tca *ca = tca_create("ward test CA");
-    tca_write(ca, ca_path);
 
     struct ward_rf_client_opts o;
     ward_rf_client_opts_default(&o);
