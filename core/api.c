@@ -892,13 +892,6 @@ static void record_event(struct ward_api *api, const char *type, const char *rea
 
 /* --- execution ------------------------------------------------------------------------------- */
 
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void do_list(struct ward_api *api, struct ward_api_call *call,
                     struct ward_http_response *res)
 {
@@ -1057,7 +1050,7 @@ static void do_history(struct ward_api *api, struct ward_api_call *call,
         return;
     }
     ward_resource_free(r);
-    double since = call->since < 0 ? wall_now() + call->since : call->since;
+    double since = call->since < 0 ? ward_wall_clock() + call->since : call->since;
     struct ward_history *h = NULL;
     size_t n = 0;
     rc =
@@ -1414,8 +1407,8 @@ static void do_events(struct ward_api *api, struct ward_api_call *call,
     struct ward_events_filter f = {.kind = call->kind,
                                    .name = call->name[0] != '\0' ? call->name : NULL,
                                    .type = call->type,
-                                   .since =
-                                       call->since < 0 ? wall_now() + call->since : call->since,
+                                   .since = call->since < 0 ? ward_wall_clock() + call->since
+                                                            : call->since,
                                    .limit = (size_t)call->limit};
     ward_events_to_json(api->events, &f, &res->body);
 }

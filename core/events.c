@@ -35,9 +35,8 @@ struct ward_events {
 
 static double real_now(void *arg)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    (void)arg;
+    return ward_wall_clock();
 }
 
 struct ward_events *ward_events_create(const struct ward_events_options *o)

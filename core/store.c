@@ -220,9 +220,7 @@ struct ward_store {
 static double real_now(void *arg)
 {
     (void)arg;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return ward_wall_clock();
 }
 
 static double store_now(struct ward_store *st)

@@ -111,11 +111,21 @@ void ward_buf_free(struct ward_buf *b)
     b->len = b->cap = 0;
 }
 
-double ward_monotonic(void)
+static double clock_seconds(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double ward_monotonic(void)
+{
+    return clock_seconds(CLOCK_MONOTONIC);
+}
+
+double ward_wall_clock(void)
+{
+    return clock_seconds(CLOCK_REALTIME);
 }
 
 int ward_error_set(struct ward_error *err, int code, const char *fmt, ...)

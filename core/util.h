@@ -36,8 +36,12 @@ void ward_buf_replace_all(struct ward_buf *b, size_t from, const char *needle, c
 char *ward_buf_steal(struct ward_buf *b);
 void ward_buf_free(struct ward_buf *b);
 
-/* Seconds on the monotonic clock. */
+/* Seconds on the monotonic clock: what a wait or a deadline in memory counts on, as it
+ * does not move when the wall clock is set. */
 double ward_monotonic(void);
+/* Unix time in seconds (the wall clock): for what is kept, shown or compared across
+ * restarts. */
+double ward_wall_clock(void);
 
 /*
  * A map from strings to pointers (open addressing, linear probing), for indexes of things
