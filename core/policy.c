@@ -181,12 +181,38 @@ static char *xstrdup(const char *s)
     return p;
 }
 
+/* The engine's clock: what the queue, backoff, run deadlines and stuck detection count on.
+   Without a clock in the options it is the monotonic one, so setting the wall clock (an NTP
+   step, an operator, an edge box without a battery-backed clock finding the date) neither
+   cancels runs and reports hosts stuck all at once nor holds hosts back for as long as the
+   clock went back. Times that cross the engine's border (entered_at in Lua, the resource's
+   JSON and commits, a state's time from the store) are Unix times, converted there. A clock
+   from the options (a test's) is both. */
 static double engine_now(const struct ward_policy_engine *e)
 {
     if (e->o.now != NULL) {
         return e->o.now(e->o.now_arg);
     }
-    return ev_now(e->loop);
+    return ward_monotonic();
+}
+
+/* Engine time t as Unix time: now on the wall clock, less how long ago t was. 0 ("never")
+   stays 0, and so does any time without an engine (a policy's own tests). */
+static double to_unix(const struct ward_policy_engine *e, double t)
+{
+    if (e == NULL || e->o.now != NULL || t == 0) {
+        return t;
+    }
+    return ward_wall_clock() - (ward_monotonic() - t);
+}
+
+/* Unix time w as engine time; 0 stays 0. */
+static double from_unix(const struct ward_policy_engine *e, double w)
+{
+    if (e->o.now != NULL || w == 0) {
+        return w;
+    }
+    return ward_monotonic() - (ward_wall_clock() - w);
 }
 
 static void emit(struct ward_policy_engine *e, const char *type, const char *kind, const char *name,
@@ -334,7 +360,8 @@ static const char *resource_state(const struct resource *r, const char *dim)
 }
 
 /* Push the Lua view of a resource: {kind, name, state, states, spec, status, version, ...}. */
-static void push_resource(lua_State *L, const struct resource *r, const struct ward_machine *m)
+static void push_resource(lua_State *L, const struct ward_policy_engine *e,
+                          const struct resource *r, const struct ward_machine *m)
 {
     lua_createtable(L, 0, 10);
     lua_pushstring(L, r->kind);
@@ -367,7 +394,7 @@ static void push_resource(lua_State *L, const struct resource *r, const struct w
     lua_setfield(L, -2, "status");
     lua_pushinteger(L, r->version);
     lua_setfield(L, -2, "version");
-    lua_pushnumber(L, r->ndims > 0 ? r->entered[0] : 0);
+    lua_pushnumber(L, r->ndims > 0 ? to_unix(e, r->entered[0]) : 0);
     lua_setfield(L, -2, "entered_at");
     lua_pushinteger(L, r->attempts);
     lua_setfield(L, -2, "recovery_attempts");
@@ -681,7 +708,7 @@ static int commit_transition(struct ward_policy_engine *e, struct policy *p, str
         .reason = reason,
         .actor = actor != NULL ? actor : "policy",
         .expected_version = r->version,
-        .entered_at = now,
+        .entered_at = to_unix(e, now),
         .status_json = status != NULL ? status : "{}",
     };
     long long version = r->version + 1;
@@ -920,7 +947,7 @@ static int run_build(lua_State *L, void *ud)
     lua_State *co = lua_newthread(L);
     run->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     run->co = co;
-    push_resource(L, run->r, run->p->m);
+    push_resource(L, run->e, run->r, run->p->m);
     lua_pushvalue(L, -1);
     run->res_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->fn_ref);
@@ -1303,6 +1330,7 @@ static void on_stuck_timer(struct ev_loop *loop, ev_timer *w, int revents)
 /* ---------------------------------------------------- stuck and recovery */
 
 struct table_ctx {
+    const struct ward_policy_engine *e;
     struct resource *r;
     const struct ward_machine *m;
 };
@@ -1310,7 +1338,7 @@ struct table_ctx {
 static int push_resource_protected(lua_State *L, void *ud)
 {
     struct table_ctx *c = ud;
-    push_resource(L, c->r, c->m);
+    push_resource(L, c->e, c->r, c->m);
     return 1;
 }
 
@@ -1320,7 +1348,7 @@ static int engine_transition(struct ward_policy_engine *e, struct policy *p, str
                              struct ward_error *err)
 {
     lua_State *L = p->L;
-    struct table_ctx c = {r, p->m};
+    struct table_ctx c = {e, r, p->m};
     int rc = pcall_c(L, push_resource_protected, &c, 1, err);
     if (rc != 0) {
         return rc;
@@ -1612,7 +1640,7 @@ static int transition_async(lua_State *L, struct policy *p, struct resource *r,
         .reason = pc->reason,
         .actor = pc->actor,
         .expected_version = r->version,
-        .entered_at = engine_now(e),
+        .entered_at = to_unix(e, engine_now(e)),
         .status_json = status != NULL ? status : "{}",
     };
     int rc = e->sink.commit_async(e->sink.self, &c, pending_done, pc);
@@ -1874,7 +1902,7 @@ static int l_event(lua_State *L)
 static int l_now(lua_State *L)
 {
     struct policy *p = policy_checked(L);
-    lua_pushnumber(L, p->e != NULL ? engine_now(p->e) : ward_monotonic());
+    lua_pushnumber(L, p->e != NULL ? to_unix(p->e, engine_now(p->e)) : ward_wall_clock());
     return 1;
 }
 
@@ -2138,7 +2166,7 @@ static int run_case(lua_State *L, void *ud)
                         where.data, name, err.text);
         c->failed++;
     } else {
-        push_resource(L, &r, p->m);
+        push_resource(L, NULL, &r, p->m);
         int rc = do_transition(NULL, p, L, -1, &r, dim, to, NULL, NULL, NULL, false, &err);
         lua_pop(L, 1);
         if (want && rc != 0) {
@@ -3067,7 +3095,7 @@ static int restore_one(struct ward_policy_engine *e, struct ward_store *st,
     double now = engine_now(e);
     for (size_t i = 0; i < p->m->ndims; i++) {
         const struct ward_machine_dim *d = &p->m->dims[i];
-        int di = resource_dim(r, d, sr->created > 0 ? sr->created : now);
+        int di = resource_dim(r, d, sr->created > 0 ? from_unix(e, sr->created) : now);
         for (size_t k = 0; di >= 0 && k < n; k++) {
             if (strcmp(states[k].dimension, d->name) == 0 && states[k].state[0] != '\0') {
                 if (i == 0 && strcmp(r->state[di], states[k].state) != 0) {
@@ -3079,7 +3107,7 @@ static int restore_one(struct ward_policy_engine *e, struct ward_store *st,
                 }
                 free(r->state[di]);
                 r->state[di] = xstrdup(states[k].state);
-                r->entered[di] = states[k].entered;
+                r->entered[di] = from_unix(e, states[k].entered);
             }
         }
     }
@@ -3465,7 +3493,7 @@ char *ward_policy_resource_json(const struct ward_policy_engine *e, const char *
     cJSON_AddItemToObject(o, "spec", cJSON_Duplicate(r->spec, 1));
     cJSON_AddItemToObject(o, "status", cJSON_Duplicate(r->status, 1));
     cJSON_AddNumberToObject(o, "version", (double)r->version);
-    cJSON_AddNumberToObject(o, "entered_at", r->ndims > 0 ? r->entered[0] : 0);
+    cJSON_AddNumberToObject(o, "entered_at", r->ndims > 0 ? to_unix(e, r->entered[0]) : 0);
     cJSON_AddNumberToObject(o, "recovery_attempts", r->attempts);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -3492,7 +3520,7 @@ struct claim_ctx {
 static int push_claimed_protected(lua_State *L, void *ud)
 {
     struct claim_ctx *c = ud;
-    push_resource(L, c->t.r, c->t.m);
+    push_resource(L, c->t.e, c->t.r, c->t.m);
     lua_getfield(L, -1, "spec");
     lua_pushstring(L, c->consumer);
     lua_setfield(L, -2, "consumerRef");
@@ -3518,7 +3546,7 @@ static int api_transition(struct ward_policy_engine *e, const char *kind, const 
         return ward_error_set(err, -EINVAL, "%s/%s: no target state", kind, name);
     }
     lua_State *L = p->L;
-    struct table_ctx c = {r, p->m};
+    struct table_ctx c = {e, r, p->m};
     struct claim_ctx cc = {c, as_consumer};
     int rc = as_consumer != NULL ? pcall_c(L, push_claimed_protected, &cc, 1, err)
                                  : pcall_c(L, push_resource_protected, &c, 1, err);

@@ -38,7 +38,7 @@ struct ward_policy_commit {
     const char *reason;         /* free text for the history; may be NULL */
     const char *actor;          /* "policy:PhysicalHost", "api:alice", ... */
     long long expected_version; /* compare-and-swap on the resource version */
-    double entered_at;          /* engine clock: when `to` is entered */
+    double entered_at;          /* Unix time (or the options' clock): when `to` is entered */
     const char *status_json;    /* the resource's status after the transition */
 };
 
@@ -116,7 +116,9 @@ struct ward_policy_options {
     double slice_timeout;       /* seconds policy code may run without waiting, default 10 */
     double stuck_interval;      /* stuck timer period; 0: no timer, call ..._tick() */
     struct ward_queue_options queue;
-    /* The clock for stuck detection, deadlines and backoff; NULL: ev_now(loop). */
+    /* The clock for stuck detection, deadlines and backoff; NULL: the monotonic clock, with
+       the times the engine hands out or takes in (entered_at) converted to Unix time. A clock
+       given here is used for both. */
     double (*now)(void *arg);
     void *now_arg;
     /* Receives every event; may be NULL. */

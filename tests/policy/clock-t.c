@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The engine on the real clocks while the wall clock is set, as NTP or an operator sets it:
+ * forward an hour, a run in flight is not cancelled and its host is not stuck; back half an
+ * hour, a host waiting out its backoff is not held back for the half hour. The times the
+ * engine hands out are Unix times that follow the new wall clock.
+ */
+#include "autoconf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "../core/clockstep.h"
+#include "../tap/basic.h"
+#include "fixture.h"
+#include "metrics.h"
+#include "policy.h"
+
+static void on_break(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* Run the loop for secs: long enough for libev to read the wall clock again (it does every
+   half second), which is when a wall-clock deadline would see the step. */
+static void run_for(struct ev_loop *loop, double secs)
+{
+    ev_timer t;
+    ev_timer_init(&t, on_break, secs, 0);
+    ev_timer_start(loop, &t);
+    ev_run(loop, 0);
+    ev_timer_stop(loop, &t);
+}
+
+static struct fakebmc bmc;
+
+/* Run the loop until the fake BMC has been called want times, or bound seconds. */
+static void on_poll(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    if (bmc.calls >= *(unsigned *)w->data) {
+        ev_break(loop, EVBREAK_ALL);
+    }
+}
+
+static void run_until_calls(struct ev_loop *loop, unsigned want, double bound)
+{
+    ev_timer poll, guard;
+    ev_timer_init(&poll, on_poll, 0.01, 0.01);
+    poll.data = &want;
+    ev_timer_init(&guard, on_break, bound, 0);
+    ev_timer_start(loop, &poll);
+    ev_timer_start(loop, &guard);
+    ev_run(loop, 0);
+    ev_timer_stop(loop, &poll);
+    ev_timer_stop(loop, &guard);
+}
+
+/* entered_at of the resource's JSON, 0 when there is none */
+static double entered_at(struct ward_policy_engine *e, const char *name)
+{
+    char *json = ward_policy_resource_json(e, "PhysicalHost", name);
+    cJSON *o = cJSON_Parse(json != NULL ? json : "");
+    cJSON *at = cJSON_GetObjectItemCaseSensitive(o, "entered_at");
+    double v = cJSON_IsNumber(at) ? at->valuedouble : 0;
+    cJSON_Delete(o);
+    free(json);
+    return v;
+}
+
+int main(void)
+{
+    plan(8);
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct ward_metrics *metrics = ward_metrics_create();
+    struct fixture_sink sink;
+    fixture_sink_init(&sink);
+    struct fixture_events events = {0};
+    fakebmc_init(&bmc, loop);
+    struct ward_policy_options o;
+    fixture_options(&o, &bmc, &events);
+    o.now = NULL; /* the engine's own clock */
+    o.reconcile_timeout = 60;
+    o.stuck_timeout = 600;
+    o.queue.base_delay = 2; /* a failed run goes again after 2 s */
+    o.queue.max_delay = 2;
+    struct ward_error err = {0};
+    struct ward_policy_engine *e =
+        ward_policy_engine_create(loop, &sink.sink, NULL, metrics, &o, &err);
+    if (e == NULL || ward_policy_engine_load(e, WARD_SRCDIR "/policies", &err) != 0) {
+        bail("load: %s", err.text);
+    }
+    const char *spec = "{\"bmc\":{\"address\":\"https://10.0.0.5\"}}";
+
+    /* forward an hour while a host's enrollment waits on its BMC */
+    bmc.hang = true;
+    if (ward_policy_resource_put(e, "PhysicalHost", "a", spec, &err) != 0) {
+        bail("put: %s", err.text);
+    }
+    fixture_settle(loop);
+    is_int(1, ward_policy_engine_running(e), "host a's enrollment waits on its BMC");
+    double loop_time = ev_now(loop);
+    clockstep_by(3600);
+    run_for(loop, 0.6);
+    ok(ev_now(loop) - loop_time > 3000, "the loop's own clock moved with the wall clock (%+.0f s)",
+       ev_now(loop) - loop_time);
+    ward_policy_engine_tick(e);
+    fixture_settle(loop);
+    ok(ward_policy_engine_running(e) == 1 && bmc.cancelled == 0,
+       "after the wall clock moved an hour forward, the run is still in flight (%u cancelled)",
+       bmc.cancelled);
+    ok(strstr(events.text.data != NULL ? events.text.data : "", "stuck") == NULL,
+       "and host a is not reported stuck");
+    double at = entered_at(e, "a");
+    double lag = ward_wall_clock() - at;
+    ok(lag > -0.001 && lag < 30, "entered_at is Unix time on the new wall clock (%.1f s before it)",
+       lag);
+    bmc.hang = false;
+    fakebmc_release(&bmc);
+    fixture_settle(loop);
+    const char *st = ward_policy_resource_state(e, "PhysicalHost", "a", NULL);
+    ok(st != NULL && strcmp(st, "Available") == 0, "host a enrolls once its BMC answers (%s)",
+       st != NULL ? st : "none");
+
+    /* back half an hour while a host waits out its backoff */
+    bmc.fail_connect = true;
+    unsigned before = bmc.calls;
+    if (ward_policy_resource_put(e, "PhysicalHost", "b", spec, &err) != 0) {
+        bail("put: %s", err.text);
+    }
+    run_until_calls(loop, before + 1, 5);
+    is_int(before + 1, bmc.calls, "host b's first connect fails");
+    clockstep_by(-1800);
+    run_until_calls(loop, before + 2, 10);
+    is_int(before + 2, bmc.calls,
+           "after the wall clock went back half an hour, it is tried again after its 2 s");
+
+    ward_policy_engine_destroy(e);
+    ward_metrics_destroy(metrics);
+    ward_buf_free(&sink.history);
+    ward_buf_free(&events.text);
+    ev_loop_destroy(loop);
+    return 0;
+}
