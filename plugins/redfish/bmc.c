@@ -269,9 +269,13 @@ static void path_set(char **dst, const char *src)
     }
 }
 
+/* Deadlines, pacing, backoff and the breaker count on the monotonic clock: a wall clock set
+   back would hold a BMC's breaker open, and one set forward would end power waits and task
+   polls at once, for as far as it moved. */
 static double now(const struct ward_rf_client *c)
 {
-    return ev_now(c->loop);
+    (void)c;
+    return ward_monotonic();
 }
 
 static double jitter(struct ward_rf_client *c);
@@ -503,10 +507,11 @@ static void wake_parked(struct ward_rf_client *c)
         ab->woken = false;
         ab->n++;
         struct ward_rf_op *op;
-        while ((op = ab->parked) != NULL && ab->in_flight < c->o.concurrency) {
+        while ((op = ab->parked) != NULL && ab->in_flight < c->o.concurrency &&
+               !ev_is_active(&op->timer)) { /* first in line waiting for its time: its timer */
             send_now(op);
             if (ab->parked == op) {
-                break; /* first in line, waiting for its time (pacing) on its timer */
+                break; /* now waiting for its time (pacing) on its timer */
             }
         }
         base_put(c, ab);
@@ -974,10 +979,13 @@ static void send_now(struct ward_rf_op *op)
         }
         return;
     }
-    /* AIMD pacing: requests to one BMC are at least 1/rate apart. A parked request first in
-       line stays parked while it waits, so it keeps its place. */
+    /* AIMD pacing: requests to one BMC are at least 1/rate apart. A request waiting for its
+       time waits parked, first in line, so none that comes later goes before it. */
     double at = ab->next_request_at > t ? ab->next_request_at : t;
     if (at > t + 1e-6) {
+        if (!op->parked) {
+            park(op);
+        }
         op_after(op, at - t, send_now);
         return;
     }

@@ -79,7 +79,7 @@ struct ward_rf_http *ward_rf_client_http(struct ward_rf_client *c);
 unsigned ward_rf_client_running(const struct ward_rf_client *c);
 /* The most operations ever running at once (never above max_ops + max_reads). */
 unsigned ward_rf_client_max_running(const struct ward_rf_client *c);
-/* The client's clock: its loop's. */
+/* The client's clock: the monotonic one, as its deadlines use. */
 double ward_rf_client_now(const struct ward_rf_client *c);
 /* How long a power change waits for PowerState to follow (power_timeout). */
 double ward_rf_client_power_timeout(const struct ward_rf_client *c);

@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 
 #include "http.h"
+#include "util.h" /* ward_monotonic, from wardd's core */
 
 static void grow(struct ward_rf_buf *b, size_t need)
 {
@@ -109,7 +110,7 @@ struct ward_rf_http {
 struct ward_rf_http_pool {
     struct ward_rf_http *h;
     CURLSH *share;     /* owned: its connection cache; NULL while the pool holds no connection */
-    double idle_since; /* loop time its last request ended, while on the idle list */
+    double idle_since; /* monotonic time its last request ended, while on the idle list */
     unsigned users;    /* requests in flight through the pool */
     bool orphaned;  /* its owner let go: freed with its last request */
     bool failed;    /* a transfer failed since the pool was last idle */
@@ -203,7 +204,7 @@ static void pool_release(struct ward_rf_http_pool *p)
     if (p->share == NULL) {
         return;
     }
-    p->idle_since = ev_now(h->loop);
+    p->idle_since = ward_monotonic();
     if (!ev_is_active(&h->idle_timer)) {
         ev_timer_set(&h->idle_timer, (double)h->max_idle, 0.);
         ev_timer_start(h->loop, &h->idle_timer);
@@ -228,7 +229,7 @@ static void pool_release(struct ward_rf_http_pool *p)
 static void on_pools_idle(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct ward_rf_http *h = ward_rf_container_of(w, struct ward_rf_http, idle_timer);
-    double now = ev_now(loop);
+    double now = ward_monotonic();
     while (h->idle_head != NULL && h->idle_head->idle_since + (double)h->max_idle <= now) {
         pool_close(h->idle_head);
     }

@@ -73,8 +73,8 @@ int main(void)
     struct ward_rf_bmc *b = NULL;
     struct test_result ra, rb, rc, re, rd;
     bool staged = false;
-    /* the two paced timers fire in either order, about one time in three the wanted one:
-       40 attempts leave the staging a chance of failing of about 1e-7 */
+    /* paced requests go in the order they came, so D's read, queued before A's login, goes
+       first; the attempts stay as a guard against a staging that did not happen */
     for (int attempt = 0; attempt < 40 && !staged; attempt++) {
         if (b != NULL) {
             ward_rf_bmc_destroy(b);
@@ -86,8 +86,8 @@ int main(void)
         test_loop_until(loop, &conn.done, 20);
         test_loop_for(loop, 1);
         /* the session expires. A reads the system (401), drops the token and logs in, paced;
-           D's read, paced too, goes first (when the timers fire in that order: retried until
-           they do) and fails with a 500, opening the breaker; B, C, E then find no token and
+           D's read, paced too and waiting before the login, goes first and fails with a 500,
+           opening the breaker; B, C, E then find no token and
            park on A's login without sending anything; then A's owner lets go */
         tserver_set_faults(s, &(struct tserver_faults){.expire_sessions = true});
         memset(&ra, 0, sizeof(ra));
