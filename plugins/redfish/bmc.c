@@ -201,6 +201,7 @@ struct ward_rf_op {
     struct ward_rf_op *park_next;     /* its address's parked requests, while parked */
     bool parked;
     bool reset_sent;                  /* a power change's Reset was handed to the wire */
+    bool reset_refused;               /* and the BMC answered it with an error */
     struct ward_rf_op *bnext, *bprev; /* every operation of its BMC */
     enum ward_rf_op_kind kind;
     enum ward_rf_op_class cls;
@@ -748,11 +749,14 @@ static void op_done(struct ward_rf_op *op, int code, const char *reason)
     if (code == 0 && result == NULL) {
         result = cJSON_CreateTrue();
     }
+    const char *heading = ward_rf_op_power_heading(op);
+    cJSON *failed_result = code != 0 && heading != NULL ? cJSON_CreateString(heading) : NULL;
     op_free(op);
     if (cb != NULL) {
-        cb(arg, code, code == 0 ? result : NULL, code == 0 ? "" : reason);
+        cb(arg, code, code == 0 ? result : failed_result, code == 0 ? "" : reason);
     }
     cJSON_Delete(result);
+    cJSON_Delete(failed_result);
     kick(c);
 }
 
@@ -1023,6 +1027,7 @@ static void send_now(struct ward_rf_op *op)
     ab->in_flight++;
     if (op->kind == WARD_RF_OP_POWER && op->req.method == WARD_RF_POST) {
         op->reset_sent = true;
+        op->reset_refused = false;
     }
     wake_later(c, ab); /* concurrency > 1: room for the next in line */
     if (b->in_flight > b->max_in_flight) {
@@ -1937,8 +1942,11 @@ static void power_step(struct ward_rf_op *op, struct answer *a)
                read the state instead */
             op->outcome_unknown = true;
             snprintf(op->unknown_reason, sizeof(op->unknown_reason), "%s", a->reason);
-        } else if (failed(op, a)) {
-            return;
+        } else {
+            op->reset_refused = a->status >= 300; /* the BMC is not switching */
+            if (failed(op, a)) {
+                return;
+            }
         }
         op->task_deadline = now(c) + c->o.power_timeout;
         power_poll(op);
@@ -2674,9 +2682,11 @@ static void orphan(struct ward_rf_op *op)
     op->bmc->orphans++;
 }
 
-bool ward_rf_op_reset_sent(const struct ward_rf_op *op)
+const char *ward_rf_op_power_heading(const struct ward_rf_op *op)
 {
-    return op != NULL && op->reset_sent;
+    return op != NULL && op->kind == WARD_RF_OP_POWER && op->reset_sent && !op->reset_refused
+               ? op->target
+               : NULL;
 }
 
 void ward_rf_op_cancel(struct ward_rf_op *op)

@@ -141,7 +141,9 @@ void ward_rf_bmc_stats(const struct ward_rf_bmc *b, struct ward_rf_bmc_stats *ou
 /*
  * Completion of an operation. code is 0 or a negative errno; result is owned by the
  * callee and only valid during the call (a JSON document, object or true); reason is a
- * readable text when code != 0, never containing secrets.
+ * readable text when code != 0, never containing secrets. A failed operation has no result,
+ * except a power change that failed after the BMC took its Reset (or may have): its result
+ * is the power state the Reset leads to, as ward_rf_op_power_heading gives it.
  */
 typedef void (*ward_rf_op_cb)(void *arg, int code, const cJSON *result, const char *reason);
 
@@ -179,8 +181,10 @@ struct ward_rf_op *ward_rf_op_start(struct ward_rf_bmc *b, enum ward_rf_op_kind 
                                     void *cb_arg);
 /* Stop an operation; its callback will not run. */
 void ward_rf_op_cancel(struct ward_rf_op *op);
-/* Was this power change's Reset handed to the wire (so the BMC may carry it out)? */
-bool ward_rf_op_reset_sent(const struct ward_rf_op *op);
+/* Where this power change's Reset may be taking the host ("On" or "Off"), once it was handed
+   to the wire and not refused (so the BMC may be carrying it out); NULL before that, after
+   a refusal, and for other operations. */
+const char *ward_rf_op_power_heading(const struct ward_rf_op *op);
 const char *ward_rf_op_kind_name(enum ward_rf_op_kind kind);
 enum ward_rf_op_class ward_rf_op_kind_class(enum ward_rf_op_kind kind);
 /* Operations of a class running now, and the most ever running at once (never above its cap). */

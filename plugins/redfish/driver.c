@@ -35,11 +35,12 @@ struct host {
     char *signature;         /* what the BMC was created from; a change recreates it */
     struct ward_rf_bmc *bmc; /* owned */
     char power[32];          /* last power state ward knew, "" when unknown */
-    /* a power change whose end ward did not see (its run let go after the Reset was sent, or
-       the wait for its state ran out): the state it leads to, "" when none, and until when
-       to expect it */
+    /* a power change whose end ward did not see (its run let go, or it failed, after the BMC
+       took its Reset): the state it leads to, "" when none, and until when to expect it */
     char power_goal[8];
     double goal_until;
+    /* that change restarts a host that was On: On is its goal only once Off has been seen */
+    bool goal_cycle;
     bool syncing;
     unsigned failed_syncs; /* power syncs in a row that could not read the BMC */
     char sync_error[256];  /* why the first of them failed, and since when */
@@ -341,31 +342,37 @@ static int push_result(lua_State *L, void *arg)
     return 1;
 }
 
+static bool is_restart(const char *type)
+{
+    return strcmp(type, "ForceRestart") == 0 || strcmp(type, "GracefulRestart") == 0 ||
+           strcmp(type, "PowerCycle") == 0;
+}
+
 /*
  * A power change whose end ward did not see may still be carried out by the BMC, which can
- * take a while to switch: its run let go after the Reset was handed to the wire, or the state
- * had not followed when the wait ran out. Until the sync sees the state it leads to, or
- * power_timeout has passed, neither the old state nor the new one is reported as a change
- * behind ward's back. A change refused or never sent sets no expectation.
+ * take a while to switch: its run let go, or it failed (the wait ran out, the state could not
+ * be read), after the BMC took its Reset or may have. Until the sync sees the state it leads
+ * to, or power_timeout has passed, neither the old state nor the new one is reported as a
+ * change behind ward's back, and the policy is not told of the states on the way. A restart of a
+ * host that was On leads back to On: it has arrived only once Off has been seen (a warm reset that
+ * never shows Off is waited out). A change refused or never sent sets no expectation.
  */
-static void expect_power(const struct pending *p)
+static void expect_power(const struct pending *p, const char *goal)
 {
-    const char *goal = ward_rf_power_goal(p->arg);
-    struct host *h = p->kind == WARD_RF_OP_POWER && goal != NULL && alive(p->d)
-                         ? find_host(p->d, p->host)
-                         : NULL;
+    struct host *h = p->kind == WARD_RF_OP_POWER && alive(p->d) ? find_host(p->d, p->host) : NULL;
     if (h != NULL) {
         snprintf(h->power_goal, sizeof(h->power_goal), "%s", goal);
         h->goal_until =
             ward_rf_client_now(p->d->client) + ward_rf_client_power_timeout(p->d->client);
+        h->goal_cycle = is_restart(p->arg) && strcmp(h->power, "On") == 0;
     }
 }
 
 static void on_op_done(void *arg, int code, const cJSON *result, const char *reason)
 {
     struct pending *p = arg;
-    if (code == -ETIMEDOUT) {
-        expect_power(p);
+    if (code != 0 && cJSON_IsString(result)) {
+        expect_power(p, result->valuestring); /* failed after the BMC took the Reset */
     }
     if (code == 0 && alive(p->d)) {
         struct host *h = find_host(p->d, p->host);
@@ -373,8 +380,13 @@ static void on_op_done(void *arg, int code, const cJSON *result, const char *rea
             snprintf(h->power, sizeof(h->power), "%s", result->valuestring);
         } else if (h != NULL && p->kind == WARD_RF_OP_POWER) {
             const char *goal = ward_rf_power_goal(p->arg);
-            snprintf(h->power, sizeof(h->power), "%s", goal != NULL ? goal : "");
             h->power_goal[0] = '\0'; /* seen to its end */
+            if (is_restart(p->arg) && strcmp(h->power, "On") == 0) {
+                /* it ended on seeing On, which the host showed before: its cycle may be
+                   still to come */
+                expect_power(p, "On");
+            }
+            snprintf(h->power, sizeof(h->power), "%s", goal != NULL ? goal : "");
         } else if (h != NULL && p->kind == WARD_RF_OP_INVENTORY) {
             const char *ps = ward_rf_str(result, "power_state");
             if (ps != NULL) {
@@ -402,8 +414,9 @@ static void on_op_done(void *arg, int code, const cJSON *result, const char *rea
 static void on_cancel(void *arg)
 {
     struct pending *p = arg;
-    if (ward_rf_op_reset_sent(p->op)) {
-        expect_power(p);
+    const char *heading = ward_rf_op_power_heading(p->op);
+    if (heading != NULL) {
+        expect_power(p, heading);
     }
     ward_rf_op_cancel(p->op);
     free(p);
@@ -633,7 +646,9 @@ static void on_sync(void *arg, int code, const cJSON *result, const char *reason
             const char *seen = result->valuestring;
             bool expected =
                 h->power_goal[0] != '\0' && ward_rf_client_now(d->client) < h->goal_until;
-            if (!expected || strcmp(seen, h->power_goal) == 0) {
+            if (expected && h->goal_cycle) {
+                h->goal_cycle = strcmp(seen, "Off") != 0; /* Off seen: On is the goal now */
+            } else if (!expected || strcmp(seen, h->power_goal) == 0) {
                 h->power_goal[0] = '\0'; /* arrived, or no longer waited for */
             }
             if (!expected && h->power[0] != '\0' && strcmp(h->power, seen) != 0) {
@@ -646,7 +661,11 @@ static void on_sync(void *arg, int code, const cJSON *result, const char *reason
                 }
             }
             snprintf(h->power, sizeof(h->power), "%s", seen);
-            observe_power(h);
+            if (h->power_goal[0] == '\0') {
+                /* while the BMC is still switching, what it shows is on the way, not news:
+                   the policy would take it for a host powered other than its state expects */
+                observe_power(h);
+            }
         }
         bool no_power = code == 0 && !cJSON_IsString(result);
         observe_bmc(h, true, no_power ? -EBADMSG : code,

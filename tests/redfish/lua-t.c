@@ -167,24 +167,28 @@ static void on_power(void *arg, const char *host, const char *expected, const ch
     snprintf(h->seen, sizeof(h->seen), "%s", seen);
 }
 
-/* What the driver tells the policy about power (the engine's entry point, weak in the plugin). */
-static int observed;
+/* What the driver tells the policy (the engine's entry point, weak in the plugin): the last
+   power, how often it was told Off, and how many syncs read the BMC (each observes "bmc"). */
 static char observed_power[32];
+static int told_off, synced;
 
 int ward_policy_observe(const char *kind, const char *name, const char *field, const char *value)
 {
     (void)kind;
     (void)name;
     if (strcmp(field, "power") == 0) {
-        observed++;
         snprintf(observed_power, sizeof(observed_power), "%s", value);
+        told_off += strcmp(value, "Off") == 0;
+    } else if (strcmp(field, "bmc") == 0) {
+        synced++;
     }
     return 0;
 }
 
-/* Start src (a power change of B) as a run, and let go of it once the test BMC has taken its
-   Reset: what a run past its deadline does. False when the BMC never took it. */
-static bool abandon_power_change(lua_State *L, struct tserver *s, const char *src)
+/* Start src (a power change of B) as a run and run the loop until the test BMC has taken its
+   Reset (bounded). The run's thread, on L's stack, or NULL (nothing pushed) when the run did
+   not wait or the BMC never took the Reset. */
+static lua_State *start_until_reset(lua_State *L, struct tserver *s, const char *src)
 {
     struct tserver_stats st;
     tserver_stats(s, &st);
@@ -192,6 +196,7 @@ static bool abandon_power_change(lua_State *L, struct tserver *s, const char *sr
     lua_State *co = lua_newthread(L);
     luaL_loadstring(co, src);
     int nres = 0;
+    ready = false;
     bool waits = lua_resume(co, L, 0, &nres) == LUA_YIELD && pending != NULL;
     ev_timer bound;
     ev_timer_init(&bound, on_bound, 20, 0);
@@ -201,15 +206,43 @@ static bool abandon_power_change(lua_State *L, struct tserver *s, const char *sr
         tserver_stats(s, &st);
     } while (st.resets == resets && ev_is_active(&bound));
     ev_timer_stop(loop, &bound);
-    bool took = waits && st.resets == resets + 1 && pending != NULL;
+    if (waits && st.resets == resets + 1 && pending != NULL) {
+        return co;
+    }
+    lua_pop(L, 1);
+    return NULL;
+}
+
+/* Start src (a power change of B) as a run, and let go of it once the test BMC has taken its
+   Reset: what a run past its deadline does. False when the BMC never took it. */
+static bool abandon_power_change(lua_State *L, struct tserver *s, const char *src)
+{
+    lua_State *co = start_until_reset(L, s, src);
     struct ward_async *let_go = pending;
     pending = NULL;
     if (let_go != NULL) {
         let_go->cancel(let_go->arg);
         free(let_go);
     }
+    if (co != NULL) {
+        lua_pop(L, 1);
+    }
+    return co != NULL;
+}
+
+/* Start src (a power change of B) and, once the test BMC has taken its Reset, answer every
+   read with broken JSON until the change fails. True when it failed that way. */
+static bool fail_after_reset(lua_State *L, struct tserver *s, const char *src)
+{
+    lua_State *co = start_until_reset(L, s, src);
+    if (co == NULL) {
+        return false;
+    }
+    tserver_set_faults(s, &(struct tserver_faults){.malformed = true});
+    bool failed = wait_ready(20) && nresults == 2 && lua_isnil(co, -2);
+    tserver_set_faults(s, &(struct tserver_faults){0});
     lua_pop(L, 1);
-    return took;
+    return failed;
 }
 
 static void on_raw(void *arg, int code, const cJSON *result, const char *reason);
@@ -231,18 +264,27 @@ static void behind_wards_back(const char *type)
     ev_timer_stop(loop, &bound);
 }
 
-/* One power sync of every host, until the driver has told what it saw (bounded). */
+/* One power sync of every host, until it has read the BMC (bounded). */
 static void sync_and_observe(void)
 {
-    int before = observed;
+    int before = synced;
     ward_rf_driver_sync_now(driver);
     ev_timer bound;
     ev_timer_init(&bound, on_bound, 20, 0);
     ev_timer_start(loop, &bound);
-    while (observed == before && ev_is_active(&bound)) {
+    while (synced == before && ev_is_active(&bound)) {
         ev_run(loop, EVRUN_ONCE);
     }
     ev_timer_stop(loop, &bound);
+}
+
+/* One sync, then append the power the test BMC showed it to path (64 bytes). */
+static void sync_and_note(struct tserver *s, char *path)
+{
+    sync_and_observe();
+    struct tserver_stats st;
+    tserver_stats(s, &st);
+    snprintf(path + strlen(path), 64 - strlen(path), "%s ", st.power);
 }
 
 static void on_raw(void *arg, int code, const cJSON *result, const char *reason)
@@ -252,7 +294,7 @@ static void on_raw(void *arg, int code, const cJSON *result, const char *reason)
 
 int main(void)
 {
-    plan(37);
+    plan(46);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], spec[2048], logpath[600];
@@ -415,11 +457,10 @@ int main(void)
     bool took = abandon_power_change(L, s, "return B:power('ForceOff')");
     char path[64] = "";
     for (int i = 0; i < 8 && strcmp(observed_power, "Off") != 0; i++) {
-        sync_and_observe();
-        snprintf(path + strlen(path), sizeof(path) - strlen(path), "%s ", observed_power);
+        sync_and_note(s, path);
     }
-    ok(took && strcmp(observed_power, "Off") == 0, "a slower BMC: syncs saw %sbefore it got there",
-       path);
+    ok(took && strcmp(observed_power, "Off") == 0,
+       "a slower BMC: the policy is told Off once the syncs saw it (BMC showed %s)", path);
     is_int(1, seen.calls, "none of them is reported as a change behind ward's back");
     tserver_set_power_delay(s, 0);
     /* once arrived, a change behind ward's back is reported again */
@@ -443,6 +484,51 @@ int main(void)
     sync_and_observe();
     is_int(3, seen.calls, "then someone else's ForceOff is reported (%s/%s)", seen.expected,
            seen.seen);
+
+    /* a restart the BMC carries out as a power cycle: the run ends while the host still shows
+       On, and the syncs after it see Off, then On again */
+    e = run_script(L, "assert(B:power('On'))\n");
+    int reported = seen.calls;
+    tserver_set_power_delay(s, 2);
+    e = run_script(L, "R5 = {}\nR5.ok = tostring((B:power('ForceRestart')))\n");
+    is_string("true", global_str(L, "R5", "ok"), "a ForceRestart of a host that is On ends (%s)",
+              e != NULL ? e : "");
+    int offs = told_off;
+    path[0] = '\0';
+    for (int i = 0; i < 8 && strstr(path, "Off On") == NULL; i++) {
+        sync_and_note(s, path);
+    }
+    ok(strstr(path, "Off On") != NULL && strcmp(observed_power, "On") == 0,
+       "syncs saw the BMC cycle the host (%s), the policy is told On", path);
+    is_int(offs, told_off, "the policy is not told of the Off on the way");
+    is_int(reported, seen.calls, "and it is not reported as a change behind ward's back");
+
+    /* a power change that fails after the BMC took its Reset (its state reads answer broken
+       JSON): the BMC still switches, and that is not reported either */
+    tserver_set_power_delay(s, 3);
+    reported = seen.calls;
+    ok(fail_after_reset(L, s, "return B:power('ForceOff')"),
+       "a ForceOff fails after the BMC took its Reset");
+    path[0] = '\0';
+    for (int i = 0; i < 8 && strcmp(observed_power, "Off") != 0; i++) {
+        sync_and_note(s, path);
+    }
+    ok(strcmp(observed_power, "Off") == 0,
+       "the policy is told Off once the syncs saw it (BMC showed %s)", path);
+    is_int(reported, seen.calls, "none of them is reported as a change behind ward's back");
+    tserver_set_power_delay(s, 0);
+
+    /* a power change whose first read timed out never sent its Reset: a change behind ward's
+       back right after it is reported */
+    reported = seen.calls;
+    tserver_set_faults(s, &(struct tserver_faults){.hang = true});
+    e = run_script(L, "R6 = {}\nR6.ok, R6.err = B:power('On')\n");
+    tserver_set_faults(s, &(struct tserver_faults){0});
+    contains(global_str(L, "R6", "err"), "timed out", "a power change times out reading the host");
+    behind_wards_back("On");
+    sync_and_observe();
+    is_int(reported + 1, seen.calls, "then someone else's power-on is reported (%s/%s)",
+           seen.expected, seen.seen);
 
     is_int(0, ward_rf_driver_remove(driver, "host-1"), "host removed");
     is_int(-ENOENT, ward_rf_driver_remove(driver, "host-1"), "removing it again says so");

@@ -156,6 +156,7 @@ struct tserver {
     int etag_gen;
     int pending_power_reads;
     char pending_power[32];
+    char then_power[32];  /* a restart: the state after pending_power, as many reads later */
     char tokens[8][6000]; /* live session tokens, "" when free */
     int task_polls;     /* polls before the task monitor reports completion */
     int next_session;
@@ -266,7 +267,9 @@ static cJSON *system_doc(struct tserver *s, const char *id)
             s->pending_power_reads--;
         } else {
             snprintf(s->st.power, sizeof(s->st.power), "%s", s->pending_power);
-            s->pending_power[0] = '\0';
+            snprintf(s->pending_power, sizeof(s->pending_power), "%s", s->then_power);
+            s->then_power[0] = '\0';
+            s->pending_power_reads = s->o.power_delay_reads;
         }
     }
     cJSON_AddStringToObject(doc, "PowerState", power);
@@ -638,6 +641,13 @@ static enum MHD_Result route(struct tserver *s, struct MHD_Connection *c, const 
             snprintf(s->st.boot_enabled, sizeof(s->st.boot_enabled), "Disabled");
         }
         snprintf(s->pending_power, sizeof(s->pending_power), "%s", to);
+        s->then_power[0] = '\0';
+        if (strcmp(t, "ForceRestart") == 0 && strcmp(s->st.power, "On") == 0 &&
+            s->o.power_delay_reads > 0) {
+            /* a power cycle: Off, then On again, each after the delay */
+            snprintf(s->pending_power, sizeof(s->pending_power), "Off");
+            snprintf(s->then_power, sizeof(s->then_power), "On");
+        }
         s->pending_power_reads = s->o.power_delay_reads;
         cJSON_Delete(req);
         s->st.resets++;

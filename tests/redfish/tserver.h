@@ -41,7 +41,9 @@ struct tserver_opts {
     int systems;              /* members in the Systems collection (1 or 2) */
     int max_sessions;         /* beyond it, 503 */
     int token_len;            /* session tokens padded to this many bytes (0: short ones) */
-    int power_delay_reads;    /* GETs of the system that still show the old power state */
+    int power_delay_reads;    /* GETs of the system that still show the old power state (a
+                                 ForceRestart of a host that is On: Off after as many, then On
+                                 after as many again) */
     int latency_ms; /* each answer takes this long (the BMC's own time; a thread per connection) */
     enum {
         TSERVER_EXPAND_NONE,    /* the root advertises no $expand; a query is ignored */
