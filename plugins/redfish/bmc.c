@@ -66,6 +66,10 @@ struct at_base {
     double next_request_at;     /* pacing, and quiet after a timeout */
     double last_op_end;         /* when the last of their operations ended; 0: none yet */
     struct ward_rf_op *parked;  /* requests waiting for one in flight to end, oldest first */
+    /* the BMC answered a login "no free sessions" (503): no object there logs in until then;
+       the wait doubles on each repeat and a login that succeeds ends it */
+    double sessions_blocked_until;
+    double session_backoff;
     struct at_base *woken_next; /* in the client's list of bases with a request to wake */
     bool woken;
 };
@@ -135,8 +139,6 @@ struct ward_rf_bmc {
     struct ward_rf_op *login_op;      /* the operation logging in for everyone, or NULL */
     struct ward_rf_op *login_waiters; /* parked until the login ends */
     struct ward_rf_op *waking;        /* waiters being woken: taken off one by one (op_free too) */
-    double sessions_blocked_until;
-    double session_backoff;
     /* credentials; password is a secret */
     char *password;
     char cred_stamp[128];
@@ -1162,12 +1164,13 @@ static double login_refused(struct ward_rf_bmc *b, long status)
     if (status != 503) {
         return 0;
     }
-    double wait = b->session_backoff > 0 ? b->session_backoff * 2 : c->o.session_backoff;
+    struct at_base *ab = b->at;
+    double wait = ab->session_backoff > 0 ? ab->session_backoff * 2 : c->o.session_backoff;
     if (wait > 600) {
         wait = 600;
     }
-    b->session_backoff = wait;
-    b->sessions_blocked_until = now(c) + wait;
+    ab->session_backoff = wait;
+    ab->sessions_blocked_until = now(c) + wait;
     return wait;
 }
 
@@ -1175,7 +1178,7 @@ static double login_refused(struct ward_rf_bmc *b, long status)
    the refusals and backoff of earlier logins are over. */
 static void keep_session(struct ward_rf_bmc *b, const struct ward_rf_response *r)
 {
-    b->session_backoff = 0;
+    b->at->session_backoff = 0;
     b->bad_stamp[0] = '\0';
     free(b->token);
     /* not registered with the logger's redaction: tokens change at every login and the
@@ -1391,9 +1394,9 @@ static void login(struct ward_rf_op *op)
         b->login_waiters = op;
         return;
     }
-    if (now(c) < b->sessions_blocked_until) {
+    if (now(c) < b->at->sessions_blocked_until) {
         op_fail(op, -EBUSY, "BMC %s has no free sessions; next login attempt in %.0fs", b->name,
-                b->sessions_blocked_until - now(c));
+                b->at->sessions_blocked_until - now(c));
         return;
     }
     char reason[512];

@@ -4,7 +4,8 @@
  * limits hold across them: never two requests at once, a request ward gave up on keeps the
  * other system quiet for the backoff too, and a long wait of one system (a power change
  * polling) takes no request slot between its polls, so the other system is not held up.
- * Requests that wait for the BMC go in the order they came, paced or not.
+ * Requests that wait for the BMC go in the order they came, paced or not. A BMC out of
+ * sessions is backed off as a whole.
  */
 #include "autoconf.h"
 
@@ -84,7 +85,7 @@ static void both(struct ward_rf_bmc *m1, struct ward_rf_bmc *m2, enum ward_rf_op
 
 int main(void)
 {
-    plan(8);
+    plan(10);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], log_path[600];
@@ -184,14 +185,47 @@ int main(void)
         ward_rf_bmc_destroy(trio[i]);
     }
 
+    /* a BMC with one session: the second system's login is refused for want of sessions,
+       and the first system's next login waits out that backoff too instead of asking again */
+    struct tserver *s4 = tserver_start(
+        &(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2, .max_sessions = 1});
+    cfg.address = tserver_url(s4);
+    cfg.name = "blade-5";
+    cfg.system = "1";
+    struct ward_rf_bmc *m5 = ward_rf_bmc_create(c, &cfg, &err);
+    cfg.name = "blade-6";
+    cfg.system = "2";
+    struct ward_rf_bmc *m6 = ward_rf_bmc_create(c, &cfg, &err);
+    struct res e5 = {0}, e6 = {0};
+    ward_rf_op_start(m5, WARD_RF_OP_CONNECT, NULL, NULL, on_op, &e5);
+    test_loop_until(loop, &e5.done, 20);
+    ward_rf_op_start(m6, WARD_RF_OP_CONNECT, NULL, NULL, on_op, &e6);
+    test_loop_until(loop, &e6.done, 20);
+    ok(e5.code == 0 && e6.code != 0 && strstr(e6.reason, "no free sessions") != NULL,
+       "one system logs in, the other is refused for want of sessions (%s)", e6.reason);
+    tserver_set_faults(s4, &(struct tserver_faults){.expire_sessions = true});
+    tserver_stats(s4, &st);
+    int logins = st.logins;
+    struct res again = {0};
+    ward_rf_op_start(m5, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &again);
+    test_loop_until(loop, &again.done, 20);
+    tserver_stats(s4, &st);
+    ok(again.code == -EBUSY && st.logins == logins,
+       "the first system's session expires: its login waits for the BMC's backoff (%d logins: "
+       "%s)",
+       st.logins - logins, again.reason);
+
     ward_rf_bmc_destroy(m1);
     ward_rf_bmc_destroy(m2);
     ward_rf_bmc_destroy(m3);
     ward_rf_bmc_destroy(m4);
+    ward_rf_bmc_destroy(m5);
+    ward_rf_bmc_destroy(m6);
     test_loop_for(loop, 0.2); /* the logouts */
     tserver_stop(s);
     tserver_stop(s2);
     tserver_stop(s3);
+    tserver_stop(s4);
     ward_rf_client_destroy(paced);
     ward_rf_client_destroy(c);
     tca_free(ca);
