@@ -2388,6 +2388,9 @@ static void logout_step(struct ward_rf_op *op, struct answer *a)
         op_fail(op, a->code, "BMC %s: logout failed: %s", b->name, a->reason);
         return;
     }
+    if (a->code == 0) {
+        b->at->sessions_blocked_until = 0; /* a session there has just been freed, by us */
+    }
     op_done(op, 0, "");
 }
 
