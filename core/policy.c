@@ -57,6 +57,8 @@ struct policy {
     const struct ward_policy_options *o;
 };
 
+#define STAMP_OWN (-1.0)
+
 /* The set of policies in force; runs keep theirs alive across a reload. */
 struct generation {
     unsigned refs;            /* the engine's "current" pointer counts as one */
@@ -74,6 +76,11 @@ struct resource {
     char *dim[POLICY_MAX_DIMS];   /* owned */
     char *state[POLICY_MAX_DIMS]; /* owned */
     double entered[POLICY_MAX_DIMS];
+    /* the store's time (Unix) for each state as entered[] was last taken from it, so a re-read
+       that finds the same state and time keeps entered[] (converting it again after a step
+       of the wall clock would move it); STAMP_OWN after the engine's own transition, whose
+       time the store keeps but does not hand back; 0 before either */
+    double stamp[POLICY_MAX_DIMS];
     cJSON *spec;   /* owned */
     cJSON *status; /* owned */
     long long version;
@@ -649,6 +656,7 @@ static void apply_transition(struct ward_policy_engine *e, struct policy *p, str
     char *from = r->state[di];
     r->state[di] = xstrdup(to);
     r->entered[di] = now;
+    r->stamp[di] = STAMP_OWN;
     if (strcmp(r->dim[di], p->m->dims[0].name) == 0) {
         r->stuck_reported = false;
         r->exhausted = false;
@@ -1356,6 +1364,15 @@ static int engine_transition(struct ward_policy_engine *e, struct policy *p, str
     return transition_on_top(e, p, r, NULL, to, trigger, reason, "ward:recovery", true, err);
 }
 
+/* Where the stuck timeout counts from: entering the state, or the last recovery attempt.
+   last_attempt 0 is "none": on the monotonic clock a state entered before the machine
+   booted has a negative time, which a plain maximum would round up to the boot. */
+static double stuck_since(const struct resource *r)
+{
+    return r->last_attempt != 0 && r->last_attempt > r->entered[0] ? r->last_attempt
+                                                                   : r->entered[0];
+}
+
 static void recover(struct ward_policy_engine *e, struct policy *p, struct resource *r, double now)
 {
     const struct ward_machine_dim *d = &p->m->dims[0];
@@ -1364,7 +1381,7 @@ static void recover(struct ward_policy_engine *e, struct policy *p, struct resou
         r->pending_step != -1 || ward_queue_inflight(e->q, r->key)) {
         return;
     }
-    double since = r->entered[0] > r->last_attempt ? r->entered[0] : r->last_attempt;
+    double since = stuck_since(r);
     if (now - since < d->stuck[s]) {
         return;
     }
@@ -3105,9 +3122,14 @@ static int restore_one(struct ward_policy_engine *e, struct ward_store *st,
                     r->attempts = 0;
                     r->last_attempt = 0;
                 }
+                bool known = strcmp(r->state[di], states[k].state) == 0 &&
+                             (r->stamp[di] == STAMP_OWN || r->stamp[di] == states[k].entered);
                 free(r->state[di]);
                 r->state[di] = xstrdup(states[k].state);
-                r->entered[di] = from_unix(e, states[k].entered);
+                if (!known) {
+                    r->entered[di] = from_unix(e, states[k].entered);
+                }
+                r->stamp[di] = states[k].entered;
             }
         }
     }
@@ -3613,7 +3635,7 @@ char *ward_policy_explain(struct ward_policy_engine *e, const char *kind, const 
     }
     cJSON *rec = cJSON_AddObjectToObject(o, "recovery");
     if (s >= 0 && d->stuck[s] > 0 && !d->final[s]) {
-        double since = r->entered[0] > r->last_attempt ? r->entered[0] : r->last_attempt;
+        double since = stuck_since(r);
         cJSON_AddNumberToObject(rec, "stuck_after_seconds", d->stuck[s]);
         cJSON_AddNumberToObject(rec, "next_check_in_seconds", since + d->stuck[s] - engine_now(e));
         cJSON_AddNumberToObject(rec, "attempts", r->attempts);

@@ -3,7 +3,9 @@
  * The engine on the real clocks while the wall clock is set, as NTP or an operator sets it:
  * forward an hour, a run in flight is not cancelled and its host is not stuck; back half an
  * hour, a host waiting out its backoff is not held back for the half hour. The times the
- * engine hands out are Unix times that follow the new wall clock.
+ * engine hands out are Unix times that follow the new wall clock. On the store: a host in its
+ * state since before the machine booted is stuck after a restart, and another writer's
+ * change after a step of the clock does not move the time a host entered its state.
  */
 #include "autoconf.h"
 
@@ -17,6 +19,7 @@
 #include "fixture.h"
 #include "metrics.h"
 #include "policy.h"
+#include "store.h"
 
 static void on_break(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -72,9 +75,110 @@ static double entered_at(struct ward_policy_engine *e, const char *name)
     return v;
 }
 
+static double stuck_in(struct ward_metrics *m, const char *state)
+{
+    struct ward_metric *c = ward_metrics_counter(m, "ward_physicalhost_stuck_states_total", "x",
+                                                 (const char *[]){"state", NULL});
+    return ward_metric_value(c, (const char *[]){state});
+}
+
+/* An engine on the store; on the real clocks unless real is false (the fixture's clock). */
+static struct ward_policy_engine *on_store(struct ev_loop *loop, struct ward_store *st,
+                                           struct ward_policy_sink *sink, struct fakebmc *f,
+                                           struct ward_metrics *m, bool real, double stuck)
+{
+    ward_policy_sink_store(sink, st);
+    struct ward_policy_options o;
+    fixture_options(&o, f, NULL);
+    if (real) {
+        o.now = NULL;
+    }
+    o.stuck_timeout = stuck;
+    o.queue.base_delay = 1000; /* a failed enrollment is not tried again during the test */
+    o.queue.max_delay = 1000;
+    struct ward_error err = {0};
+    struct ward_policy_engine *e = ward_policy_engine_create(loop, sink, NULL, m, &o, &err);
+    if (e == NULL || ward_policy_engine_load(e, WARD_SRCDIR "/policies", &err) != 0) {
+        bail("engine: %s", err.text);
+    }
+    return e;
+}
+
+static void on_store_tests(struct ev_loop *loop)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/clock.db", test_tmpdir());
+    struct ward_error err = {0};
+    struct fakebmc f;
+    fakebmc_init(&f, loop);
+    f.fail_connect = true; /* hosts stay in Enrolling */
+    struct ward_policy_sink sink;
+    const char *spec = "{\"bmc\":{\"address\":\"https://10.0.0.5\"}}";
+
+    /* a host enrolling since 10,000 s before the machine booted; wardd restarts with a stuck
+       timeout shorter than that, and longer than the machine has been up */
+    double up = ward_monotonic();
+    fixture_now = ward_wall_clock() - (up + 10000);
+    struct ward_store *st = ward_store_open(
+        loop, &(struct ward_store_options){.path = path, .now = fixture_clock}, &err);
+    struct ward_metrics *m = ward_metrics_create();
+    struct ward_policy_engine *e = on_store(loop, st, &sink, &f, m, false, 1e9);
+    if (st == NULL || ward_policy_resource_put(e, "PhysicalHost", "old", spec, &err) != 0) {
+        bail("put: %s", err.text);
+    }
+    fixture_settle(loop);
+    ward_policy_engine_destroy(e);
+    ward_store_close(st);
+    ward_metrics_destroy(m);
+    st = ward_store_open(loop, &(struct ward_store_options){.path = path}, &err);
+    m = ward_metrics_create();
+    e = on_store(loop, st, &sink, &f, m, true, up + 5000);
+    if (st == NULL || ward_policy_engine_restore(e, st, &err) != 0) {
+        bail("restore: %s", err.text);
+    }
+    ward_policy_engine_tick(e);
+    fixture_settle(loop);
+    ok(stuck_in(m, "Enrolling") == 1,
+       "after a restart, a host enrolling since before the boot is stuck (%.0f report)",
+       stuck_in(m, "Enrolling"));
+    ward_policy_engine_destroy(e);
+    ward_metrics_destroy(m);
+
+    /* the wall clock moves an hour forward, then another writer changes a host's spec */
+    m = ward_metrics_create();
+    e = on_store(loop, st, &sink, &f, m, true, 900);
+    if (ward_policy_resource_put(e, "PhysicalHost", "h", spec, &err) != 0) {
+        bail("put: %s", err.text);
+    }
+    fixture_settle(loop);
+    clockstep_by(3600);
+    struct ward_resource *r = NULL;
+    if (ward_store_get(st, "PhysicalHost", WARD_POLICY_NAMESPACE, "h", &r, &err) != 0) {
+        bail("get: %s", err.text);
+    }
+    struct ward_resource change = {.kind = "PhysicalHost",
+                                   .ns = WARD_POLICY_NAMESPACE,
+                                   .name = "h",
+                                   .spec = "{\"bmc\":{\"address\":\"https://10.0.0.6\"}}"};
+    if (ward_store_update(st, &change, r->version, &err) != 0) {
+        bail("update: %s", err.text);
+    }
+    ward_resource_free(r);
+    fixture_settle(loop); /* the engine reads the change from the store */
+    ward_policy_engine_tick(e);
+    fixture_settle(loop);
+    ok(stuck_in(m, "Enrolling") == 0,
+       "after the step and another writer's change, host h is not stuck (%.0f reports)",
+       stuck_in(m, "Enrolling"));
+    clockstep_by(-3600);
+    ward_policy_engine_destroy(e);
+    ward_metrics_destroy(m);
+    ward_store_close(st);
+}
+
 int main(void)
 {
-    plan(8);
+    plan(10);
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
     struct fixture_sink sink;
@@ -143,6 +247,9 @@ int main(void)
     ward_metrics_destroy(metrics);
     ward_buf_free(&sink.history);
     ward_buf_free(&events.text);
+    clockstep_by(1800 - 3600); /* the real wall clock again */
+
+    on_store_tests(loop);
     ev_loop_destroy(loop);
     return 0;
 }
