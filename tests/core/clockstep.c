@@ -8,7 +8,7 @@
 
 #include "clockstep.h"
 
-static long offset;
+static _Atomic long offset; /* read from other threads too (a test server's) */
 
 void clockstep_by(long seconds)
 {
@@ -27,9 +27,10 @@ static void *next(const char *name)
 
 int clock_gettime(clockid_t id, struct timespec *ts)
 {
-    static int (*real)(clockid_t, struct timespec *);
+    typedef int (*fn)(clockid_t, struct timespec *);
+    static _Atomic(fn) real;
     if (real == NULL) {
-        real = (int (*)(clockid_t, struct timespec *))next("clock_gettime");
+        real = (fn)next("clock_gettime");
     }
     int rc = real(id, ts);
     if (rc == 0 && (id == CLOCK_REALTIME || id == CLOCK_REALTIME_COARSE)) {
@@ -40,9 +41,10 @@ int clock_gettime(clockid_t id, struct timespec *ts)
 
 int gettimeofday(struct timeval *restrict tv, void *restrict tz)
 {
-    static int (*real)(struct timeval *restrict, void *restrict);
+    typedef int (*fn)(struct timeval *restrict, void *restrict);
+    static _Atomic(fn) real;
     if (real == NULL) {
-        real = (int (*)(struct timeval *restrict, void *restrict))next("gettimeofday");
+        real = (fn)next("gettimeofday");
     }
     int rc = real(tv, tz);
     if (rc == 0) {
