@@ -40,11 +40,9 @@ int main(void)
     plan(6);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
-    char ca_path[512], pw_path[512], log_path[600];
+    char ca_path[512], pw_path[512];
     struct tca *ca = tserver_client_files(dir, ca_path, pw_path);
-    snprintf(log_path, sizeof(log_path), "%s/log.jsonl", dir);
-    FILE *logf = fopen(log_path, "w+");
-    ward_log_set_stream(logf);
+    FILE *logf = tserver_log_file(dir);
 
     struct ward_rf_client_opts o;
     ward_rf_client_opts_default(&o);

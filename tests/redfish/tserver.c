@@ -21,6 +21,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "log.h"
 #include "tap/basic.h"
 #include "tserver.h"
 
@@ -118,6 +119,18 @@ struct tca *tserver_client_files(const char *dir, char ca_path[512], char pw_pat
     struct tca *ca = tca_create("ward test CA");
     tca_write(ca, ca_path);
     return ca;
+}
+
+FILE *tserver_log_file(const char *dir)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/log.jsonl", dir);
+    FILE *f = fopen(path, "w+");
+    if (f == NULL) {
+        sysbail("cannot open %s", path);
+    }
+    ward_log_set_stream(f);
+    return f;
 }
 
 void tca_free(struct tca *ca)

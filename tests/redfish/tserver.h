@@ -10,6 +10,7 @@
 #define WARD_TEST_TSERVER_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 struct tca; /* a generated certificate authority */
 
@@ -23,6 +24,9 @@ void tca_free(struct tca *ca);
    TSERVER_PASSWORD in dir/password (paths in ca_path and pw_path, 512 bytes each). Returns
    the CA; bails on failure. */
 struct tca *tserver_client_files(const char *dir, char ca_path[512], char pw_path[512]);
+/* ward's log goes to dir/log.jsonl, out of the TAP stream; the stream, for the test to close
+   once it has set the log back (ward_log_set_stream(NULL)). Bails on failure. */
+FILE *tserver_log_file(const char *dir);
 
 enum tserver_cert {
     TSERVER_CERT_GOOD,    /* leaf for 127.0.0.1 signed by the CA */

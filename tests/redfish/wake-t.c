@@ -45,11 +45,9 @@ int main(void)
     plan(6);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
-    char ca_path[512], pw_path[512], logp[600];
+    char ca_path[512], pw_path[512];
     struct tca *ca = tserver_client_files(dir, ca_path, pw_path);
-    snprintf(logp, sizeof(logp), "%s/rev-log", dir);
-    FILE *logf = fopen(logp, "w+");
-    ward_log_set_stream(logf);
+    FILE *logf = tserver_log_file(dir);
 
     struct ward_rf_client_opts o;
     ward_rf_client_opts_default(&o);
@@ -143,6 +141,7 @@ int main(void)
     ward_rf_client_destroy(c);
     tserver_stop(s);
     tca_free(ca);
+    ward_log_set_stream(NULL);
     fclose(logf);
     return 0;
 }
