@@ -964,6 +964,12 @@ static void request_ended(struct ward_rf_bmc *b)
     wake_later(b->c, b->at);
 }
 
+/* Is op's request on the wire (or its answer) a power change's Reset? Its login is not. */
+static bool is_reset(const struct ward_rf_op *op)
+{
+    return op->kind == WARD_RF_OP_POWER && op->req.method == WARD_RF_POST && !op->login_sent;
+}
+
 static void send_now(struct ward_rf_op *op)
 {
     struct ward_rf_bmc *b = op->bmc;
@@ -1027,7 +1033,7 @@ static void send_now(struct ward_rf_op *op)
     }
     b->in_flight++;
     ab->in_flight++;
-    if (op->kind == WARD_RF_OP_POWER && op->req.method == WARD_RF_POST) {
+    if (is_reset(op)) {
         op->reset_sent = true;
         op->reset_refused = false;
     }
@@ -1201,6 +1207,11 @@ static void on_http(void *arg, const struct ward_rf_response *r)
     request_ended(b);
     aimd(b, r);
     breaker(b, r);
+    if (is_reset(op)) {
+        /* an error status says the BMC is not switching (also a 401 a new login follows, or a
+           409 a quirk asks again after), until the Reset is sent again */
+        op->reset_refused = r->code == 0 && r->status >= 300;
+    }
     if (r->code != 0 || r->status >= 500) {
         /* kept for the breaker's refusals, which would otherwise hide what the BMC does */
         char what[180];
@@ -1945,11 +1956,8 @@ static void power_step(struct ward_rf_op *op, struct answer *a)
                read the state instead */
             op->outcome_unknown = true;
             snprintf(op->unknown_reason, sizeof(op->unknown_reason), "%s", a->reason);
-        } else {
-            op->reset_refused = a->status >= 300; /* the BMC is not switching */
-            if (failed(op, a)) {
-                return;
-            }
+        } else if (failed(op, a)) {
+            return;
         }
         op->task_deadline = now(c) + c->o.power_timeout;
         power_poll(op);

@@ -651,19 +651,21 @@ static void on_sync(void *arg, int code, const cJSON *result, const char *reason
             } else if (!expected || strcmp(seen, h->power_goal) == 0) {
                 h->power_goal[0] = '\0'; /* arrived, or no longer waited for */
             }
-            if (!expected && h->power[0] != '\0' && strcmp(h->power, seen) != 0) {
-                ward_log_fields(WARD_LOG_WARN, "redfish",
-                                (const struct ward_log_field[]){
-                                    {"host", h->name}, {"expected", h->power}, {"seen", seen}},
-                                3, "power state differs from what ward last knew");
-                if (d->hook != NULL) {
-                    d->hook(d->hook_arg, h->name, h->power, seen);
-                }
-            }
-            snprintf(h->power, sizeof(h->power), "%s", seen);
+            /* while the BMC is still switching, what it shows is on the way: not news to the
+               policy (it would take it for a host powered other than its state expects), and
+               not what ward knows either, so that once the wait has passed, where the host
+               ended up is compared with where it was */
             if (h->power_goal[0] == '\0') {
-                /* while the BMC is still switching, what it shows is on the way, not news:
-                   the policy would take it for a host powered other than its state expects */
+                if (!expected && h->power[0] != '\0' && strcmp(h->power, seen) != 0) {
+                    ward_log_fields(WARD_LOG_WARN, "redfish",
+                                    (const struct ward_log_field[]){
+                                        {"host", h->name}, {"expected", h->power}, {"seen", seen}},
+                                    3, "power state differs from what ward last knew");
+                    if (d->hook != NULL) {
+                        d->hook(d->hook_arg, h->name, h->power, seen);
+                    }
+                }
+                snprintf(h->power, sizeof(h->power), "%s", seen);
                 observe_power(h);
             }
         }

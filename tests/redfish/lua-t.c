@@ -264,6 +264,17 @@ static void behind_wards_back(const char *type)
     ev_timer_stop(loop, &bound);
 }
 
+/* Run the loop for secs: a wait that is the scenario's own time, not an event's. */
+static void test_loop_for_seconds(double secs)
+{
+    ev_timer t;
+    ev_timer_init(&t, on_bound, secs, 0);
+    ev_timer_start(loop, &t);
+    while (ev_is_active(&t)) {
+        ev_run(loop, EVRUN_ONCE);
+    }
+}
+
 /* One power sync of every host, until it has read the BMC (bounded). */
 static void sync_and_observe(void)
 {
@@ -294,7 +305,7 @@ static void on_raw(void *arg, int code, const cJSON *result, const char *reason)
 
 int main(void)
 {
-    plan(46);
+    plan(49);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], spec[2048], logpath[600];
@@ -316,6 +327,7 @@ int main(void)
     o.timeout = 5;
     o.poll_interval = 0.02;
     o.backoff = 0.01;
+    o.power_timeout = 2; /* how long a power change on its way is waited for */
     o.rate_max = 1000;
     struct ward_error err = {0};
     struct ward_rf_client *c = ward_rf_client_create(loop, &o, &err);
@@ -529,6 +541,45 @@ int main(void)
     sync_and_observe();
     is_int(reported + 1, seen.calls, "then someone else's power-on is reported (%s/%s)",
            seen.expected, seen.seen);
+
+    /* a power change whose login fails (the session expired, the password is wrong now)
+       never sent its Reset: someone else's ForceOff right after it is reported */
+    reported = seen.calls;
+    struct tserver_stats ts;
+    tserver_stats(s, &ts);
+    int resets = ts.resets;
+    FILE *pw = fopen(pw_path, "w");
+    fputs("not-the-password\n", pw);
+    fclose(pw);
+    tserver_set_faults(s, &(struct tserver_faults){.expire_sessions = true});
+    e = run_script(L, "R7 = {}\nR7.ok, R7.err = B:power('ForceOff')\n");
+    tserver_stats(s, &ts);
+    ok(strstr(global_str(L, "R7", "err"), "login") != NULL && ts.resets == resets,
+       "a ForceOff fails logging in, before its Reset (%s)", global_str(L, "R7", "err"));
+    pw = fopen(pw_path, "w");
+    fputs(TSERVER_PASSWORD "\n", pw);
+    fclose(pw);
+    behind_wards_back("ForceOff");
+    sync_and_observe();
+    ok(seen.calls == reported + 1 && strcmp(observed_power, "Off") == 0,
+       "then someone else's ForceOff is reported, and the policy told (%s/%s, told %s)",
+       seen.expected, seen.seen, observed_power);
+
+    /* someone else powers a host off right after ward restarted it: the syncs take the Off
+       for the restart's own until power_timeout, then it is reported */
+    behind_wards_back("On");
+    sync_and_observe();
+    e = run_script(L, "R8 = {}\nR8.ok = tostring((B:power('ForceRestart')))\n");
+    reported = seen.calls;
+    behind_wards_back("ForceOff");
+    sync_and_observe();
+    bool quiet = seen.calls == reported && strcmp(observed_power, "On") == 0;
+    test_loop_for_seconds(2.2); /* power_timeout */
+    sync_and_observe();
+    ok(quiet && seen.calls == reported + 1 && strcmp(observed_power, "Off") == 0,
+       "after a restart, someone else's ForceOff is reported once power_timeout has passed "
+       "(%s/%s, told %s)",
+       seen.expected, seen.seen, observed_power);
 
     is_int(0, ward_rf_driver_remove(driver, "host-1"), "host removed");
     is_int(-ENOENT, ward_rf_driver_remove(driver, "host-1"), "removing it again says so");
