@@ -57,8 +57,6 @@ struct policy {
     const struct ward_policy_options *o;
 };
 
-#define STAMP_OWN (-1.0)
-
 /* The set of policies in force; runs keep theirs alive across a reload. */
 struct generation {
     unsigned refs;            /* the engine's "current" pointer counts as one */
@@ -76,10 +74,9 @@ struct resource {
     char *dim[POLICY_MAX_DIMS];   /* owned */
     char *state[POLICY_MAX_DIMS]; /* owned */
     double entered[POLICY_MAX_DIMS];
-    /* the store's time (Unix) for each state as entered[] was last taken from it, so a re-read
-       that finds the same state and time keeps entered[] (converting it again after a step
-       of the wall clock would move it); STAMP_OWN after the engine's own transition, whose
-       time the store keeps but does not hand back; 0 before either */
+    /* the Unix time the store keeps for each state (the engine's own transitions hand it
+       theirs), so a re-read that finds the same state and time keeps entered[]: converting
+       it again after a step of the wall clock would move it. 0: none yet */
     double stamp[POLICY_MAX_DIMS];
     cJSON *spec;   /* owned */
     cJSON *status; /* owned */
@@ -649,14 +646,14 @@ static bool store_backed(const struct ward_policy_engine *e);
 /* After a durable commit: the engine's copy, then log, count, emit, look again. */
 static void apply_transition(struct ward_policy_engine *e, struct policy *p, struct resource *r,
                              int di, const char *to, const char *trigger, const char *reason,
-                             const char *actor, long long version, double now)
+                             const char *actor, long long version, double now, double stamp)
 {
     double spent = now - r->entered[di];
     r->version = version;
     char *from = r->state[di];
     r->state[di] = xstrdup(to);
     r->entered[di] = now;
-    r->stamp[di] = STAMP_OWN;
+    r->stamp[di] = stamp;
     if (strcmp(r->dim[di], p->m->dims[0].name) == 0) {
         r->stuck_reported = false;
         r->exhausted = false;
@@ -699,6 +696,7 @@ static int commit_transition(struct ward_policy_engine *e, struct policy *p, str
                              const char *reason, const char *actor, struct ward_error *err)
 {
     double now = engine_now(e);
+    double stamp = to_unix(e, now);
     int di = resource_dim(r, d, now);
     if (di < 0) {
         return ward_error_set(err, -E2BIG, "%s/%s: too many dimensions", r->kind, r->name);
@@ -716,7 +714,7 @@ static int commit_transition(struct ward_policy_engine *e, struct policy *p, str
         .reason = reason,
         .actor = actor != NULL ? actor : "policy",
         .expected_version = r->version,
-        .entered_at = to_unix(e, now),
+        .entered_at = stamp,
         .status_json = status != NULL ? status : "{}",
     };
     long long version = r->version + 1;
@@ -734,7 +732,7 @@ static int commit_transition(struct ward_policy_engine *e, struct policy *p, str
         }
         return rc;
     }
-    apply_transition(e, p, r, di, to, trigger, reason, c.actor, version, now);
+    apply_transition(e, p, r, di, to, trigger, reason, c.actor, version, now, stamp);
     return 0;
 }
 
@@ -1522,6 +1520,7 @@ struct pending_commit {
     int tbl_ref;          /* the caller's resource table, updated when the commit is durable */
     struct ward_async *a; /* NULL once the run was cancelled */
     long long version;
+    double stamp; /* the Unix time the state is entered, as committed */
 };
 
 static void pending_free(struct pending_commit *pc)
@@ -1587,7 +1586,7 @@ static void pending_done(void *arg, int rc, long long new_version, const struct 
         if (di >= 0) {
             pc->version = new_version;
             apply_transition(e, pc->p, r, di, pc->to, pc->trigger, pc->reason, pc->actor,
-                             new_version, engine_now(e));
+                             new_version, engine_now(e), pc->stamp);
         }
         if (pc->a != NULL) {
             own_commit(pc->a->run, r, new_version);
@@ -1638,6 +1637,7 @@ static int transition_async(lua_State *L, struct policy *p, struct resource *r,
     pc->trigger = xstrdup(token_or_other(trigger));
     pc->reason = detail != NULL ? xstrdup(detail) : NULL;
     pc->actor = xstrdup(actor);
+    pc->stamp = to_unix(e, engine_now(e));
     lua_pushvalue(L, 1);
     pc->tbl_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     p->gen->refs++;
@@ -1657,7 +1657,7 @@ static int transition_async(lua_State *L, struct policy *p, struct resource *r,
         .reason = pc->reason,
         .actor = pc->actor,
         .expected_version = r->version,
-        .entered_at = to_unix(e, engine_now(e)),
+        .entered_at = pc->stamp,
         .status_json = status != NULL ? status : "{}",
     };
     int rc = e->sink.commit_async(e->sink.self, &c, pending_done, pc);
@@ -2969,6 +2969,7 @@ static struct ward_transition transition_of(const struct ward_policy_commit *c)
         .actor = c->actor,
         .expected_version = c->expected_version,
         .status = c->status_json,
+        .entered = c->entered_at, /* so a re-read knows the state's time as its own */
     };
 }
 
@@ -3122,8 +3123,8 @@ static int restore_one(struct ward_policy_engine *e, struct ward_store *st,
                     r->attempts = 0;
                     r->last_attempt = 0;
                 }
-                bool known = strcmp(r->state[di], states[k].state) == 0 &&
-                             (r->stamp[di] == STAMP_OWN || r->stamp[di] == states[k].entered);
+                bool known =
+                    strcmp(r->state[di], states[k].state) == 0 && r->stamp[di] == states[k].entered;
                 free(r->state[di]);
                 r->state[di] = xstrdup(states[k].state);
                 if (!known) {

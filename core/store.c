@@ -1077,7 +1077,7 @@ static int apply(struct ward_store *st, const struct ward_transition *t, bool re
                             t->kind, where_ns, t->name, cur->version, t->expected_version);
         goto out;
     }
-    double now = store_now(st);
+    double now = t->entered > 0 ? t->entered : store_now(st);
     s = stmt(st, S_STATE_SET);
     sqlite3_bind_int64(s, 1, rid);
     bind_text(s, 2, t->dimension);
@@ -1345,6 +1345,7 @@ static int queue_item(struct ward_store *st, const struct ward_transition *t,
         .expected_version = t->expected_version,
         .status = it->owned[9],
         .consumer = it->owned[10],
+        .entered = t->entered,
     };
     it->done = done;
     it->arg = arg;

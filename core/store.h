@@ -137,6 +137,8 @@ struct ward_transition {
     int64_t expected_version; /* 0 = do not check */
     const char *status;       /* optional: new status JSON written in the same transaction */
     const char *consumer;     /* optional: set ("" clears) the claim in the same transaction */
+    double entered;           /* optional: when the state is entered (Unix time, the caller's
+                                 clock, also the record's time); 0: the store's clock */
 };
 
 typedef void (*ward_store_done_fn)(void *arg, int rc, int64_t new_version,

@@ -170,6 +170,31 @@ static void on_store_tests(struct ev_loop *loop)
     ok(stuck_in(m, "Enrolling") == 0,
        "after the step and another writer's change, host h is not stuck (%.0f reports)",
        stuck_in(m, "Enrolling"));
+
+    /* right after host k enters Enrolling, another writer records it entering Enrolling
+       again, 5,000 s ago (a same-state write, as the API's release makes): the engine takes
+       that time, although the state it knew was its own transition's */
+    if (ward_policy_resource_put(e, "PhysicalHost", "k", spec, &err) != 0) {
+        bail("put: %s", err.text);
+    }
+    fixture_settle(loop);
+    double then = ward_wall_clock() - 5000;
+    struct ward_transition again = {.kind = "PhysicalHost",
+                                    .ns = WARD_POLICY_NAMESPACE,
+                                    .name = "k",
+                                    .dimension = WARD_STORE_LIFECYCLE,
+                                    .from = "Enrolling",
+                                    .to = "Enrolling",
+                                    .trigger = "test",
+                                    .actor = "test",
+                                    .entered = then};
+    if (ward_store_transition_sync(st, &again, NULL, &err) != 0) {
+        bail("transition: %s", err.text);
+    }
+    fixture_settle(loop);
+    double at = entered_at(e, "k");
+    ok(at > then - 1 && at < then + 1, "k's entered_at follows the store's new time (%+.1f s)",
+       at - then);
     clockstep_by(-3600);
     ward_policy_engine_destroy(e);
     ward_metrics_destroy(m);
@@ -178,7 +203,7 @@ static void on_store_tests(struct ev_loop *loop)
 
 int main(void)
 {
-    plan(10);
+    plan(11);
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
     struct fixture_sink sink;
