@@ -1282,6 +1282,9 @@ static void on_http(void *arg, const struct ward_rf_response *r)
         view.status = status;
         have_hooked = true;
         r = &view;
+        if (is_reset(op)) {
+            op->reset_refused = r->status >= 300; /* as the hook reads the BMC's answer */
+        }
     }
     bool transient = r->code != 0 || r->status == 429 || r->status == 500 || r->status == 502 ||
                      r->status == 503 || r->status == 504;

@@ -368,6 +368,38 @@ static void expect_power(const struct pending *p, const char *goal)
     }
 }
 
+/*
+ * A read of h's power: a sync (report: a change behind ward's back is logged and reported),
+ * or a policy's own power_state() or inventory(). A wait for a power change ends when the
+ * state it leads to is seen or power_timeout has passed. While the BMC is still switching,
+ * what it shows is on the way: not news to the policy (it would take it for a host powered
+ * other than its state expects), and not what ward knows either, so that once the wait has
+ * passed, where the host ended up is compared with where it was.
+ */
+static void saw_power(struct ward_rf_driver *d, struct host *h, const char *seen, bool report)
+{
+    bool expected = h->power_goal[0] != '\0' && ward_rf_client_now(d->client) < h->goal_until;
+    if (expected && h->goal_cycle) {
+        h->goal_cycle = strcmp(seen, "Off") != 0; /* Off seen: On is the goal now */
+    } else if (!expected || strcmp(seen, h->power_goal) == 0) {
+        h->power_goal[0] = '\0'; /* arrived, or no longer waited for */
+    }
+    if (h->power_goal[0] != '\0') {
+        return;
+    }
+    if (report && !expected && h->power[0] != '\0' && strcmp(h->power, seen) != 0) {
+        ward_log_fields(WARD_LOG_WARN, "redfish",
+                        (const struct ward_log_field[]){
+                            {"host", h->name}, {"expected", h->power}, {"seen", seen}},
+                        3, "power state differs from what ward last knew");
+        if (d->hook != NULL) {
+            d->hook(d->hook_arg, h->name, h->power, seen);
+        }
+    }
+    snprintf(h->power, sizeof(h->power), "%s", seen);
+    observe_power(h);
+}
+
 static void on_op_done(void *arg, int code, const cJSON *result, const char *reason)
 {
     struct pending *p = arg;
@@ -377,7 +409,7 @@ static void on_op_done(void *arg, int code, const cJSON *result, const char *rea
     if (code == 0 && alive(p->d)) {
         struct host *h = find_host(p->d, p->host);
         if (h != NULL && p->kind == WARD_RF_OP_POWER_STATE && cJSON_IsString(result)) {
-            snprintf(h->power, sizeof(h->power), "%s", result->valuestring);
+            saw_power(p->d, h, result->valuestring, false);
         } else if (h != NULL && p->kind == WARD_RF_OP_POWER) {
             const char *goal = ward_rf_power_goal(p->arg);
             h->power_goal[0] = '\0'; /* seen to its end */
@@ -387,16 +419,14 @@ static void on_op_done(void *arg, int code, const cJSON *result, const char *rea
                 expect_power(p, "On");
             }
             snprintf(h->power, sizeof(h->power), "%s", goal != NULL ? goal : "");
+            /* ward's own power changes are told too, so the policy never compares with a
+               stale read */
+            observe_power(h);
         } else if (h != NULL && p->kind == WARD_RF_OP_INVENTORY) {
             const char *ps = ward_rf_str(result, "power_state");
             if (ps != NULL) {
-                snprintf(h->power, sizeof(h->power), "%s", ps);
+                saw_power(p->d, h, ps, false);
             }
-        }
-        if (h != NULL && (p->kind == WARD_RF_OP_POWER_STATE || p->kind == WARD_RF_OP_POWER ||
-                          p->kind == WARD_RF_OP_INVENTORY)) {
-            /* ward's own power changes too, so the policy never compares with a stale read */
-            observe_power(h);
         }
         if (h != NULL && p->kind != WARD_RF_OP_CONNECT) {
             /* (a connect with a session already open completes without asking the BMC) */
@@ -643,31 +673,7 @@ static void on_sync(void *arg, int code, const cJSON *result, const char *reason
     if (h != NULL) {
         h->syncing = false;
         if (code == 0 && cJSON_IsString(result)) {
-            const char *seen = result->valuestring;
-            bool expected =
-                h->power_goal[0] != '\0' && ward_rf_client_now(d->client) < h->goal_until;
-            if (expected && h->goal_cycle) {
-                h->goal_cycle = strcmp(seen, "Off") != 0; /* Off seen: On is the goal now */
-            } else if (!expected || strcmp(seen, h->power_goal) == 0) {
-                h->power_goal[0] = '\0'; /* arrived, or no longer waited for */
-            }
-            /* while the BMC is still switching, what it shows is on the way: not news to the
-               policy (it would take it for a host powered other than its state expects), and
-               not what ward knows either, so that once the wait has passed, where the host
-               ended up is compared with where it was */
-            if (h->power_goal[0] == '\0') {
-                if (!expected && h->power[0] != '\0' && strcmp(h->power, seen) != 0) {
-                    ward_log_fields(WARD_LOG_WARN, "redfish",
-                                    (const struct ward_log_field[]){
-                                        {"host", h->name}, {"expected", h->power}, {"seen", seen}},
-                                    3, "power state differs from what ward last knew");
-                    if (d->hook != NULL) {
-                        d->hook(d->hook_arg, h->name, h->power, seen);
-                    }
-                }
-                snprintf(h->power, sizeof(h->power), "%s", seen);
-                observe_power(h);
-            }
+            saw_power(d, h, result->valuestring, true);
         }
         bool no_power = code == 0 && !cJSON_IsString(result);
         observe_bmc(h, true, no_power ? -EBADMSG : code,

@@ -305,7 +305,7 @@ static void on_raw(void *arg, int code, const cJSON *result, const char *reason)
 
 int main(void)
 {
-    plan(49);
+    plan(51);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], spec[2048], logpath[600];
@@ -580,6 +580,35 @@ int main(void)
        "after a restart, someone else's ForceOff is reported once power_timeout has passed "
        "(%s/%s, told %s)",
        seen.expected, seen.seen, observed_power);
+
+    /* the policy reads the power itself during such a wait (power_state()): its read neither
+       hides someone else's change nor makes the restart's own cycle look like one */
+    behind_wards_back("On");
+    sync_and_observe();
+    e = run_script(L, "R9 = {}\nR9.ok = tostring((B:power('ForceRestart')))\n");
+    reported = seen.calls;
+    behind_wards_back("ForceOff");
+    e = run_script(L, "R9.read = B:power_state()\n");
+    sync_and_observe();
+    test_loop_for_seconds(2.2); /* power_timeout */
+    sync_and_observe();
+    ok(seen.calls == reported + 1,
+       "someone else's ForceOff the policy read during the wait is still reported (read %s, "
+       "%d reports)",
+       global_str(L, "R9", "read"), seen.calls - reported);
+    behind_wards_back("On");
+    sync_and_observe();
+    e = run_script(L, "R10 = {}\nR10.ok = tostring((B:power('ForceRestart')))\n");
+    reported = seen.calls;
+    behind_wards_back("ForceOff"); /* the cycle the policy catches, instead of a sync */
+    e = run_script(L, "R10.read = B:power_state()\n");
+    behind_wards_back("On");
+    sync_and_observe();
+    test_loop_for_seconds(2.2);
+    sync_and_observe();
+    ok(seen.calls == reported,
+       "a restart's cycle the policy read is not reported (read %s, %d reports)",
+       global_str(L, "R10", "read"), seen.calls - reported);
 
     is_int(0, ward_rf_driver_remove(driver, "host-1"), "host removed");
     is_int(-ENOENT, ward_rf_driver_remove(driver, "host-1"), "removing it again says so");
