@@ -1520,7 +1520,8 @@ struct pending_commit {
     int tbl_ref;          /* the caller's resource table, updated when the commit is durable */
     struct ward_async *a; /* NULL once the run was cancelled */
     long long version;
-    double stamp; /* the Unix time the state is entered, as committed */
+    double now;   /* engine time the state is entered */
+    double stamp; /* the same as Unix time, as committed */
 };
 
 static void pending_free(struct pending_commit *pc)
@@ -1586,7 +1587,7 @@ static void pending_done(void *arg, int rc, long long new_version, const struct 
         if (di >= 0) {
             pc->version = new_version;
             apply_transition(e, pc->p, r, di, pc->to, pc->trigger, pc->reason, pc->actor,
-                             new_version, engine_now(e), pc->stamp);
+                             new_version, pc->now, pc->stamp);
         }
         if (pc->a != NULL) {
             own_commit(pc->a->run, r, new_version);
@@ -1637,7 +1638,8 @@ static int transition_async(lua_State *L, struct policy *p, struct resource *r,
     pc->trigger = xstrdup(token_or_other(trigger));
     pc->reason = detail != NULL ? xstrdup(detail) : NULL;
     pc->actor = xstrdup(actor);
-    pc->stamp = to_unix(e, engine_now(e));
+    pc->now = engine_now(e);
+    pc->stamp = to_unix(e, pc->now);
     lua_pushvalue(L, 1);
     pc->tbl_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     p->gen->refs++;

@@ -10,6 +10,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <math.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -1077,7 +1078,7 @@ static int apply(struct ward_store *st, const struct ward_transition *t, bool re
                             t->kind, where_ns, t->name, cur->version, t->expected_version);
         goto out;
     }
-    double now = t->entered > 0 ? t->entered : store_now(st);
+    double now = t->entered > 0 && isfinite(t->entered) ? t->entered : store_now(st);
     s = stmt(st, S_STATE_SET);
     sqlite3_bind_int64(s, 1, rid);
     bind_text(s, 2, t->dimension);
