@@ -74,6 +74,25 @@ static void on_trio(void *arg, int code, const cJSON *result, const char *reason
     trio_done = trio_left[0] == 0 && trio_left[1] == 0 && trio_left[2] == 0;
 }
 
+/* The two systems of test BMC s, as hosts n1 (system 1) and n2 (system 2) with cfg's
+   credentials; bails when one cannot be made. cfg keeps s's address. */
+static void two_systems(struct ward_rf_client *c, struct ward_rf_bmc_config *cfg, struct tserver *s,
+                        const char *n1, const char *n2, struct ward_rf_bmc **b1,
+                        struct ward_rf_bmc **b2)
+{
+    struct ward_error err = {0};
+    cfg->address = tserver_url(s);
+    cfg->name = n1;
+    cfg->system = "1";
+    *b1 = ward_rf_bmc_create(c, cfg, &err);
+    cfg->name = n2;
+    cfg->system = "2";
+    *b2 = ward_rf_bmc_create(c, cfg, &err);
+    if (*b1 == NULL || *b2 == NULL) {
+        bail("bmc: %s", err.text);
+    }
+}
+
 static void both(struct ward_rf_bmc *m1, struct ward_rf_bmc *m2, enum ward_rf_op_kind kind,
                  struct res *r1, struct res *r2)
 {
@@ -108,16 +127,10 @@ int main(void)
     /* a request ward gave up on is still worked on by the BMC */
     struct tserver *s =
         tserver_start(&(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2});
-    struct ward_rf_bmc_config cfg = {.name = "blade-1",
-                                     .address = tserver_url(s),
-                                     .system = "1",
-                                     .username = TSERVER_USER,
-                                     .password_file = pw_path,
-                                     .cainfo = ca_path};
-    struct ward_rf_bmc *m1 = ward_rf_bmc_create(c, &cfg, &err);
-    cfg.name = "blade-2";
-    cfg.system = "2";
-    struct ward_rf_bmc *m2 = ward_rf_bmc_create(c, &cfg, &err);
+    struct ward_rf_bmc_config cfg = {
+        .username = TSERVER_USER, .password_file = pw_path, .cainfo = ca_path};
+    struct ward_rf_bmc *m1, *m2;
+    two_systems(c, &cfg, s, "blade-1", "blade-2", &m1, &m2);
     struct res a = {0}, b = {0};
     both(m1, m2, WARD_RF_OP_INVENTORY, &a, &b);
     ok(a.code == 0 && b.code == 0, "both systems are read (%s%s)", a.reason, b.reason);
@@ -134,13 +147,8 @@ int main(void)
     /* one system's power change polls for a while: the other system's read goes between */
     struct tserver *s2 = tserver_start(
         &(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2, .power_delay_reads = 30});
-    cfg.address = tserver_url(s2);
-    cfg.name = "blade-3";
-    cfg.system = "1";
-    struct ward_rf_bmc *m3 = ward_rf_bmc_create(c, &cfg, &err);
-    cfg.name = "blade-4";
-    cfg.system = "2";
-    struct ward_rf_bmc *m4 = ward_rf_bmc_create(c, &cfg, &err);
+    struct ward_rf_bmc *m3, *m4;
+    two_systems(c, &cfg, s2, "blade-3", "blade-4", &m3, &m4);
     struct res d3 = {0}, d4 = {0};
     both(m3, m4, WARD_RF_OP_INVENTORY, &d3, &d4);
     struct res power = {0}, read = {0};
@@ -187,13 +195,8 @@ int main(void)
        and the first system's next login waits out that backoff too instead of asking again */
     struct tserver *s4 = tserver_start(
         &(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2, .max_sessions = 1});
-    cfg.address = tserver_url(s4);
-    cfg.name = "blade-5";
-    cfg.system = "1";
-    struct ward_rf_bmc *m5 = ward_rf_bmc_create(c, &cfg, &err);
-    cfg.name = "blade-6";
-    cfg.system = "2";
-    struct ward_rf_bmc *m6 = ward_rf_bmc_create(c, &cfg, &err);
+    struct ward_rf_bmc *m5, *m6;
+    two_systems(c, &cfg, s4, "blade-5", "blade-6", &m5, &m6);
     struct res e5 = {0}, e6 = {0};
     ward_rf_op_start(m5, WARD_RF_OP_CONNECT, NULL, NULL, on_op, &e5);
     test_loop_until(loop, &e5.done, 20);
