@@ -370,15 +370,19 @@ static void expect_power(const struct pending *p, const char *goal)
 
 /*
  * A read of h's power: a sync (report: a change behind ward's back is logged and reported),
- * or a policy's own power_state() or inventory(). A wait for a power change ends when the
- * state it leads to is seen or power_timeout has passed. While the BMC is still switching,
- * what it shows is on the way: not news to the policy (it would take it for a host powered
- * other than its state expects), and not what ward knows either, so that once the wait has
- * passed, where the host ended up is compared with where it was.
+ * or a policy's own power_state() or inventory(), reported only when it ends a wait that has
+ * passed. A wait for a power change ends when the state it leads to is seen or power_timeout
+ * has passed. While the BMC is still switching, what it shows is on the way: not news to the
+ * policy (it would take it for a host powered other than its state expects), and not what
+ * ward knows either, so that once the wait has passed, where the host ended up is compared
+ * with where it was.
  */
 static void saw_power(struct ward_rf_driver *d, struct host *h, const char *seen, bool report)
 {
     bool expected = h->power_goal[0] != '\0' && ward_rf_client_now(d->client) < h->goal_until;
+    /* a wait that has passed: where the host is now is compared with where it was, whoever
+       reads it first */
+    report = report || (h->power_goal[0] != '\0' && !expected);
     if (expected && h->goal_cycle) {
         h->goal_cycle = strcmp(seen, "Off") != 0; /* Off seen: On is the goal now */
     } else if (!expected || strcmp(seen, h->power_goal) == 0) {

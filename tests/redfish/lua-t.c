@@ -305,7 +305,7 @@ static void on_raw(void *arg, int code, const cJSON *result, const char *reason)
 
 int main(void)
 {
-    plan(51);
+    plan(52);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], spec[2048], logpath[600];
@@ -609,6 +609,21 @@ int main(void)
     ok(seen.calls == reported,
        "a restart's cycle the policy read is not reported (read %s, %d reports)",
        global_str(L, "R10", "read"), seen.calls - reported);
+
+    /* the same change behind ward's back, when the first read after power_timeout is the
+       policy's own: it is still reported */
+    behind_wards_back("On");
+    sync_and_observe();
+    e = run_script(L, "R11 = {}\nR11.ok = tostring((B:power('ForceRestart')))\n");
+    reported = seen.calls;
+    behind_wards_back("ForceOff");
+    test_loop_for_seconds(2.2);
+    e = run_script(L, "R11.read = B:power_state()\n");
+    sync_and_observe();
+    ok(seen.calls == reported + 1,
+       "someone else's ForceOff is reported when the policy's read ends the wait (read %s, %d "
+       "reports)",
+       global_str(L, "R11", "read"), seen.calls - reported);
 
     is_int(0, ward_rf_driver_remove(driver, "host-1"), "host removed");
     is_int(-ENOENT, ward_rf_driver_remove(driver, "host-1"), "removing it again says so");
