@@ -1846,22 +1846,30 @@ static void inventory_step(struct ward_rf_op *op, struct answer *a)
 
 /* ---- power ---- */
 
+static bool one_of(const char *type, const char *const *types, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(type, types[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool ward_rf_power_restarts(const char *type)
+{
+    static const char *const restarts[] = {"ForceRestart", "GracefulRestart", "PowerCycle"};
+    return one_of(type, restarts, WARD_ARRAY_LEN(restarts));
+}
+
 const char *ward_rf_power_goal(const char *type)
 {
-    static const char *const on[] = {"On", "ForceOn", "ForceRestart", "GracefulRestart",
-                                     "PowerCycle"};
+    static const char *const on[] = {"On", "ForceOn"};
     static const char *const off[] = {"ForceOff", "GracefulShutdown"};
-    for (size_t i = 0; i < WARD_ARRAY_LEN(on); i++) {
-        if (strcmp(type, on[i]) == 0) {
-            return "On";
-        }
+    if (one_of(type, on, WARD_ARRAY_LEN(on)) || ward_rf_power_restarts(type)) {
+        return "On";
     }
-    for (size_t i = 0; i < WARD_ARRAY_LEN(off); i++) {
-        if (strcmp(type, off[i]) == 0) {
-            return "Off";
-        }
-    }
-    return NULL;
+    return one_of(type, off, WARD_ARRAY_LEN(off)) ? "Off" : NULL;
 }
 
 static bool is_restart(const char *type)

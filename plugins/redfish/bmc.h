@@ -85,6 +85,8 @@ double ward_rf_client_now(const struct ward_rf_client *c);
 double ward_rf_client_power_timeout(const struct ward_rf_client *c);
 /* The PowerState a ResetType leads to ("On", "Off"); NULL for a type ward does not drive. */
 const char *ward_rf_power_goal(const char *type);
+/* Does a ResetType restart the host (leading back to On, through Off on many BMCs)? */
+bool ward_rf_power_restarts(const char *type);
 
 struct ward_rf_bmc_config {
     const char *name;    /* host name used in logs and metrics */

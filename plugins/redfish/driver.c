@@ -342,12 +342,6 @@ static int push_result(lua_State *L, void *arg)
     return 1;
 }
 
-static bool is_restart(const char *type)
-{
-    return strcmp(type, "ForceRestart") == 0 || strcmp(type, "GracefulRestart") == 0 ||
-           strcmp(type, "PowerCycle") == 0;
-}
-
 /*
  * A power change whose end ward did not see may still be carried out by the BMC, which can
  * take a while to switch: its run let go, or it failed (the wait ran out, the state could not
@@ -364,7 +358,7 @@ static void expect_power(const struct pending *p, const char *goal)
         snprintf(h->power_goal, sizeof(h->power_goal), "%s", goal);
         h->goal_until =
             ward_rf_client_now(p->d->client) + ward_rf_client_power_timeout(p->d->client);
-        h->goal_cycle = is_restart(p->arg) && strcmp(h->power, "On") == 0;
+        h->goal_cycle = ward_rf_power_restarts(p->arg) && strcmp(h->power, "On") == 0;
     }
 }
 
@@ -417,7 +411,7 @@ static void on_op_done(void *arg, int code, const cJSON *result, const char *rea
         } else if (h != NULL && p->kind == WARD_RF_OP_POWER) {
             const char *goal = ward_rf_power_goal(p->arg);
             h->power_goal[0] = '\0'; /* seen to its end */
-            if (is_restart(p->arg) && strcmp(h->power, "On") == 0) {
+            if (ward_rf_power_restarts(p->arg) && strcmp(h->power, "On") == 0) {
                 /* it ended on seeing On, which the host showed before: its cycle may be
                    still to come */
                 expect_power(p, "On");
