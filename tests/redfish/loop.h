@@ -11,7 +11,7 @@
 /* Run loop until *flag is true or bound seconds have passed; *flag. */
 bool test_loop_until(struct ev_loop *loop, bool *flag, double bound);
 /* Run loop for seconds (only for what has no event to wait on: a counter another process
-   keeps). */
+   keeps, or time the scenario needs to pass, such as a timeout running out). */
 void test_loop_for(struct ev_loop *loop, double seconds);
 
 /* An operation's end, as ward_rf_op_start's callback test_on_result records it. */

@@ -18,6 +18,7 @@
 #include <ward/async.h>
 
 #include "log.h"
+#include "loop.h"
 #include "redfish/driver.h"
 #include "tap/basic.h"
 #include "tserver.h"
@@ -262,17 +263,6 @@ static void behind_wards_back(const char *type)
         ev_run(loop, EVRUN_ONCE);
     }
     ev_timer_stop(loop, &bound);
-}
-
-/* Run the loop for secs: a wait that is the scenario's own time, not an event's. */
-static void test_loop_for_seconds(double secs)
-{
-    ev_timer t;
-    ev_timer_init(&t, on_bound, secs, 0);
-    ev_timer_start(loop, &t);
-    while (ev_is_active(&t)) {
-        ev_run(loop, EVRUN_ONCE);
-    }
 }
 
 /* One power sync of every host, until it has read the BMC (bounded). */
@@ -574,7 +564,7 @@ int main(void)
     behind_wards_back("ForceOff");
     sync_and_observe();
     bool quiet = seen.calls == reported && strcmp(observed_power, "On") == 0;
-    test_loop_for_seconds(2.2); /* power_timeout */
+    test_loop_for(loop, 2.2); /* power_timeout */
     sync_and_observe();
     ok(quiet && seen.calls == reported + 1 && strcmp(observed_power, "Off") == 0,
        "after a restart, someone else's ForceOff is reported once power_timeout has passed "
@@ -590,7 +580,7 @@ int main(void)
     behind_wards_back("ForceOff");
     e = run_script(L, "R9.read = B:power_state()\n");
     sync_and_observe();
-    test_loop_for_seconds(2.2); /* power_timeout */
+    test_loop_for(loop, 2.2); /* power_timeout */
     sync_and_observe();
     ok(seen.calls == reported + 1,
        "someone else's ForceOff the policy read during the wait is still reported (read %s, "
@@ -604,7 +594,7 @@ int main(void)
     e = run_script(L, "R10.read = B:power_state()\n");
     behind_wards_back("On");
     sync_and_observe();
-    test_loop_for_seconds(2.2);
+    test_loop_for(loop, 2.2);
     sync_and_observe();
     ok(seen.calls == reported,
        "a restart's cycle the policy read is not reported (read %s, %d reports)",
@@ -617,7 +607,7 @@ int main(void)
     e = run_script(L, "R11 = {}\nR11.ok = tostring((B:power('ForceRestart')))\n");
     reported = seen.calls;
     behind_wards_back("ForceOff");
-    test_loop_for_seconds(2.2);
+    test_loop_for(loop, 2.2);
     e = run_script(L, "R11.read = B:power_state()\n");
     sync_and_observe();
     ok(seen.calls == reported + 1,
