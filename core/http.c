@@ -419,31 +419,22 @@ static void update_process_metrics(struct ward_http *h)
     struct ward_buf stat = {0};
     if (read_small_file("/proc/self/stat", 8192, "process stat", &stat, NULL) == 0 &&
         stat.data != NULL && ticks > 0) {
-        const char *p = strrchr(stat.data, ')');
-        unsigned long utime = 0, stime = 0, vsize = 0;
-        unsigned long long start = 0;
-        long rss = 0;
-        /* fields from 3 on: state ppid pgrp session tty tpgid flags minflt cminflt majflt
-           cmajflt utime stime cutime cstime priority nice threads itrealvalue starttime vsize rss
-         */
-        if (p != NULL && sscanf(p + 1,
-                                " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d "
-                                "%*d %*d %*d %*d %llu %lu %ld",
-                                &utime, &stime, &start, &vsize, &rss) == 5) {
-            double cpu = (double)(utime + stime) / (double)ticks;
+        struct ward_proc_stat ps;
+        if (ward_proc_stat_parse(stat.data, &ps) == 0) {
+            double cpu = (double)(ps.utime + ps.stime) / (double)ticks;
             double before = ward_metric_value(h->p_cpu, NULL);
             if (cpu > before) {
                 ward_metric_add(h->p_cpu, NULL, cpu - before);
             }
-            ward_metric_set(h->p_vsize, NULL, (double)vsize);
-            ward_metric_set(h->p_rss, NULL, (double)rss * (double)page);
+            ward_metric_set(h->p_vsize, NULL, (double)ps.vsize);
+            ward_metric_set(h->p_rss, NULL, (double)ps.rss * (double)page);
             struct ward_buf boot = {0};
             if (read_small_file("/proc/stat", 1u << 20, "system stat", &boot, NULL) == 0 &&
                 boot.data != NULL) {
                 const char *b = strstr(boot.data, "\nbtime ");
                 if (b != NULL) {
                     ward_metric_set(h->p_start, NULL,
-                                    strtod(b + 7, NULL) + (double)start / (double)ticks);
+                                    strtod(b + 7, NULL) + (double)ps.start / (double)ticks);
                 }
             }
             ward_buf_free(&boot);

@@ -128,6 +128,21 @@ double ward_wall_clock(void)
     return clock_seconds(CLOCK_REALTIME);
 }
 
+int ward_proc_stat_parse(const char *text, struct ward_proc_stat *out)
+{
+    /* the command name in parentheses may hold anything: the fields start after its last ')'.
+       From field 3 on: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+       utime stime cutime cstime priority nice threads itrealvalue starttime vsize rss */
+    const char *p = text != NULL ? strrchr(text, ')') : NULL;
+    if (p == NULL || sscanf(p + 1,
+                            " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d "
+                            "%*d %*d %*d %*d %llu %lu %ld",
+                            &out->utime, &out->stime, &out->start, &out->vsize, &out->rss) != 5) {
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int ward_error_set(struct ward_error *err, int code, const char *fmt, ...)
 {
     if (err != NULL) {

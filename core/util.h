@@ -43,6 +43,16 @@ double ward_monotonic(void);
  * restarts. */
 double ward_wall_clock(void);
 
+/* The figures ward reads from a /proc/PID/stat line: CPU in clock ticks (user, system), the
+ * start in ticks after boot, virtual size in bytes, resident set in pages. */
+struct ward_proc_stat {
+    unsigned long long utime, stime, start;
+    unsigned long vsize;
+    long rss;
+};
+/* Parse the text of /proc/PID/stat. 0, or -EINVAL when it does not read as one. */
+int ward_proc_stat_parse(const char *text, struct ward_proc_stat *out);
+
 /*
  * A map from strings to pointers (open addressing, linear probing), for indexes of things
  * looked up by name many times a second: queue keys, resources, hosts. Zero-initialise;

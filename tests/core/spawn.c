@@ -123,17 +123,14 @@ double child_cpu(const struct child *c)
     if (f == NULL) {
         return -1;
     }
-    char line[1024];
+    char line[4096];
     bool got = fgets(line, sizeof(line), f) != NULL;
     fclose(f);
-    /* after "(comm)", fields 3.. : utime and stime are the 14th and 15th */
-    const char *p = got ? strrchr(line, ')') : NULL;
-    unsigned long long utime = 0, stime = 0;
-    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-                            &stime) != 2) {
+    struct ward_proc_stat ps;
+    if (!got || ward_proc_stat_parse(line, &ps) != 0) {
         return -1;
     }
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+    return (double)(ps.utime + ps.stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
 void child_free(struct child *c)

@@ -13,7 +13,7 @@ int main(void)
     } good[] = {{"15m", 900},  {"30s", 30},    {"250ms", 0.25}, {"1h30m", 5400},
                 {"1.5s", 1.5}, {"2d", 172800}, {"0s", 0},       {"1m30s500ms", 90.5}};
     static const char *const bad[] = {"", "15", "m", "-5s", "5 s", "5x", "1e999s", "20y", "s5"};
-    plan(WARD_ARRAY_SIZE(good) + WARD_ARRAY_SIZE(bad) + 4 + 8);
+    plan(WARD_ARRAY_SIZE(good) + WARD_ARRAY_SIZE(bad) + 4 + 10);
 
     for (size_t i = 0; i < WARD_ARRAY_SIZE(good); i++) {
         double v = -1;
@@ -81,5 +81,14 @@ int main(void)
     }
     is_int(NKEYS, (long long)walked, "a walk over the slots meets every entry once");
     ward_strmap_free(&m);
+
+    /* /proc/PID/stat: a command name may hold spaces and parentheses */
+    struct ward_proc_stat ps;
+    const char *line = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 17 5 0 0 20 0 3 0 "
+                       "987654 123456789 2048 18446744073709551615\n";
+    ok(ward_proc_stat_parse(line, &ps) == 0 && ps.utime == 17 && ps.stime == 5 &&
+           ps.start == 987654 && ps.vsize == 123456789 && ps.rss == 2048,
+       "a stat line is read past the last ')' of its command name");
+    is_int(-EINVAL, ward_proc_stat_parse("4242 (cut) S 1 2", &ps), "a short line is refused");
     return 0;
 }
