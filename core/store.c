@@ -10,9 +10,9 @@
 #include "autoconf.h"
 
 #include <errno.h>
-#include <math.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

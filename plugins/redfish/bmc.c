@@ -53,8 +53,9 @@ struct ward_rf_op;
  * BMC, or the old and the new object of a settings change) share its limits: requests in
  * flight are counted together against the concurrency (a request that would pass it is
  * parked until one ends), one AIMD rate paces them all, a timed-out request keeps every
- * object quiet for `backoff`, and the cooldown runs from the last operation that ended,
- * whichever object it was. Each object still runs its own operations one at a time (per
+ * object quiet for `backoff`, the cooldown runs from the last operation that ended,
+ * whichever object it was, and a login refused for want of sessions blocks every object's
+ * logins there. Each object still runs its own operations one at a time (per
  * its concurrency), so a long wait of one system (a power change polling) holds no
  * request slot between its polls.
  */
