@@ -54,10 +54,10 @@ struct ward_rf_op;
  * flight are counted together against the concurrency (a request that would pass it is
  * parked until one ends), one AIMD rate paces them all, a timed-out request keeps every
  * object quiet for `backoff`, the cooldown runs from the last operation that ended,
- * whichever object it was, and a login refused for want of sessions blocks every object's
- * logins there. Each object still runs its own operations one at a time (per
- * its concurrency), so a long wait of one system (a power change polling) holds no
- * request slot between its polls.
+ * whichever object it was, objects with the same credentials share one session (below),
+ * and a login refused for want of sessions blocks every object's logins there. Each object
+ * still runs its own operations one at a time (per its concurrency), so a long wait of one
+ * system (a power change polling) holds no request slot between its polls.
  */
 struct at_base {
     char *base;                 /* owned; the key */
@@ -71,8 +71,30 @@ struct at_base {
        the wait doubles on each repeat and a login that succeeds ends it */
     double sessions_blocked_until;
     double session_backoff;
+    struct session *sessions;   /* the sessions its objects share, one per credentials */
     struct at_base *woken_next; /* in the client's list of bases with a request to wake */
     bool woken;
+};
+
+/*
+ * A Redfish session at one address, shared by the BMC objects there that log in with the
+ * same credentials (the systems of a multi-system BMC): one login serves them all, its
+ * token is used until the BMC stops taking it, and only the last of them still open logs
+ * it out. A BMC has few sessions (often 4 to 8): a session per system would run out of
+ * them on a blade chassis.
+ */
+struct session {
+    struct session *next; /* at its address */
+    char *key;            /* the user and where the password comes from; owned */
+    unsigned n;           /* BMC objects using it */
+    unsigned open;        /* of them, those not closing */
+    char *token;          /* a secret; NULL when there is no session */
+    char *path;           /* where to DELETE it; "" when unknown */
+    unsigned long gen;    /* bumped at every new token: a request's token is the current one? */
+    struct ward_rf_op *login_op;      /* the operation logging in for all, or NULL */
+    struct ward_rf_op *login_waiters; /* parked until the login ends */
+    struct ward_rf_op *waking;        /* waiters being woken: taken off one by one (op_free too) */
+    char bad_stamp[128];              /* stamp of credentials a login refused, "" when none */
 };
 
 struct ward_rf_client {
@@ -134,16 +156,10 @@ struct ward_rf_bmc {
     size_t fresh_system_len;
     double fresh_system_at;
     struct ward_rf_ident ident;
-    /* session; token is a secret */
-    char *token;
-    char *session_path;
-    struct ward_rf_op *login_op;      /* the operation logging in for everyone, or NULL */
-    struct ward_rf_op *login_waiters; /* parked until the login ends */
-    struct ward_rf_op *waking;        /* waiters being woken: taken off one by one (op_free too) */
+    struct session *s; /* its session, shared at its address */
     /* credentials; password is a secret */
     char *password;
     char cred_stamp[128];
-    char bad_stamp[128]; /* stamp of credentials a login refused, "" when none */
     /* protection */
     unsigned running;
     unsigned in_flight, max_in_flight;
@@ -212,6 +228,7 @@ struct ward_rf_op {
     ward_rf_op_cb cb;
     void *cb_arg;
     bool queued, started, cooldown_counted, relogged, login_sent;
+    unsigned long sent_gen; /* the session's gen when its request went out */
     /* its owner let go of it (cancel, or the BMC closes) while its request was on the wire:
        the BMC works on it whether or not we listen, so the request finishes, still counted
        against the BMC's concurrency, and its answer is dropped (a login's session is kept,
@@ -477,6 +494,80 @@ static int base_ref(struct ward_rf_client *c, struct ward_rf_bmc *b)
     return 0;
 }
 
+/* The key of b's credentials: objects with the same one share a session. */
+static char *session_key(const struct ward_rf_bmc *b)
+{
+    const char *parts[] = {b->user, b->password_file, b->password_env};
+    struct ward_buf k = {0};
+    for (size_t i = 0; i < WARD_ARRAY_LEN(parts); i++) {
+        /* "-" for none, "+" and the text otherwise: no two sets spell the same key */
+        ward_buf_printf(&k, "%c%s\n", parts[i] == NULL ? '-' : '+',
+                        parts[i] == NULL ? "" : parts[i]);
+    }
+    return ward_buf_steal(&k);
+}
+
+/* Give b the session of its credentials at its address, made if none is there. 0 or -ENOMEM. */
+static int session_ref(struct ward_rf_bmc *b)
+{
+    char *key = session_key(b);
+    struct session *s = b->at->sessions;
+    while (s != NULL && strcmp(s->key, key) != 0) {
+        s = s->next;
+    }
+    if (s != NULL) {
+        free(key);
+    } else {
+        s = calloc(1, sizeof(*s));
+        if (s == NULL) {
+            free(key);
+            return -ENOMEM;
+        }
+        s->key = key;
+        s->path = no_path;
+        s->next = b->at->sessions;
+        b->at->sessions = s;
+    }
+    s->n++;
+    s->open++;
+    b->s = s;
+    return 0;
+}
+
+static void session_forget(struct session *s)
+{
+    if (s->token != NULL) {
+        explicit_bzero(s->token, strlen(s->token));
+    }
+    free(s->token);
+    s->token = NULL;
+    path_set(&s->path, "");
+}
+
+static void session_unref(struct ward_rf_bmc *b)
+{
+    struct session *s = b->s;
+    b->s = NULL;
+    if (s == NULL) {
+        return;
+    }
+    if (!b->closing) {
+        s->open--;
+    }
+    if (--s->n > 0) {
+        return;
+    }
+    for (struct session **p = &b->at->sessions; *p != NULL; p = &(*p)->next) {
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    }
+    session_forget(s);
+    free(s->key);
+    free(s);
+}
+
 static void base_put(struct ward_rf_client *c, struct at_base *a)
 {
     if (a == NULL || --a->n > 0) {
@@ -656,7 +747,7 @@ static void op_free(struct ward_rf_op *op)
     unpark(op);
     ev_timer_stop(b->c->loop, &op->timer);
     /* a parked waiter leaves the list; a login owner hands nothing over, waiters re-try */
-    struct ward_rf_op **lists[] = {&b->login_waiters, &b->waking};
+    struct ward_rf_op **lists[] = {&b->s->login_waiters, &b->s->waking};
     for (size_t i = 0; i < WARD_ARRAY_LEN(lists); i++) {
         for (struct ward_rf_op **p = lists[i]; *p != NULL; p = &(*p)->wait_next) {
             if (*p == op) {
@@ -665,8 +756,8 @@ static void op_free(struct ward_rf_op *op)
             }
         }
     }
-    if (b->login_op == op) {
-        b->login_op = NULL;
+    if (b->s->login_op == op) {
+        b->s->login_op = NULL;
     }
     if (op->started) {
         b->running--;
@@ -693,8 +784,9 @@ static void op_free(struct ward_rf_op *op)
     free(op);
 }
 
-static void wake_login_waiters(struct ward_rf_bmc *b, int code, const char *reason);
-static void relogin_waiters(struct ward_rf_bmc *b);
+static void wake_login_waiters(struct session *s, int code, const char *reason);
+static void relogin_waiters(struct session *s);
+static void login(struct ward_rf_op *op);
 
 /* A BMC's error message may quote what it refused: the password of a login (Redfish's
  * PropertyValueFormatError repeats the value). The log redacts it, but a reason also goes
@@ -729,9 +821,13 @@ static void op_done(struct ward_rf_op *op, int code, const char *reason)
         scrub_password(b, scrubbed, sizeof(scrubbed));
         reason = scrubbed;
     }
-    if (b->login_op == op) {
-        b->login_op = NULL;
-        wake_login_waiters(b, code, reason);
+    if (b->s->login_op == op) {
+        b->s->login_op = NULL;
+        if (b->closing || b->destroying) {
+            relogin_waiters(b->s); /* it did not fail: its owner let go */
+        } else {
+            wake_login_waiters(b->s, code, reason);
+        }
     }
     if (code != 0) {
         ward_log_fields(
@@ -983,6 +1079,14 @@ static void send_now(struct ward_rf_op *op)
                 b->name, b->failures, b->breaker_until - t, b->last_failure);
         return;
     }
+    if (!op->login_sent && b->have_root && b->has_sessions && b->s->token == NULL &&
+        op->kind != WARD_RF_OP_LOGOUT) {
+        /* the session ended while this request waited (another system's request found it
+           expired, or the BMC was reset): log in first, not send what the BMC would refuse */
+        unpark(op);
+        login(op);
+        return;
+    }
     struct at_base *ab = b->at;
     if (ab->in_flight >= c->o.concurrency || (ab->parked != NULL && ab->parked != op)) {
         /* the BMC has its requests (or others wait before this one): it goes when one of
@@ -1020,7 +1124,8 @@ static void send_now(struct ward_rf_op *op)
     };
     if (!login && b->have_root) {
         if (b->has_sessions) {
-            o.auth_token = b->token;
+            o.auth_token = b->s->token;
+            op->sent_gen = b->s->gen;
         } else {
             o.user = b->user;
             o.password = b->password;
@@ -1044,15 +1149,13 @@ static void send_now(struct ward_rf_op *op)
     }
 }
 
-static void login(struct ward_rf_op *op);
-
 /* The next waiter of the list being woken. A callback run for one may end another, which
    op_free then takes off this list, so the walk never holds a pointer to a freed one. */
-static struct ward_rf_op *next_waking(struct ward_rf_bmc *b)
+static struct ward_rf_op *next_waking(struct session *s)
 {
-    struct ward_rf_op *w = b->waking;
+    struct ward_rf_op *w = s->waking;
     if (w != NULL) {
-        b->waking = w->wait_next;
+        s->waking = w->wait_next;
         w->wait_next = NULL;
     }
     return w;
@@ -1061,21 +1164,21 @@ static struct ward_rf_op *next_waking(struct ward_rf_bmc *b)
 /* Put the parked operations on the list being woken. A wake may begin inside another (an
    operation woken by one logs in, and that login fails at once): its waiters join the list
    the outer walk is taking from, so none is dropped. */
-static void take_waiters(struct ward_rf_bmc *b)
+static void take_waiters(struct session *s)
 {
-    struct ward_rf_op **tail = &b->waking;
+    struct ward_rf_op **tail = &s->waking;
     while (*tail != NULL) {
         tail = &(*tail)->wait_next;
     }
-    *tail = b->login_waiters;
-    b->login_waiters = NULL;
+    *tail = s->login_waiters;
+    s->login_waiters = NULL;
 }
 
-static void wake_login_waiters(struct ward_rf_bmc *b, int code, const char *reason)
+static void wake_login_waiters(struct session *s, int code, const char *reason)
 {
-    take_waiters(b);
+    take_waiters(s);
     struct ward_rf_op *w;
-    while ((w = next_waking(b)) != NULL) {
+    while ((w = next_waking(s)) != NULL) {
         if (code != 0) {
             op_fail(w, code, "%s", reason);
         } else if (w->phase == PH_LOGIN) {
@@ -1154,7 +1257,7 @@ static void fill_reason(struct ward_rf_op *op, const struct ward_rf_response *r,
 /* The BMC refused the credentials in force: none is sent again until they change. */
 static void refuse_credentials(struct ward_rf_bmc *b, const char *why)
 {
-    snprintf(b->bad_stamp, sizeof(b->bad_stamp), "%s", b->cred_stamp);
+    snprintf(b->s->bad_stamp, sizeof(b->s->bad_stamp), "%s", b->cred_stamp);
     ward_log_fields(WARD_LOG_ERROR, COMPONENT, (const struct ward_log_field[]){{"bmc", b->name}}, 1,
                     "%s", why);
 }
@@ -1185,17 +1288,17 @@ static double login_refused(struct ward_rf_bmc *b, long status)
    the refusals and backoff of earlier logins are over. */
 static void keep_session(struct ward_rf_bmc *b, const struct ward_rf_response *r)
 {
+    struct session *s = b->s;
     b->at->session_backoff = 0;
-    b->bad_stamp[0] = '\0';
-    free(b->token);
+    s->bad_stamp[0] = '\0';
+    session_forget(s);
     /* not registered with the logger's redaction: tokens change at every login and the
        list would only grow; no code path puts a token into text */
-    b->token = strdup(r->auth_token);
+    s->token = strdup(r->auth_token);
+    s->gen++;
     char p[PATH_MAX_LEN];
     if (ward_rf_path_ok(b->base, r->location, p, sizeof(p))) {
-        path_set(&b->session_path, p);
-    } else {
-        path_set(&b->session_path, "");
+        path_set(&s->path, p);
     }
 }
 
@@ -1225,7 +1328,7 @@ static void on_http(void *arg, const struct ward_rf_response *r)
                  ward_rf_method_name(op->req.method), op->req.path, what);
     }
     if (r->code == 0 && r->status == 401 && !op->login_sent && !b->has_sessions &&
-        strcmp(b->bad_stamp, b->cred_stamp) != 0) {
+        strcmp(b->s->bad_stamp, b->cred_stamp) != 0) {
         /* basic authentication: every request carries the password, so a refusal at any
            step (not only discovery's) must stop the next ones from sending it again, or a
            rotated password would lock the account one operation at a time */
@@ -1247,14 +1350,15 @@ static void on_http(void *arg, const struct ward_rf_response *r)
                 snprintf(why, sizeof(why), "BMC %s: login failed: HTTP %ld", b->name, r->status);
             }
         }
-        bool owned_login = b->login_op == op;
+        struct session *s = b->s;
+        bool owned_login = s->login_op == op;
         if (owned_login) {
-            b->login_op = NULL;
+            s->login_op = NULL;
         }
-        op_free(op); /* the BMC is free again: what waited for it may go */
+        op_free(op); /* the BMC is free again: what waited for it may go (b too) */
         if (owned_login) {
             bool refused = r->code == 0 && (r->status == 401 || r->status == 403);
-            wake_login_waiters(b, kept ? 0 : refused ? -EACCES : -EIO, why);
+            wake_login_waiters(s, kept ? 0 : refused ? -EACCES : -EIO, why);
         }
         kick(c);
         return;
@@ -1306,11 +1410,16 @@ static void on_http(void *arg, const struct ward_rf_response *r)
         op->kind != WARD_RF_OP_LOGOUT) {
         /* the session expired or was dropped: one new login for this request (not for a
            logout: a session the BMC no longer knows is already ended, and a new one made
-           only to delete the old path would be left behind) */
+           only to delete the old path would be left behind). When another request has
+           logged in since this one went out, its session serves: a second login would
+           leave that one behind on the BMC. */
         op->relogged = true;
-        free(b->token);
-        b->token = NULL;
         cJSON_Delete(hooked);
+        if (b->s->token != NULL && b->s->gen != op->sent_gen) {
+            send_now(op);
+            return;
+        }
+        session_forget(b->s);
         login(op);
         return;
     }
@@ -1369,8 +1478,8 @@ static void on_http(void *arg, const struct ward_rf_response *r)
         }
         cJSON_Delete(a.json);
         /* login done: wake the others, then resend what this operation was doing */
-        b->login_op = NULL;
-        wake_login_waiters(b, 0, "");
+        b->s->login_op = NULL;
+        wake_login_waiters(b->s, 0, "");
         if (op->has_saved) {
             op->has_saved = false;
             op->req = op->saved;
@@ -1404,9 +1513,10 @@ static void login(struct ward_rf_op *op)
 {
     struct ward_rf_bmc *b = op->bmc;
     struct ward_rf_client *c = b->c;
-    if (b->login_op != NULL && b->login_op != op) {
-        op->wait_next = b->login_waiters;
-        b->login_waiters = op;
+    struct session *s = b->s;
+    if (s->login_op != NULL && s->login_op != op) {
+        op->wait_next = s->login_waiters;
+        s->login_waiters = op;
         return;
     }
     if (now(c) < b->at->sessions_blocked_until) {
@@ -1420,13 +1530,13 @@ static void login(struct ward_rf_op *op)
         op_fail(op, rc, "%s", reason);
         return;
     }
-    if (b->bad_stamp[0] != '\0' && strcmp(b->bad_stamp, b->cred_stamp) == 0) {
+    if (s->bad_stamp[0] != '\0' && strcmp(s->bad_stamp, b->cred_stamp) == 0) {
         op_fail(op, -EACCES,
                 "BMC %s refused these credentials; not logging in again until they change",
                 b->name);
         return;
     }
-    b->login_op = op;
+    s->login_op = op;
     b->logins++;
     if (op->phase != PH_LOGIN) {
         /* keep the interrupted request to resend it with the new session */
@@ -2379,9 +2489,7 @@ static void manager_reset_step(struct ward_rf_op *op, struct answer *a)
             return;
         }
         /* a restarted BMC forgets its sessions; the next operation logs in again */
-        free(b->token);
-        b->token = NULL;
-        path_set(&b->session_path, "");
+        session_forget(b->s);
         op_done(op, 0, "");
         return;
     }
@@ -2390,20 +2498,28 @@ static void manager_reset_step(struct ward_rf_op *op, struct answer *a)
 static void logout_step(struct ward_rf_op *op, struct answer *a)
 {
     struct ward_rf_bmc *b = op->bmc;
+    struct session *s = b->s;
     if (op->step == S_START) {
-        if (b->token == NULL || b->session_path[0] == '\0') {
-            free(b->token);
-            b->token = NULL;
+        if (s->token == NULL || s->path[0] == '\0') {
+            session_forget(s);
+            op_done(op, 0, "");
+            return;
+        }
+        if (!b->closing && s->open > 1) {
+            /* the other systems at this BMC go on with it; the last one's close ends it */
+            ward_log_fields(WARD_LOG_DEBUG, COMPONENT,
+                            (const struct ward_log_field[]){{"bmc", b->name}}, 1,
+                            "session kept: other systems at this BMC use it");
             op_done(op, 0, "");
             return;
         }
         op->step = S_LOGOUT_DONE;
-        op_request(op, WARD_RF_DELETE, b->session_path, NULL, NULL);
+        op_request(op, WARD_RF_DELETE, s->path, NULL, NULL);
         return;
     }
-    free(b->token);
-    b->token = NULL;
-    path_set(&b->session_path, "");
+    if (s->gen == op->sent_gen) { /* not a session made since the DELETE went */
+        session_forget(s);
+    }
     if (a->code != 0 && a->status != 401 && a->status != 404) {
         op_fail(op, a->code, "BMC %s: logout failed: %s", b->name, a->reason);
         return;
@@ -2544,13 +2660,13 @@ static void op_advance(struct ward_rf_op *op, struct answer *a)
                 op_fail(op, rc, "%s", reason);
                 return;
             }
-            if (b->bad_stamp[0] != '\0' && strcmp(b->bad_stamp, b->cred_stamp) == 0) {
+            if (b->s->bad_stamp[0] != '\0' && strcmp(b->s->bad_stamp, b->cred_stamp) == 0) {
                 op_fail(op, -EACCES,
                         "BMC %s refused these credentials; not trying again until they change",
                         b->name);
                 return;
             }
-        } else if (b->token == NULL) {
+        } else if (b->s->token == NULL) {
             login(op);
             return;
         }
@@ -2686,13 +2802,16 @@ struct ward_rf_op *ward_rf_op_start(struct ward_rf_bmc *b, enum ward_rf_op_kind 
     return op;
 }
 
-/* Those parked on a login that ended without a session start their own. */
-static void relogin_waiters(struct ward_rf_bmc *b)
+/* Those parked on a login that ended without a session start their own; those of a BMC object
+   going away end with it. */
+static void relogin_waiters(struct session *s)
 {
-    take_waiters(b);
+    take_waiters(s);
     struct ward_rf_op *w;
-    while ((w = next_waking(b)) != NULL) {
-        if (w->phase == PH_LOGIN) {
+    while ((w = next_waking(s)) != NULL) {
+        if (w->bmc->closing || w->bmc->destroying) {
+            op_fail(w, -ECANCELED, "BMC %s was removed", w->bmc->name);
+        } else if (w->phase == PH_LOGIN) {
             op_advance(w, NULL);
         } else {
             login(w);
@@ -2726,10 +2845,11 @@ void ward_rf_op_cancel(struct ward_rf_op *op)
         orphan(op); /* a login's waiters go on waiting for its answer */
         return;
     }
-    bool was_login = b->login_op == op;
+    struct session *s = b->s;
+    bool was_login = s->login_op == op;
     op_free(op);
     if (was_login) {
-        relogin_waiters(b);
+        relogin_waiters(s);
     }
     kick(c);
 }
@@ -2921,7 +3041,7 @@ struct ward_rf_bmc *ward_rf_bmc_create(struct ward_rf_client *c,
     b->insecure = cfg->insecure;
     b->systems_path = b->managers_path = b->sessions_path = no_path;
     b->system_path = b->manager_path = b->sys_media_path = no_path;
-    b->media_path = b->session_path = no_path;
+    b->media_path = no_path;
     b->ident = (struct ward_rf_ident){.manufacturer = b->manufacturer,
                                       .model = b->model,
                                       .firmware = b->firmware,
@@ -2941,7 +3061,7 @@ struct ward_rf_bmc *ward_rf_bmc_create(struct ward_rf_client *c,
         ward_log_fields(WARD_LOG_WARN, COMPONENT, (const struct ward_log_field[]){{"bmc", b->name}},
                         1, "TLS certificate verification is DISABLED for this BMC (insecure)");
     }
-    if (base_ref(c, b) != 0) {
+    if (base_ref(c, b) != 0 || session_ref(b) != 0) {
         bmc_free(b);
         ward_error_set(err, -ENOMEM, "out of memory");
         return NULL;
@@ -2962,8 +3082,6 @@ static void bmc_free(struct ward_rf_bmc *b)
        ended here is not reported as the close it waited for (b is going now) */
     b->destroying = true;
     b->closed = NULL;
-    b->login_waiters = NULL;
-    b->login_op = NULL;
     while (b->ops != NULL) {
         op_fail(b->ops, -ECANCELED, "BMC %s was removed", b->name);
     }
@@ -2984,6 +3102,9 @@ static void bmc_free(struct ward_rf_bmc *b)
         }
         kick(c);
     }
+    if (b->at != NULL) {
+        session_unref(b);
+    }
     base_unref(c, b);
     if (c->bmcs == b) {
         c->bmcs = b->next;
@@ -3000,14 +3121,10 @@ static void bmc_free(struct ward_rf_bmc *b)
     if (b->password != NULL) {
         explicit_bzero(b->password, strlen(b->password));
     }
-    if (b->token != NULL) {
-        explicit_bzero(b->token, strlen(b->token));
-    }
     free(b->password);
-    free(b->token);
     drop_fresh_system(b);
     char **paths[] = {&b->systems_path, &b->managers_path,  &b->sessions_path, &b->system_path,
-                      &b->manager_path, &b->sys_media_path, &b->media_path,    &b->session_path};
+                      &b->manager_path, &b->sys_media_path, &b->media_path};
     for (size_t i = 0; i < WARD_ARRAY_LEN(paths); i++) {
         path_set(paths[i], "");
     }
@@ -3031,15 +3148,16 @@ bool ward_rf_bmc_close(struct ward_rf_bmc *b, void (*closed)(void *arg), void *a
     if (b->closing || b->destroying) {
         return false;
     }
-    bool logging_in = false;
-    for (struct ward_rf_op *op = b->ops; op != NULL; op = op->bnext) {
-        logging_in = logging_in || (op->http != NULL && op->login_sent);
-    }
-    /* queued first, so that it is the one operation left once the others have ended */
+    /* the session is logged out by the last of the objects sharing it to close, once a
+       login on the wire has made it: queued first, so that the logout is the one operation
+       left once the others have ended (the others' requests end first: see behind) */
+    struct session *s = b->s;
     struct ward_rf_op *logout = NULL;
-    if ((b->token != NULL && b->session_path[0] != '\0') || logging_in) {
+    if (s->open == 1 && ((s->token != NULL && s->path[0] != '\0') ||
+                         (s->login_op != NULL && s->login_op->http != NULL))) {
         logout = ward_rf_op_start(b, WARD_RF_OP_LOGOUT, NULL, NULL, on_close_logout, NULL);
     }
+    s->open--;
     struct ward_rf_client *c = b->c;
     b->closing = true;
     b->close_seq = ++c->closes;
@@ -3130,6 +3248,6 @@ void ward_rf_bmc_stats(const struct ward_rf_bmc *b, struct ward_rf_bmc_stats *ou
         .retries = b->retries,
         .breaker_open = b->failures >= b->c->o.breaker_threshold && now(b->c) < b->breaker_until,
         .rate = b->at != NULL ? b->at->rate : 0,
-        .have_session = b->token != NULL,
+        .have_session = b->s != NULL && b->s->token != NULL,
     };
 }

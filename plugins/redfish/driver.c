@@ -208,7 +208,8 @@ static int host_for(struct ward_rf_driver *d, const char *name, const char *spec
         return err.code != 0 ? err.code : -EINVAL;
     }
     if (h != NULL) {
-        /* the spec changed: the old session ends, the next calls use the new BMC config,
+        /* the spec changed: the next calls use the new BMC config (the old session ends,
+           unless the address and credentials stay: then the new object goes on with it),
            and what the driver knew of the old BMC (power, an outage) is forgotten */
         ward_rf_bmc_destroy(h->bmc);
         free(h->signature);

@@ -4,8 +4,8 @@
  * limits hold across them: never two requests at once, a request ward gave up on keeps the
  * other system quiet for the backoff too, and a long wait of one system (a power change
  * polling) takes no request slot between its polls, so the other system is not held up.
- * Requests that wait for the BMC go in the order they came, paced or not. A BMC out of
- * sessions is backed off as a whole.
+ * Requests that wait for the BMC go in the order they came, paced or not. The systems share
+ * one session, logged out by the last of them; a BMC out of sessions is backed off as a whole.
  */
 #include "autoconf.h"
 
@@ -93,6 +93,11 @@ static void two_systems(struct ward_rf_client *c, struct ward_rf_bmc_config *cfg
     }
 }
 
+static void count_closed(void *arg)
+{
+    (*(int *)arg)++;
+}
+
 static void both(struct ward_rf_bmc *m1, struct ward_rf_bmc *m2, enum ward_rf_op_kind kind,
                  struct res *r1, struct res *r2)
 {
@@ -104,7 +109,7 @@ static void both(struct ward_rf_bmc *m1, struct ward_rf_bmc *m2, enum ward_rf_op
 
 int main(void)
 {
-    plan(10);
+    plan(18);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512];
@@ -191,28 +196,161 @@ int main(void)
         ward_rf_bmc_destroy(trio[i]);
     }
 
-    /* a BMC with one session: the second system's login is refused for want of sessions,
-       and the first system's next login waits out that backoff too instead of asking again */
+    /* a BMC with one session: its systems share it. One login serves both; a logout of one
+       system keeps it for the other; after it expires, one new login serves both again */
     struct tserver *s4 = tserver_start(
         &(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2, .max_sessions = 1});
     struct ward_rf_bmc *m5, *m6;
     two_systems(c, &cfg, s4, "blade-5", "blade-6", &m5, &m6);
     struct res e5 = {0}, e6 = {0};
-    ward_rf_op_start(m5, WARD_RF_OP_CONNECT, NULL, NULL, on_op, &e5);
-    test_loop_until(loop, &e5.done, 20);
-    ward_rf_op_start(m6, WARD_RF_OP_CONNECT, NULL, NULL, on_op, &e6);
-    test_loop_until(loop, &e6.done, 20);
-    ok(e5.code == 0 && e6.code != 0 && strstr(e6.reason, "no free sessions") != NULL,
-       "one system logs in, the other is refused for want of sessions (%s)", e6.reason);
-    tserver_set_faults(s4, &(struct tserver_faults){.expire_sessions = true});
+    both(m5, m6, WARD_RF_OP_INVENTORY, &e5, &e6);
     tserver_stats(s4, &st);
+    ok(e5.code == 0 && e6.code == 0 && st.logins == 1 && st.sessions == 1,
+       "both systems of a one-session BMC are read on one login (%d logins, %d sessions: %s%s)",
+       st.logins, st.sessions, e5.reason, e6.reason);
+    struct res out5 = {0}, read6 = {0};
+    ward_rf_op_start(m5, WARD_RF_OP_LOGOUT, NULL, NULL, on_op, &out5);
+    test_loop_until(loop, &out5.done, 20);
+    ward_rf_op_start(m6, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &read6);
+    test_loop_until(loop, &read6.done, 20);
+    tserver_stats(s4, &st);
+    ok(out5.code == 0 && read6.code == 0 && st.logouts == 0 && st.logins == 1,
+       "one system's logout keeps the session the other goes on with (%d logouts, %d logins: "
+       "%s%s)",
+       st.logouts, st.logins, out5.reason, read6.reason);
+    tserver_set_faults(s4, &(struct tserver_faults){.expire_sessions = true});
+    struct res x5 = {0}, x6 = {0};
+    both(m5, m6, WARD_RF_OP_POWER_STATE, &x5, &x6);
+    tserver_stats(s4, &st);
+    ok(x5.code == 0 && x6.code == 0 && st.logins == 2,
+       "the session expires: one new login serves both systems (%d logins: %s%s)", st.logins,
+       x5.reason, x6.reason);
+    ward_rf_bmc_destroy(m5);
+    test_loop_for(loop, 0.2);
+    struct res y6 = {0};
+    ward_rf_op_start(m6, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &y6);
+    test_loop_until(loop, &y6.done, 20);
+    tserver_stats(s4, &st);
+    ok(y6.code == 0 && st.logouts == 0 && st.logins == 2,
+       "removing one system logs nothing out: the other reads on (%d logouts, %d logins: %s)",
+       st.logouts, st.logins, y6.reason);
+    ward_rf_bmc_destroy(m6);
+    test_loop_for(loop, 0.2);
+    tserver_stats(s4, &st);
+    ok(st.logouts == 1 && st.sessions == 0,
+       "removing the last one logs the session out (%d logouts, %d open)", st.logouts, st.sessions);
+
+    /* a shutdown closes both systems at once: the session is logged out once, after both */
+    struct tserver *s5 = tserver_start(
+        &(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2, .max_sessions = 1});
+    struct ward_rf_client *c5 = ward_rf_client_create(loop, &o, &err);
+    struct ward_rf_bmc *m7, *m8;
+    two_systems(c5, &cfg, s5, "blade-7", "blade-8", &m7, &m8);
+    struct res e7 = {0}, e8 = {0};
+    both(m7, m8, WARD_RF_OP_INVENTORY, &e7, &e8);
+    struct res busy7 = {0};
+    ward_rf_op_start(m7, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &busy7);
+    int closed = 0;
+    ward_rf_client_close_all(c5, count_closed, &closed);
+    for (int i = 0; i < 200 && closed < 2; i++) {
+        test_loop_for(loop, 0.05);
+    }
+    tserver_stats(s5, &st);
+    ok(e7.code == 0 && e8.code == 0 && closed == 2 && st.logins == 1 && st.logouts == 1 &&
+           st.sessions == 0,
+       "closing both at once: %d closed, %d login, %d logout, %d open", closed, st.logins,
+       st.logouts, st.sessions);
+    ward_rf_client_destroy(c5);
+
+    /* two systems' requests on the wire at once (concurrency 2) both find the session
+       expired: the first to hear it logs in; the second, answered after that login, uses the
+       new session instead of making another (the BMC has room for one) */
+    struct ward_rf_client_opts wo = o;
+    wo.concurrency = 2;
+    struct ward_rf_client *wide = ward_rf_client_create(loop, &wo, &err);
+    struct tserver *s6 = tserver_start(
+        &(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2, .max_sessions = 1});
+    struct ward_rf_bmc *m9, *m10;
+    two_systems(wide, &cfg, s6, "blade-9", "blade-10", &m9, &m10);
+    struct res e9 = {0}, e10 = {0};
+    both(m9, m10, WARD_RF_OP_INVENTORY, &e9, &e10);
+    tserver_set_faults(s6, &(struct tserver_faults){.expire_sessions = true, .slow_next_ms = 800});
+    struct res z9 = {0}, z10 = {0};
+    both(m9, m10, WARD_RF_OP_POWER_STATE, &z9, &z10);
+    tserver_stats(s6, &st);
+    ok(e9.code == 0 && z9.code == 0 && z10.code == 0 && st.logins == 2 && st.max_in_flight == 2,
+       "both requests refused on the wire at once: one new login for both (%d logins, %d at "
+       "once: %s%s)",
+       st.logins, st.max_in_flight, z9.reason, z10.reason);
+    ward_rf_bmc_destroy(m9);
+    ward_rf_bmc_destroy(m10);
+
+    /* the system logging in for both is removed while its login waits for its turn (requests
+       0.5 s apart): the other system, waiting on that login, logs in itself */
+    struct ward_rf_client_opts so = o;
+    so.rate_max = so.rate_min = 2;
+    struct ward_rf_client *slow = ward_rf_client_create(loop, &so, &err);
+    struct tserver *s8 = tserver_start(
+        &(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2, .max_sessions = 1});
+    struct ward_rf_bmc *m13, *m14;
+    two_systems(slow, &cfg, s8, "blade-13", "blade-14", &m13, &m14);
+    struct res e13 = {0}, e14 = {0};
+    both(m13, m14, WARD_RF_OP_INVENTORY, &e13, &e14);
+    test_loop_for(loop, 0.5);
+    tserver_set_faults(s8, &(struct tserver_faults){.expire_sessions = true});
+    struct res r13 = {0}, r14 = {0};
+    ward_rf_op_start(m13, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &r13);
+    struct ward_rf_bmc_stats bst = {.have_session = true};
+    for (int i = 0; i < 1000 && bst.have_session; i++) {
+        test_loop_for(loop, 0.005); /* until blade-13's read is refused: it logs in, paced */
+        ward_rf_bmc_stats(m13, &bst);
+    }
+    ward_rf_op_start(m14, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &r14);
+    test_loop_for(loop, 0.05); /* blade-14's read begins: it waits for blade-13's login */
+    bool waiting = !r13.done && !r14.done;
+    ward_rf_bmc_destroy(m13);
+    test_loop_until(loop, &r14.done, 20);
+    tserver_stats(s8, &st);
+    ok(e13.code == 0 && !bst.have_session && waiting && r14.code == 0 && st.logins == 2,
+       "the other system logs in itself (%d logins: %s)", st.logins, r14.reason);
+    ward_rf_bmc_destroy(m14);
+
+    /* other credentials at the same BMC (a session of their own) on a BMC with one session:
+       the second login is refused for want of sessions, and the first's next login waits out
+       that backoff too instead of asking again */
+    struct tserver *s7 = tserver_start(
+        &(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2, .max_sessions = 1});
+    struct ward_rf_bmc_config env_cfg = cfg;
+    env_cfg.password_file = NULL;
+    env_cfg.password_env = "WARD_TEST_BMC_PASSWORD";
+    setenv(env_cfg.password_env, TSERVER_PASSWORD, 1);
+    cfg.address = env_cfg.address = tserver_url(s7);
+    cfg.name = "blade-11";
+    cfg.system = "1";
+    env_cfg.name = "blade-12";
+    env_cfg.system = "2";
+    struct ward_rf_bmc *m11 = ward_rf_bmc_create(c, &cfg, &err);
+    struct ward_rf_bmc *m12 = ward_rf_bmc_create(c, &env_cfg, &err);
+    if (m11 == NULL || m12 == NULL) {
+        bail("bmc: %s", err.text);
+    }
+    struct res e11 = {0}, e12 = {0};
+    ward_rf_op_start(m11, WARD_RF_OP_CONNECT, NULL, NULL, on_op, &e11);
+    test_loop_until(loop, &e11.done, 20);
+    ward_rf_op_start(m12, WARD_RF_OP_CONNECT, NULL, NULL, on_op, &e12);
+    test_loop_until(loop, &e12.done, 20);
+    ok(e11.code == 0 && e12.code != 0 && strstr(e12.reason, "no free sessions") != NULL,
+       "one set of credentials logs in, the other is refused for want of sessions (%s)",
+       e12.reason);
+    tserver_set_faults(s7, &(struct tserver_faults){.expire_sessions = true});
+    tserver_stats(s7, &st);
     int logins = st.logins;
     struct res again = {0};
-    ward_rf_op_start(m5, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &again);
+    ward_rf_op_start(m11, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &again);
     test_loop_until(loop, &again.done, 20);
-    tserver_stats(s4, &st);
+    tserver_stats(s7, &st);
     ok(again.code == -EBUSY && st.logins == logins,
-       "the first system's session expires: its login waits for the BMC's backoff (%d logins: "
+       "the first one's session expires: its login waits for the BMC's backoff (%d logins: "
        "%s)",
        st.logins - logins, again.reason);
 
@@ -220,13 +358,19 @@ int main(void)
     ward_rf_bmc_destroy(m2);
     ward_rf_bmc_destroy(m3);
     ward_rf_bmc_destroy(m4);
-    ward_rf_bmc_destroy(m5);
-    ward_rf_bmc_destroy(m6);
+    ward_rf_bmc_destroy(m11);
+    ward_rf_bmc_destroy(m12);
     test_loop_for(loop, 0.2); /* the logouts */
     tserver_stop(s);
     tserver_stop(s2);
     tserver_stop(s3);
     tserver_stop(s4);
+    tserver_stop(s5);
+    tserver_stop(s6);
+    tserver_stop(s7);
+    tserver_stop(s8);
+    ward_rf_client_destroy(slow);
+    ward_rf_client_destroy(wide);
     ward_rf_client_destroy(paced);
     ward_rf_client_destroy(c);
     tca_free(ca);

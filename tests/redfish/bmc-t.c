@@ -642,9 +642,13 @@ int main(void)
     ward_rf_bmc_destroy(m2);
     tserver_stop(multi);
 
-    /* no free sessions: a second client identity on the same BMC backs off */
+    /* no free sessions: other credentials on the same BMC (a session of their own) back off.
+       The same password, from another source: the objects cannot know it is the same */
     struct ward_rf_bmc_config cfg2 = cfg;
     cfg2.name = "host-1-again";
+    cfg2.password_file = NULL;
+    cfg2.password_env = "WARD_TEST_BMC_PASSWORD";
+    setenv(cfg2.password_env, TSERVER_PASSWORD, 1);
     struct ward_rf_bmc *b2 = ward_rf_bmc_create(c, &cfg2, &err);
     r = run(b2, WARD_RF_OP_CONNECT, NULL, NULL);
     is_int(-EIO, r.code, "login refused with 503");

@@ -1011,6 +1011,10 @@ void tserver_stats(struct tserver *s, struct tserver_stats *out)
 {
     pthread_mutex_lock(&s->mu);
     *out = s->st;
+    out->sessions = 0;
+    for (size_t i = 0; i < sizeof(s->tokens) / sizeof(s->tokens[0]); i++) {
+        out->sessions += s->tokens[i][0] != '\0';
+    }
     pthread_mutex_unlock(&s->mu);
 }
 

@@ -88,6 +88,7 @@ struct tserver_stats {
     int max_in_flight;
     int logins;
     int logouts;
+    int sessions; /* open now */
     int resets; /* Reset actions accepted */
     int inserts;
     int ejects;

@@ -35,6 +35,18 @@ static bool wait_requests(struct tserver *s, int want, double bound)
     return requests(s) >= want;
 }
 
+/* Wait up to bound seconds for b to have no session (a request of its found it expired). */
+static bool wait_no_session(struct ward_rf_bmc *b, double bound)
+{
+    struct ward_rf_bmc_stats st;
+    ward_rf_bmc_stats(b, &st);
+    for (int i = 0; i < (int)(bound / 0.01) && st.have_session; i++) {
+        test_loop_for(loop, 0.01);
+        ward_rf_bmc_stats(b, &st);
+    }
+    return !st.have_session;
+}
+
 static double zero_jitter(void *arg)
 {
     return 0.0;
@@ -57,9 +69,9 @@ int main(void)
     o.random = zero_jitter;
     o.breaker_threshold = 1;
     o.breaker_open = 60;
-    /* requests to the BMC 0.5 s apart, so the login waits its turn (paced, not on the wire) */
-    o.rate_max = 2;
-    o.rate_min = 2;
+    /* requests to the BMC 1 s apart, so the login waits its turn (paced, not on the wire) */
+    o.rate_max = 1;
+    o.rate_min = 1;
     struct ward_error err = {0};
     struct ward_rf_client *c = ward_rf_client_create(loop, &o, &err);
     struct tserver *s = tserver_start(&(struct tserver_opts){.ca = ca, .sessions = true});
@@ -74,24 +86,27 @@ int main(void)
     ward_rf_op_start(b, WARD_RF_OP_CONNECT, NULL, NULL, test_on_result, &conn);
     test_loop_until(loop, &conn.done, 20);
     test_loop_for(loop, 1);
-    /* the session expires. A reads the system (401), drops the token and logs in, paced; D's
-       read, paced too, waits before the login (paced requests go in the order they came), so
-       it goes first and fails with a 500, opening the breaker; B, C, E then find no token and
-       park on A's login without sending anything; then A's owner lets go */
-    tserver_set_faults(s, &(struct tserver_faults){.expire_sessions = true});
+    /* D reads the system with the session in force, and the BMC takes 1.5 s over it. The
+       session expires meanwhile: A's read, paced 1 s after D's, is refused (401), so A drops
+       the token and logs in, paced 1 s after its read. D's answer, a 500, comes before that
+       and opens the breaker; B, C, E then find no token and park on A's login without sending
+       anything; then A's owner lets go */
     memset(&ra, 0, sizeof(ra));
     memset(&rb, 0, sizeof(rb));
     memset(&rc, 0, sizeof(rc));
     memset(&re, 0, sizeof(re));
     memset(&rd, 0, sizeof(rd));
     int base = requests(s);
+    tserver_set_faults(s, &(struct tserver_faults){.slow_next_ms = 1500});
+    ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &rd);
+    wait_requests(s, base + 1, 10); /* D's read, on the wire */
+    tserver_set_faults(s, &(struct tserver_faults){.expire_sessions = true});
     struct ward_rf_op *a =
         ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &ra);
-    ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &rd);
-    wait_requests(s, base + 1, 10); /* A's read: 401 */
+    bool expired = wait_no_session(b, 10); /* A's read: 401 */
     tserver_set_faults(s, &(struct tserver_faults){.error_500 = 1});
     test_loop_until(loop, &rd.done, 10);
-    bool staged = !ra.done && rd.code == -EIO;
+    bool staged = expired && !ra.done && rd.code == -EIO;
     if (staged) {
         ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &rb);
         ward_rf_op_start(b, WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &rc);
@@ -103,8 +118,8 @@ int main(void)
     } else {
         tserver_set_faults(s, &(struct tserver_faults){0});
     }
-    ok(staged, "staged: D's paced read went before A's paced login, the breaker is open, three "
-               "operations parked");
+    ok(staged, "staged: D's slow read failed before A's paced login went, the breaker is open, "
+               "three operations parked");
     test_loop_for(loop, 3);
     diag("B %d/%d C %d/%d E %d/%d", rb.done, rb.code, rc.done, rc.code, re.done, re.code);
     int woken = rb.done + rc.done + re.done;
