@@ -190,6 +190,14 @@ int ward_daemon_run(struct ward_daemon *d)
 {
     ward_log(WARD_LOG_INFO, "core", "wardd %s running with %zu plugin(s)", PACKAGE_VERSION,
              ward_plugins_count(d->plugins));
+    double now = ward_wall_clock();
+    if (!ward_clock_plausible(now)) {
+        /* waits count on the monotonic clock and are not affected; what is not: */
+        ward_log(WARD_LOG_WARN, "core",
+                 "the wall clock is not set (it reads %.0f s after 1970): BMC certificates will "
+                 "not verify and recorded times are wrong until it is (NTP, or an RTC)",
+                 now);
+    }
     ev_run(d->loop, 0);
     return 0;
 }

@@ -128,6 +128,11 @@ double ward_wall_clock(void)
     return clock_seconds(CLOCK_REALTIME);
 }
 
+bool ward_clock_plausible(double t)
+{
+    return t >= WARD_CLOCK_FLOOR;
+}
+
 int ward_proc_stat_parse(const char *text, struct ward_proc_stat *out)
 {
     /* the command name in parentheses may hold anything: the fields start after its last ')'.

@@ -42,6 +42,10 @@ double ward_monotonic(void);
 /* Unix time in seconds (the wall clock): for what is kept, shown or compared across
  * restarts. */
 double ward_wall_clock(void);
+/* Can Unix time t be the date? Not before WARD_CLOCK_FLOOR (2026-01-01 UTC, before this code
+ * was written): an edge box without a battery-backed clock starts in 1970 until NTP sets it. */
+#define WARD_CLOCK_FLOOR 1767225600.0
+bool ward_clock_plausible(double t);
 
 /* The figures ward reads from a /proc/PID/stat line: CPU in clock ticks (user, system), the
  * start in ticks after boot, virtual size in bytes, resident set in pages. */

@@ -13,7 +13,7 @@ int main(void)
     } good[] = {{"15m", 900},  {"30s", 30},    {"250ms", 0.25}, {"1h30m", 5400},
                 {"1.5s", 1.5}, {"2d", 172800}, {"0s", 0},       {"1m30s500ms", 90.5}};
     static const char *const bad[] = {"", "15", "m", "-5s", "5 s", "5x", "1e999s", "20y", "s5"};
-    plan(WARD_ARRAY_SIZE(good) + WARD_ARRAY_SIZE(bad) + 4 + 10);
+    plan(WARD_ARRAY_SIZE(good) + WARD_ARRAY_SIZE(bad) + 4 + 12);
 
     for (size_t i = 0; i < WARD_ARRAY_SIZE(good); i++) {
         double v = -1;
@@ -90,5 +90,11 @@ int main(void)
            ps.start == 987654 && ps.vsize == 123456789 && ps.rss == 2048,
        "a stat line is read past the last ')' of its command name");
     is_int(-EINVAL, ward_proc_stat_parse("4242 (cut) S 1 2", &ps), "a short line is refused");
+
+    /* the wall clock of a box that has not been given the date */
+    ok(!ward_clock_plausible(0) && !ward_clock_plausible(3600.0 * 24 * 200),
+       "1970, and a box up for 200 days since, is not the date");
+    ok(!ward_clock_plausible(1767225599.0) && ward_clock_plausible(1795478400.0),
+       "the floor is 2026-01-01 00:00 UTC: a second before it is not the date, 2026-11-24 is");
     return 0;
 }
