@@ -228,6 +228,7 @@ struct ward_rf_op {
     ward_rf_op_cb cb;
     void *cb_arg;
     bool queued, started, cooldown_counted, relogged, login_sent;
+    bool login_answered;    /* its login has its answer (or gave up waiting for it) */
     unsigned long sent_gen; /* the session's gen when its request went out */
     /* its owner let go of it (cancel, or the BMC closes) while its request was on the wire:
        the BMC works on it whether or not we listen, so the request finishes, still counted
@@ -822,11 +823,14 @@ static void op_done(struct ward_rf_op *op, int code, const char *reason)
         reason = scrubbed;
     }
     if (b->s->login_op == op) {
+        /* the waiters share what the BMC answered the login; a login that ended before it
+           was answered (its owner let go, or its own BMC object's breaker is open) says
+           nothing about theirs, so they log in themselves */
         b->s->login_op = NULL;
-        if (b->closing || b->destroying) {
-            relogin_waiters(b->s); /* it did not fail: its owner let go */
-        } else {
+        if (op->login_answered) {
             wake_login_waiters(b->s, code, reason);
+        } else {
+            relogin_waiters(b->s);
         }
     }
     if (code != 0) {
@@ -1122,8 +1126,11 @@ static void send_now(struct ward_rf_op *op)
         .timeout = c->o.timeout,
         .pool = b->pool,
     };
-    if (!login && b->have_root) {
-        if (b->has_sessions) {
+    /* a logout carries the session's token also from an object that never read the root (a
+       system another made the session for, removed before it ran anything) */
+    bool logout = op->kind == WARD_RF_OP_LOGOUT;
+    if (!login && (b->have_root || logout)) {
+        if (b->has_sessions || logout) {
             o.auth_token = b->s->token;
             op->sent_gen = b->s->gen;
         } else {
@@ -1452,6 +1459,7 @@ static void on_http(void *arg, const struct ward_rf_response *r)
     }
     if (login_req) {
         op->login_sent = false;
+        op->login_answered = true;
         req_clear(&op->req); /* wipes the password */
         if (a.code == 0) {
             if (r->auth_token == NULL) {
@@ -1537,6 +1545,7 @@ static void login(struct ward_rf_op *op)
         return;
     }
     s->login_op = op;
+    op->login_answered = false;
     b->logins++;
     if (op->phase != PH_LOGIN) {
         /* keep the interrupted request to resend it with the new session */
@@ -2500,16 +2509,16 @@ static void logout_step(struct ward_rf_op *op, struct answer *a)
     struct ward_rf_bmc *b = op->bmc;
     struct session *s = b->s;
     if (op->step == S_START) {
-        if (s->token == NULL || s->path[0] == '\0') {
-            session_forget(s);
-            op_done(op, 0, "");
-            return;
-        }
         if (!b->closing && s->open > 1) {
             /* the other systems at this BMC go on with it; the last one's close ends it */
             ward_log_fields(WARD_LOG_DEBUG, COMPONENT,
                             (const struct ward_log_field[]){{"bmc", b->name}}, 1,
                             "session kept: other systems at this BMC use it");
+            op_done(op, 0, "");
+            return;
+        }
+        if (s->token == NULL || s->path[0] == '\0') {
+            session_forget(s); /* nothing to delete, or no path to delete it by */
             op_done(op, 0, "");
             return;
         }
@@ -2802,8 +2811,18 @@ struct ward_rf_op *ward_rf_op_start(struct ward_rf_bmc *b, enum ward_rf_op_kind 
     return op;
 }
 
-/* Those parked on a login that ended without a session start their own; those of a BMC object
-   going away end with it. */
+static void relogin(struct ward_rf_op *op)
+{
+    if (op->phase == PH_LOGIN) {
+        op_advance(op, NULL);
+    } else {
+        login(op);
+    }
+}
+
+/* Those parked on a login that ended unanswered start their own, from the loop: a shutdown
+   closing the BMC objects one by one cancels them before they send it. Those of a BMC
+   object going away end with it. */
 static void relogin_waiters(struct session *s)
 {
     take_waiters(s);
@@ -2811,10 +2830,8 @@ static void relogin_waiters(struct session *s)
     while ((w = next_waking(s)) != NULL) {
         if (w->bmc->closing || w->bmc->destroying) {
             op_fail(w, -ECANCELED, "BMC %s was removed", w->bmc->name);
-        } else if (w->phase == PH_LOGIN) {
-            op_advance(w, NULL);
         } else {
-            login(w);
+            op_after(w, 0, relogin);
         }
     }
 }

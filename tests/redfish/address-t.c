@@ -93,6 +93,20 @@ static void two_systems(struct ward_rf_client *c, struct ward_rf_bmc_config *cfg
     }
 }
 
+/* The session at s expires, and owner's read finds it so: owner logs in, its login waiting
+   for its turn on a paced client. False if the read was not refused within 5 s. */
+static bool expire_under(struct tserver *s, struct ward_rf_bmc *owner, struct res *r)
+{
+    tserver_set_faults(s, &(struct tserver_faults){.expire_sessions = true});
+    ward_rf_op_start(owner, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, r);
+    struct ward_rf_bmc_stats st = {.have_session = true};
+    for (int i = 0; i < 1000 && st.have_session; i++) {
+        test_loop_for(loop, 0.005);
+        ward_rf_bmc_stats(owner, &st);
+    }
+    return !st.have_session && !r->done;
+}
+
 static void count_closed(void *arg)
 {
     (*(int *)arg)++;
@@ -109,7 +123,7 @@ static void both(struct ward_rf_bmc *m1, struct ward_rf_bmc *m2, enum ward_rf_op
 
 int main(void)
 {
-    plan(18);
+    plan(22);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512];
@@ -297,23 +311,116 @@ int main(void)
     struct res e13 = {0}, e14 = {0};
     both(m13, m14, WARD_RF_OP_INVENTORY, &e13, &e14);
     test_loop_for(loop, 0.5);
-    tserver_set_faults(s8, &(struct tserver_faults){.expire_sessions = true});
     struct res r13 = {0}, r14 = {0};
-    ward_rf_op_start(m13, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &r13);
-    struct ward_rf_bmc_stats bst = {.have_session = true};
-    for (int i = 0; i < 1000 && bst.have_session; i++) {
-        test_loop_for(loop, 0.005); /* until blade-13's read is refused: it logs in, paced */
-        ward_rf_bmc_stats(m13, &bst);
-    }
+    bool refused = expire_under(s8, m13, &r13);
     ward_rf_op_start(m14, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &r14);
     test_loop_for(loop, 0.05); /* blade-14's read begins: it waits for blade-13's login */
     bool waiting = !r13.done && !r14.done;
     ward_rf_bmc_destroy(m13);
     test_loop_until(loop, &r14.done, 20);
     tserver_stats(s8, &st);
-    ok(e13.code == 0 && !bst.have_session && waiting && r14.code == 0 && st.logins == 2,
+    ok(e13.code == 0 && refused && waiting && r14.code == 0 && st.logins == 2,
        "the other system logs in itself (%d logins: %s)", st.logins, r14.reason);
     ward_rf_bmc_destroy(m14);
+
+    /* the same, with three systems, and the first waiter's own circuit breaker open: its login
+       fails before it is sent, which tells the third nothing: it logs in itself */
+    struct ward_rf_client_opts bo = so;
+    bo.breaker_threshold = 1;
+    struct ward_rf_client *brk = ward_rf_client_create(loop, &bo, &err);
+    struct tserver *s9 = tserver_start(
+        &(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2, .max_sessions = 1});
+    struct ward_rf_bmc *m15, *m16, *m17;
+    two_systems(brk, &cfg, s9, "blade-15", "blade-16", &m15, &m16);
+    cfg.name = "blade-17";
+    m17 = ward_rf_bmc_create(brk, &cfg, &err); /* system 2 again: another host's view */
+    struct res e15 = {0}, e16 = {0}, e17 = {0}, f16 = {0};
+    both(m15, m16, WARD_RF_OP_INVENTORY, &e15, &e16);
+    ward_rf_op_start(m17, WARD_RF_OP_INVENTORY, NULL, NULL, on_op, &e17);
+    test_loop_until(loop, &e17.done, 20);
+    tserver_set_faults(s9, &(struct tserver_faults){.error_500 = 1});
+    ward_rf_op_start(m16, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &f16);
+    test_loop_until(loop, &f16.done, 20); /* blade-16's breaker opens */
+    test_loop_for(loop, 0.5);
+    struct res r15 = {0}, r16 = {0}, r17 = {0};
+    refused = expire_under(s9, m15, &r15);
+    ward_rf_op_start(m17, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &r17);
+    ward_rf_op_start(m16, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &r16);
+    test_loop_for(loop, 0.05); /* both wait for blade-15's login */
+    waiting = !r15.done && !r16.done && !r17.done;
+    ward_rf_bmc_destroy(m15);
+    test_loop_until(loop, &r16.done, 20);
+    test_loop_until(loop, &r17.done, 20);
+    ok(e17.code == 0 && f16.code != 0 && refused && waiting && r16.code == -EHOSTDOWN &&
+           r17.code == 0,
+       "blade-16's breaker fails its own operation (%s), not blade-17's (%s)", r16.reason,
+       r17.reason);
+    ward_rf_bmc_destroy(m16);
+    ward_rf_bmc_destroy(m17);
+
+    /* a shutdown while one system's login waits its turn and the other system waits on it:
+       the closes cancel both, no login goes to the BMC */
+    struct ward_rf_client *c10 = ward_rf_client_create(loop, &so, &err);
+    struct tserver *s10 = tserver_start(
+        &(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2, .max_sessions = 1});
+    struct ward_rf_bmc *m18, *m19;
+    two_systems(c10, &cfg, s10, "blade-18", "blade-19", &m18, &m19);
+    struct res e18 = {0}, e19 = {0};
+    both(m18, m19, WARD_RF_OP_INVENTORY, &e18, &e19);
+    test_loop_for(loop, 0.5);
+    struct res r18 = {0}, r19 = {0};
+    /* blade-19 was made last: the client's list, and so the shutdown, starts with it */
+    refused = expire_under(s10, m19, &r19);
+    ward_rf_op_start(m18, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &r18);
+    test_loop_for(loop, 0.05);
+    tserver_stats(s10, &st);
+    int logins_before = st.logins;
+    closed = 0;
+    ward_rf_client_close_all(c10, count_closed, &closed);
+    for (int i = 0; i < 200 && closed < 2; i++) {
+        test_loop_for(loop, 0.05);
+    }
+    tserver_stats(s10, &st);
+    ok(refused && closed == 2 && st.logins == logins_before && r18.code == -ECANCELED,
+       "a shutdown sends no login (%d before, %d after: %s)", logins_before, st.logins, r18.reason);
+    ward_rf_client_destroy(c10);
+
+    /* a system that never ran anything is the last one there: its removal still ends the
+       session the other made (a logout needs no discovery) */
+    struct tserver *s11 = tserver_start(
+        &(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2, .max_sessions = 1});
+    struct ward_rf_bmc *m20, *m21;
+    two_systems(c, &cfg, s11, "blade-20", "blade-21", &m20, &m21);
+    struct res e20 = {0};
+    ward_rf_op_start(m20, WARD_RF_OP_INVENTORY, NULL, NULL, on_op, &e20);
+    test_loop_until(loop, &e20.done, 20);
+    ward_rf_bmc_destroy(m20);
+    test_loop_for(loop, 0.2);
+    ward_rf_bmc_destroy(m21);
+    test_loop_for(loop, 0.3);
+    tserver_stats(s11, &st);
+    ok(e20.code == 0 && st.logouts == 1 && st.sessions == 0,
+       "the untouched system's removal logs the session out (%d logouts, %d open)", st.logouts,
+       st.sessions);
+
+    /* a BMC whose login answers give no Location (the session cannot be deleted): a logout of
+       one system still keeps the session for the other */
+    struct tserver *s12 = tserver_start(&(struct tserver_opts){
+        .ca = ca, .sessions = true, .systems = 2, .max_sessions = 1, .no_location = true});
+    struct ward_rf_bmc *m22, *m23;
+    two_systems(c, &cfg, s12, "blade-22", "blade-23", &m22, &m23);
+    struct res e22 = {0}, e23 = {0}, out22 = {0}, read23 = {0};
+    both(m22, m23, WARD_RF_OP_INVENTORY, &e22, &e23);
+    ward_rf_op_start(m22, WARD_RF_OP_LOGOUT, NULL, NULL, on_op, &out22);
+    test_loop_until(loop, &out22.done, 20);
+    ward_rf_op_start(m23, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &read23);
+    test_loop_until(loop, &read23.done, 20);
+    tserver_stats(s12, &st);
+    ok(e22.code == 0 && out22.code == 0 && read23.code == 0 && st.logins == 1,
+       "without a Location too, one system's logout keeps the other's session (%d logins: %s)",
+       st.logins, read23.reason);
+    ward_rf_bmc_destroy(m22);
+    ward_rf_bmc_destroy(m23);
 
     /* other credentials at the same BMC (a session of their own) on a BMC with one session:
        the second login is refused for want of sessions, and the first's next login waits out
@@ -369,6 +476,11 @@ int main(void)
     tserver_stop(s6);
     tserver_stop(s7);
     tserver_stop(s8);
+    tserver_stop(s9);
+    tserver_stop(s10);
+    tserver_stop(s11);
+    tserver_stop(s12);
+    ward_rf_client_destroy(brk);
     ward_rf_client_destroy(slow);
     ward_rf_client_destroy(wide);
     ward_rf_client_destroy(paced);

@@ -519,7 +519,9 @@ static enum MHD_Result route(struct tserver *s, struct MHD_Connection *c, const 
         struct MHD_Response *r =
             MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
         MHD_add_response_header(r, "X-Auth-Token", s->tokens[slot]);
-        MHD_add_response_header(r, "Location", loc);
+        if (!s->o.no_location) {
+            MHD_add_response_header(r, "Location", loc);
+        }
         enum MHD_Result ret = MHD_queue_response(c, 201, r);
         MHD_destroy_response(r);
         return ret;

@@ -44,6 +44,7 @@ struct tserver_opts {
     bool action_info;         /* ResetType values in an ActionInfo resource */
     int systems;              /* members in the Systems collection (1 or 2) */
     int max_sessions;         /* beyond it, 503 */
+    bool no_location;         /* a login's answer has no Location (the session is not found) */
     int token_len;            /* session tokens padded to this many bytes (0: short ones) */
     int power_delay_reads;    /* GETs of the system that still show the old power state (a
                                  ForceRestart of a host that is On: Off after as many, then On
