@@ -1111,6 +1111,9 @@ static void send_now(struct ward_rf_op *op)
         return;
     }
     unpark(op);
+    /* its pacing timer may have expired without having run yet (wake_parked sent it first,
+       in the same loop iteration): stopping it clears that, so it is not sent twice */
+    ev_timer_stop(c->loop, &op->timer);
     ab->next_request_at = t + 1.0 / ab->rate;
     char url[PATH_MAX_LEN + 256];
     snprintf(url, sizeof(url), "%s%s", b->base, op->req.path);

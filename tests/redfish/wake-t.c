@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ev.h>
 
@@ -54,7 +55,7 @@ static double zero_jitter(void *arg)
 
 int main(void)
 {
-    plan(6);
+    plan(7);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512];
@@ -153,6 +154,56 @@ int main(void)
        "a breaker opened by an orphan's failure names it");
     ward_rf_bmc_destroy(b);
     test_loop_for(loop, 0.5);
+
+    /* A paced request whose time comes while the loop is busy: its timer is due but has not
+       run when a request parked behind it leaves and wakes the address in the same
+       iteration. It is sent once (it was sent by both, its second answer reaching a freed
+       operation). Requests 0.5 s apart, two at once allowed, three systems' objects. */
+    struct ward_rf_client_opts po = o;
+    po.concurrency = 2;
+    po.breaker_threshold = 5;
+    po.rate_max = po.rate_min = 2;
+    struct ward_rf_client *pc = ward_rf_client_create(loop, &po, &err);
+    struct tserver *ps =
+        tserver_start(&(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2});
+    cfg.address = tserver_url(ps);
+    struct ward_rf_bmc *x[3];
+    const char *names[] = {"x1", "x2", "x3"};
+    for (int i = 0; i < 3; i++) {
+        cfg.name = names[i];
+        cfg.system = i == 1 ? "2" : "1";
+        x[i] = ward_rf_bmc_create(pc, &cfg, &err);
+        struct test_result r = {0};
+        ward_rf_op_start(x[i], WARD_RF_OP_INVENTORY, NULL, NULL, test_on_result, &r);
+        if (x[i] == NULL || !test_loop_until(loop, &r.done, 30) || r.code != 0) {
+            bail("x%d: %s", i + 1, x[i] == NULL ? err.text : r.reason);
+        }
+    }
+    test_loop_for(loop, 0.6);
+    struct test_result p1 = {0}, p2 = {0}, p3 = {0};
+    ward_rf_op_start(x[0], WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &p1);
+    ward_rf_op_start(x[1], WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &p2);
+    struct ward_rf_op *third =
+        ward_rf_op_start(x[2], WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &p3);
+    test_loop_until(loop, &p1.done, 10); /* x2's read waits its 0.5 s, x3's behind it */
+    test_loop_for(loop, 0.05);
+    tserver_set_faults(ps, &(struct tserver_faults){.slow_next_ms = 1500});
+    ward_rf_op_cancel(third); /* leaves the parked line: the address is woken from the loop */
+    /* not a wait for an event: the loop is kept from running past x2's time, as a long
+       callback elsewhere in wardd would */
+    usleep(700 * 1000);
+    test_loop_until(loop, &p2.done, 10);
+    test_loop_for(loop, 0.1);
+    struct tserver_stats pst;
+    tserver_stats(ps, &pst);
+    ok(p1.code == 0 && p2.code == 0 && pst.max_in_flight == 1,
+       "the paced read is sent once (%d at once: %s%s)", pst.max_in_flight, p1.reason, p2.reason);
+    for (int i = 0; i < 3; i++) {
+        ward_rf_bmc_destroy(x[i]);
+    }
+    test_loop_for(loop, 0.5);
+    ward_rf_client_destroy(pc);
+    tserver_stop(ps);
     ward_rf_client_destroy(c);
     tserver_stop(s);
     tca_free(ca);
