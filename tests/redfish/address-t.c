@@ -121,6 +121,33 @@ static void both(struct ward_rf_bmc *m1, struct ward_rf_bmc *m2, enum ward_rf_op
     test_loop_until(loop, &r2->done, 20);
 }
 
+/* m1's operation to its end, then m2's. */
+static void in_turn(struct ward_rf_bmc *m1, enum ward_rf_op_kind k1, struct res *r1,
+                    struct ward_rf_bmc *m2, enum ward_rf_op_kind k2, struct res *r2)
+{
+    ward_rf_op_start(m1, k1, NULL, NULL, on_op, r1);
+    test_loop_until(loop, &r1->done, 20);
+    ward_rf_op_start(m2, k2, NULL, NULL, on_op, r2);
+    test_loop_until(loop, &r2->done, 20);
+}
+
+/* A test BMC with two systems and one session, and its two systems' objects on client c,
+   each read once; bails when a read fails. */
+static struct tserver *one_session(struct ward_rf_client *c, struct ward_rf_bmc_config *cfg,
+                                   struct tca *ca, bool no_location, const char *n1, const char *n2,
+                                   struct ward_rf_bmc **b1, struct ward_rf_bmc **b2)
+{
+    struct tserver *s = tserver_start(&(struct tserver_opts){
+        .ca = ca, .sessions = true, .systems = 2, .max_sessions = 1, .no_location = no_location});
+    two_systems(c, cfg, s, n1, n2, b1, b2);
+    struct res r1 = {0}, r2 = {0};
+    both(*b1, *b2, WARD_RF_OP_INVENTORY, &r1, &r2);
+    if (r1.code != 0 || r2.code != 0) {
+        bail("%s, %s: %s%s", n1, n2, r1.reason, r2.reason);
+    }
+    return s;
+}
+
 int main(void)
 {
     plan(22);
@@ -212,21 +239,14 @@ int main(void)
 
     /* a BMC with one session: its systems share it. One login serves both; a logout of one
        system keeps it for the other; after it expires, one new login serves both again */
-    struct tserver *s4 = tserver_start(
-        &(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2, .max_sessions = 1});
     struct ward_rf_bmc *m5, *m6;
-    two_systems(c, &cfg, s4, "blade-5", "blade-6", &m5, &m6);
-    struct res e5 = {0}, e6 = {0};
-    both(m5, m6, WARD_RF_OP_INVENTORY, &e5, &e6);
+    struct tserver *s4 = one_session(c, &cfg, ca, false, "blade-5", "blade-6", &m5, &m6);
     tserver_stats(s4, &st);
-    ok(e5.code == 0 && e6.code == 0 && st.logins == 1 && st.sessions == 1,
-       "both systems of a one-session BMC are read on one login (%d logins, %d sessions: %s%s)",
-       st.logins, st.sessions, e5.reason, e6.reason);
+    ok(st.logins == 1 && st.sessions == 1,
+       "both systems of a one-session BMC are read on one login (%d logins, %d sessions)",
+       st.logins, st.sessions);
     struct res out5 = {0}, read6 = {0};
-    ward_rf_op_start(m5, WARD_RF_OP_LOGOUT, NULL, NULL, on_op, &out5);
-    test_loop_until(loop, &out5.done, 20);
-    ward_rf_op_start(m6, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &read6);
-    test_loop_until(loop, &read6.done, 20);
+    in_turn(m5, WARD_RF_OP_LOGOUT, &out5, m6, WARD_RF_OP_POWER_STATE, &read6);
     tserver_stats(s4, &st);
     ok(out5.code == 0 && read6.code == 0 && st.logouts == 0 && st.logins == 1,
        "one system's logout keeps the session the other goes on with (%d logouts, %d logins: "
@@ -255,13 +275,9 @@ int main(void)
        "removing the last one logs the session out (%d logouts, %d open)", st.logouts, st.sessions);
 
     /* a shutdown closes both systems at once: the session is logged out once, after both */
-    struct tserver *s5 = tserver_start(
-        &(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2, .max_sessions = 1});
     struct ward_rf_client *c5 = ward_rf_client_create(loop, &o, &err);
     struct ward_rf_bmc *m7, *m8;
-    two_systems(c5, &cfg, s5, "blade-7", "blade-8", &m7, &m8);
-    struct res e7 = {0}, e8 = {0};
-    both(m7, m8, WARD_RF_OP_INVENTORY, &e7, &e8);
+    struct tserver *s5 = one_session(c5, &cfg, ca, false, "blade-7", "blade-8", &m7, &m8);
     struct res busy7 = {0};
     ward_rf_op_start(m7, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &busy7);
     int closed = 0;
@@ -270,8 +286,7 @@ int main(void)
         test_loop_for(loop, 0.05);
     }
     tserver_stats(s5, &st);
-    ok(e7.code == 0 && e8.code == 0 && closed == 2 && st.logins == 1 && st.logouts == 1 &&
-           st.sessions == 0,
+    ok(closed == 2 && st.logins == 1 && st.logouts == 1 && st.sessions == 0,
        "closing both at once: %d closed, %d login, %d logout, %d open", closed, st.logins,
        st.logouts, st.sessions);
     ward_rf_client_destroy(c5);
@@ -282,17 +297,13 @@ int main(void)
     struct ward_rf_client_opts wo = o;
     wo.concurrency = 2;
     struct ward_rf_client *wide = ward_rf_client_create(loop, &wo, &err);
-    struct tserver *s6 = tserver_start(
-        &(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2, .max_sessions = 1});
     struct ward_rf_bmc *m9, *m10;
-    two_systems(wide, &cfg, s6, "blade-9", "blade-10", &m9, &m10);
-    struct res e9 = {0}, e10 = {0};
-    both(m9, m10, WARD_RF_OP_INVENTORY, &e9, &e10);
+    struct tserver *s6 = one_session(wide, &cfg, ca, false, "blade-9", "blade-10", &m9, &m10);
     tserver_set_faults(s6, &(struct tserver_faults){.expire_sessions = true, .slow_next_ms = 800});
     struct res z9 = {0}, z10 = {0};
     both(m9, m10, WARD_RF_OP_POWER_STATE, &z9, &z10);
     tserver_stats(s6, &st);
-    ok(e9.code == 0 && z9.code == 0 && z10.code == 0 && st.logins == 2 && st.max_in_flight == 2,
+    ok(z9.code == 0 && z10.code == 0 && st.logins == 2 && st.max_in_flight == 2,
        "both requests refused on the wire at once: one new login for both (%d logins, %d at "
        "once: %s%s)",
        st.logins, st.max_in_flight, z9.reason, z10.reason);
@@ -304,12 +315,8 @@ int main(void)
     struct ward_rf_client_opts so = o;
     so.rate_max = so.rate_min = 2;
     struct ward_rf_client *slow = ward_rf_client_create(loop, &so, &err);
-    struct tserver *s8 = tserver_start(
-        &(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2, .max_sessions = 1});
     struct ward_rf_bmc *m13, *m14;
-    two_systems(slow, &cfg, s8, "blade-13", "blade-14", &m13, &m14);
-    struct res e13 = {0}, e14 = {0};
-    both(m13, m14, WARD_RF_OP_INVENTORY, &e13, &e14);
+    struct tserver *s8 = one_session(slow, &cfg, ca, false, "blade-13", "blade-14", &m13, &m14);
     test_loop_for(loop, 0.5);
     struct res r13 = {0}, r14 = {0};
     bool refused = expire_under(s8, m13, &r13);
@@ -319,7 +326,7 @@ int main(void)
     ward_rf_bmc_destroy(m13);
     test_loop_until(loop, &r14.done, 20);
     tserver_stats(s8, &st);
-    ok(e13.code == 0 && refused && waiting && r14.code == 0 && st.logins == 2,
+    ok(refused && waiting && r14.code == 0 && st.logins == 2,
        "the other system logs in itself (%d logins: %s)", st.logins, r14.reason);
     ward_rf_bmc_destroy(m14);
 
@@ -328,14 +335,11 @@ int main(void)
     struct ward_rf_client_opts bo = so;
     bo.breaker_threshold = 1;
     struct ward_rf_client *brk = ward_rf_client_create(loop, &bo, &err);
-    struct tserver *s9 = tserver_start(
-        &(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2, .max_sessions = 1});
     struct ward_rf_bmc *m15, *m16, *m17;
-    two_systems(brk, &cfg, s9, "blade-15", "blade-16", &m15, &m16);
+    struct tserver *s9 = one_session(brk, &cfg, ca, false, "blade-15", "blade-16", &m15, &m16);
     cfg.name = "blade-17";
     m17 = ward_rf_bmc_create(brk, &cfg, &err); /* system 2 again: another host's view */
-    struct res e15 = {0}, e16 = {0}, e17 = {0}, f16 = {0};
-    both(m15, m16, WARD_RF_OP_INVENTORY, &e15, &e16);
+    struct res e17 = {0}, f16 = {0};
     ward_rf_op_start(m17, WARD_RF_OP_INVENTORY, NULL, NULL, on_op, &e17);
     test_loop_until(loop, &e17.done, 20);
     tserver_set_faults(s9, &(struct tserver_faults){.error_500 = 1});
@@ -361,12 +365,8 @@ int main(void)
     /* a shutdown while one system's login waits its turn and the other system waits on it:
        the closes cancel both, no login goes to the BMC */
     struct ward_rf_client *c10 = ward_rf_client_create(loop, &so, &err);
-    struct tserver *s10 = tserver_start(
-        &(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2, .max_sessions = 1});
     struct ward_rf_bmc *m18, *m19;
-    two_systems(c10, &cfg, s10, "blade-18", "blade-19", &m18, &m19);
-    struct res e18 = {0}, e19 = {0};
-    both(m18, m19, WARD_RF_OP_INVENTORY, &e18, &e19);
+    struct tserver *s10 = one_session(c10, &cfg, ca, false, "blade-18", "blade-19", &m18, &m19);
     test_loop_for(loop, 0.5);
     struct res r18 = {0}, r19 = {0};
     /* blade-19 was made last: the client's list, and so the shutdown, starts with it */
@@ -405,18 +405,12 @@ int main(void)
 
     /* a BMC whose login answers give no Location (the session cannot be deleted): a logout of
        one system still keeps the session for the other */
-    struct tserver *s12 = tserver_start(&(struct tserver_opts){
-        .ca = ca, .sessions = true, .systems = 2, .max_sessions = 1, .no_location = true});
     struct ward_rf_bmc *m22, *m23;
-    two_systems(c, &cfg, s12, "blade-22", "blade-23", &m22, &m23);
-    struct res e22 = {0}, e23 = {0}, out22 = {0}, read23 = {0};
-    both(m22, m23, WARD_RF_OP_INVENTORY, &e22, &e23);
-    ward_rf_op_start(m22, WARD_RF_OP_LOGOUT, NULL, NULL, on_op, &out22);
-    test_loop_until(loop, &out22.done, 20);
-    ward_rf_op_start(m23, WARD_RF_OP_POWER_STATE, NULL, NULL, on_op, &read23);
-    test_loop_until(loop, &read23.done, 20);
+    struct tserver *s12 = one_session(c, &cfg, ca, true, "blade-22", "blade-23", &m22, &m23);
+    struct res out22 = {0}, read23 = {0};
+    in_turn(m22, WARD_RF_OP_LOGOUT, &out22, m23, WARD_RF_OP_POWER_STATE, &read23);
     tserver_stats(s12, &st);
-    ok(e22.code == 0 && out22.code == 0 && read23.code == 0 && st.logins == 1,
+    ok(out22.code == 0 && read23.code == 0 && st.logins == 1,
        "without a Location too, one system's logout keeps the other's session (%d logins: %s)",
        st.logins, read23.reason);
     ward_rf_bmc_destroy(m22);
@@ -442,10 +436,7 @@ int main(void)
         bail("bmc: %s", err.text);
     }
     struct res e11 = {0}, e12 = {0};
-    ward_rf_op_start(m11, WARD_RF_OP_CONNECT, NULL, NULL, on_op, &e11);
-    test_loop_until(loop, &e11.done, 20);
-    ward_rf_op_start(m12, WARD_RF_OP_CONNECT, NULL, NULL, on_op, &e12);
-    test_loop_until(loop, &e12.done, 20);
+    in_turn(m11, WARD_RF_OP_CONNECT, &e11, m12, WARD_RF_OP_CONNECT, &e12);
     ok(e11.code == 0 && e12.code != 0 && strstr(e12.reason, "no free sessions") != NULL,
        "one set of credentials logs in, the other is refused for want of sessions (%s)",
        e12.reason);
