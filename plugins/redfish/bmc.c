@@ -1076,6 +1076,10 @@ static void send_now(struct ward_rf_op *op)
     struct ward_rf_bmc *b = op->bmc;
     struct ward_rf_client *c = b->c;
     double t = now(c);
+    /* its pacing timer may have expired without having run yet (wake_parked came first, in
+       the same loop iteration): this send replaces it, whichever way it goes (sent, parked
+       on a login, failed), so the timer must not send again */
+    ev_timer_stop(c->loop, &op->timer);
     if (b->failures >= c->o.breaker_threshold && t < b->breaker_until) {
         op_fail(op, -EHOSTDOWN,
                 "BMC %s: circuit breaker open after %u consecutive failures; next trial in "
@@ -1111,9 +1115,6 @@ static void send_now(struct ward_rf_op *op)
         return;
     }
     unpark(op);
-    /* its pacing timer may have expired without having run yet (wake_parked sent it first,
-       in the same loop iteration): stopping it clears that, so it is not sent twice */
-    ev_timer_stop(c->loop, &op->timer);
     ab->next_request_at = t + 1.0 / ab->rate;
     char url[PATH_MAX_LEN + 256];
     snprintf(url, sizeof(url), "%s%s", b->base, op->req.path);

@@ -216,7 +216,7 @@ int main(void)
         tserver_start(&(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2});
     cfg.address = tserver_url(s3);
     for (int i = 0; i < 3; i++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof(name), "node-%d", i);
         cfg.name = name;
         cfg.system = i == 1 ? "2" : "1";

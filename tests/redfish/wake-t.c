@@ -48,6 +48,30 @@ static bool wait_no_session(struct ward_rf_bmc *b, double bound)
     return !st.have_session;
 }
 
+/* Three BMC objects at test BMC s (systems 1, 2, 1), named prefix1..3, each read once; bails
+   when one cannot be made or read. */
+static void three_at(struct ward_rf_client *c, struct ward_rf_bmc_config *cfg, struct tserver *s,
+                     const char *prefix, struct ward_rf_bmc *x[3])
+{
+    struct ward_error err = {0};
+    cfg->address = tserver_url(s);
+    for (int i = 0; i < 3; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "%s%d", prefix, i + 1);
+        cfg->name = name;
+        cfg->system = i == 1 ? "2" : "1";
+        x[i] = ward_rf_bmc_create(c, cfg, &err);
+        struct test_result r = {0};
+        if (x[i] != NULL) {
+            ward_rf_op_start(x[i], WARD_RF_OP_INVENTORY, NULL, NULL, test_on_result, &r);
+        }
+        if (x[i] == NULL || !test_loop_until(loop, &r.done, 30) || r.code != 0) {
+            bail("%s: %s", name, x[i] == NULL ? err.text : r.reason);
+        }
+    }
+    test_loop_for(loop, 0.6); /* past the pacing of those reads */
+}
+
 static double zero_jitter(void *arg)
 {
     return 0.0;
@@ -55,7 +79,7 @@ static double zero_jitter(void *arg)
 
 int main(void)
 {
-    plan(7);
+    plan(8);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512];
@@ -166,20 +190,8 @@ int main(void)
     struct ward_rf_client *pc = ward_rf_client_create(loop, &po, &err);
     struct tserver *ps =
         tserver_start(&(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2});
-    cfg.address = tserver_url(ps);
     struct ward_rf_bmc *x[3];
-    const char *names[] = {"x1", "x2", "x3"};
-    for (int i = 0; i < 3; i++) {
-        cfg.name = names[i];
-        cfg.system = i == 1 ? "2" : "1";
-        x[i] = ward_rf_bmc_create(pc, &cfg, &err);
-        struct test_result r = {0};
-        ward_rf_op_start(x[i], WARD_RF_OP_INVENTORY, NULL, NULL, test_on_result, &r);
-        if (x[i] == NULL || !test_loop_until(loop, &r.done, 30) || r.code != 0) {
-            bail("x%d: %s", i + 1, x[i] == NULL ? err.text : r.reason);
-        }
-    }
-    test_loop_for(loop, 0.6);
+    three_at(pc, &cfg, ps, "x", x);
     struct test_result p1 = {0}, p2 = {0}, p3 = {0};
     ward_rf_op_start(x[0], WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &p1);
     ward_rf_op_start(x[1], WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &p2);
@@ -198,6 +210,34 @@ int main(void)
     tserver_stats(ps, &pst);
     ok(p1.code == 0 && p2.code == 0 && pst.max_in_flight == 1,
        "the paced read is sent once (%d at once: %s%s)", pst.max_in_flight, p1.reason, p2.reason);
+    for (int i = 0; i < 3; i++) {
+        ward_rf_bmc_destroy(x[i]);
+    }
+    test_loop_for(loop, 0.5);
+    tserver_stop(ps);
+
+    /* The same meeting when the session expired meanwhile: the wake finds no token and puts
+       y2 on y1's login; its due timer then ran the send again, putting y2 on the waiters a
+       second time (pointing at itself), so cancelling it left the list holding it (ASan:
+       heap-use-after-free when the login ended) */
+    ps = tserver_start(&(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2});
+    three_at(pc, &cfg, ps, "y", x);
+    tserver_set_faults(ps, &(struct tserver_faults){.expire_sessions = true});
+    struct test_result q1 = {0}, q2 = {0}, q3 = {0};
+    ward_rf_op_start(x[0], WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &q1);
+    struct ward_rf_op *second =
+        ward_rf_op_start(x[1], WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &q2);
+    third = ward_rf_op_start(x[2], WARD_RF_OP_POWER_STATE, NULL, NULL, test_on_result, &q3);
+    bool gone = wait_no_session(x[0], 0.4); /* y1's read: 401; its login parks last */
+    tserver_set_faults(ps, &(struct tserver_faults){.slow_next_ms = 1500}); /* that login */
+    ward_rf_op_cancel(third);
+    usleep(700 * 1000); /* as above: the loop held past y2's time */
+    test_loop_for(loop, 0.1);
+    bool parked = !q1.done && !q2.done;
+    ward_rf_op_cancel(second); /* it waits on y1's login: it leaves the waiters */
+    test_loop_until(loop, &q1.done, 10);
+    ok(gone && parked && q1.code == 0 && !q2.done,
+       "y1's login ends and serves y1; the cancelled y2 hears nothing (%s)", q1.reason);
     for (int i = 0; i < 3; i++) {
         ward_rf_bmc_destroy(x[i]);
     }
