@@ -14,7 +14,12 @@ seed=${WARD_FUZZ_SEED:-1}
 [ -x configure ] || ./bootstrap >/dev/null 2>&1
 mkdir -p _fuzz
 cd _fuzz
-[ -f Makefile ] || "$top/configure" -q CC=clang --enable-fuzzing CFLAGS="-O1 -g" >/dev/null
+# configure's output is kept, and shown only when it fails: its exit trap's "rm -f core"
+# complains about our core/ directory on every fresh configure
+[ -f Makefile ] || "$top/configure" -q CC=clang --enable-fuzzing CFLAGS="-O1 -g" >configure.out 2>&1 || {
+    cat configure.out
+    exit 1
+}
 targets=$(sed -n 's/^noinst_PROGRAMS += \(fuzz\/[a-z0-9-]*-fuzz\)$/\1/p' "$top"/fuzz/*.am "$top"/*/*.am "$top"/*/*/*.am 2>/dev/null | sort -u)
 make -j"$(nproc)" $targets >/dev/null
 status=0

@@ -30,7 +30,12 @@ say "building ward"
 ./bootstrap >/dev/null 2>&1
 mkdir -p _quickstart
 cd _quickstart
-[ -f Makefile ] || ../configure -q >/dev/null
+# configure's output is kept, and shown only when it fails: its exit trap's "rm -f core"
+# complains about our core/ directory on every fresh configure
+[ -f Makefile ] || ../configure -q >configure.out 2>&1 || {
+    cat configure.out
+    exit 1
+}
 make -j"$(nproc)" >/dev/null
 qs=$(pwd)
 rm -rf "$qs/sim" "$qs/state"
