@@ -785,7 +785,8 @@ static void op_free(struct ward_rf_op *op)
     free(op);
 }
 
-static void wake_login_waiters(struct session *s, int code, const char *reason);
+static void wake_login_waiters(struct session *s, const struct ward_rf_bmc *by, int code,
+                               const char *reason);
 static void relogin_waiters(struct session *s);
 static void login(struct ward_rf_op *op);
 
@@ -828,7 +829,7 @@ static void op_done(struct ward_rf_op *op, int code, const char *reason)
            nothing about theirs, so they log in themselves */
         b->s->login_op = NULL;
         if (op->login_answered) {
-            wake_login_waiters(b->s, code, reason);
+            wake_login_waiters(b->s, b, code, reason);
         } else {
             relogin_waiters(b->s);
         }
@@ -1185,12 +1186,19 @@ static void take_waiters(struct session *s)
     s->login_waiters = NULL;
 }
 
-static void wake_login_waiters(struct session *s, int code, const char *reason)
+/* The login by (an object of s) ended: its waiters go on, or fail with its reason. One of
+   another system says whose login it was, as its host's events would otherwise name only
+   the other host. */
+static void wake_login_waiters(struct session *s, const struct ward_rf_bmc *by, int code,
+                               const char *reason)
 {
     take_waiters(s);
     struct ward_rf_op *w;
     while ((w = next_waking(s)) != NULL) {
-        if (code != 0) {
+        if (code != 0 && w->bmc != by) {
+            op_fail(w, code, "BMC %s: the session it shares with %s was not made: %s", w->bmc->name,
+                    by->name, reason);
+        } else if (code != 0) {
             op_fail(w, code, "%s", reason);
         } else if (w->phase == PH_LOGIN) {
             op_advance(w, NULL);
@@ -1369,7 +1377,7 @@ static void on_http(void *arg, const struct ward_rf_response *r)
         op_free(op); /* the BMC is free again: what waited for it may go (b too) */
         if (owned_login) {
             bool refused = r->code == 0 && (r->status == 401 || r->status == 403);
-            wake_login_waiters(s, kept ? 0 : refused ? -EACCES : -EIO, why);
+            wake_login_waiters(s, b, kept ? 0 : refused ? -EACCES : -EIO, why);
         }
         kick(c);
         return;
@@ -1491,7 +1499,7 @@ static void on_http(void *arg, const struct ward_rf_response *r)
         cJSON_Delete(a.json);
         /* login done: wake the others, then resend what this operation was doing */
         b->s->login_op = NULL;
-        wake_login_waiters(b->s, 0, "");
+        wake_login_waiters(b->s, b, 0, "");
         if (op->has_saved) {
             op->has_saved = false;
             op->req = op->saved;

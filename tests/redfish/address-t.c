@@ -150,7 +150,7 @@ static struct tserver *one_session(struct ward_rf_client *c, struct ward_rf_bmc_
 
 int main(void)
 {
-    plan(22);
+    plan(23);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512];
@@ -416,6 +416,35 @@ int main(void)
     ward_rf_bmc_destroy(m22);
     ward_rf_bmc_destroy(m23);
 
+    /* wrong credentials, both systems connecting at once (requests 0.5 s apart, so one waits
+       on the other's login): the BMC sees one refused login, and the waiting system's reason
+       says whose login it was */
+    char bad_path[600];
+    snprintf(bad_path, sizeof(bad_path), "%s/wrong-password", dir);
+    FILE *bad = fopen(bad_path, "w");
+    if (bad == NULL || fputs("not-the-password\n", bad) < 0 || fclose(bad) != 0) {
+        bail("cannot write %s", bad_path);
+    }
+    struct ward_rf_bmc_config bad_cfg = cfg;
+    bad_cfg.password_file = bad_path;
+    struct tserver *s13 = tserver_start(
+        &(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2, .max_sessions = 1});
+    struct ward_rf_bmc *m24, *m25;
+    two_systems(slow, &bad_cfg, s13, "blade-24", "blade-25", &m24, &m25);
+    struct res w24 = {0}, w25 = {0};
+    both(m24, m25, WARD_RF_OP_CONNECT, &w24, &w25);
+    tserver_stats(s13, &st);
+    const char *shared = strstr(w24.reason, "shares with blade-25") != NULL   ? w24.reason
+                         : strstr(w25.reason, "shares with blade-24") != NULL ? w25.reason
+                                                                              : NULL;
+    ok(w24.code == -EACCES && w25.code == -EACCES && st.logins == 1 && shared != NULL &&
+           strstr(shared, "login failed") != NULL,
+       "one refused login for both systems; the one waiting on it says whose it was (%d "
+       "logins: %s | %s)",
+       st.logins, w24.reason, w25.reason);
+    ward_rf_bmc_destroy(m24);
+    ward_rf_bmc_destroy(m25);
+
     /* other credentials at the same BMC (a session of their own) on a BMC with one session:
        the second login is refused for want of sessions, and the first's next login waits out
        that backoff too instead of asking again */
@@ -471,6 +500,7 @@ int main(void)
     tserver_stop(s10);
     tserver_stop(s11);
     tserver_stop(s12);
+    tserver_stop(s13);
     ward_rf_client_destroy(brk);
     ward_rf_client_destroy(slow);
     ward_rf_client_destroy(wide);
