@@ -1161,6 +1161,17 @@ static void send_now(struct ward_rf_op *op)
     }
 }
 
+/* A waiter of a login that ended goes on: discovery continues, or its interrupted request
+   goes again, with the new token, or (no session was made) after a login of its own. */
+static void resume_after_login(struct ward_rf_op *op)
+{
+    if (op->phase == PH_LOGIN) {
+        op_advance(op, NULL);
+    } else {
+        send_now(op);
+    }
+}
+
 /* The next waiter of the list being woken. A callback run for one may end another, which
    op_free then takes off this list, so the walk never holds a pointer to a freed one. */
 static struct ward_rf_op *next_waking(struct session *s)
@@ -1200,10 +1211,8 @@ static void wake_login_waiters(struct session *s, const struct ward_rf_bmc *by, 
                     by->name, reason);
         } else if (code != 0) {
             op_fail(w, code, "%s", reason);
-        } else if (w->phase == PH_LOGIN) {
-            op_advance(w, NULL);
         } else {
-            send_now(w); /* its interrupted request, now with the new token */
+            resume_after_login(w);
         }
     }
 }
@@ -1271,6 +1280,12 @@ static void fill_reason(struct ward_rf_op *op, const struct ward_rf_response *r,
                  r->status, detail[0] != '\0' ? ": " : "", detail);
     }
     scrub_password(op->bmc, a->reason, sizeof(a->reason));
+}
+
+/* Did the BMC refuse the credentials in force (as loaded last)? */
+static bool refused_before(const struct ward_rf_bmc *b)
+{
+    return b->s->bad_stamp[0] != '\0' && strcmp(b->s->bad_stamp, b->cred_stamp) == 0;
 }
 
 /* The BMC refused the credentials in force: none is sent again until they change. */
@@ -1347,7 +1362,7 @@ static void on_http(void *arg, const struct ward_rf_response *r)
                  ward_rf_method_name(op->req.method), op->req.path, what);
     }
     if (r->code == 0 && r->status == 401 && !op->login_sent && !b->has_sessions &&
-        strcmp(b->s->bad_stamp, b->cred_stamp) != 0) {
+        !refused_before(b)) {
         /* basic authentication: every request carries the password, so a refusal at any
            step (not only discovery's) must stop the next ones from sending it again, or a
            rotated password would lock the account one operation at a time */
@@ -1434,12 +1449,10 @@ static void on_http(void *arg, const struct ward_rf_response *r)
            leave that one behind on the BMC. */
         op->relogged = true;
         cJSON_Delete(hooked);
-        if (b->s->token != NULL && b->s->gen != op->sent_gen) {
-            send_now(op);
-            return;
+        if (b->s->gen == op->sent_gen) {
+            session_forget(b->s); /* the token it carried is the one in force: dead */
         }
-        session_forget(b->s);
-        login(op);
+        send_now(op); /* with the session in force, or after a login when there is none */
         return;
     }
     struct answer a = {.code = r->code,
@@ -1550,7 +1563,7 @@ static void login(struct ward_rf_op *op)
         op_fail(op, rc, "%s", reason);
         return;
     }
-    if (s->bad_stamp[0] != '\0' && strcmp(s->bad_stamp, b->cred_stamp) == 0) {
+    if (refused_before(b)) {
         op_fail(op, -EACCES,
                 "BMC %s refused these credentials; not logging in again until they change",
                 b->name);
@@ -2681,7 +2694,7 @@ static void op_advance(struct ward_rf_op *op, struct answer *a)
                 op_fail(op, rc, "%s", reason);
                 return;
             }
-            if (b->s->bad_stamp[0] != '\0' && strcmp(b->s->bad_stamp, b->cred_stamp) == 0) {
+            if (refused_before(b)) {
                 op_fail(op, -EACCES,
                         "BMC %s refused these credentials; not trying again until they change",
                         b->name);
@@ -2823,15 +2836,6 @@ struct ward_rf_op *ward_rf_op_start(struct ward_rf_bmc *b, enum ward_rf_op_kind 
     return op;
 }
 
-static void relogin(struct ward_rf_op *op)
-{
-    if (op->phase == PH_LOGIN) {
-        op_advance(op, NULL);
-    } else {
-        login(op);
-    }
-}
-
 /* Those parked on a login that ended unanswered start their own, from the loop: a shutdown
    closing the BMC objects one by one cancels them before they send it. Those of a BMC
    object going away end with it. */
@@ -2843,7 +2847,7 @@ static void relogin_waiters(struct session *s)
         if (w->bmc->closing || w->bmc->destroying) {
             op_fail(w, -ECANCELED, "BMC %s was removed", w->bmc->name);
         } else {
-            op_after(w, 0, relogin);
+            op_after(w, 0, resume_after_login); /* with no session, it logs in */
         }
     }
 }
@@ -3131,9 +3135,7 @@ static void bmc_free(struct ward_rf_bmc *b)
         }
         kick(c);
     }
-    if (b->at != NULL) {
-        session_unref(b);
-    }
+    session_unref(b); /* before base_unref: the session list is the address's */
     base_unref(c, b);
     if (c->bmcs == b) {
         c->bmcs = b->next;
