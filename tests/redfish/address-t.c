@@ -46,12 +46,6 @@ static void on_op(void *arg, int code, const cJSON *result, const char *reason)
     snprintf(r->reason, sizeof(r->reason), "%s", reason);
 }
 
-static double zero_jitter(void *arg)
-{
-    (void)arg;
-    return 0.0;
-}
-
 /* Three systems each running inventories back to back: how many operations of the others
    ended before each one's first. */
 static struct ward_rf_bmc *trio[3];
@@ -163,7 +157,7 @@ int main(void)
     o.retries = 0;
     o.backoff = 2; /* after a timeout, nothing goes to the BMC for 2 s */
     o.backoff_max = 2;
-    o.random = zero_jitter;
+    o.random = test_no_jitter;
     o.rate_max = 1000;
     o.poll_interval = 0.1;
     o.power_timeout = 20;

@@ -54,11 +54,6 @@ static void res_free(struct res *r)
     r->json = NULL;
 }
 
-static double zero_jitter(void *arg)
-{
-    return 0.0;
-}
-
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -373,7 +368,7 @@ int main(void)
     o.poll_interval = 0.02;
     o.backoff = 0.01;
     o.backoff_max = 0.05;
-    o.random = zero_jitter;
+    o.random = test_no_jitter;
     o.breaker_threshold = 3;
     o.breaker_open = 60;
     o.power_timeout = 10;

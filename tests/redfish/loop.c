@@ -36,3 +36,9 @@ void test_on_result(void *arg, int code, const cJSON *json, const char *reason)
     r->code = code;
     snprintf(r->reason, sizeof(r->reason), "%s", reason);
 }
+
+double test_no_jitter(void *arg)
+{
+    (void)arg;
+    return 0.0;
+}

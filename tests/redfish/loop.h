@@ -14,6 +14,9 @@ bool test_loop_until(struct ev_loop *loop, bool *flag, double bound);
    keeps, or time the scenario needs to pass, such as a timeout running out). */
 void test_loop_for(struct ev_loop *loop, double seconds);
 
+/* A client's jitter source (ward_rf_client_opts.random) that always draws 0: waits as set. */
+double test_no_jitter(void *arg);
+
 /* An operation's end, as ward_rf_op_start's callback test_on_result records it. */
 struct test_result {
     bool done;

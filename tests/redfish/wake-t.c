@@ -72,11 +72,6 @@ static void three_at(struct ward_rf_client *c, struct ward_rf_bmc_config *cfg, s
     test_loop_for(loop, 0.6); /* past the pacing of those reads */
 }
 
-static double zero_jitter(void *arg)
-{
-    return 0.0;
-}
-
 int main(void)
 {
     plan(8);
@@ -91,7 +86,7 @@ int main(void)
     o.timeout = 5;
     o.concurrency = 5;
     o.retries = 0;
-    o.random = zero_jitter;
+    o.random = test_no_jitter;
     o.breaker_threshold = 1;
     o.breaker_open = 60;
     /* requests to the BMC 1 s apart, so the login waits its turn (paced, not on the wire) */
