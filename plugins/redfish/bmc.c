@@ -127,7 +127,7 @@ enum phase {
     PH_LOGIN,   /* POST a session */
     PH_SYSTEMS, /* GET the Systems collection */
     PH_SYSTEM,  /* GET the chosen system */
-    PH_MANAGER, /* GET its manager (firmware version, for quirks) */
+    PH_MANAGER, /* GET its manager (firmware version, where a quirk selects by it) */
     PH_MAIN,    /* the operation's own steps */
 };
 
@@ -2761,8 +2761,8 @@ static void op_advance(struct ward_rf_op *op, struct answer *a)
                 b->fresh_system_at = now(b->c);
             }
         }
-        if (b->c->o.quirks != NULL && b->manager_path[0] != '\0') {
-            /* the manager's firmware version selects quirks too */
+        if (ward_rf_quirks_by_firmware(b->c->o.quirks) && b->manager_path[0] != '\0') {
+            /* a quirk is selected by the manager's firmware version */
             op->phase = PH_MANAGER;
             op_request(op, WARD_RF_GET, b->manager_path, NULL, NULL);
             return;

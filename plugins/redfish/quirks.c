@@ -25,6 +25,7 @@ struct ward_rf_quirks {
     int table_ref; /* the quirks list */
     int dispatch_ref;
     unsigned count;
+    bool by_firmware; /* an entry's match names the firmware */
 };
 
 /* ---- the sandbox ------------------------------------------------------------------ */
@@ -126,6 +127,12 @@ static int load_protected(lua_State *L)
         if (!lua_isnil(L, -1) && !lua_istable(L, -1)) {
             return luaL_error(L, "quirks[%d].match must be a table", (int)i);
         }
+        if (lua_istable(L, -1)) {
+            if (lua_getfield(L, -1, "firmware") != LUA_TNIL) {
+                q->by_firmware = true;
+            }
+            lua_pop(L, 1);
+        }
         lua_pop(L, 1);
         lua_getfield(L, -1, "request");
         lua_getfield(L, -2, "response");
@@ -187,6 +194,11 @@ void ward_rf_quirks_free(struct ward_rf_quirks *q)
 unsigned ward_rf_quirks_count(const struct ward_rf_quirks *q)
 {
     return q != NULL ? q->count : 0;
+}
+
+bool ward_rf_quirks_by_firmware(const struct ward_rf_quirks *q)
+{
+    return q != NULL && q->by_firmware;
 }
 
 /*

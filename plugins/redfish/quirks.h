@@ -22,6 +22,7 @@
 #define WARD_REDFISH_QUIRKS_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <lua.h>
 
 #include <ward/plugin.h>
@@ -40,6 +41,11 @@ struct ward_rf_quirks *ward_rf_quirks_load(const char *path, struct ward_error *
 void ward_rf_quirks_free(struct ward_rf_quirks *q);
 /* Number of quirk entries. */
 unsigned ward_rf_quirks_count(const struct ward_rf_quirks *q);
+/*
+ * Whether an entry's match names the firmware: only then does discovery read the manager
+ * for its FirmwareVersion (one request per BMC less otherwise). Decided when the file loads.
+ */
+bool ward_rf_quirks_by_firmware(const struct ward_rf_quirks *q);
 
 /*
  * Run the request hooks. Returns a new body (caller frees) when a hook changed it, else

@@ -3,7 +3,8 @@
 -- is sent or an answer before ward uses it.
 --
 -- Each entry has a name, an optional `match` of Lua patterns on the BMC's identity
--- (manufacturer and model of the ComputerSystem, firmware of its Manager), and a `request`
+-- (manufacturer and model of the ComputerSystem, firmware of its Manager: discovery reads
+-- the Manager only when some entry matches on firmware), and a `request`
 -- and/or `response` hook. Hooks change the tables they are given and return true when they
 -- did:
 --   req  = {op, method, path, body, current, system}

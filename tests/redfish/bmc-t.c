@@ -346,7 +346,7 @@ static void test_expand(const struct ward_rf_client_opts *base, struct tca *ca,
 
 int main(void)
 {
-    plan(155);
+    plan(158);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512], bad_path[512];
@@ -828,6 +828,7 @@ int main(void)
     b = ward_rf_bmc_create(ch, &cfg, &err);
     tserver_stats(s, &st);
     before = st.system_reads;
+    int before_mgr = st.manager_reads;
     r = run(b, WARD_RF_OP_CONNECT, NULL, NULL);
     res_free(&r);
     r = run(b, WARD_RF_OP_INVENTORY, NULL, NULL);
@@ -835,6 +836,32 @@ int main(void)
     res_free(&r);
     tserver_stats(s, &st);
     is_int(1, st.system_reads - before, "connect and inventory read the system once");
+    is_int(0, st.manager_reads - before_mgr,
+           "and, no quirk selecting by firmware, not the manager");
+    ward_rf_bmc_destroy(b);
+    ward_rf_client_destroy(ch);
+    ward_rf_quirks_free(hooked);
+    /* a quirk selected by the manager's firmware: discovery reads the manager for it */
+    write_file(hooked_path, "-- SPDX-License-Identifier: Apache-2.0\n"
+                            "return {quirks = {{name = 'fw', match = {firmware = '^1%.00$'},\n"
+                            "    response = function(req, resp)\n"
+                            "        local d = req.op == 'inventory' and resp.body\n"
+                            "        if type(d) == 'table' and d.SerialNumber then\n"
+                            "            d.SerialNumber = 'fw-' .. d.SerialNumber\n"
+                            "            return true\n"
+                            "        end\n"
+                            "    end}}}\n");
+    hooked = ward_rf_quirks_load(hooked_path, &err);
+    o3.quirks = hooked;
+    ch = ward_rf_client_create(loop, &o3, &err);
+    b = ward_rf_bmc_create(ch, &cfg, &err);
+    tserver_stats(s, &st);
+    before_mgr = st.manager_reads;
+    r = run(b, WARD_RF_OP_INVENTORY, NULL, NULL);
+    contains(r.json, "\"fw-SN2\"", "a hook selected by firmware applies (%s)", r.json);
+    res_free(&r);
+    tserver_stats(s, &st);
+    is_int(1, st.manager_reads - before_mgr, "discovery read the manager once for its firmware");
     ward_rf_bmc_destroy(b);
     ward_rf_client_destroy(ch);
     ward_rf_quirks_free(hooked);

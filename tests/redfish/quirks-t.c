@@ -80,7 +80,7 @@ static const char *body_of(const char *r)
 
 int main(void)
 {
-    plan(51);
+    plan(54);
     dir = test_tmpdir();
     char logpath[600];
     snprintf(logpath, sizeof(logpath), "%s/log", dir);
@@ -164,6 +164,7 @@ int main(void)
         &err);
     ok(q != NULL, "a file of hooks loads (%s)", err.text);
     is_int(21, ward_rf_quirks_count(q), "twenty-one entries");
+    ok(ward_rf_quirks_by_firmware(q), "one of them selects by firmware");
     unchanged(q, "Spin", "an endless hook is stopped, the answer unchanged");
     unchanged(q, "Hog", "a memory hog is stopped, the answer unchanged");
     struct ward_rf_ident boom = {"Acme", "Boom", "1.0", "/s"};
@@ -252,6 +253,7 @@ int main(void)
         "}}\n",
         &err);
     ok(q != NULL, "hooks that read, set or leave the documents load (%s)", err.text);
+    ok(!ward_rf_quirks_by_firmware(q), "none of them selects by firmware");
     struct ward_rf_ident lz = {"Acme", "Status", "1", "/s"};
     is_string("299|{\"a\":1}|0", respond(q, &lz, "get", "GET", "/x", 200, "{\"a\":1}"),
               "a hook that changes the status only keeps the body as it came");
@@ -276,6 +278,8 @@ int main(void)
     snprintf(path, sizeof(path), "%s/plugins/redfish/quirks.lua", getenv("WARD_SRCDIR"));
     q = ward_rf_quirks_load(path, &err);
     ok(q != NULL, "the shipped quirks load (%s)", err.text);
+    ok(!ward_rf_quirks_by_firmware(q), "none of the shipped ones selects by firmware, so "
+                                       "discovery need not read the manager");
     struct ward_rf_ident any = {"Contoso", "3500", "1.0", "/redfish/v1/Systems/1"};
     ok(same_json("{\"Inserted\":false,\"ConnectedVia\":\"NotConnected\",\"Image\":\"\"}",
                  body_of(respond(q, &any, "eject_media", "GET", "/m/CD", 200,

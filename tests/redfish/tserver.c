@@ -722,6 +722,7 @@ static enum MHD_Result route(struct tserver *s, struct MHD_Connection *c, const 
         return send_json(c, 200, collection(url, m, 1), NULL);
     }
     if (get && is(url, "/redfish/v1/Managers/1")) {
+        s->st.manager_reads++;
         cJSON *doc = cJSON_CreateObject();
         cJSON_AddStringToObject(doc, "@odata.id", url);
         cJSON_AddStringToObject(doc, "@odata.type", "#Manager.v1_10_0.Manager");

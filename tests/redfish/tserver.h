@@ -84,6 +84,7 @@ struct tserver_stats {
     int requests;
     int system_reads; /* GETs of a ComputerSystem */
     int nic_reads;    /* GETs of one EthernetInterface */
+    int manager_reads; /* GETs of the Manager */
     char expand[48];  /* the last $expand asked for, "" when none */
     int expand_asks;  /* requests that carried $expand */
     int max_in_flight;
