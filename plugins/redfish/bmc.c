@@ -235,6 +235,9 @@ struct ward_rf_op {
        against the BMC's concurrency, and its answer is dropped (a login's session is kept,
        for later operations or the closing logout) */
     bool orphaned;
+    /* op_done is ending it: a login's waiters are woken first, and their callbacks may
+       close its BMC or cancel it, which must not end it a second time */
+    bool ending;
     enum phase phase;
     int step;
     double started_at, deadline;
@@ -823,6 +826,7 @@ static void op_done(struct ward_rf_op *op, int code, const char *reason)
         scrub_password(b, scrubbed, sizeof(scrubbed));
         reason = scrubbed;
     }
+    op->ending = true;
     if (b->s->login_op == op) {
         /* the waiters share what the BMC answered the login; a login that ended before it
            was answered (its owner let go, or its own BMC object's breaker is open) says
@@ -2869,7 +2873,7 @@ const char *ward_rf_op_power_heading(const struct ward_rf_op *op)
 
 void ward_rf_op_cancel(struct ward_rf_op *op)
 {
-    if (op == NULL || op->orphaned) {
+    if (op == NULL || op->orphaned || op->ending) {
         return;
     }
     struct ward_rf_client *c = op->bmc->c;
@@ -3206,8 +3210,8 @@ bool ward_rf_bmc_close(struct ward_rf_bmc *b, void (*closed)(void *arg), void *a
     struct ward_rf_op *op = b->ops;
     while (op != NULL) {
         struct ward_rf_op *next = op->bnext;
-        if (op == logout || op->orphaned) {
-            op = next;
+        if (op == logout || op->orphaned || op->ending) {
+            op = next; /* an ending one is freed by op_done, then ends the close */
             continue;
         }
         if (op->http == NULL) {

@@ -106,6 +106,26 @@ static void count_closed(void *arg)
     (*(int *)arg)++;
 }
 
+/* An operation whose end, when it failed on a login another system made, removes that
+   system: a host's policy reacting to the failure (its callback runs while the login's own
+   operation is being ended). */
+struct removing {
+    struct res r;
+    int ends;
+    struct ward_rf_bmc **other;
+};
+
+static void on_op_removing(void *arg, int code, const cJSON *result, const char *reason)
+{
+    struct removing *m = arg;
+    m->ends++;
+    on_op(&m->r, code, result, reason);
+    if (strstr(reason, "shares with") != NULL && *m->other != NULL) {
+        ward_rf_bmc_destroy(*m->other);
+        *m->other = NULL;
+    }
+}
+
 static void both(struct ward_rf_bmc *m1, struct ward_rf_bmc *m2, enum ward_rf_op_kind kind,
                  struct res *r1, struct res *r2)
 {
@@ -144,7 +164,7 @@ static struct tserver *one_session(struct ward_rf_client *c, struct ward_rf_bmc_
 
 int main(void)
 {
-    plan(23);
+    plan(24);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512];
@@ -439,6 +459,25 @@ int main(void)
     ward_rf_bmc_destroy(m24);
     ward_rf_bmc_destroy(m25);
 
+    /* the same, and the waiting system's callback removes the system whose login it was:
+       that login's operation ends once, not again from inside its own end */
+    struct tserver *s14 = tserver_start(
+        &(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2, .max_sessions = 1});
+    struct ward_rf_bmc *m26, *m27;
+    two_systems(slow, &bad_cfg, s14, "blade-26", "blade-27", &m26, &m27);
+    struct removing x26 = {.other = &m27}, x27 = {.other = &m26};
+    ward_rf_op_start(m26, WARD_RF_OP_CONNECT, NULL, NULL, on_op_removing, &x26);
+    ward_rf_op_start(m27, WARD_RF_OP_CONNECT, NULL, NULL, on_op_removing, &x27);
+    test_loop_until(loop, &x26.r.done, 20);
+    test_loop_until(loop, &x27.r.done, 20);
+    test_loop_for(loop, 0.1); /* a second end would come from the loop too */
+    ok(x26.ends == 1 && x27.ends == 1 && (m26 == NULL) != (m27 == NULL),
+       "a waiting system removing the login's system from its callback: each operation ends "
+       "once (%d, %d: %s | %s)",
+       x26.ends, x27.ends, x26.r.reason, x27.r.reason);
+    ward_rf_bmc_destroy(m26);
+    ward_rf_bmc_destroy(m27);
+
     /* other credentials at the same BMC (a session of their own) on a BMC with one session:
        the second login is refused for want of sessions, and the first's next login waits out
        that backoff too instead of asking again */
@@ -495,6 +534,7 @@ int main(void)
     tserver_stop(s11);
     tserver_stop(s12);
     tserver_stop(s13);
+    tserver_stop(s14);
     ward_rf_client_destroy(brk);
     ward_rf_client_destroy(slow);
     ward_rf_client_destroy(wide);
