@@ -1514,9 +1514,13 @@ static void on_http(void *arg, const struct ward_rf_response *r)
             return;
         }
         cJSON_Delete(a.json);
-        /* login done: wake the others, then resend what this operation was doing */
-        b->s->login_op = NULL;
-        wake_login_waiters(b->s, b, 0, "");
+        /* login done: resend what this operation was doing, then wake the others. Not the
+           other way round: a waiter may end at once, and its callback may close this BMC
+           object, which would end this operation while it is still being used here. What
+           this operation's own callback may do (it can end at once too) leaves the
+           session alive: an object is freed from the loop, never inside a callback. */
+        struct session *s = b->s;
+        s->login_op = NULL;
         if (op->has_saved) {
             op->has_saved = false;
             op->req = op->saved;
@@ -1527,6 +1531,7 @@ static void on_http(void *arg, const struct ward_rf_response *r)
             op->phase = PH_SYSTEMS;
             op_advance(op, NULL);
         }
+        wake_login_waiters(s, b, 0, "");
         return;
     }
     cJSON_Delete(hooked);

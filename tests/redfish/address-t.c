@@ -126,6 +126,23 @@ static void on_op_removing(void *arg, int code, const cJSON *result, const char 
     }
 }
 
+/* A connect whose end (it waited on a login another system made, which succeeded) removes
+   that system: its callback runs while the login's answer is being handled. */
+struct removing_ok {
+    struct res r;
+    struct ward_rf_bmc **other;
+};
+
+static void on_connect_removing(void *arg, int code, const cJSON *result, const char *reason)
+{
+    struct removing_ok *m = arg;
+    on_op(&m->r, code, result, reason);
+    if (*m->other != NULL) {
+        ward_rf_bmc_destroy(*m->other);
+        *m->other = NULL;
+    }
+}
+
 static void both(struct ward_rf_bmc *m1, struct ward_rf_bmc *m2, enum ward_rf_op_kind kind,
                  struct res *r1, struct res *r2)
 {
@@ -164,7 +181,7 @@ static struct tserver *one_session(struct ward_rf_client *c, struct ward_rf_bmc_
 
 int main(void)
 {
-    plan(24);
+    plan(25);
     loop = ev_default_loop(0);
     const char *dir = test_tmpdir();
     char ca_path[512], pw_path[512];
@@ -478,6 +495,23 @@ int main(void)
     ward_rf_bmc_destroy(m26);
     ward_rf_bmc_destroy(m27);
 
+    /* a login that succeeds: a discovered system's connect waiting on it ends while the
+       answer is handled, and its callback removes the system whose login it was, whose
+       operation goes on with the new session */
+    struct ward_rf_bmc *m28, *m29;
+    struct tserver *s15 = one_session(slow, &cfg, ca, false, "blade-28", "blade-29", &m28, &m29);
+    test_loop_for(loop, 0.5);
+    struct res r28 = {0};
+    bool refused28 = expire_under(s15, m28, &r28);
+    struct removing_ok x29 = {.other = &m28};
+    ward_rf_op_start(m29, WARD_RF_OP_CONNECT, NULL, NULL, on_connect_removing, &x29);
+    test_loop_until(loop, &x29.r.done, 20);
+    test_loop_until(loop, &r28.done, 20);
+    ok(refused28 && x29.r.code == 0 && r28.done && m28 == NULL,
+       "a connect woken by a login that succeeded removes the login's system (%s | %d %s)",
+       x29.r.reason, r28.code, r28.reason);
+    ward_rf_bmc_destroy(m29);
+
     /* other credentials at the same BMC (a session of their own) on a BMC with one session:
        the second login is refused for want of sessions, and the first's next login waits out
        that backoff too instead of asking again */
@@ -535,6 +569,7 @@ int main(void)
     tserver_stop(s12);
     tserver_stop(s13);
     tserver_stop(s14);
+    tserver_stop(s15);
     ward_rf_client_destroy(brk);
     ward_rf_client_destroy(slow);
     ward_rf_client_destroy(wide);
