@@ -246,6 +246,37 @@ local function released(h)
     end
 end
 
+-- The release flow, also the work of Deprovisioning: power off, eject the media, clear the
+-- one-time boot. Any step that fails fails the run, which is retried with backoff.
+local function clean_host(h, bmc)
+    local ok, err = bmc:power("ForceOff")
+    if not ok then
+        return nil, "power off: " .. tostring(err)
+    end
+    h.status.power = "Off"
+    ok, err = bmc:eject_media()
+    if not ok then
+        return nil, "eject media: " .. tostring(err)
+    end
+    ok, err = bmc:clear_boot_override()
+    if not ok then
+        return nil, "clear boot override: " .. tostring(err)
+    end
+    h.status.boot = nil
+    return true
+end
+
+-- An unclaimed host going back to Available from Error or Enrolling: a provisioning that set
+-- up (or began to set up) boot media left status.boot, and the old consumer's image, boot
+-- override and power must not reach the next consumer. A host never provisioned is left as
+-- it is.
+local function clean_if_provisioned(h, bmc)
+    if h.status.boot == nil or set(h.spec.consumerRef) then
+        return true
+    end
+    return clean_host(h, bmc)
+end
+
 -- reconciles: the work of each state ---------------------------------------------------
 
 local function reconcile_none(h)
@@ -259,6 +290,11 @@ local function reconcile_enrolling(h)
     local bmc, err = open_bmc(h)
     if not bmc then
         return failed(h, "connect: " .. tostring(err))
+    end
+    local ok, cerr = clean_if_provisioned(h, bmc)
+    if not ok then
+        bmc:close()
+        return failed(h, cerr)
     end
     local inv, ierr = bmc:inventory()
     bmc:close()
@@ -290,7 +326,14 @@ local function reconcile_claimed(h)
     end
 end
 
+-- The boot configuration: eject what is inserted, insert the image, boot once from the CD,
+-- restart. Done once per image: a run retried after it succeeded (the power read after it
+-- failed, or the host was not on yet) does not restart the host again.
 local function configure_boot(h, bmc)
+    local boot = h.status.boot
+    if type(boot) == "table" and boot.configured and boot.iso == h.spec.bootISOSource then
+        return true
+    end
     local steps = {
         function() return bmc:eject_media() end,
         function() return bmc:insert_media(h.spec.bootISOSource) end,
@@ -305,27 +348,6 @@ local function configure_boot(h, bmc)
         end
     end
     h.status.boot = {configured = true, iso = h.spec.bootISOSource}
-    h.status.power = bmc:power_state()
-    return true
-end
-
--- The release flow, also the work of Deprovisioning: power off, eject the media, clear the
--- one-time boot. Any step that fails fails the run, which is retried with backoff.
-local function clean_host(h, bmc)
-    local ok, err = bmc:power("ForceOff")
-    if not ok then
-        return nil, "power off: " .. tostring(err)
-    end
-    h.status.power = "Off"
-    ok, err = bmc:eject_media()
-    if not ok then
-        return nil, "eject media: " .. tostring(err)
-    end
-    ok, err = bmc:clear_boot_override()
-    if not ok then
-        return nil, "clear boot override: " .. tostring(err)
-    end
-    h.status.boot = nil
     return true
 end
 
@@ -354,10 +376,16 @@ local function reconcile_provisioning(h)
         return failed(h, "connect: " .. tostring(err))
     end
     local ok, berr = configure_boot(h, bmc)
-    bmc:close()
     if not ok then
+        bmc:close()
         return failed(h, "boot configuration: " .. tostring(berr))
     end
+    local power, perr = bmc:power_state()
+    bmc:close()
+    if not power then
+        return failed(h, "power state: " .. tostring(perr))
+    end
+    h.status.power = power
     succeeded(h)
     return ward.transition(h, "Provisioned", "provisioned")
 end
@@ -378,7 +406,7 @@ local function reconcile_deprovisioning(h)
     end
     local bmc, err = open_bmc(h)
     if not bmc then
-        return nil, "connect: " .. tostring(err)
+        return failed(h, "connect: " .. tostring(err))
     end
     local ok, cerr = clean_host(h, bmc)
     if ok and bmc.logout then
@@ -386,8 +414,9 @@ local function reconcile_deprovisioning(h)
     end
     bmc:close()
     if not ok then
-        return nil, cerr
+        return failed(h, cerr)
     end
+    succeeded(h)
     h.status.deprovisioned = true
 end
 
@@ -399,8 +428,11 @@ local function recheck_boot(h)
     if not bmc then
         return nil, err
     end
-    local power = bmc:power_state()
+    local power, perr = bmc:power_state()
     bmc:close()
+    if not power then
+        return nil, "power state: " .. tostring(perr)
+    end
     h.status.power = power
     if type(h.status.boot) == "table" and h.status.boot.configured and power == "On" then
         return ward.transition(h, "Provisioned", "stuck_recovery", "boot was configured")
@@ -416,7 +448,11 @@ local function recover_error(h)
     end
     local bmc = open_bmc(h)
     if bmc then
+        local ok, cerr = clean_if_provisioned(h, bmc)
         bmc:close()
+        if not ok then
+            return failed(h, cerr)
+        end
         if not set(h.spec.consumerRef) then
             h.status.error = nil
             return ward.transition(h, "Available", "stuck_recovery", "healthy and unclaimed")

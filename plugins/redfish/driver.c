@@ -42,6 +42,10 @@ struct host {
     /* that change restarts a host that was On: On is its goal only once Off has been seen */
     bool goal_cycle;
     bool syncing;
+    /* the policy ended its BMC session (bmc:logout(), as a deprovisioning does): the power
+       sync leaves the host alone, as it would log in again, until an operation of the
+       policy uses the BMC again */
+    bool logged_out;
     unsigned failed_syncs; /* power syncs in a row that could not read the BMC */
     char sync_error[256];  /* why the first of them failed, and since when */
     bool unreachable;      /* this driver told the policy the BMC cannot be read */
@@ -475,6 +479,7 @@ static int start(lua_State *L, enum ward_rf_op_kind kind, const char *arg, const
     if (p == NULL) {
         return fail(L, "out of memory");
     }
+    h->logged_out = kind == WARD_RF_OP_LOGOUT;
     p->d = hd->d;
     p->kind = kind;
     snprintf(p->host, sizeof(p->host), "%s", hd->host);
@@ -684,8 +689,8 @@ static void on_sync(void *arg, int code, const cJSON *result, const char *reason
 void ward_rf_driver_sync_now(struct ward_rf_driver *d)
 {
     for (struct host *h = d->hosts; h != NULL; h = h->next) {
-        if (h->syncing) {
-            continue; /* the previous read of this host is still queued or running */
+        if (h->syncing || h->logged_out) {
+            continue; /* its previous read is still queued or running, or it was logged out */
         }
         struct sync_req *s = calloc(1, sizeof(*s));
         if (s == NULL) {
@@ -694,8 +699,8 @@ void ward_rf_driver_sync_now(struct ward_rf_driver *d)
         s->d = d;
         snprintf(s->host, sizeof(s->host), "%s", h->name);
         if (ward_rf_op_start(h->bmc, WARD_RF_OP_POWER_STATE, NULL, NULL, on_sync, s) == NULL) {
-            free(s);
-            return;
+            free(s); /* this BMC is closing: the others are still read */
+            continue;
         }
         h->syncing = true;
     }

@@ -134,12 +134,19 @@ static int push_result(lua_State *L, void *arg)
         lua_setfield(L, -2, "macs");
         return 1;
     case OP_POWER:
+        f->restarts += strcmp(op->arg, "ForceRestart") == 0;
         snprintf(f->power, sizeof(f->power), "%s",
                  strcmp(op->arg, "ForceOff") == 0 || strcmp(op->arg, "GracefulShutdown") == 0
                      ? "Off"
                      : "On");
         break;
     case OP_POWER_STATE:
+        if (f->fail_power_state > 0) {
+            f->fail_power_state--;
+            lua_pushnil(L);
+            lua_pushliteral(L, "Systems/1: HTTP 503");
+            return 2;
+        }
         lua_pushstring(L, f->power);
         return 1;
     case OP_MEDIA:

@@ -41,10 +41,12 @@ struct fakebmc {
     bool fail_inventory;
     bool fail_boot; /* insert_media fails */
     bool hang;      /* operations never complete (until cancelled) */
+    unsigned fail_power_state; /* the next this many power_state reads fail */
     char power[16]; /* "On" / "Off" */
     unsigned calls;
     unsigned connects;
     unsigned resets;
+    unsigned restarts; /* power("ForceRestart") calls */
     unsigned cancelled;
     unsigned active;        /* operations in flight */
     unsigned max_same_host; /* most operations in flight for one host at once */

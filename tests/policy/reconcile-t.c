@@ -38,7 +38,7 @@ static void put(const char *name, const char *spec)
 
 int main(void)
 {
-    plan(29);
+    plan(36);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
     struct fixture_sink sink;
@@ -78,6 +78,43 @@ int main(void)
     put("h1", "{" BMC ",\"bootISOSource\":\"http://x/os.iso\"}");
     is_string("Available", state("h1"), "clearing consumerRef releases it to Available");
     contains(sink.history.data, "Provisioned->Available released", "as a release");
+
+    /* the power read after the boot configuration fails: the run fails with the read's
+       reason, and the retry reads the power again without restarting the host again */
+    unsigned restarts = bmc.restarts;
+    bmc.fail_power_state = 1;
+    put("h1", "{" BMC ",\"consumerRef\":\"c2\",\"bootISOSource\":\"http://x/os.iso\"}");
+    is_string("Provisioning", state("h1"), "a failed power read leaves the host Provisioning");
+    contains(events.text.data, "reconcile_failed PhysicalHost/h1: power state: Systems/1: HTTP 503",
+             "with the read's reason");
+    fixture_now += 1.1;
+    ward_policy_engine_tick(e);
+    fixture_settle(loop);
+    is_string("Provisioned", state("h1"), "the retry provisions it");
+    is_int(restarts + 1, bmc.restarts, "restarting the host once in all");
+    put("h1", "{" BMC ",\"bootISOSource\":\"http://x/os.iso\"}");
+    is_string("Available", state("h1"), "and it is released again");
+
+    /* deprovisioning whose BMC refuses: the reason is in the status while it is retried */
+    put("d1", "{" BMC "}");
+    bmc.fail_connect = true;
+    if (ward_policy_transition(e, "PhysicalHost", "d1", NULL, "Deprovisioning", "api", "retired",
+                               "api:test", &err) != 0) {
+        bail("deprovision d1: %s", err.text);
+    }
+    fixture_settle(loop);
+    json = ward_policy_resource_json(e, "PhysicalHost", "d1");
+    contains(json, "\"error\":\"connect: connection refused",
+             "a deprovisioning that cannot reach the BMC says why in status.error");
+    free(json);
+    bmc.fail_connect = false;
+    fixture_now += 1.1;
+    ward_policy_engine_tick(e);
+    fixture_settle(loop);
+    json = ward_policy_resource_json(e, "PhysicalHost", "d1");
+    ok(strstr(json, "\"deprovisioned\":true") != NULL && strstr(json, "\"error\"") == NULL,
+       "once it answers, the host is deprovisioned and the error cleared (%s)", json);
+    free(json);
 
     /* many hosts at once, never two operations on one host */
     bmc.max_active = 0;

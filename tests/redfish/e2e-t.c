@@ -96,7 +96,7 @@ static const cJSON *system0(cJSON *report)
 
 int main(void)
 {
-    plan(3 + NBMCS * 4);
+    plan(5 + NBMCS * 4);
     loop = ev_default_loop(0);
     char logpath[600];
     snprintf(logpath, sizeof(logpath), "%s/log", test_tmpdir());
@@ -130,6 +130,7 @@ int main(void)
     struct ward_policy_options po;
     ward_policy_options_init(&po, &err);
     po.stuck_interval = 0;
+    po.stuck_timeout = 1;
     po.bmc_driver = &drv;
     engine = ward_policy_engine_create(loop, NULL, NULL, NULL, &po, &err);
     ok(engine != NULL, "engine created (%s)", err.text);
@@ -174,6 +175,44 @@ int main(void)
         cJSON_Delete(rep);
     }
 
+    /* a provisioned host that goes to Error (any state may) and is then released: the
+       recovery that takes it back to Available cleans it first */
+    {
+        int rc = ward_policy_transition(engine, "PhysicalHost", names[0], NULL, "Error", "api",
+                                        "test", "api:test", &err);
+        char *spec = spec_for(&s, 0, false);
+        ward_policy_resource_put(engine, "PhysicalHost", names[0], spec, &err);
+        free(spec);
+        ev_timer t;
+        ev_timer_init(&t, on_bound, 20, 0);
+        ev_timer_start(loop, &t);
+        const char *st = NULL;
+        while (ev_is_active(&t)) {
+            st = ward_policy_resource_state(engine, "PhysicalHost", names[0], NULL);
+            if (st != NULL && strcmp(st, "Available") == 0) {
+                break;
+            }
+            ev_run(loop, EVRUN_ONCE);
+        }
+        ev_timer_stop(loop, &t);
+        cJSON *rep = sim_control_bmc(&s, 0);
+        const cJSON *m;
+        bool inserted = false;
+        cJSON_ArrayForEach(m, cJSON_GetObjectItem(system0(rep), "media"))
+        {
+            inserted = inserted || cJSON_IsTrue(cJSON_GetObjectItem(m, "inserted"));
+        }
+        const char *power = cJSON_GetStringValue(cJSON_GetObjectItem(system0(rep), "power"));
+        const char *enabled = cJSON_GetStringValue(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(system0(rep), "boot"), "enabled"));
+        ok(rc == 0 && st != NULL && strcmp(st, "Available") == 0 && !inserted && power != NULL &&
+               strcmp(power, "Off") == 0 && enabled != NULL && strcmp(enabled, "Once") != 0,
+           "Error, released -> %s: powered off, ISO ejected, no boot override (inserted %d, "
+           "power %s, boot %s)",
+           st != NULL ? st : "-", inserted, power != NULL ? power : "?",
+           enabled != NULL ? enabled : "?");
+        cJSON_Delete(rep);
+    }
     for (int i = 0; i < NBMCS; i++) {
         char *spec = spec_for(&s, i, false);
         ward_policy_resource_put(engine, "PhysicalHost", names[i], spec, &err);
@@ -221,6 +260,25 @@ int main(void)
            err.text);
     }
 
+    /* a deprovisioned host's session stays ended: the power sync does not log in again */
+    ward_rf_driver_sync_now(driver);
+    ev_run(loop, EVRUN_NOWAIT); /* the client starts what the sync queued */
+    {
+        ev_timer t;
+        ev_timer_init(&t, on_bound, 10, 0);
+        ev_timer_start(loop, &t);
+        while (ev_is_active(&t) && ward_rf_client_running(client) > 0) {
+            ev_run(loop, EVRUN_ONCE);
+        }
+        ev_timer_stop(loop, &t);
+    }
+    int reopened = 0;
+    for (int i = 0; i < NBMCS; i++) {
+        cJSON *rep = sim_control_bmc(&s, i);
+        reopened += cJSON_GetNumberValue(cJSON_GetObjectItem(rep, "active_sessions")) > 0;
+        cJSON_Delete(rep);
+    }
+    is_int(0, reopened, "no session reopened on a deprovisioned host by the power sync");
     int over = 0;
     for (int i = 0; i < NBMCS; i++) {
         over += sim_counter(&s, i, "max_concurrent") > 1;
