@@ -322,16 +322,20 @@ local function reconcile_claimed(h)
         return released(h)
     end
     if set(h.spec.bootISOSource) then
+        h.status.boot = nil -- an earlier provisioning's record: this one starts from scratch
         return ward.transition(h, "Provisioning", "provision")
     end
 end
 
 -- The boot configuration: eject what is inserted, insert the image, boot once from the CD,
--- restart. Done once per image: a run retried after it succeeded (the power read after it
--- failed, or the host was not on yet) does not restart the host again.
+-- restart. Done once per stay in Provisioning: a run retried after it succeeded (the power
+-- read after it failed, or the host was not on yet) does not restart the host again. A
+-- configuration recorded in an earlier stay (status.boot survives paths back to Available
+-- that do not clean, such as an operator's transition) is done again.
 local function configure_boot(h, bmc)
     local boot = h.status.boot
-    if type(boot) == "table" and boot.configured and boot.iso == h.spec.bootISOSource then
+    if type(boot) == "table" and boot.configured and boot.iso == h.spec.bootISOSource
+        and boot.since == h.entered_at then
         return true
     end
     local steps = {
@@ -347,7 +351,7 @@ local function configure_boot(h, bmc)
             return nil, err
         end
     end
-    h.status.boot = {configured = true, iso = h.spec.bootISOSource}
+    h.status.boot = {configured = true, iso = h.spec.bootISOSource, since = h.entered_at}
     return true
 end
 
@@ -451,9 +455,10 @@ local function recover_error(h)
         local ok, cerr = clean_if_provisioned(h, bmc)
         bmc:close()
         if not ok then
-            return failed(h, cerr)
-        end
-        if not set(h.spec.consumerRef) then
+            -- enrolling cleans it again, retried with backoff, instead of recovery attempts
+            -- that run out and leave the host for an operator after a passing outage
+            h.status.error = cerr
+        elseif not set(h.spec.consumerRef) then
             h.status.error = nil
             return ward.transition(h, "Available", "stuck_recovery", "healthy and unclaimed")
         end

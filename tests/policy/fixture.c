@@ -150,6 +150,11 @@ static int push_result(lua_State *L, void *arg)
         lua_pushstring(L, f->power);
         return 1;
     case OP_MEDIA:
+        if (f->fail_eject && strcmp(op->arg, "eject") == 0) {
+            lua_pushnil(L);
+            lua_pushliteral(L, "VirtualMedia: HTTP 503");
+            return 2;
+        }
         if (f->fail_boot && strcmp(op->arg, "insert") == 0) {
             lua_pushnil(L);
             lua_pushliteral(L, "VirtualMedia: HTTP 409");

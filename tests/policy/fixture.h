@@ -40,6 +40,7 @@ struct fakebmc {
     bool fail_connect;
     bool fail_inventory;
     bool fail_boot; /* insert_media fails */
+    bool fail_eject; /* eject_media fails */
     bool hang;      /* operations never complete (until cancelled) */
     unsigned fail_power_state; /* the next this many power_state reads fail */
     char power[16]; /* "On" / "Off" */

@@ -38,7 +38,7 @@ static void put(const char *name, const char *spec)
 
 int main(void)
 {
-    plan(36);
+    plan(41);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
     struct fixture_sink sink;
@@ -114,6 +114,55 @@ int main(void)
     json = ward_policy_resource_json(e, "PhysicalHost", "d1");
     ok(strstr(json, "\"deprovisioned\":true") != NULL && strstr(json, "\"error\"") == NULL,
        "once it answers, the host is deprovisioned and the error cleared (%s)", json);
+    free(json);
+
+    /* an operator's transitions take a provisioned host through Error back to Available,
+       which does not clean it: the next claim with the same image still provisions it */
+    put("s1", "{" BMC "}");
+    put("s1", "{" BMC ",\"consumerRef\":\"c1\",\"bootISOSource\":\"http://x/a.iso\"}");
+    is_string("Provisioned", state("s1"), "s1 is provisioned for c1");
+    if (ward_policy_transition(e, "PhysicalHost", "s1", NULL, "Error", "api", "operator",
+                               "api:test", &err) != 0) {
+        bail("transition s1: %s", err.text);
+    }
+    fixture_settle(loop);
+    put("s1", "{" BMC ",\"bootISOSource\":\"http://x/a.iso\"}"); /* released in Error */
+    if (ward_policy_transition(e, "PhysicalHost", "s1", NULL, "Available", "api", "operator",
+                               "api:test", &err) != 0) {
+        bail("transition s1: %s", err.text);
+    }
+    fixture_settle(loop);
+    restarts = bmc.restarts;
+    put("s1", "{" BMC ",\"consumerRef\":\"c2\",\"bootISOSource\":\"http://x/a.iso\"}");
+    is_string("Provisioned", state("s1"), "s1 is provisioned for c2");
+    is_int(restarts + 1, bmc.restarts, "c2's provisioning restarted the host from the image");
+
+    /* a host released in Error whose cleaning fails for a while (eject refused): once the
+       BMC works again, it reaches Available instead of waiting for an operator */
+    put("x1", "{" BMC "}");
+    put("x1", "{" BMC ",\"consumerRef\":\"c1\",\"bootISOSource\":\"http://x/a.iso\"}");
+    if (ward_policy_transition(e, "PhysicalHost", "x1", NULL, "Error", "api", "operator",
+                               "api:test", &err) != 0) {
+        bail("transition x1: %s", err.text);
+    }
+    fixture_settle(loop);
+    bmc.fail_eject = true;
+    put("x1", "{" BMC ",\"bootISOSource\":\"http://x/a.iso\"}"); /* released in Error */
+    for (int i = 0; i < 6; i++) {
+        fixture_now += 16 * 60;
+        ward_policy_engine_tick(e);
+        fixture_settle(loop);
+    }
+    bmc.fail_eject = false;
+    for (int i = 0; i < 6; i++) {
+        fixture_now += 16 * 60;
+        ward_policy_engine_tick(e);
+        fixture_settle(loop);
+    }
+    is_string("Available", state("x1"), "x1 recovers once the BMC works again");
+    json = ward_policy_resource_json(e, "PhysicalHost", "x1");
+    ok(strstr(json, "\"boot\"") == NULL && strstr(json, "\"error\"") == NULL,
+       "cleaned, and no error left (%s)", json);
     free(json);
 
     /* many hosts at once, never two operations on one host */
