@@ -277,6 +277,18 @@ local function clean_if_provisioned(h, bmc)
     return clean_host(h, bmc)
 end
 
+-- A configuration recorded in an earlier stay in Provisioning does not count for the next
+-- one: paths back to Available that do not clean (an operator's transitions through Error)
+-- keep status.boot, and the next consumer must get its image installed, not the previous
+-- consumer's running host. What remains says the host may still hold boot media, for
+-- clean_if_provisioned.
+local function forget_configuration(h)
+    local boot = h.status.boot
+    if type(boot) == "table" and boot.configured then
+        h.status.boot = {configured = false, iso = boot.iso}
+    end
+end
+
 -- reconciles: the work of each state ---------------------------------------------------
 
 local function reconcile_none(h)
@@ -308,6 +320,7 @@ local function reconcile_enrolling(h)
 end
 
 local function reconcile_available(h)
+    forget_configuration(h)
     check_power(h)
     check_bmc(h)
     if set(h.spec.consumerRef) then
@@ -316,26 +329,25 @@ local function reconcile_available(h)
 end
 
 local function reconcile_claimed(h)
+    forget_configuration(h)
     check_power(h)
     check_bmc(h)
     if not set(h.spec.consumerRef) then
         return released(h)
     end
     if set(h.spec.bootISOSource) then
-        h.status.boot = nil -- an earlier provisioning's record: this one starts from scratch
         return ward.transition(h, "Provisioning", "provision")
     end
 end
 
 -- The boot configuration: eject what is inserted, insert the image, boot once from the CD,
 -- restart. Done once per stay in Provisioning: a run retried after it succeeded (the power
--- read after it failed, or the host was not on yet) does not restart the host again. A
--- configuration recorded in an earlier stay (status.boot survives paths back to Available
--- that do not clean, such as an operator's transition) is done again.
+-- read after it failed, or the host was not on yet) does not restart the host again.
+-- (Provisioning is entered from Claimed only, and Available and Claimed forget a recorded
+-- configuration: see forget_configuration.)
 local function configure_boot(h, bmc)
     local boot = h.status.boot
-    if type(boot) == "table" and boot.configured and boot.iso == h.spec.bootISOSource
-        and boot.since == h.entered_at then
+    if type(boot) == "table" and boot.configured and boot.iso == h.spec.bootISOSource then
         return true
     end
     local steps = {
@@ -351,7 +363,7 @@ local function configure_boot(h, bmc)
             return nil, err
         end
     end
-    h.status.boot = {configured = true, iso = h.spec.bootISOSource, since = h.entered_at}
+    h.status.boot = {configured = true, iso = h.spec.bootISOSource}
     return true
 end
 

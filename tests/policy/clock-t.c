@@ -203,7 +203,7 @@ static void on_store_tests(struct ev_loop *loop)
 
 int main(void)
 {
-    plan(11);
+    plan(12);
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
     struct fixture_sink sink;
@@ -267,6 +267,32 @@ int main(void)
     run_until_calls(loop, before + 2, 10);
     is_int(before + 2, bmc.calls,
            "after the wall clock went back half an hour, it is tried again after its 2 s");
+
+    /* the clock is stepped between a provisioning's failed power read and its retry: the
+       retry reads the power again, it does not configure the boot (and restart) again */
+    bmc.fail_connect = false;
+    before = bmc.calls;
+    if (ward_policy_resource_put(e, "PhysicalHost", "p", spec, &err) != 0) {
+        bail("put: %s", err.text);
+    }
+    run_until_calls(loop, before + 2, 5); /* connect, inventory */
+    const char *ps = "{\"bmc\":{\"address\":\"https://10.0.0.5\"},\"consumerRef\":\"c1\","
+                     "\"bootISOSource\":\"http://x/os.iso\"}";
+    unsigned restarts = bmc.restarts;
+    bmc.fail_power_state = 1;
+    before = bmc.calls;
+    if (ward_policy_resource_put(e, "PhysicalHost", "p", ps, &err) != 0) {
+        bail("put: %s", err.text);
+    }
+    run_until_calls(loop, before + 6, 5); /* connect, eject, insert, boot, restart, power */
+    clockstep_by(60);
+    run_until_calls(loop, before + 8, 10); /* the retry: connect, power */
+    fixture_settle(loop);
+    st = ward_policy_resource_state(e, "PhysicalHost", "p", NULL);
+    ok(st != NULL && strcmp(st, "Provisioned") == 0 && bmc.restarts == restarts + 1,
+       "a clock step before the retry: provisioned with one restart (%s, %u)",
+       st != NULL ? st : "none", bmc.restarts - restarts);
+    clockstep_by(-60);
 
     ward_policy_engine_destroy(e);
     ward_metrics_destroy(metrics);
