@@ -72,6 +72,11 @@ local function claimed_to_provisioning(h)
     if not set(h.spec.bootISOSource) then
         return false, "bootISOSource is not set"
     end
+    -- Provisioning skips a configuration it recorded itself (a retry); one left from an
+    -- earlier provisioning must not reach it (the Claimed reconcile marks it stale)
+    if type(h.status.boot) == "table" and h.status.boot.configured == true then
+        return false, "a boot configuration from an earlier provisioning is still recorded"
+    end
     return true
 end
 

@@ -168,7 +168,7 @@ int main(void)
     /* policy check: file:line messages and exit status */
     char *out = check_output(WARD_SRCDIR "/policies/physicalhost.lua", &rc);
     is_int(0, rc, "physicalhost.lua passes policy check");
-    contains(out, "19 test cases passed", "and runs its test cases");
+    contains(out, "21 test cases passed", "and runs its test cases");
     free(out);
     out = check_output(WARD_SRCDIR "/tests/data/policies/broken/unknown-state.lua", &rc);
     ok(rc == 1 && strstr(out, "unknown-state.lua:3: transitions: unknown state 'C'") != NULL,

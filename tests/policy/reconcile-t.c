@@ -38,7 +38,7 @@ static void put(const char *name, const char *spec)
 
 int main(void)
 {
-    plan(41);
+    plan(43);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
     struct fixture_sink sink;
@@ -136,6 +136,40 @@ int main(void)
     put("s1", "{" BMC ",\"consumerRef\":\"c2\",\"bootISOSource\":\"http://x/a.iso\"}");
     is_string("Provisioned", state("s1"), "s1 is provisioned for c2");
     is_int(restarts + 1, bmc.restarts, "c2's provisioning restarted the host from the image");
+
+    /* the same through an operator's Claimed -> Provisioning before any reconcile of the
+       claim ran: refused while the earlier configuration is recorded, and the Claimed
+       reconcile then provisions it from the image */
+    put("q1", "{" BMC "}");
+    put("q1", "{" BMC ",\"consumerRef\":\"c1\",\"bootISOSource\":\"http://x/a.iso\"}");
+    if (ward_policy_transition(e, "PhysicalHost", "q1", NULL, "Error", "api", "operator",
+                               "api:test", &err) != 0) {
+        bail("transition q1: %s", err.text);
+    }
+    fixture_settle(loop);
+    put("q1", "{" BMC ",\"bootISOSource\":\"http://x/a.iso\"}"); /* released in Error */
+    if (ward_policy_transition(e, "PhysicalHost", "q1", NULL, "Available", "api", "operator",
+                               "api:test", &err) != 0) {
+        bail("transition q1: %s", err.text);
+    }
+    ward_policy_resource_put(
+        e, "PhysicalHost", "q1",
+        "{" BMC ",\"consumerRef\":\"c2\",\"bootISOSource\":\"http://x/a.iso\"}", &err);
+    if (ward_policy_transition(e, "PhysicalHost", "q1", NULL, "Claimed", "claim", "c2", "c2",
+                               &err) != 0) {
+        bail("transition q1: %s", err.text);
+    }
+    restarts = bmc.restarts;
+    int rc = ward_policy_transition(e, "PhysicalHost", "q1", NULL, "Provisioning", "api",
+                                    "operator", "api:test", &err);
+    ok(rc != 0 && strstr(err.text, "earlier provisioning") != NULL,
+       "an operator's Claimed -> Provisioning is refused while c1's configuration is recorded "
+       "(%s)",
+       err.text);
+    fixture_settle(loop);
+    ok(strcmp(state("q1"), "Provisioned") == 0 && bmc.restarts == restarts + 1,
+       "the Claimed reconcile provisions it for c2 from the image (%s, %u restarts)", state("q1"),
+       bmc.restarts - restarts);
 
     /* a host released in Error whose cleaning fails for a while (eject refused): once the
        BMC works again, it reaches Available instead of waiting for an operator */
