@@ -1214,7 +1214,9 @@ static void run_finish(struct run *run, bool ok, const char *error, double reque
     }
 }
 
-/* Cancel a run whose coroutine is suspended (deadline, shutdown). */
+/* Cancel a run whose coroutine is suspended (deadline, shutdown, removal), or, superseded,
+   one whose resource an outside transition moved: not a failure of the run then (no
+   backoff, no recovery attempt counted), its resource is reconciled in its new state. */
 static void run_cancel(struct run *run, const char *why)
 {
     struct ward_async *a = run->pending;
@@ -1228,7 +1230,15 @@ static void run_cancel(struct run *run, const char *why)
     ward_metric_add(run->e->m_cancelled, (const char *[]){why}, 1);
     struct ward_buf msg = {0};
     ward_buf_printf(&msg, "cancelled: %s", why);
-    run_finish(run, false, msg.data, 0);
+    bool superseded = strcmp(why, "superseded") == 0;
+    if (superseded) {
+        ward_log_fields(
+            WARD_LOG_INFO, "policy", &(struct ward_log_field){"resource", run->r->key}, 1,
+            "%s: the %s in flight was cancelled: an outside transition changed its state",
+            run->r->key, run->recovery ? "recovery step" : "reconcile");
+        run->recovery = false;
+    }
+    run_finish(run, superseded, msg.data, 0);
     ward_buf_free(&msg);
 }
 
@@ -3578,8 +3588,16 @@ static int api_transition(struct ward_policy_engine *e, const char *kind, const 
     if (rc != 0) {
         return rc;
     }
-    return transition_on_top(e, p, r, dimension, to, trigger, reason, actor,
-                             commit && as_consumer == NULL, err);
+    rc = transition_on_top(e, p, r, dimension, to, trigger, reason, actor,
+                           commit && as_consumer == NULL, err);
+    /* A run of r waiting on an operation (a BMC call) decided on the state this moved r
+       out of: its next steps, such as cleaning a host someone may claim now, are not made.
+       One waiting on its own commit is left to it (the commit is in the store's queue). */
+    if (rc == 0 && commit && as_consumer == NULL && r->run != NULL && r->run->pending != NULL &&
+        r->run->pending->cancel != pending_cancel) {
+        run_cancel(r->run, "superseded");
+    }
+    return rc;
 }
 
 int ward_policy_transition(struct ward_policy_engine *e, const char *kind, const char *name,

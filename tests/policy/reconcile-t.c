@@ -61,7 +61,7 @@ static void provisioned_then_error(const char *name)
 
 int main(void)
 {
-    plan(42);
+    plan(45);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
     struct fixture_sink sink;
@@ -193,6 +193,28 @@ int main(void)
     ok(strstr(json, "\"boot\"") == NULL && strstr(json, "\"error\"") == NULL,
        "cleaned, and no error left (%s)", json);
     free(json);
+
+    /* Error's recovery waits on the BMC when an operator moves the host to Available and a
+       consumer claims it: the recovery is cancelled, and the claimed host is not cleaned */
+    provisioned_then_error("r1");
+    bmc.hang = true;
+    unsigned cancelled = bmc.cancelled;
+    fixture_now += 16 * 60;
+    ward_policy_engine_tick(e);
+    fixture_settle(loop);
+    is_int(1, ward_policy_engine_running(e), "r1's recovery waits on its BMC");
+    operator_to("r1", "Available");
+    ok(bmc.cancelled == cancelled + 1 && ward_policy_engine_running(e) == 0,
+       "the operator's transition cancels it (%u cancelled, %u running)", bmc.cancelled - cancelled,
+       ward_policy_engine_running(e));
+    bmc.hang = false;
+    put("r1", "{" BMC ",\"consumerRef\":\"c2\"}");
+    unsigned calls = bmc.calls;
+    fakebmc_release(&bmc);
+    fixture_settle(loop);
+    ok(strcmp(state("r1"), "Claimed") == 0 && bmc.calls == calls,
+       "c2 holds r1 and nothing cleaned it (%s, %u BMC calls)", state("r1"), bmc.calls - calls);
+    bmc.cancelled = 0; /* the cases below count from here */
 
     /* many hosts at once, never two operations on one host */
     bmc.max_active = 0;
