@@ -3590,12 +3590,16 @@ static int api_transition(struct ward_policy_engine *e, const char *kind, const 
     }
     rc = transition_on_top(e, p, r, dimension, to, trigger, reason, actor,
                            commit && as_consumer == NULL, err);
-    /* A run of r waiting on an operation (a BMC call) decided on the state this moved r
-       out of: its next steps, such as cleaning a host someone may claim now, are not made.
-       One waiting on its own commit is left to it (the commit is in the store's queue). */
-    if (rc == 0 && commit && as_consumer == NULL && r->run != NULL && r->run->pending != NULL &&
-        r->run->pending->cancel != pending_cancel) {
-        run_cancel(r->run, "superseded");
+    /* A run of r waiting on an operation (a BMC call), or whose operation has just ended
+       and which waits to resume, decided on the state this moved r out of: its next steps,
+       such as cleaning a host someone may claim now, are not made. One waiting on its own
+       commit is left to it (the commit is in the store's queue); a transition of another
+       dimension leaves it too. */
+    struct run *run = r->run;
+    bool primary = dimension == NULL || strcmp(dimension, p->m->dims[0].name) == 0;
+    if (rc == 0 && commit && as_consumer == NULL && primary && run != NULL &&
+        (run->ready || (run->pending != NULL && run->pending->cancel != pending_cancel))) {
+        run_cancel(run, "superseded");
     }
     return rc;
 }

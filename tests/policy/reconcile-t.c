@@ -61,7 +61,7 @@ static void provisioned_then_error(const char *name)
 
 int main(void)
 {
-    plan(45);
+    plan(47);
     loop = ev_loop_new(EVFLAG_AUTO);
     struct ward_metrics *metrics = ward_metrics_create();
     struct fixture_sink sink;
@@ -214,6 +214,23 @@ int main(void)
     fixture_settle(loop);
     ok(strcmp(state("r1"), "Claimed") == 0 && bmc.calls == calls,
        "c2 holds r1 and nothing cleaned it (%s, %u BMC calls)", state("r1"), bmc.calls - calls);
+
+    /* the same when the BMC has answered and the recovery waits to resume: cancelled too */
+    provisioned_then_error("r2");
+    bmc.hang = true;
+    fixture_now += 16 * 60;
+    ward_policy_engine_tick(e);
+    fixture_settle(loop);
+    bmc.hang = false;
+    fakebmc_release(&bmc);
+    ev_run(loop, EVRUN_NOWAIT); /* the BMC answers; the run has not resumed yet */
+    operator_to("r2", "Available");
+    is_int(0, ward_policy_engine_running(e), "a recovery about to resume is cancelled as well");
+    calls = bmc.calls;
+    put("r2", "{" BMC ",\"consumerRef\":\"c2\"}");
+    fixture_settle(loop);
+    ok(strcmp(state("r2"), "Claimed") == 0 && bmc.calls == calls,
+       "c2 holds r2 and nothing cleaned it (%s, %u BMC calls)", state("r2"), bmc.calls - calls);
     bmc.cancelled = 0; /* the cases below count from here */
 
     /* many hosts at once, never two operations on one host */
