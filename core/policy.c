@@ -1214,10 +1214,9 @@ static void run_finish(struct run *run, bool ok, const char *error, double reque
     }
 }
 
-/* Cancel a run whose coroutine is suspended (deadline, shutdown, removal), or, superseded,
-   one whose resource an outside transition moved: not a failure of the run then (no
-   backoff, no recovery attempt counted), its resource is reconciled in its new state. */
-static void run_cancel(struct run *run, const char *why)
+/* End a run whose coroutine is suspended: its pending operation is cancelled, never
+   completed, and the cancel is counted by why. */
+static void run_stop(struct run *run, const char *why, bool ok)
 {
     struct ward_async *a = run->pending;
     run->pending = NULL;
@@ -1230,16 +1229,26 @@ static void run_cancel(struct run *run, const char *why)
     ward_metric_add(run->e->m_cancelled, (const char *[]){why}, 1);
     struct ward_buf msg = {0};
     ward_buf_printf(&msg, "cancelled: %s", why);
-    bool superseded = strcmp(why, "superseded") == 0;
-    if (superseded) {
-        ward_log_fields(
-            WARD_LOG_INFO, "policy", &(struct ward_log_field){"resource", run->r->key}, 1,
-            "%s: the %s in flight was cancelled: an outside transition changed its state",
-            run->r->key, run->recovery ? "recovery step" : "reconcile");
-        run->recovery = false;
-    }
-    run_finish(run, superseded, msg.data, 0);
+    run_finish(run, ok, msg.data, 0);
     ward_buf_free(&msg);
+}
+
+/* Cancel a run whose coroutine is suspended (deadline, shutdown, removal): it failed. */
+static void run_cancel(struct run *run, const char *why)
+{
+    run_stop(run, why, false);
+}
+
+/* Cancel a run whose resource an outside transition moved while it waited: not a failure of
+   the run (no backoff, no recovery attempt counted), its resource is reconciled in its new
+   state. */
+static void run_supersede(struct run *run)
+{
+    ward_log_fields(WARD_LOG_INFO, "policy", &(struct ward_log_field){"resource", run->r->key}, 1,
+                    "%s: the %s in flight was cancelled: an outside transition changed its state",
+                    run->r->key, run->recovery ? "recovery step" : "reconcile");
+    run->recovery = false;
+    run_stop(run, "superseded", true);
 }
 
 /* ------------------------------------------------------------ queue & timers */
@@ -3599,7 +3608,7 @@ static int api_transition(struct ward_policy_engine *e, const char *kind, const 
     bool primary = dimension == NULL || strcmp(dimension, p->m->dims[0].name) == 0;
     if (rc == 0 && commit && as_consumer == NULL && primary && run != NULL &&
         (run->ready || (run->pending != NULL && run->pending->cancel != pending_cancel))) {
-        run_cancel(run, "superseded");
+        run_supersede(run);
     }
     return rc;
 }

@@ -106,13 +106,14 @@ static void count_closed(void *arg)
     (*(int *)arg)++;
 }
 
-/* An operation whose end, when it failed on a login another system made, removes that
-   system: a host's policy reacting to the failure (its callback runs while the login's own
-   operation is being ended). */
+/* An operation whose end removes another system (a host's policy reacting to it: its
+   callback runs while the login it waited on is being handled). With `when`, only an end
+   whose reason says so: a failure on the login the other system made. */
 struct removing {
     struct res r;
     int ends;
     struct ward_rf_bmc **other;
+    const char *when; /* NULL: any end */
 };
 
 static void on_op_removing(void *arg, int code, const cJSON *result, const char *reason)
@@ -120,24 +121,7 @@ static void on_op_removing(void *arg, int code, const cJSON *result, const char 
     struct removing *m = arg;
     m->ends++;
     on_op(&m->r, code, result, reason);
-    if (strstr(reason, "shares with") != NULL && *m->other != NULL) {
-        ward_rf_bmc_destroy(*m->other);
-        *m->other = NULL;
-    }
-}
-
-/* A connect whose end (it waited on a login another system made, which succeeded) removes
-   that system: its callback runs while the login's answer is being handled. */
-struct removing_ok {
-    struct res r;
-    struct ward_rf_bmc **other;
-};
-
-static void on_connect_removing(void *arg, int code, const cJSON *result, const char *reason)
-{
-    struct removing_ok *m = arg;
-    on_op(&m->r, code, result, reason);
-    if (*m->other != NULL) {
+    if ((m->when == NULL || strstr(reason, m->when) != NULL) && *m->other != NULL) {
         ward_rf_bmc_destroy(*m->other);
         *m->other = NULL;
     }
@@ -482,7 +466,8 @@ int main(void)
         &(struct tserver_opts){.ca = ca, .sessions = true, .systems = 2, .max_sessions = 1});
     struct ward_rf_bmc *m26, *m27;
     two_systems(slow, &bad_cfg, s14, "blade-26", "blade-27", &m26, &m27);
-    struct removing x26 = {.other = &m27}, x27 = {.other = &m26};
+    struct removing x26 = {.other = &m27, .when = "shares with"},
+                    x27 = {.other = &m26, .when = "shares with"};
     ward_rf_op_start(m26, WARD_RF_OP_CONNECT, NULL, NULL, on_op_removing, &x26);
     ward_rf_op_start(m27, WARD_RF_OP_CONNECT, NULL, NULL, on_op_removing, &x27);
     test_loop_until(loop, &x26.r.done, 20);
@@ -503,8 +488,8 @@ int main(void)
     test_loop_for(loop, 0.5);
     struct res r28 = {0};
     bool refused28 = expire_under(s15, m28, &r28);
-    struct removing_ok x29 = {.other = &m28};
-    ward_rf_op_start(m29, WARD_RF_OP_CONNECT, NULL, NULL, on_connect_removing, &x29);
+    struct removing x29 = {.other = &m28};
+    ward_rf_op_start(m29, WARD_RF_OP_CONNECT, NULL, NULL, on_op_removing, &x29);
     test_loop_until(loop, &x29.r.done, 20);
     test_loop_until(loop, &r28.done, 20);
     ok(refused28 && x29.r.code == 0 && r28.done && m28 == NULL,
